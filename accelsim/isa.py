@@ -194,7 +194,7 @@ TABLE: dict[Op, OpSpec] = {s.op: s for s in (
         ("clip_lo", 16, dict(signed=True)), ("clip_hi", 16, dict(signed=True)),
     ), "OUT = clamp(zp + R((ACC + bias_c) * m_c, sh_c)), params per channel from PARAM"),
     OpSpec(Op.ALU, Unit.VECTOR, 2, _fields(
-        ("op", 4, dict(hi=7, enum=AluOp)),
+        ("alu_op", 4, dict(hi=7, enum=AluOp)),
         ("a_buf", 3, dict(hi=6, enum=Buf)), ("a_addr", _ADDR),
         ("b_buf", 3, dict(hi=6, enum=Buf)), ("b_addr", _ADDR),
         ("dst_buf", 3, dict(hi=6, enum=Buf)), ("dst_addr", _ADDR), ("param_addr", _ADDR),
