@@ -1,0 +1,19 @@
+"""Quantization-aware training in NumPy: LSQ quantizers, ULQ teacher-constrained bit lowering,
+layers with backward passes, the digit classifiers and their export for the integer hardware.
+
+Training knows nothing of the hardware; `export_layers` is the hand-off to the front end.
+"""
+
+from accelsim.quant.data import Dataset, load_dataset
+from accelsim.quant.export import export_layers, fake_quant_logits, fake_quant_predict, run_exported
+from accelsim.quant.models import (
+    Model, build_model, calibrate, cnn, load_state_dict, mlp, quantize, set_bits, state_dict)
+from accelsim.quant.quantizer import LsqQuantizer, q_range, weight_mode
+from accelsim.quant.train import TrainConfig, train, ulq_stages
+
+__all__ = [
+    "Dataset", "LsqQuantizer", "Model", "TrainConfig", "build_model", "calibrate", "cnn",
+    "export_layers", "fake_quant_logits", "fake_quant_predict", "load_dataset",
+    "load_state_dict", "mlp", "q_range", "quantize", "run_exported", "set_bits", "state_dict",
+    "train", "ulq_stages", "weight_mode",
+]
