@@ -1,0 +1,130 @@
+"""Value ranges, storage dtypes and argument checks shared by the integer datapath kernels.
+
+An operand of `bits` bits in one of three modes holds these real values:
+- ``signed``:   [-2**(bits-1), 2**(bits-1) - 1]  (two's complement)
+- ``unsigned``: [0, 2**bits - 1]
+- ``bipolar``:  {-1, +1} (bits must be 1: the bit stores the sign)
+
+Tensors hold values at their real value in the smallest numpy dtype of the PLAN: int8 (signed or
+bipolar, <= 8 bits), uint8 (unsigned, <= 8 bits), int32 otherwise.
+"""
+
+import numpy as np
+
+from accelsim.errors import AccelsimError
+
+OPERAND_MODES = ("signed", "unsigned", "bipolar")
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+
+
+def value_range(bits, mode):
+    """Return the inclusive (lo, hi) value range of a `bits`-bit operand in `mode`."""
+    if mode not in OPERAND_MODES:
+        raise AccelsimError(f"operand mode must be one of {OPERAND_MODES}, got {mode!r}")
+    if not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 32:
+        raise AccelsimError(f"bits must be an integer in 1..32, got {bits!r}")
+    bits = int(bits)
+    if mode == "bipolar":
+        if bits != 1:
+            raise AccelsimError(f"bipolar operands are 1-bit, got bits={bits}")
+        return -1, 1
+    if mode == "signed":
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def storage_dtype(bits, signed):
+    """numpy dtype that stores a `bits`-bit value: int8/uint8 up to 8 bits, int32 above."""
+    if bits <= 8:
+        return np.dtype(np.int8 if signed else np.uint8)
+    return np.dtype(np.int32)
+
+
+def output_range(bits, signed, zp=0, relu=False, clip_lo=None, clip_hi=None):
+    """Inclusive (lo, hi) clamp range of a `bits`-bit output.
+
+    The range of the output type, tightened by a fused ReLU (lo >= zp, the real zero) and by an
+    optional clip [clip_lo, clip_hi] given in output integer units (ReLU6 and the like).
+    """
+    if not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 32:
+        raise AccelsimError(f"output bits must be an integer in 1..32, got {bits!r}")
+    lo, hi = value_range(int(bits), "signed" if signed else "unsigned")
+    if not lo <= zp <= hi:
+        raise AccelsimError(f"zero point {zp} is outside the {bits}-bit output range [{lo}, {hi}]")
+    if relu:
+        lo = max(lo, int(zp))
+    if clip_lo is not None:
+        lo = max(lo, int(clip_lo))
+    if clip_hi is not None:
+        hi = min(hi, int(clip_hi))
+    if lo > hi:
+        raise AccelsimError(f"empty output range [{lo}, {hi}] after relu/clip")
+    return lo, hi
+
+
+def as_int_array(x, name):
+    """Return `x` as a numpy integer array; raise AccelsimError for float or object data."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "iub":
+        raise AccelsimError(f"{name} must be an integer array, got dtype {x.dtype}")
+    return x
+
+
+def check_operand(x, name, bits, mode):
+    """Check that every value of integer array `x` fits `bits` bits in `mode`.
+
+    Returns (lo, hi) = the actual min and max values of `x` as Python ints ((0, 0) when empty)
+    so callers can bound products without another pass. Raises AccelsimError naming `name`.
+    """
+    x = as_int_array(x, name)
+    lo_ok, hi_ok = value_range(bits, mode)
+    if x.size == 0:
+        return 0, 0
+    lo, hi = int(x.min()), int(x.max())
+    if lo < lo_ok or hi > hi_ok:
+        bad = lo if lo < lo_ok else hi
+        idx = np.unravel_index(int(np.argmax(x == bad)), x.shape)
+        raise AccelsimError(
+            f"{name}[{', '.join(map(str, idx))}] = {bad} is outside the {bits}-bit {mode} "
+            f"range [{lo_ok}, {hi_ok}]"
+        )
+    if mode == "bipolar" and np.any(x == 0):
+        idx = np.unravel_index(int(np.argmax(x == 0)), x.shape)
+        raise AccelsimError(f"{name}[{', '.join(map(str, idx))}] = 0 but bipolar values are -1 or +1")
+    return lo, hi
+
+
+def as_int32(x, name):
+    """Return integer array `x` as int32, checking that its values fit int32 (no silent wrap)."""
+    x = as_int_array(x, name)
+    if x.dtype == np.int32:
+        return x
+    if x.size and (int(x.min()) < INT32_MIN or int(x.max()) > INT32_MAX):
+        raise AccelsimError(f"{name} has values outside the int32 range")
+    return x.astype(np.int32)
+
+
+def per_channel(p, n, name, lo, hi):
+    """Broadcast a scalar or length-`n` integer parameter to an int64 array of length `n`.
+
+    Values must lie in [lo, hi]; raises AccelsimError naming the parameter otherwise.
+    """
+    arr = as_int_array(p, name).astype(np.int64)
+    if arr.ndim == 0:
+        arr = np.full(n, arr, np.int64)
+    elif arr.shape != (n,):
+        raise AccelsimError(f"{name} must be a scalar or have shape ({n},), got {arr.shape}")
+    if n and (int(arr.min()) < lo or int(arr.max()) > hi):
+        raise AccelsimError(f"{name} values must lie in [{lo}, {hi}]")
+    return np.ascontiguousarray(arr)
+
+
+def pair(v, name):
+    """Return an (int, int) pair from an int or a 2-sequence (stride, dilation, kernel size)."""
+    if isinstance(v, (int, np.integer)):
+        v = (int(v), int(v))
+    v = tuple(int(t) for t in v)
+    if len(v) != 2 or min(v) < 1:
+        raise AccelsimError(f"{name} must be a positive int or a pair of them, got {v}")
+    return v
