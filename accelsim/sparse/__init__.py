@@ -1,0 +1,41 @@
+"""Sparse 3D convolution on voxelised point clouds (the sparse voxel group engine's datapath).
+
+Public API: validation (`check_sparse`), voxel groups (`group_of`, `group_offsets`), kernel
+maps (`kernel_map`, `KernelMap`), the integer conv (`conv`), the dense reference
+(`dense_conv_ref`), elementwise/layout ops (`relu`, `add`, `concat`, `voxelize`, `to_bev`) and
+group statistics (`group_stats`). Every compiled function has a `_ref` NumPy twin.
+"""
+
+from accelsim.sparse.conv import conv, conv_ref, operand_range
+from accelsim.sparse.dense import dense_conv_ref
+from accelsim.sparse.kmap import (
+    KernelMap,
+    clear_cache,
+    downsample_coords,
+    group_offsets,
+    kernel_map,
+    kernel_map_ref,
+    tap_offsets,
+)
+from accelsim.sparse.ops import (
+    add,
+    add_ref,
+    align,
+    concat,
+    concat_ref,
+    relu,
+    relu_ref,
+    to_bev,
+    to_bev_ref,
+    voxelize,
+    voxelize_ref,
+)
+from accelsim.sparse.tensor import check_coords, check_groups, check_sparse, group_of
+
+__all__ = [
+    "KernelMap", "add", "add_ref", "align", "check_coords", "check_groups", "check_sparse",
+    "clear_cache", "concat", "concat_ref", "conv", "conv_ref", "dense_conv_ref",
+    "downsample_coords", "group_of", "group_offsets", "kernel_map", "kernel_map_ref",
+    "operand_range", "relu", "relu_ref", "tap_offsets", "to_bev", "to_bev_ref", "voxelize",
+    "voxelize_ref",
+]

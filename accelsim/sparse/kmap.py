@@ -1,0 +1,336 @@
+"""Kernel maps of sparse 3D convolution (the SVG_MAP datapath).
+
+A kernel map lists every (input voxel, output voxel, kernel offset) triple of a sparse conv, in
+the `(in_index, out_index, offset)` form of spconv and TorchSparse. Geometry, per axis, for a
+kernel of size K, stride s, dilation D and padding p (default `D*((K-1)//2)`):
+
+    input = output*s - p + D*t,   kernel tap t in 0..K-1
+
+Offsets are numbered row-major over the taps (tx, ty, tz), so for an odd kernel with the
+default padding offset 0 is (dx, dy, dz) = (-r, -r, -r) and the centre is (K**3 - 1) / 2.
+
+- submanifold (stride 1): the output voxels are the input voxels;
+- strided (s > 1): the output voxels are the unique `floor(input/s)` (MinkowskiEngine's rule;
+  for K=2, s=2 it equals spconv's), batch kept;
+- transposed: the inverse of a strided map. `coords` are the coarse voxels, `out_coords` the
+  fine ones; a pair (coarse c, fine f, t) exists when `f = c*s - p + D*t`.
+
+With `groups=G` a pair is kept only if its input and output voxels lie in the same voxel group
+`(a*x + b*y + c*z) mod G`. Pairs are sorted by offset, then by output index, so one offset's
+pairs are one contiguous gather-GEMM-scatter. Maps are built with an open-addressing hash
+table of packed coordinates (`kernel_map`), with a brute-force twin (`kernel_map_ref`), and are
+cached per coordinate set and geometry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+from accelsim.errors import SparseInputError
+from accelsim.sparse.tensor import check_coords, check_groups, group_of, pack, packing
+
+CACHE_ENTRIES = 32  # kernel maps kept in the per-process LRU cache
+_CACHE: OrderedDict = OrderedDict()
+
+
+@dataclass(frozen=True, eq=False)
+class KernelMap:
+    """A kernel map: pairs sorted by (offset, out_index), plus the output voxel set.
+
+    Arrays are read-only (maps are cached and shared). `neighbors[k, o]` is the input index
+    feeding output o through offset k, or -1 (the output-stationary view of the same map).
+    """
+
+    in_index: np.ndarray  # int32 [P] input voxel (row of the input features)
+    out_index: np.ndarray  # int32 [P] output voxel (row of out_coords)
+    offset: np.ndarray  # int32 [P] kernel offset number, row-major over taps
+    pairs_per_offset: np.ndarray  # int64 [K**3]
+    offset_start: np.ndarray  # int64 [K**3 + 1], pairs of offset k are [start[k], start[k+1])
+    out_coords: np.ndarray  # int32 [n_out, 4]
+    neighbors: np.ndarray  # int32 [K**3, n_out]
+    n_in: int
+    kernel_size: int
+    stride: int
+    dilation: int
+    padding: int
+    groups: int
+    group_coeffs: tuple
+    transposed: bool
+
+    @property
+    def n_pairs(self) -> int:
+        """Number of (input, output, offset) pairs = gathers = scatters of one conv."""
+        return int(self.in_index.shape[0])
+
+    @property
+    def n_out(self) -> int:
+        """Number of output voxels."""
+        return int(self.out_coords.shape[0])
+
+    @property
+    def kernel_volume(self) -> int:
+        """Number of kernel offsets, K**3."""
+        return self.kernel_size**3
+
+    def macs(self, c_in: int, c_out: int) -> int:
+        """Multiply-accumulates of a conv over this map: pairs * c_in * c_out."""
+        return self.n_pairs * c_in * c_out
+
+
+def tap_offsets(kernel_size: int, dilation: int = 1, padding: int | None = None) -> np.ndarray:
+    """Spatial offset `D*t - p` of each kernel offset number: int64 [K**3, 3] (dx, dy, dz)."""
+    pad = dilation * ((kernel_size - 1) // 2) if padding is None else padding
+    t = np.arange(kernel_size, dtype=np.int64) * dilation - pad
+    gx, gy, gz = np.meshgrid(t, t, t, indexing="ij")
+    return np.stack([gx.ravel(), gy.ravel(), gz.ravel()], axis=1)
+
+
+def group_offsets(kernel_size=3, dilation=1, groups=1, group_coeffs=(1, 2, 3)) -> np.ndarray:
+    """Offset numbers a submanifold group conv can ever keep: `a*dx + b*dy + c*dz = 0 mod G`.
+
+    For a 3x3x3 kernel and coefficients (1, 2, 3) that is 27, 15, 7, 3 offsets for
+    G = 1, 2, 4, 8 (an input and its output are in the same group exactly when their
+    coordinate difference satisfies the rule, independent of position).
+    """
+    groups, (a, b, c) = check_groups(groups, group_coeffs)
+    d = tap_offsets(kernel_size, dilation)
+    return np.flatnonzero((a * d[:, 0] + b * d[:, 1] + c * d[:, 2]) % groups == 0)
+
+
+def _check_geometry(kernel_size, stride, dilation, padding):
+    for name, v, lo in (("kernel_size", kernel_size, 1), ("stride", stride, 1),
+                        ("dilation", dilation, 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise SparseInputError(f"{name}: expected an integer >= {lo}, got {v!r}")
+    pad = dilation * ((kernel_size - 1) // 2) if padding is None else padding
+    if not isinstance(pad, (int, np.integer)) or pad < 0:
+        raise SparseInputError(f"padding: expected an integer >= 0, got {padding!r}")
+    return int(pad)
+
+
+def downsample_coords(coords: np.ndarray, stride: int) -> np.ndarray:
+    """Output voxels of a strided conv: unique `floor(xyz / stride)`, batch kept, sorted."""
+    out = coords.astype(np.int32, copy=True)
+    out[:, 1:] //= stride
+    shift, extent = packing([out], 0)
+    _, first = np.unique(pack(out, shift, extent), return_index=True)
+    return np.ascontiguousarray(out[first])
+
+
+def _digest(arr: np.ndarray) -> bytes:
+    return hashlib.blake2b(arr.tobytes(), digest_size=16).digest() + str(arr.shape).encode()
+
+
+def clear_cache() -> None:
+    """Drop all cached kernel maps."""
+    _CACHE.clear()
+
+
+def kernel_map(coords, kernel_size=3, stride=1, dilation=1, groups=1, group_coeffs=(1, 2, 3),
+               transposed=False, *, padding=None, out_coords=None, cache=True) -> KernelMap:
+    """Build (or fetch from cache) the kernel map of a sparse conv over `coords`.
+
+    coords: int32 [n, 4] (batch, x, y, z) input voxels. kernel_size, stride, dilation, padding
+    in voxels (see the module docstring for the geometry). groups: voxel group count G >= 1;
+    group_coeffs: (a, b, c) of the group rule. transposed: build the inverse of the strided
+    map; then `out_coords` (the fine voxels) is required. out_coords may also override the
+    output set of a regular conv. Raises `SparseInputError` for bad coordinates or arguments.
+    """
+    cin = check_coords(coords, "coords")
+    pad = _check_geometry(kernel_size, stride, dilation, padding)
+    groups, coeffs = check_groups(groups, group_coeffs)
+    cout = None if out_coords is None else check_coords(out_coords, "out_coords")
+    if transposed and cout is None:
+        raise SparseInputError("out_coords: a transposed conv needs the fine output voxels")
+    key = (_digest(cin), None if cout is None else _digest(cout), int(kernel_size),
+           int(stride), int(dilation), pad, groups, coeffs, bool(transposed))
+    if cache and key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    kmap = _build(cin, cout, int(kernel_size), int(stride), int(dilation), pad, groups, coeffs,
+                  bool(transposed), _pairs_hash)
+    if cache:
+        _CACHE[key] = kmap
+        while len(_CACHE) > CACHE_ENTRIES:
+            _CACHE.popitem(last=False)
+    return kmap
+
+
+def kernel_map_ref(coords, kernel_size=3, stride=1, dilation=1, groups=1,
+                   group_coeffs=(1, 2, 3), transposed=False, *, padding=None,
+                   out_coords=None) -> KernelMap:
+    """Brute-force twin of `kernel_map`: compares every probe with every input voxel.
+
+    O(n_out * n_in * K**3) time and memory: for small test tensors only. Never cached.
+    """
+    cin = check_coords(coords, "coords")
+    pad = _check_geometry(kernel_size, stride, dilation, padding)
+    groups, coeffs = check_groups(groups, group_coeffs)
+    cout = None if out_coords is None else check_coords(out_coords, "out_coords")
+    if transposed and cout is None:
+        raise SparseInputError("out_coords: a transposed conv needs the fine output voxels")
+    return _build(cin, cout, int(kernel_size), int(stride), int(dilation), pad, groups, coeffs,
+                  bool(transposed), _pairs_brute)
+
+
+def _build(cin, cout, ksize, stride, dilation, pad, groups, coeffs, transposed, pairs_fn):
+    rel = tap_offsets(ksize, dilation, pad)
+    if transposed:
+        # probe from each fine voxel's candidate coarse parents: coarse = (fine + p - D*t) / s
+        # is awkward, so build the forward map fine -> coarse and swap its roles.
+        src, dst = cout, cin
+    else:
+        src = cin
+        dst = cout if cout is not None else (cin if stride == 1 else downsample_coords(cin, stride))
+    nbr = pairs_fn(src, dst, stride, rel, groups, coeffs)  # [K, n_dst] rows of src, or -1
+    n_k = rel.shape[0]
+    if transposed:
+        # each fine voxel feeds at most one coarse voxel per offset (the tap fixes its
+        # position modulo the stride), so the inverse is again one entry per (offset, output)
+        nbr = _invert_kernel(nbr, cin.shape[0], cout.shape[0])  # [K, n_fine] coarse rows
+        out = cout
+    else:
+        out = dst
+    counts = (nbr >= 0).sum(axis=1).astype(np.int64)
+    start = np.zeros(n_k + 1, dtype=np.int64)
+    np.cumsum(counts, out=start[1:])
+    in_idx, out_idx, off = _fill_pairs(nbr, start)
+    arrays = [in_idx, out_idx, off, counts, start, out, nbr]
+    for a in arrays:
+        a.setflags(write=False)
+    return KernelMap(in_idx, out_idx, off, counts, start, out, nbr, int(cin.shape[0]), ksize,
+                     stride, dilation, pad, groups, coeffs, transposed)
+
+
+def _pairs_hash(src, dst, stride, rel, groups, coeffs):
+    shift, extent = packing([src], 0)
+    tkeys, tvals, dup = _build_table(pack(src, shift, extent))
+    if dup[0] >= 0:
+        r0, r1 = int(dup[0]), int(dup[1])
+        raise SparseInputError(
+            f"coords: duplicate coordinate {src[r1].tolist()} at rows {r0} and {r1}; "
+            "each active voxel must appear once"
+        )
+    hi = src.max(axis=0).astype(np.int64)
+    gsrc = group_of(src, groups, coeffs)
+    gdst = group_of(dst, groups, coeffs)
+    return _probe(dst, stride, rel, tkeys, tvals, hi, extent, gsrc, gdst, groups)
+
+
+def _pairs_brute(src, dst, stride, rel, groups, coeffs):
+    shift, extent = packing([src], 0)
+    keys = pack(src, shift, extent)
+    if np.unique(keys).size != keys.size:
+        raise SparseInputError("coords: duplicate coordinates; each active voxel must appear once")
+    gsrc = group_of(src, groups, coeffs)
+    gdst = group_of(dst, groups, coeffs)
+    nbr = np.full((rel.shape[0], dst.shape[0]), -1, dtype=np.int32)
+    for k in range(rel.shape[0]):
+        q = dst.astype(np.int64)
+        q[:, 1:] = q[:, 1:] * stride + rel[k]
+        eq = (q[:, None, :] == src[None, :, :].astype(np.int64)).all(axis=2)
+        eq &= gsrc[None, :] == gdst[:, None]
+        o, i = np.nonzero(eq)
+        nbr[k, o] = i
+    return nbr
+
+
+@njit(cache=True)
+def _slot(key, mask, bits):
+    h = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
+    return np.int64(h >> np.uint64(64 - bits)) & mask
+
+
+@njit(cache=True)
+def _build_table(keys):
+    n = keys.shape[0]
+    bits = 4
+    while (1 << bits) < 2 * n:
+        bits += 1
+    size = 1 << bits
+    mask = size - 1
+    tkeys = np.full(size, -1, dtype=np.int64)
+    tvals = np.empty(size, dtype=np.int32)
+    dup = np.full(2, -1, dtype=np.int64)
+    for i in range(n):
+        s = _slot(keys[i], mask, bits)
+        while tkeys[s] != -1 and tkeys[s] != keys[i]:
+            s = (s + 1) & mask
+        if tkeys[s] == keys[i]:
+            dup[0] = tvals[s]
+            dup[1] = i
+            return tkeys, tvals, dup
+        tkeys[s] = keys[i]
+        tvals[s] = i
+    return tkeys, tvals, dup
+
+
+@njit(cache=True, parallel=True)
+def _probe(dst, stride, rel, tkeys, tvals, hi, extent, gsrc, gdst, groups):
+    n_k = rel.shape[0]
+    n = dst.shape[0]
+    size = tkeys.shape[0]
+    mask = size - 1
+    bits = 0
+    while (1 << bits) < size:
+        bits += 1
+    nbr = np.full((n_k, n), -1, dtype=np.int32)
+    for o in prange(n):
+        b = np.int64(dst[o, 0])
+        x0 = np.int64(dst[o, 1]) * stride
+        y0 = np.int64(dst[o, 2]) * stride
+        z0 = np.int64(dst[o, 3]) * stride
+        if b > hi[0]:
+            continue
+        for k in range(n_k):
+            x = x0 + rel[k, 0]
+            y = y0 + rel[k, 1]
+            z = z0 + rel[k, 2]
+            if x < 0 or y < 0 or z < 0 or x > hi[1] or y > hi[2] or z > hi[3]:
+                continue
+            key = ((b * extent[1] + x) * extent[2] + y) * extent[3] + z
+            s = _slot(key, mask, bits)
+            while tkeys[s] != -1:
+                if tkeys[s] == key:
+                    i = tvals[s]
+                    if groups == 1 or gsrc[i] == gdst[o]:
+                        nbr[k, o] = i
+                    break
+                s = (s + 1) & mask
+    return nbr
+
+
+@njit(cache=True)
+def _invert_kernel(nbr, n_coarse, n_fine):
+    n_k = nbr.shape[0]
+    inv = np.full((n_k, n_fine), -1, dtype=np.int32)
+    for k in range(n_k):
+        for c in range(n_coarse):
+            f = nbr[k, c]
+            if f >= 0:
+                inv[k, f] = c
+    return inv
+
+
+@njit(cache=True, parallel=True)
+def _fill_pairs(nbr, start):
+    n_k, n = nbr.shape
+    total = start[n_k]
+    in_idx = np.empty(total, dtype=np.int32)
+    out_idx = np.empty(total, dtype=np.int32)
+    off = np.empty(total, dtype=np.int32)
+    for k in prange(n_k):
+        p = start[k]
+        for o in range(n):
+            i = nbr[k, o]
+            if i >= 0:
+                in_idx[p] = i
+                out_idx[p] = o
+                off[p] = k
+                p += 1
+    return in_idx, out_idx, off
