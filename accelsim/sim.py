@@ -1,0 +1,244 @@
+"""Run a `Program` on the simulated processor: SimPy units linked by token FIFOs.
+
+`simulate(program, cfg)` builds a SimPy environment with one process per unit (`UNITS` maps
+each `Unit` to its class; the sparse engine registers itself there), one token FIFO per ordered
+pair of units, the shared DRAM bus and, unless `count_only`, the functional memory. It then
+splits the instruction stream in program order into the units' in-order queues (FINISH ends
+every queue). Instruction fetch and dispatch are modelled as free with unbounded queues, so a
+unit only ever waits on tokens (or the DRAM bus).
+
+Before the run every instruction is costed once with its unit's pure cost model and its buffer
+accesses are checked against the buffer capacities (rows = ceil(elements * bits / row_bits)).
+Static counts (MACs, bytes, bits, element operations) are summed then, so the event loop does
+only timing: `count_only=True` skips the datapath and gives identical cycles.
+
+At the end: a unit left waiting with no events pending is a deadlock (`DeadlockError` naming
+each blocked unit, its instruction and the channels it waits on with their token counts);
+tokens left in a FIFO are reported in `Stats.tokens_left` (or raise with strict_tokens=True).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from accelsim.errors import DeadlockError, IsaError
+from accelsim.isa import Buf, Op, Unit
+from accelsim.memory import Memory
+from accelsim.races import RaceDetector
+from accelsim.stats import Recorder, Stats
+from accelsim.units.base import Channel
+from accelsim.units.dma import DramBus, LoadEngine, StoreEngine, block_end
+from accelsim.units.matmul import Matmul, precision
+from accelsim.units.quantizer import Quantizer
+from accelsim.units.rescale import Rescale
+from accelsim.units.vector import Vector
+
+# Unit -> class. The sparse voxel group engine adds itself: UNITS[Unit.SVGE] = Svge.
+UNITS: dict = {Unit.LOAD: LoadEngine, Unit.STORE: StoreEngine, Unit.QUANTIZER: Quantizer,
+               Unit.MATMUL: Matmul, Unit.RESCALE: Rescale, Unit.VECTOR: Vector}
+
+_SRAM_READ = [f"sram_read_bits_{b.name.lower()}" for b in Buf]
+_SRAM_WRITE = [f"sram_write_bits_{b.name.lower()}" for b in Buf]
+
+
+@dataclass
+class SimResult:
+    """What a run returns: `stats`, named `outputs` (empty with count_only), the final `dram`
+    image (None with count_only), and per-instruction `start_cycles` / `end_cycles` arrays
+    (indexed like `program.insns`; FINISH entries are 0) for traces."""
+
+    stats: Stats
+    outputs: dict
+    dram: np.ndarray | None
+    start_cycles: np.ndarray
+    end_cycles: np.ndarray
+
+
+def _mask_units(mask: int):
+    return [j for j in range(len(Unit)) if mask >> j & 1]
+
+
+def _check_header(insn, u: int) -> None:
+    if (insn.wait | insn.signal) >> u & 1:
+        raise IsaError(f"insn {insn.index} {insn.op.name}: waits on or signals its own unit "
+                       f"({Unit(u).name.lower()}); a unit is already ordered with itself")
+
+
+def _plan(program, cfg, units, chans):
+    """Cost every instruction, check capacities, fill the unit queues; return counters."""
+    row_bits = cfg.buffers.row_bits
+    cap = [cfg.buffers.capacity_rows(b.name) for b in Buf]
+    dram_size = program.dram.size
+    counters: dict = {}
+    chan_cache: dict = {}
+    finished = False
+    for idx, insn in enumerate(program.insns):
+        insn.index = idx
+        if finished:
+            raise IsaError(f"insn {idx} {insn.op.name} follows FINISH")
+        if insn.op == Op.FINISH:
+            if insn.wait or insn.signal:
+                raise IsaError(f"insn {idx} FINISH must not wait or signal (every unit runs it)")
+            finished = True
+            continue
+        u = insn.unit
+        unit = units.get(u)
+        if unit is None:
+            raise IsaError(f"insn {idx} {insn.op.name}: no {u.name.lower()} unit is registered "
+                           f"in accelsim.sim.UNITS")
+        key = (u, insn.wait, insn.signal)
+        ws = chan_cache.get(key)
+        if ws is None:
+            _check_header(insn, u)
+            ws = chan_cache[key] = (tuple(chans[j][u] for j in _mask_units(insn.wait)),
+                                    tuple(chans[u][j] for j in _mask_units(insn.signal)))
+        cyc, accesses, counts = unit.profile(insn, row_bits)
+        for buf, addr, rows, _ in accesses:
+            if addr + rows > cap[buf]:
+                name = Buf(buf).name
+                raise IsaError(f"insn {idx} {insn.op.name}: {name} rows [{addr}, {addr + rows}) "
+                               f"exceed the buffer's {cap[buf]} rows ({name.lower()}_bytes = "
+                               f"{getattr(cfg.buffers, name.lower() + '_bytes')}, row_bits = "
+                               f"{row_bits})")
+        if insn.op in (Op.LOAD, Op.STORE) and block_end(insn) > dram_size:
+            raise IsaError(f"insn {idx} {insn.op.name}: DRAM block ends at element "
+                           f"{block_end(insn)}, beyond the {dram_size}-element DRAM image")
+        unit.plan.append((insn, cyc, ws[0], ws[1], accesses))
+        row = counters.get((insn.tag, u))
+        if row is None:
+            row = counters[(insn.tag, u)] = {"instructions": 0, "busy_cycles": 0}
+        row["instructions"] += 1
+        row["busy_cycles"] += cyc
+        for k, v in counts:
+            row[k] = row.get(k, 0) + v
+        for buf, _, rows, write in accesses:
+            k = _SRAM_WRITE[buf] if write else _SRAM_READ[buf]
+            row[k] = row.get(k, 0) + rows * row_bits
+    return counters
+
+
+def _deadlock_message(units, chans) -> str:
+    lines = []
+    for unit in units.values():
+        if unit.done:
+            continue
+        insn = unit.current()
+        waits = ", ".join(f"{chans[j][int(unit.unit)].name} "
+                          f"({chans[j][int(unit.unit)].count} tokens)"
+                          for j in _mask_units(insn.wait))
+        lines.append(f"  {unit.name} blocked at insn {insn.index} {insn.op.name} (tag "
+                     f"{insn.tag}) waiting on {waits or 'nothing'}")
+    return "deadlock: no unit can proceed\n" + "\n".join(lines)
+
+
+def _machine(cfg) -> dict:
+    b = cfg.buffers
+    return {"clock_mhz": cfg.chip.clock_mhz, "peak_dram_bytes_per_cycle": cfg.dram.bw_bytes_per_cycle,
+            "array_rows": cfg.matmul.rows, "array_cols": cfg.matmul.cols,
+            "mac_model": cfg.matmul.mac_model, "row_bits": b.row_bits,
+            "buffer_bytes": {buf.name.lower(): getattr(b, buf.name.lower() + "_bytes")
+                             for buf in Buf}}
+
+
+def _stats(program, cfg, counters, rec, chans) -> Stats:
+    insns = program.insns
+    for name, arr in (("stall_token_cycles", rec.stall_token),
+                      ("stall_dram_cycles", rec.stall_dram)):
+        for i in np.flatnonzero(np.asarray(arr, np.int64)):
+            row = counters[(insns[i].tag, insns[i].unit)]
+            row[name] = row.get(name, 0) + int(arr[i])
+    for i, name, value in rec.extra:
+        row = counters[(insns[i].tag, insns[i].unit)]
+        row[name] = row.get(name, 0) + value
+    end = np.asarray(rec.end, np.int64)
+    start = np.asarray(rec.start, np.int64)
+    real = np.array([i.op != Op.FINISH for i in insns], bool)
+    tags = np.array([i.tag for i in insns], np.int64)
+    spans = {}
+    for t in np.unique(tags[real]):
+        sel = real & (tags == t)
+        spans[int(t)] = (int(start[sel].min()), int(end[sel].max()))
+    peaks = {}
+    mm = cfg.matmul
+    for row in counters.values():
+        for k in row:
+            if k.startswith("macs_") and k[5:] not in peaks:
+                a, w = (int(x) for x in k[5:].split("x"))
+                f, passes = precision(cfg, a, w)
+                peaks[k[5:]] = mm.rows * mm.cols * f / passes
+    named = {(t, Unit(u).name.lower()): c for (t, u), c in counters.items()}
+    tokens_left = {c.name: c.count for row in chans for c in row if c.count}
+    return Stats(named, int(end.max()) if end.size else 0, spans, dict(program.tags),
+                 _machine(cfg), peaks, tokens_left)
+
+
+def simulate(program, cfg, *, count_only: bool = False, check_races: bool = True, trace=None,
+             progress: bool = False, inputs: dict | None = None,
+             strict_tokens: bool = False) -> SimResult:
+    """Run `program` on the processor described by `cfg` (an `HwConfig`).
+
+    count_only: skip the datapath (no data, identical timing). check_races: run the race
+    detector (RaceError on an unordered buffer access). trace: None, or a callable (or list)
+    receiving one line of unit states (`cycle  unit: state | ...`) whenever an instruction
+    starts or ends. progress: show a tqdm bar. inputs: name -> array placed into a copy of the
+    DRAM image before the run. strict_tokens: raise IsaError if tokens are left in a FIFO.
+    Raises DeadlockError, RaceError, IsaError (bad stream or capacity) or AccelsimError.
+    """
+    env = simpy.Environment()
+    n = len(program.insns)
+    rec = Recorder(n)
+    units = {u: cls(env, cfg, rec) for u, cls in UNITS.items()}
+    chans = [[Channel(s, d) for d in range(len(Unit))] for s in range(len(Unit))]
+    counters = _plan(program, cfg, units, chans)
+    bus = DramBus(cfg)
+    dram = None
+    if not count_only:
+        dram = program.dram.copy()
+        if inputs:
+            program.place_inputs(dram, inputs)
+        mem = Memory(cfg, dram)
+    races = RaceDetector(program.insns) if check_races else None
+    for unit in units.values():
+        unit.bus = bus
+        unit.mem = None if count_only else mem
+        unit.races = races
+    if trace is not None:
+        emit = trace.append if hasattr(trace, "append") else trace
+
+        def line():
+            emit(f"{env.now:>8}  " + " | ".join(u.trace() for u in units.values()))
+
+        for unit in units.values():
+            unit.on_event = line
+    if progress:
+        _run_with_progress(env, units, n)
+    else:
+        env.run()
+    if not all(u.done for u in units.values()):
+        raise DeadlockError(_deadlock_message(units, chans))
+    stats = _stats(program, cfg, counters, rec, chans)
+    if strict_tokens and stats.tokens_left:
+        raise IsaError("unbalanced tokens left at the end: " + ", ".join(
+            f"{k} ({v})" for k, v in stats.tokens_left.items()))
+    outputs = program.read_outputs(dram) if dram is not None else {}
+    return SimResult(stats, outputs, dram, np.asarray(rec.start, np.int64),
+                     np.asarray(rec.end, np.int64))
+
+
+def _run_with_progress(env, units, n: int) -> None:
+    from tqdm import tqdm
+
+    done = 0
+    with tqdm(total=n, unit="insn", desc="simulate") as bar:
+        try:
+            while True:
+                for _ in range(4096):
+                    env.step()
+                now = sum(u.pos for u in units.values())
+                bar.update(now - done)
+                done = now
+        except simpy.core.EmptySchedule:
+            bar.update(sum(u.pos for u in units.values()) - done)

@@ -1,0 +1,195 @@
+"""Statistics of a simulated run: counters per (layer tag, unit), totals and per-layer rows.
+
+Counting is kept apart from computing: `Stats` holds integer counts (cycles, instructions,
+MACs by operand width, bytes and bits moved, element operations); `accelsim.energy` turns them
+into picojoules later, so a new energy table re-costs a finished run without simulating.
+
+Every output field is defined once, with its unit, in `FIELDS`; `fields_markdown()` renders that
+table for the docs. Counter names with a `<...>` part are families: `macs_<a>x<w>` (one per
+operand width pair, e.g. `macs_4x4`), `sram_read_bits_<buf>` (one per buffer, e.g.
+`sram_read_bits_wgt`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# name -> (unit, description). Counters first (kept per (tag, unit)), then derived totals.
+FIELDS: dict[str, tuple[str, str]] = {
+    "instructions": ("count", "instructions executed"),
+    "busy_cycles": ("cycles", "cycles a unit spends executing (sum of its cost model; a DMA "
+                    "transfer's latency and data phase, without bus waits)"),
+    "stall_token_cycles": ("cycles", "cycles an instruction waited for tokens before starting"),
+    "stall_dram_cycles": ("cycles", "cycles a DMA transfer waited for the shared DRAM bus"),
+    "macs_<a>x<w>": ("MACs", "multiply-accumulates at a-bit activations x w-bit weights"),
+    "dram_read_bytes": ("bytes", "bytes read from DRAM (whole bytes per block row)"),
+    "dram_write_bytes": ("bytes", "bytes written to DRAM"),
+    "sram_read_bits_<buf>": ("bits", "bits read from on-chip buffer <buf> (whole rows; "
+                             "includes the array re-reading operand tiles)"),
+    "sram_write_bits_<buf>": ("bits", "bits written to on-chip buffer <buf> (whole rows)"),
+    "rescale_ops": ("elements", "accumulators rescaled"),
+    "quant_ops": ("elements", "elements quantized"),
+    "vector_ops": ("elements", "elements processed by the vector ALU (window reads for pooling)"),
+    "rescale_mismatch_vs_rne": ("elements", "rescaled outputs that differ from round-half-even "
+                                "(datapath mode only; 0 with count_only)"),
+    "layer_cycles": ("cycles", "span of a layer: first start to last end of its instructions"),
+    "latency_cycles": ("cycles", "end of the last instruction of the run"),
+    "latency_s": ("s", "latency at the configured clock"),
+    "macs": ("MACs", "multiply-accumulates, all widths"),
+    "tops": ("TOPS", "2 * MACs / latency_s / 1e12"),
+    "dram_bytes": ("bytes", "DRAM bytes read plus written"),
+    "dram_bw_gbps": ("GB/s", "achieved DRAM bandwidth: dram_bytes / latency_s / 1e9"),
+    "dram_bw_share": ("fraction", "achieved DRAM bandwidth / peak bandwidth"),
+    "utilisation": ("fraction", "sum over widths of MACs / (latency * R * C * f / passes): "
+                    "array use relative to its peak at the operand widths run"),
+    "tokens_left": ("tokens", "tokens still in a FIFO at the end (unbalanced signal/wait)"),
+}
+
+
+def fields_markdown() -> str:
+    """The `FIELDS` table as Markdown (name, unit, description)."""
+    lines = ["| field | unit | description |", "|---|---|---|"]
+    lines += [f"| `{k}` | {u} | {d} |" for k, (u, d) in FIELDS.items()]
+    return "\n".join(lines)
+
+
+def _add_into(dst: dict, src: dict) -> None:
+    for k, v in src.items():
+        dst[k] = dst.get(k, 0) + v
+
+
+@dataclass
+class Stats:
+    """Counters of one run (or a sum of runs).
+
+    `counters`: (tag, unit name) -> counter name -> int. `layer_span`: tag -> (first start,
+    last end) in cycles. `peak_macs_per_cycle`: "a x w" width key -> R*C*f/passes of the array
+    at those widths. `machine`: clock_mhz, peak_dram_bytes_per_cycle, array rows/cols.
+    """
+
+    counters: dict = field(default_factory=dict)
+    latency_cycles: int = 0
+    layer_span: dict = field(default_factory=dict)
+    tags: dict = field(default_factory=dict)
+    machine: dict = field(default_factory=dict)
+    peak_macs_per_cycle: dict = field(default_factory=dict)
+    tokens_left: dict = field(default_factory=dict)
+
+    def __add__(self, other: "Stats") -> "Stats":
+        """Two runs back to back: counters add, latencies add, the second run's layer spans
+        are shifted by the first run's latency."""
+        counters = {k: dict(v) for k, v in self.counters.items()}
+        for k, v in other.counters.items():
+            _add_into(counters.setdefault(k, {}), v)
+        spans = dict(self.layer_span)
+        for tag, (s, e) in other.layer_span.items():
+            s, e = s + self.latency_cycles, e + self.latency_cycles
+            spans[tag] = (min(s, spans[tag][0]), max(e, spans[tag][1])) if tag in spans else (s, e)
+        tokens = dict(self.tokens_left)
+        _add_into(tokens, other.tokens_left)
+        return Stats(counters, self.latency_cycles + other.latency_cycles, spans,
+                     {**self.tags, **other.tags}, self.machine or other.machine,
+                     {**self.peak_macs_per_cycle, **other.peak_macs_per_cycle}, tokens)
+
+    # -- sums
+    def total(self, name: str, tag: int | None = None, unit: str | None = None) -> int:
+        """Sum of counter `name` over (tag, unit) rows matching the given tag and/or unit."""
+        return sum(c.get(name, 0) for (t, u), c in self.counters.items()
+                   if (tag is None or t == tag) and (unit is None or u == unit))
+
+    def summed(self, tag: int | None = None) -> dict:
+        """All counters summed over units (and over tags when tag is None)."""
+        out: dict = {}
+        for (t, _), c in self.counters.items():
+            if tag is None or t == tag:
+                _add_into(out, c)
+        return out
+
+    def macs(self, tag: int | None = None) -> int:
+        return sum(v for k, v in self.summed(tag).items() if k.startswith("macs_"))
+
+    @property
+    def latency_s(self) -> float:
+        return self.latency_cycles * 1e-6 / self.machine.get("clock_mhz", 1.0)
+
+    def _utilisation(self, counts: dict, cycles: int) -> float:
+        slots = sum(v / self.peak_macs_per_cycle[k[5:]] for k, v in counts.items()
+                    if k.startswith("macs_") and k[5:] in self.peak_macs_per_cycle)
+        return slots / cycles if cycles else 0.0
+
+    def totals(self) -> dict:
+        """Run totals (see FIELDS): latency, MACs, TOPS, DRAM bandwidth, utilisation, stalls."""
+        s = self.summed()
+        secs = self.latency_s
+        dram = s.get("dram_read_bytes", 0) + s.get("dram_write_bytes", 0)
+        peak_bw = self.machine.get("peak_dram_bytes_per_cycle", 0.0)
+        macs = self.macs()
+        return {
+            "latency_cycles": self.latency_cycles, "latency_s": secs,
+            "instructions": s.get("instructions", 0), "macs": macs,
+            "tops": 2 * macs / secs / 1e12 if secs else 0.0,
+            "dram_bytes": dram, "dram_read_bytes": s.get("dram_read_bytes", 0),
+            "dram_write_bytes": s.get("dram_write_bytes", 0),
+            "dram_bw_gbps": dram / secs / 1e9 if secs else 0.0,
+            "dram_bw_share": dram / (self.latency_cycles * peak_bw)
+            if self.latency_cycles and peak_bw else 0.0,
+            "utilisation": self._utilisation(s, self.latency_cycles),
+            "stall_token_cycles": s.get("stall_token_cycles", 0),
+            "stall_dram_cycles": s.get("stall_dram_cycles", 0),
+            "rescale_mismatch_vs_rne": s.get("rescale_mismatch_vs_rne", 0),
+            "tokens_left": sum(self.tokens_left.values()),
+        }
+
+    def layer_rows(self) -> list[dict]:
+        """One row per layer tag: name, span cycles, busy cycles per unit, MACs, bytes, ..."""
+        rows = []
+        for tag in sorted({t for t, _ in self.counters}):
+            s = self.summed(tag)
+            start, end = self.layer_span.get(tag, (0, 0))
+            row = {"tag": tag, "layer": self.tags.get(tag, f"tag{tag}"),
+                   "layer_cycles": end - start, "start_cycle": start, "end_cycle": end,
+                   "macs": self.macs(tag), "utilisation": self._utilisation(s, end - start)}
+            for (t, u), c in sorted(self.counters.items()):
+                if t == tag:
+                    row[f"busy_cycles_{u}"] = c.get("busy_cycles", 0)
+            row.update({k: v for k, v in sorted(s.items()) if k != "busy_cycles"})
+            rows.append(row)
+        return rows
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (see `from_dict`); includes the totals for convenience."""
+        return {"counters": [{"tag": t, "unit": u, **c} for (t, u), c in
+                             sorted(self.counters.items())],
+                "latency_cycles": self.latency_cycles,
+                "layer_span": {str(t): list(v) for t, v in self.layer_span.items()},
+                "tags": {str(t): n for t, n in self.tags.items()}, "machine": dict(self.machine),
+                "peak_macs_per_cycle": dict(self.peak_macs_per_cycle),
+                "tokens_left": dict(self.tokens_left), "totals": self.totals()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Stats":
+        """Inverse of `to_dict` (the `totals` entry is ignored: it is derived)."""
+        counters = {}
+        for row in d.get("counters", []):
+            row = dict(row)
+            counters[(int(row.pop("tag")), str(row.pop("unit")))] = row
+        return cls(counters, int(d.get("latency_cycles", 0)),
+                   {int(t): tuple(v) for t, v in d.get("layer_span", {}).items()},
+                   {int(t): n for t, n in d.get("tags", {}).items()}, dict(d.get("machine", {})),
+                   dict(d.get("peak_macs_per_cycle", {})), dict(d.get("tokens_left", {})))
+
+
+class Recorder:
+    """Mutable per-instruction record the units write during a run (start, end, stalls) plus
+    data-dependent counts; `accelsim.sim` folds it into a `Stats` at the end."""
+
+    def __init__(self, n_insns: int):
+        self.start = [0] * n_insns
+        self.end = [0] * n_insns
+        self.stall_token = [0] * n_insns
+        self.stall_dram = [0] * n_insns
+        self.extra: list = []  # (insn index, counter name, value)
+
+    def add(self, insn, name: str, value: int) -> None:
+        self.extra.append((insn.index, name, value))
+

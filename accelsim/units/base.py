@@ -1,0 +1,135 @@
+"""What every unit shares: the in-order instruction loop with token waits and signals.
+
+A unit runs its queue in program order. Before an instruction starts it pops one token from
+each FIFO named by its `wait` bits (blocking while a FIFO is empty: a token-wait stall); it then
+runs the datapath (unless `count_only`), stays busy for `cycles(insn)` (plus, for the DMA, any
+wait for the shared DRAM bus), and when it ends pushes one token into each FIFO named by its
+`signal` bits. Tokens are pushed at the end, so a consumer never starts before the producer's
+result is complete.
+
+The loop is kept small on purpose: per instruction it does one SimPy timeout and, only when a
+FIFO is empty, one wake-up event. Costs and static counts are computed before the run (see
+`accelsim.sim`), so nothing here allocates per instruction except the timeout.
+"""
+
+from __future__ import annotations
+
+from accelsim.isa import Unit
+
+
+class Channel:
+    """Token FIFO from unit `src` to unit `dst`: a counting semaphore with one waiter at most.
+
+    `vcs` holds the vector clocks carried by the tokens when the race detector is on."""
+
+    __slots__ = ("src", "dst", "count", "waiter", "pushed", "vcs")
+
+    def __init__(self, src: int, dst: int):
+        self.src, self.dst = src, dst
+        self.count = 0
+        self.pushed = 0
+        self.waiter = None
+        self.vcs = None
+
+    @property
+    def name(self) -> str:
+        return f"{Unit(self.src).name.lower()}->{Unit(self.dst).name.lower()}"
+
+
+class UnitBase:
+    """One hardware unit: `cycles(insn)` (pure cost), `run(insn, mem)` (datapath), `process()`
+    (SimPy generator), `trace()` (one-line state). Subclasses set `unit` and implement
+    `cycles`, `run` and `profile`.
+
+    `plan` (filled by the simulator before `env.run`) holds, per queued instruction,
+    `(insn, cycles, wait_channels, signal_channels, accesses)`."""
+
+    unit: Unit = None
+
+    def __init__(self, env, cfg, stats):
+        self.env, self.cfg, self.stats = env, cfg, stats
+        self.name = self.unit.name.lower()
+        self.plan: list = []
+        self.mem = None  # Memory, or None in count_only mode
+        self.races = None  # RaceDetector or None
+        self.pos = 0  # index into plan of the current instruction
+        self.blocked = None  # Channel being waited on, or None
+        self.busy = False
+        self.done = False
+        self.on_event = None  # trace hook: called with no arguments on start / end
+        self.proc = env.process(self.process()) if env is not None else None
+
+    # -- to be provided by each unit
+    def cycles(self, insn) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def run(self, insn, mem) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def profile(self, insn, row_bits: int):
+        """(cycles, accesses, counts): accesses is a tuple of (buf, row, rows, is_write);
+        counts a tuple of (counter name, value) added to this instruction's (tag, unit) row."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def delay(self, insn, cycles: int) -> int:
+        """Cycles the instruction occupies the unit once started (the DMA adds bus waits)."""
+        return cycles
+
+    def process(self):
+        """SimPy process: run `plan` in order, then finish."""
+        env, stats = self.env, self.stats
+        start, end, stall = stats.start, stats.end, stats.stall_token
+        uid = int(self.unit)
+        for pos, (insn, cyc, waits, sigs, accesses) in enumerate(self.plan):
+            self.pos = pos
+            if waits:
+                t0 = env.now
+                for ch in waits:
+                    while ch.count == 0:
+                        self.blocked = ch
+                        ch.waiter = env.event()
+                        yield ch.waiter
+                    self.blocked = None
+                    ch.count -= 1
+                    if self.races is not None:
+                        self.races.pop(ch, uid)
+                if env.now != t0:
+                    stall[insn.index] = env.now - t0
+            if self.races is not None:
+                self.races.check(insn, uid, accesses)
+            if self.mem is not None:
+                self.run(insn, self.mem)
+            start[insn.index] = env.now
+            self.busy = True
+            if self.on_event is not None:
+                self.on_event()
+            yield env.timeout(self.delay(insn, cyc))
+            end[insn.index] = env.now
+            self.busy = False
+            for ch in sigs:
+                if self.races is not None:
+                    self.races.push(ch, uid)
+                ch.count += 1
+                ch.pushed += 1
+                w = ch.waiter
+                if w is not None:
+                    ch.waiter = None
+                    w.succeed()
+            if self.on_event is not None:
+                self.on_event()
+        self.pos = len(self.plan)
+        self.done = True
+
+    def current(self):
+        return self.plan[self.pos][0] if self.pos < len(self.plan) else None
+
+    def trace(self) -> str:
+        """One-line state: idle, busy on instruction i, or waiting on a channel."""
+        insn = self.current()
+        if self.done or insn is None:
+            return f"{self.name}: done"
+        if self.blocked is not None:
+            return f"{self.name}: wait {self.blocked.name} for #{insn.index} {insn.op.name}"
+        if self.busy:
+            return f"{self.name}: #{insn.index} {insn.op.name}"
+        return f"{self.name}: idle"

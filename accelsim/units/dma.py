@@ -1,0 +1,158 @@
+"""DMA: the load engine (DRAM -> buffer, with padding) and the store engine (buffer -> DRAM).
+
+Cost of one transfer of a block d0 x d1 x d2 at `bits` per element (rows = d0*d1, cols = d2;
+padding is generated on chip and never read from DRAM)::
+
+    cycles = latency_cycles + data_cycles
+    data_cycles = rows * ceil(ceil(cols*bits/8) / burst_bytes) * ceil(burst_bytes / bw_bytes_per_cycle)
+
+DRAM contention. The two engines share one DRAM data bus. A transfer first spends
+`latency_cycles` (request to first data; these overlap freely with the other engine's
+transfer), then holds the bus for its `data_cycles`. The bus serves transfers first come first
+served in the order their data phase is requested, one at a time, so concurrent transfers share
+the bandwidth and the total bytes never exceed the peak. Because the latency is the same for
+every transfer, request order equals issue order, and the bus is modelled analytically: a
+transfer issued at cycle t gets the bus at `max(t + latency, bus_free)`; the difference is
+counted as a DRAM-contention stall. `dram.max_outstanding` limits transfers in flight
+(issued, not finished); each engine has one in flight, so only `max_outstanding = 1` binds: the
+engines then also serialise their latency phases.
+
+Example (hand-checkable): latency 10, data 20 cycles each; a LOAD and a STORE both issued at
+cycle 0: the load holds the bus over [10, 30) and ends at 30; the store's data phase waits
+until 30, ends at 50 and records a 20-cycle contention stall.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from accelsim.errors import AccelsimError
+from accelsim.isa import Buf, Mode, Unit
+from accelsim.memory import tile_rows
+from accelsim.program import value_bounds
+from accelsim.units.base import UnitBase
+
+_MODE_NAME = {Mode.SIGNED: "signed", Mode.UNSIGNED: "unsigned", Mode.BIPOLAR: "bipolar"}
+
+
+def dma_data_cycles(cfg, rows: int, cols: int, bits: int) -> int:
+    """Cycles the DRAM bus is busy moving `rows` rows of `cols` elements of `bits` bits."""
+    d = cfg.dram
+    bursts = -(-(-(-cols * bits // 8)) // d.burst_bytes)
+    return rows * bursts * _ceil_ratio(d.burst_bytes, d.bw_bytes_per_cycle)
+
+
+def _ceil_ratio(a: float, b: float) -> int:
+    """ceil(a / b) for a float bandwidth, ignoring rounding noise below 1e-9."""
+    q = a / b
+    r = int(q)
+    return r if q - r <= 1e-9 else r + 1
+
+
+def dma_cycles(cfg, d0: int, d1: int, d2: int, bits: int) -> int:
+    """Unloaded cycles of a LOAD/STORE of a d0 x d1 x d2 block (latency + data phase)."""
+    return cfg.dram.latency_cycles + dma_data_cycles(cfg, d0 * d1, d2, bits)
+
+
+class DramBus:
+    """The DRAM data bus shared by the load and store engines (see the module docstring)."""
+
+    __slots__ = ("latency", "free_at", "last_end", "serial")
+
+    def __init__(self, cfg):
+        self.latency = cfg.dram.latency_cycles
+        self.serial = cfg.dram.max_outstanding < 2
+        self.free_at = 0  # cycle the bus is next free
+        self.last_end = 0  # end cycle of the latest transfer (for max_outstanding = 1)
+
+    def transfer(self, now: int, data_cycles: int) -> tuple[int, int]:
+        """Reserve the bus for a transfer issued at `now`: returns (delay, contention stall)."""
+        issue = max(now, self.last_end) if self.serial else now
+        ready = issue + self.latency
+        begin = ready if ready >= self.free_at else self.free_at
+        end = begin + data_cycles
+        self.free_at = end
+        if end > self.last_end:
+            self.last_end = end
+        return end - now, (begin - ready) + (issue - now)
+
+
+def block_indices(insn) -> np.ndarray:
+    """DRAM element indices [d0, d1, d2] of a LOAD/STORE block."""
+    i = np.arange(insn.d0, dtype=np.int64)[:, None, None] * insn.s0
+    j = np.arange(insn.d1, dtype=np.int64)[None, :, None] * insn.s1
+    return insn.dram_addr + i + j + np.arange(insn.d2, dtype=np.int64)
+
+
+def block_end(insn) -> int:
+    """One past the largest DRAM element address the block touches."""
+    return insn.dram_addr + (insn.d0 - 1) * insn.s0 + (insn.d1 - 1) * insn.s1 + insn.d2
+
+
+class _DmaEngine(UnitBase):
+    bus: DramBus = None  # set by the simulator (shared by both engines)
+
+    def cycles(self, insn) -> int:
+        return dma_cycles(self.cfg, insn.d0, insn.d1, insn.d2, insn.bits)
+
+    def delay(self, insn, cycles: int) -> int:
+        data = cycles - self.bus.latency
+        total, stall = self.bus.transfer(self.env.now, data)
+        if stall:
+            self.stats.stall_dram[insn.index] = stall
+        return total
+
+    def _check_range(self, values, insn, what):
+        lo, hi = value_bounds(insn.bits, _MODE_NAME[Mode(insn.mode)])
+        if values.size and (values.min() < lo or values.max() > hi):
+            bad = values[(values < lo) | (values > hi)].flat[0]
+            raise AccelsimError(f"insn {insn.index} {insn.op.name}: {what} value {bad} is outside "
+                                f"the {insn.bits}-bit {_MODE_NAME[Mode(insn.mode)]} range "
+                                f"[{lo}, {hi}]")
+
+
+class LoadEngine(_DmaEngine):
+    """DMA load engine: buffer[sram_addr] <- DRAM block, padded with pad_value."""
+
+    unit = Unit.LOAD
+
+    def profile(self, insn, row_bits):
+        f = insn.f
+        rows_out = (f["d0"] + f["pad_top"] + f["pad_bottom"]) * (f["d1"] + f["pad_left"] +
+                                                                 f["pad_right"])
+        n = rows_out * f["d2"]
+        cyc = dma_cycles(self.cfg, f["d0"], f["d1"], f["d2"], f["bits"])
+        acc = ((f["buf"], f["sram_addr"], tile_rows(n, f["bits"], row_bits), True),)
+        nbytes = f["d0"] * f["d1"] * -(-f["d2"] * f["bits"] // 8)
+        return cyc, acc, (("dram_read_bytes", nbytes),)
+
+    def run(self, insn, mem):
+        block = mem.dram[block_indices(insn)]
+        self._check_range(block, insn, "DRAM")
+        pads = ((insn.pad_top, insn.pad_bottom), (insn.pad_left, insn.pad_right), (0, 0))
+        if any(p for pair in pads for p in pair):
+            block = np.pad(block, pads, constant_values=insn.pad_value)
+        mode = _MODE_NAME[Mode(insn.mode)]
+        dtype = np.int32 if insn.bits > 8 else (np.uint8 if mode == "unsigned" else np.int8)
+        mem.write(insn.buf, insn.sram_addr, block.astype(dtype), insn.bits)
+
+
+class StoreEngine(_DmaEngine):
+    """DMA store engine: DRAM block <- buffer[sram_addr] (values range-checked)."""
+
+    unit = Unit.STORE
+
+    def profile(self, insn, row_bits):
+        f = insn.f
+        n = f["d0"] * f["d1"] * f["d2"]
+        cyc = dma_cycles(self.cfg, f["d0"], f["d1"], f["d2"], f["bits"])
+        acc = ((f["buf"], f["sram_addr"], tile_rows(n, f["bits"], row_bits), False),)
+        nbytes = f["d0"] * f["d1"] * -(-f["d2"] * f["bits"] // 8)
+        return cyc, acc, (("dram_write_bytes", nbytes),)
+
+    def run(self, insn, mem):
+        n = insn.d0 * insn.d1 * insn.d2
+        who = f"insn {insn.index} STORE"
+        tile = mem.read(insn.buf, insn.sram_addr, n, insn.bits, who)
+        self._check_range(tile, insn, f"{Buf(insn.buf).name}")
+        mem.dram[block_indices(insn)] = tile.reshape(insn.d0, insn.d1, insn.d2)
