@@ -1,0 +1,40 @@
+"""Graph IR of quantized networks: tensors, op nodes, shared integer parameters, and the exact
+integer reference execution.
+
+    from accelsim.ir import Graph, TensorInfo, QuantConv2d, run_reference
+"""
+
+from accelsim.ir.graph import Graph, TensorInfo, int_dtype, int_range
+from accelsim.ir.ops import (
+    OP_TYPES,
+    Add,
+    AvgPool,
+    BatchNorm,
+    Clip,
+    Concat,
+    Flatten,
+    GlobalAvgPool,
+    MaxPool,
+    Op,
+    QuantConv2d,
+    QuantLinear,
+    Quantize,
+)
+from accelsim.ir.params import (
+    AddParams,
+    PoolParams,
+    RescaleParams,
+    add_params,
+    concat_params,
+    pool_params,
+    rescale_params,
+)
+from accelsim.ir.reference import conv_acc, pad_nhwc, run_node, run_reference
+
+__all__ = [
+    "OP_TYPES", "Add", "AddParams", "AvgPool", "BatchNorm", "Clip", "Concat", "Flatten",
+    "GlobalAvgPool", "Graph", "MaxPool", "Op", "QuantConv2d", "QuantLinear", "Quantize",
+    "RescaleParams", "TensorInfo", "add_params", "concat_params", "conv_acc", "int_dtype",
+    "int_range", "pad_nhwc", "pool_params", "PoolParams", "rescale_params", "run_node",
+    "run_reference",
+]

@@ -1,0 +1,277 @@
+"""Build quantized graphs layer by layer with random weights and calibrated step sizes.
+
+`GraphBuilder` appends one node per call. Weights are drawn as a float Gaussian per output
+channel and quantized with the LSQ initial step size s = 2*mean|w| / sqrt(Qp) (per channel).
+Each activation's step size is calibrated on a float calibration input run through the integer
+reference as the graph grows: symmetric tensors use the same LSQ rule on the real values;
+unsigned tensors without ReLU use an asymmetric min/max range with a zero point. So outputs use
+their integer range sensibly instead of saturating or collapsing to zero.
+
+`with_input_shape(graph, shape)` re-declares a finished graph for another input size (shapes
+propagated node by node), so a big network is calibrated cheaply at a small size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from accelsim.ir.graph import Graph, TensorInfo, int_range
+from accelsim.ir.ops import (
+    Add, AvgPool, Clip, Concat, Flatten, GlobalAvgPool, MaxPool, QuantConv2d, QuantLinear,
+    Quantize, infer_shape,
+)
+from accelsim.ir.reference import conv_acc, run_node
+
+
+def _mode(bits: int, signed: bool) -> str:
+    return "bipolar" if bits == 1 and signed else ("signed" if signed else "unsigned")
+
+
+def lsq_step(values: np.ndarray, bits: int, mode: str) -> float:
+    """LSQ initial step size 2*mean|v| / sqrt(Qp) of real values (Qp: largest integer)."""
+    qp = max(int_range(bits, mode)[1], 1)
+    m = float(np.mean(np.abs(values))) if values.size else 0.0
+    return 2.0 * m / np.sqrt(qp) if m > 0 else 1.0
+
+
+def calib_step(values: np.ndarray, bits: int, mode: str) -> float:
+    """Activation step size: the smaller of the LSQ initial step and the 99.9th percentile of
+    |v| over Qp. At 2 bits the LSQ rule wins (coarse but balanced); at 4-8 bits the
+    percentile rule does (fine steps, 0.1% clipped)."""
+    qp = max(int_range(bits, mode)[1], 1)
+    step = lsq_step(values, bits, mode)
+    if values.size:
+        p = float(np.percentile(np.abs(values), 99.9)) / qp
+        step = min(step, p) if p > 0 else step
+    return step
+
+
+def with_input_shape(graph: Graph, shape: tuple[int, ...]) -> Graph:
+    """Copy of `graph` declared for input `shape`: every tensor shape is re-inferred.
+
+    Weights and step sizes are kept; average pools' multipliers follow the new window sizes.
+    The result is validated (a Linear after a Flatten whose size changed is rejected).
+    """
+    shapes = {graph.input: tuple(shape)}
+    for n in graph.nodes:
+        shapes[n.output] = infer_shape(n, [shapes[i] for i in n.inputs])
+    tensors = {k: dataclasses.replace(t, shape=shapes.get(k, t.shape))
+               for k, t in graph.tensors.items()}
+    out = Graph(graph.name, tensors, list(graph.nodes), graph.input, list(graph.outputs))
+    out.validate()
+    return out
+
+
+class GraphBuilder:
+    """Grows a Graph node by node; every method returns the name of the new output tensor.
+
+    name: graph name. input_shape: NHWC (or [N, features]) shape of the float input.
+    rng: numpy Generator for weights and the calibration input. calib_x: calibration input
+    (default: standard normal of input_shape). `values` holds every tensor's calibration value.
+    """
+
+    def __init__(self, name: str, input_shape: tuple[int, ...], rng: np.random.Generator, *,
+                 calib_x: np.ndarray | None = None, mult_bits: int = 32):
+        self.rng, self.mult_bits = rng, mult_bits
+        t = TensorInfo("input", tuple(input_shape), bits=32, mode="float")
+        self.graph = Graph(name, {"input": t}, [], "input", [])
+        x = rng.standard_normal(input_shape) if calib_x is None else calib_x
+        self.values: dict[str, np.ndarray] = {"input": np.asarray(x, np.float64)}
+        self._count: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def _name(self, kind: str, name: str | None) -> str:
+        if name is None:
+            self._count[kind] = self._count.get(kind, 0) + 1
+            name = f"{kind}{self._count[kind]}"
+        if name in self.graph.tensors:
+            raise ValueError(f"tensor {name!r} already exists")
+        return name
+
+
+    def _quant(self, real: np.ndarray, bits: int, mode: str, relu: bool) -> tuple[float, int]:
+        """(scale, zero point) of a new tensor from its real calibration values."""
+        lo, hi = int_range(bits, mode)
+        if mode == "unsigned" and not relu:
+            rmin = min(float(np.percentile(real, 0.1)), 0.0)
+            rmax = max(float(np.percentile(real, 99.9)), 0.0)
+            scale = (rmax - rmin) / (hi - lo) if rmax > rmin else 1.0
+            return scale, int(np.clip(np.rint(-rmin / scale), lo, hi))
+        vals = real[real > 0] if mode == "unsigned" else real
+        return calib_step(vals, bits, mode), 0
+
+    def _add_node(self, op, bits: int, mode: str, scale, zp: int) -> str:
+        shape = infer_shape(op, [self.graph.tensors[i].shape for i in op.inputs])
+        self.graph.tensors[op.output] = TensorInfo(op.output, shape, bits, mode, scale, zp)
+        self.graph.nodes.append(op)
+        ins = [self.values[i] for i in op.inputs]
+        self.values[op.output] = run_node(op, ins, self.graph, mult_bits=self.mult_bits,
+                                          fast=True)
+        return op.output
+
+    def _same_as(self, op, x: str) -> str:
+        """Add a node whose output keeps the quantization of tensor `x`."""
+        t = self.graph.tensors[x]
+        return self._add_node(op, t.bits, t.mode, t.scale, t.zero_point)
+
+    def _weights(self, shape: tuple[int, ...], bits: int) -> tuple[np.ndarray, np.ndarray, str]:
+        """Integer weights of `shape` (last axis = Cout), per-channel steps, weight mode."""
+        mode = _mode(bits, True)
+        lo, hi = int_range(bits, mode)
+        fan_in = int(np.prod(shape[:-1]))  # He-style init keeps activations near unit scale
+        real = (self.rng.standard_normal(shape) * self.rng.uniform(0.5, 1.5, shape[-1])
+                * np.sqrt(2.0 / fan_in))
+        flat = real.reshape(-1, shape[-1])
+        if mode == "bipolar":
+            q = np.where(flat >= 0, 1, -1)
+            step = np.mean(np.abs(flat), axis=0)
+        else:
+            step = np.array([lsq_step(flat[:, c], bits, mode) for c in range(shape[-1])])
+            q = np.clip(np.rint(flat / step), lo, hi)
+        return q.reshape(shape).astype(np.int8), step.astype(np.float64), mode
+
+    def _acc_real(self, op, x: str) -> np.ndarray:
+        """Real values s_in*s_w*(acc + bias - zp_in*sum w) on the calibration input."""
+        src = self.graph.tensors[x]
+        if isinstance(op, QuantConv2d):
+            acc = conv_acc(op, self.values[x], self.graph, fast=True).astype(np.int64)
+        else:
+            acc = self.values[x].astype(np.int64) @ op.weight.astype(np.int64)
+        wsum = op.weight.reshape(-1, op.cout).astype(np.int64).sum(axis=0)
+        acc = acc + op.bias_or_zeros() - src.zero_point * wsum
+        return acc * float(src.scale) * op.w_scale_per_channel()
+
+    def _weighted(self, op, x: str, bits: int, signed: bool, relu: bool, relu6: bool) -> str:
+        src = self.graph.tensors[x]
+        real = self._acc_real(op, x)  # bias: a small random fraction of the spread
+        unit = float(src.scale) * op.w_scale_per_channel()
+        op.bias = np.rint(self.rng.uniform(-0.3, 0.3, op.cout) * np.std(real, axis=tuple(
+            range(real.ndim - 1))) / unit).astype(np.int32)
+        real = self._acc_real(op, x)
+        if relu or relu6:
+            real = np.clip(real, 0.0, 6.0 if relu6 else None)
+        mode = "signed" if signed else "unsigned"
+        scale, zp = self._quant(real, bits, mode, relu or relu6)
+        op.relu = bool(relu or relu6)
+        if relu6:
+            op.clip_hi = int(min(int_range(bits, mode)[1], zp + np.rint(6.0 / scale)))
+        return self._add_node(op, bits, mode, scale, zp)
+
+    # ------------------------------------------------------------------ layers
+    def quantize(self, bits: int = 8, signed: bool = True, name: str | None = None) -> str:
+        """Quantize the float input (signed: symmetric LSQ step; unsigned: min/max + zp)."""
+        name = self._name("xq", name)
+        mode = _mode(bits, signed)
+        scale, zp = self._quant(self.values["input"], bits, mode, relu=False)
+        return self._add_node(Quantize(name=name, inputs=("input",), output=name),
+                              bits, mode, scale, zp)
+
+    def conv(self, x: str, cout: int, k: int | tuple[int, int], *, stride: int = 1,
+             padding: int | tuple[int, int, int, int] | None = None, dilation: int = 1,
+             groups: int = 1, w_bits: int = 8, bits: int = 8, signed: bool = False,
+             relu: bool = True, relu6: bool = False, name: str | None = None) -> str:
+        """QuantConv2d with cout output channels and a k x k (or kh x kw) kernel.
+
+        padding None = "same"-style k//2 on every side. groups = Cin and cout = Cin gives a
+        depthwise conv. bits/signed: output tensor; relu/relu6: fused activation.
+        """
+        name = self._name("conv", name)
+        kh, kw = (k, k) if isinstance(k, int) else k
+        if padding is None:
+            padding = (dilation * (kh // 2),) * 2 + (dilation * (kw // 2),) * 2
+        elif isinstance(padding, int):
+            padding = (padding,) * 4
+        cin = self.graph.tensors[x].channels
+        weight, step, wmode = self._weights((kh, kw, cin // groups, cout), w_bits)
+        op = QuantConv2d(name=name, inputs=(x,), output=name, weight=weight, w_bits=w_bits,
+                         w_mode=wmode, w_scale=step, stride=(stride, stride),
+                         padding=tuple(padding), dilation=(dilation, dilation), groups=groups)
+        return self._weighted(op, x, bits, signed, relu, relu6)
+
+    def linear(self, x: str, cout: int, *, w_bits: int = 8, bits: int = 8,
+               signed: bool = True, relu: bool = False, name: str | None = None) -> str:
+        """QuantLinear [M, K] -> [M, cout]."""
+        name = self._name("fc", name)
+        weight, step, wmode = self._weights((self.graph.tensors[x].shape[1], cout), w_bits)
+        op = QuantLinear(name=name, inputs=(x,), output=name, weight=weight, w_bits=w_bits,
+                         w_mode=wmode, w_scale=step)
+        return self._weighted(op, x, bits, signed, relu, False)
+
+    def add(self, a: str, b: str, *, bits: int = 8, signed: bool = False, relu: bool = True,
+            name: str | None = None) -> str:
+        """Residual Add with a calibrated output step size."""
+        name = self._name("add", name)
+        ta, tb = self.graph.tensors[a], self.graph.tensors[b]
+        real = (ta.scale * (self.values[a].astype(np.float64) - ta.zero_point)
+                + tb.scale * (self.values[b].astype(np.float64) - tb.zero_point))
+        if relu:
+            real = np.maximum(real, 0.0)
+        mode = "signed" if signed else "unsigned"
+        scale, zp = self._quant(real, bits, mode, relu)
+        return self._add_node(Add(name=name, inputs=(a, b), output=name, relu=relu),
+                              bits, mode, scale, zp)
+
+    def maxpool(self, x: str, k: int, stride: int | None = None, padding: int = 0,
+                name: str | None = None) -> str:
+        """k x k max pool (stride defaults to k)."""
+        name = self._name("maxpool", name)
+        op = MaxPool(name=name, inputs=(x,), output=name, kernel=(k, k),
+                     stride=(stride or k,) * 2, padding=(padding,) * 4)
+        return self._same_as(op, x)
+
+    def avgpool(self, x: str, k: int, stride: int | None = None, padding: int = 0, *,
+                bits: int | None = None, name: str | None = None) -> str:
+        """k x k average pool; output requantized to a calibrated step (bits default: input's)."""
+        name = self._name("avgpool", name)
+        op = AvgPool(name=name, inputs=(x,), output=name, kernel=(k, k),
+                     stride=(stride or k,) * 2, padding=(padding,) * 4)
+        return self._pooled(op, x, bits)
+
+    def global_avgpool(self, x: str, *, bits: int | None = None, name: str | None = None) -> str:
+        """Global average pool to [N, 1, 1, C]."""
+        name = self._name("gap", name)
+        return self._pooled(GlobalAvgPool(name=name, inputs=(x,), output=name), x, bits)
+
+    def _pooled(self, op, x: str, bits: int | None) -> str:
+        t = self.graph.tensors[x]
+        bits = t.bits if bits is None else bits
+        mode = "unsigned" if t.mode == "unsigned" else "signed"
+        real = t.scale * (self.values[x].astype(np.float64) - t.zero_point)
+        scale, zp = self._quant(real, bits, mode, relu=t.mode == "unsigned" and t.zero_point == 0)
+        return self._add_node(op, bits, mode, scale, zp)
+
+    def flatten(self, x: str, name: str | None = None) -> str:
+        """NHWC -> [N, H*W*C]."""
+        name = self._name("flatten", name)
+        return self._same_as(Flatten(name=name, inputs=(x,), output=name), x)
+
+    def clip(self, x: str, kind: str = "relu", name: str | None = None) -> str:
+        """Standalone ReLU ("relu") or ReLU6 ("relu6") on a quantized tensor."""
+        name = self._name(kind, name)
+        t = self.graph.tensors[x]
+        lo, hi = t.qrange
+        if kind == "relu6":
+            hi = int(min(hi, t.zero_point + np.rint(6.0 / float(t.scale))))
+        op = Clip(name=name, inputs=(x,), output=name, lo=max(lo, t.zero_point), hi=hi,
+                  kind=kind)
+        return self._same_as(op, x)
+
+    def concat(self, xs: list[str], *, bits: int = 8, signed: bool = False,
+               name: str | None = None) -> str:
+        """Channel concat; inputs are requantized to a calibrated common step."""
+        name = self._name("concat", name)
+        ts = [self.graph.tensors[x] for x in xs]
+        real = np.concatenate([t.scale * (self.values[x].astype(np.float64) - t.zero_point)
+                               for t, x in zip(ts, xs)], axis=-1)
+        mode = "signed" if signed else "unsigned"
+        scale, zp = self._quant(real, bits, mode, relu=False)
+        return self._add_node(Concat(name=name, inputs=tuple(xs), output=name),
+                              bits, mode, scale, zp)
+
+    def finish(self, *outputs: str) -> Graph:
+        """Mark `outputs` (default: the last tensor) as graph outputs, validate, return."""
+        self.graph.outputs = list(outputs) or [self.graph.nodes[-1].output]
+        self.graph.validate()
+        return self.graph

@@ -1,0 +1,195 @@
+"""Integer reference execution of a graph: every op computed exactly with the kernels' `_ref`
+definitions (the NumPy twins that define the hardware's arithmetic), so it is the golden
+output the simulator must match bit for bit.
+
+Only the first op, `Quantize`, sees floats (the model input); everything after it is integer:
+conv / linear = GEMM of integers into int32 then RESCALE; pooling, add, clip and concat are the
+vector ALU's integer operations. Multipliers and folded biases come from `accelsim.ir.params`,
+the same functions lowering uses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from accelsim.errors import AccelsimError
+from accelsim.ir import params as P
+from accelsim.ir.graph import Graph
+from accelsim.ir.ops import (
+    Add, AvgPool, BatchNorm, Clip, Concat, Flatten, GlobalAvgPool, MaxPool, QuantConv2d,
+    QuantLinear, Quantize,
+)
+from accelsim.kernels import alu, gemm, quant
+from accelsim.kernels.rescale import rescale, rescale_ref
+
+
+class _Ctx:
+    """Options of one reference run: rounding mode, multiplier width, which kernel twins."""
+
+    def __init__(self, graph: Graph, round_mode: str, mult_bits: int, fast: bool,
+                 overflow: str):
+        self.graph, self.round_mode, self.mult_bits = graph, round_mode, mult_bits
+        self.overflow, self.fast = overflow, fast
+        self.gemm = gemm.gemm if fast else gemm.gemm_ref
+        self.im2col = gemm.im2col if fast else gemm.im2col_ref
+        self.rescale = rescale if fast else rescale_ref
+
+    def rescale_with(self, acc: np.ndarray, p: P.RescaleParams) -> np.ndarray:
+        return self.rescale(acc, p.bias, p.mult, p.shift, mode=self.round_mode,
+                            mult_bits=self.mult_bits, **p.kwargs())
+
+
+def pad_nhwc(x: np.ndarray, padding: tuple[int, int, int, int], value: int) -> np.ndarray:
+    """Pad an NHWC array by (top, bottom, left, right) with the integer `value`."""
+    pt, pb, pl, pr = padding
+    return np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=value)
+
+
+def conv_acc(op: QuantConv2d, x: np.ndarray, graph: Graph, *, fast: bool = False,
+             overflow: str = "error") -> np.ndarray:
+    """int32 accumulators [N, OH, OW, Cout] of a conv: sum of x_padded * w, without bias.
+
+    The input is padded with its zero point; the zero point's contribution is removed by the
+    folded bias of `rescale_params`. Grouped / depthwise convs run one GEMM per group.
+    """
+    return _conv_acc(op, x, _Ctx(graph, "single", 32, fast, overflow))
+
+
+def _conv_acc(op: QuantConv2d, x: np.ndarray, ctx: _Ctx) -> np.ndarray:
+    src = ctx.graph.tensors[op.inputs[0]]
+    n = x.shape[0]
+    kh, kw, cin_g, cout = op.weight.shape
+    cout_g = cout // op.groups
+    w = op.weight.reshape(kh * kw * cin_g, cout)
+    xp = pad_nhwc(x, op.padding, src.zero_point)
+    _, oh, ow, _ = op.out_shape(x.shape)
+    acc = np.empty((n, oh * ow, cout), np.int32)
+    gkw = dict(a_bits=src.bits, w_bits=op.w_bits, a_mode=src.mode, w_mode=op.w_mode,
+               overflow=ctx.overflow)
+    for b in range(n):
+        for g in range(op.groups):
+            patch = xp[b, :, :, g * cin_g:(g + 1) * cin_g]
+            cols = ctx.im2col(patch, kh, kw, op.stride, op.dilation)
+            wg = w[:, g * cout_g:(g + 1) * cout_g]
+            acc[b, :, g * cout_g:(g + 1) * cout_g] = ctx.gemm(cols, wg, **gkw)
+    return acc.reshape(n, oh, ow, cout)
+
+
+def _quantize(op, xs, ctx):
+    dst = ctx.graph.tensors[op.output]
+    fn = quant.quantize_float if ctx.fast else quant.quantize_float_ref
+    return fn(xs[0], dst.scale, dst.zero_point, dst.bits, dst.mode == "signed")
+
+
+def _conv(op, xs, ctx):
+    return ctx.rescale_with(_conv_acc(op, xs[0], ctx), P.rescale_params(op, ctx.graph,
+                                                                        ctx.mult_bits))
+
+
+def _linear(op, xs, ctx):
+    src = ctx.graph.tensors[op.inputs[0]]
+    acc = ctx.gemm(xs[0], op.weight, a_bits=src.bits, w_bits=op.w_bits, a_mode=src.mode,
+                   w_mode=op.w_mode, overflow=ctx.overflow)
+    return ctx.rescale_with(acc, P.rescale_params(op, ctx.graph, ctx.mult_bits))
+
+
+def _clip(op, xs, ctx):
+    return (alu.clip if ctx.fast else alu.clip_ref)(xs[0], op.lo, op.hi)
+
+
+def _add(op, xs, ctx):
+    p = P.add_params(op, ctx.graph, ctx.mult_bits)
+    fn = alu.add if ctx.fast else alu.add_ref
+    return fn(xs[0], xs[1], mode=ctx.round_mode, **p.kwargs())
+
+
+def _pool_pads(op) -> tuple[int, int, int, int]:
+    pt, pb, pl, pr = op.padding
+    return (pt, pl, pb, pr)  # the pool kernels take ONNX order (top, left, bottom, right)
+
+
+def _maxpool(op, xs, ctx):
+    fn = alu.maxpool if ctx.fast else alu.maxpool_ref
+    return fn(xs[0], op.kernel[0], op.kernel[1], op.stride, _pool_pads(op))
+
+
+def _avgpool(op, xs, ctx):
+    p = P.pool_params(op, ctx.graph, ctx.mult_bits)
+    fn = alu.avgpool if ctx.fast else alu.avgpool_ref
+    return fn(xs[0], op.kernel[0], op.kernel[1], op.stride, _pool_pads(op), mode=ctx.round_mode,
+              mult_bits=ctx.mult_bits, **p.kwargs())
+
+
+def _gap(op, xs, ctx):
+    p = P.pool_params(op, ctx.graph, ctx.mult_bits)
+    fn = alu.global_avgpool if ctx.fast else alu.global_avgpool_ref
+    return fn(xs[0], mode=ctx.round_mode, mult_bits=ctx.mult_bits, **p.kwargs())
+
+
+def _flatten(op, xs, ctx):
+    return xs[0].reshape(xs[0].shape[0], -1)
+
+
+def _concat(op, xs, ctx):
+    dst = ctx.graph.tensors[op.output]
+    parts = []
+    for x, p in zip(xs, P.concat_params(op, ctx.graph, ctx.mult_bits)):
+        parts.append(x.astype(dst.dtype) if p is None else ctx.rescale_with(x.astype(np.int32), p))
+    return np.concatenate(parts, axis=-1)
+
+
+_RUN = {Quantize: _quantize, QuantConv2d: _conv, QuantLinear: _linear, Clip: _clip, Add: _add,
+        MaxPool: _maxpool, AvgPool: _avgpool, GlobalAvgPool: _gap, Flatten: _flatten,
+        Concat: _concat}
+
+
+def run_node(op, inputs: list[np.ndarray], graph: Graph, *, round_mode: str = "single",
+             mult_bits: int = 32, fast: bool = False, overflow: str = "error") -> np.ndarray:
+    """Run one node on its input arrays; returns its integer output array.
+
+    Shapes other than channels / features are taken from the arrays, so a node can be run on
+    a smaller spatial size than declared (used for calibration).
+    """
+    ctx = _Ctx(graph, round_mode, mult_bits, fast, overflow)
+    return _RUN[type(op)](op, inputs, ctx)
+
+
+def run_reference(graph: Graph, x, *, round_mode: str = "single", mult_bits: int = 32,
+                  fast: bool = False, overflow: str = "error") -> dict[str, np.ndarray]:
+    """Run `graph` exactly in integers; return every tensor by name (input included).
+
+    x: the float model input (shape of the graph input, NHWC), or already-quantized integers
+    for the first Quantize's output (then Quantize is skipped). round_mode: "single", "rne" or
+    "tflite" (RESCALE rounding); mult_bits: rescale multiplier width (16 or 32). fast=True
+    uses the Numba twins of the kernels (bit-exact with the `_ref` ones, much faster).
+    overflow: "error" (AccumulatorOverflow on an int32 overflow) or "wrap".
+    A graph with BatchNorm nodes is folded first (`fold_batchnorm`); the pre-BN float tensors
+    are then absent from the result.
+    """
+    from accelsim.frontend.fold import fold_batchnorm  # noqa: PLC0415 (frontend imports ir)
+
+    if any(isinstance(n, BatchNorm) for n in graph.nodes):
+        graph = fold_batchnorm(graph)
+    x = np.asarray(x)
+    src = graph.tensors[graph.input]
+    if tuple(x.shape[1:]) != tuple(src.shape[1:]):
+        raise AccelsimError(
+            f"input has shape {x.shape}, model {graph.name!r} expects {src.shape} "
+            "(batch may differ)"
+        )
+    ctx = _Ctx(graph, round_mode, mult_bits, fast, overflow)
+    env: dict[str, np.ndarray] = {graph.input: x}
+    first = graph.nodes[0] if graph.nodes else None
+    if x.dtype.kind in "iu":
+        if not isinstance(first, Quantize):
+            raise AccelsimError("integer input given but the graph does not start with Quantize")
+        dst = graph.tensors[first.output]
+        lo, hi = dst.qrange
+        if x.size and (int(x.min()) < lo or int(x.max()) > hi):
+            raise AccelsimError(f"integer input outside [{lo}, {hi}] of tensor {dst.name!r}")
+        env[first.output] = x.astype(dst.dtype)
+    for op in graph.nodes:
+        if op.output in env:
+            continue
+        env[op.output] = _RUN[type(op)](op, [env[i] for i in op.inputs], ctx)
+    return env
