@@ -30,7 +30,7 @@ from accelsim.memory import Memory
 from accelsim.races import RaceDetector
 from accelsim.stats import Recorder, Stats
 from accelsim.units.base import Channel
-from accelsim.units.dma import DramBus, LoadEngine, StoreEngine, block_end
+from accelsim.units.dma import DramBus, LoadEngine, StoreEngine
 from accelsim.units.matmul import Matmul, precision
 from accelsim.units.quantizer import Quantizer
 from accelsim.units.rescale import Rescale
@@ -39,10 +39,6 @@ from accelsim.units.vector import Vector
 # Unit -> class. The sparse voxel group engine adds itself: UNITS[Unit.SVGE] = Svge.
 UNITS: dict = {Unit.LOAD: LoadEngine, Unit.STORE: StoreEngine, Unit.QUANTIZER: Quantizer,
                Unit.MATMUL: Matmul, Unit.RESCALE: Rescale, Unit.VECTOR: Vector}
-
-_SRAM_READ = [f"sram_read_bits_{b.name.lower()}" for b in Buf]
-_SRAM_WRITE = [f"sram_write_bits_{b.name.lower()}" for b in Buf]
-
 
 @dataclass
 class SimResult:
@@ -71,9 +67,8 @@ def _plan(program, cfg, units, chans):
     """Cost every instruction, check capacities, fill the unit queues; return counters."""
     row_bits = cfg.buffers.row_bits
     cap = [cfg.buffers.capacity_rows(b.name) for b in Buf]
-    dram_size = program.dram.size
-    counters: dict = {}
     chan_cache: dict = {}
+    groups: dict = {}  # (tag, unit, cycles, counts) -> instructions; few distinct keys
     finished = False
     for idx, insn in enumerate(program.insns):
         insn.index = idx
@@ -85,17 +80,17 @@ def _plan(program, cfg, units, chans):
             finished = True
             continue
         u = insn.unit
-        unit = units.get(u)
-        if unit is None:
-            raise IsaError(f"insn {idx} {insn.op.name}: no {u.name.lower()} unit is registered "
-                           f"in accelsim.sim.UNITS")
         key = (u, insn.wait, insn.signal)
         ws = chan_cache.get(key)
         if ws is None:
+            if u not in units:
+                raise IsaError(f"insn {idx} {insn.op.name}: no {u.name.lower()} unit is "
+                               f"registered in accelsim.sim.UNITS")
             _check_header(insn, u)
-            ws = chan_cache[key] = (tuple(chans[j][u] for j in _mask_units(insn.wait)),
+            ws = chan_cache[key] = (units[u], tuple(chans[j][u] for j in _mask_units(insn.wait)),
                                     tuple(chans[u][j] for j in _mask_units(insn.signal)))
-        cyc, accesses, counts = unit.profile(insn, row_bits)
+        unit = ws[0]
+        cyc, accesses, counts = unit.profile(insn)
         for buf, addr, rows, _ in accesses:
             if addr + rows > cap[buf]:
                 name = Buf(buf).name
@@ -103,20 +98,17 @@ def _plan(program, cfg, units, chans):
                                f"exceed the buffer's {cap[buf]} rows ({name.lower()}_bytes = "
                                f"{getattr(cfg.buffers, name.lower() + '_bytes')}, row_bits = "
                                f"{row_bits})")
-        if insn.op in (Op.LOAD, Op.STORE) and block_end(insn) > dram_size:
-            raise IsaError(f"insn {idx} {insn.op.name}: DRAM block ends at element "
-                           f"{block_end(insn)}, beyond the {dram_size}-element DRAM image")
-        unit.plan.append((insn, cyc, ws[0], ws[1], accesses))
-        row = counters.get((insn.tag, u))
-        if row is None:
-            row = counters[(insn.tag, u)] = {"instructions": 0, "busy_cycles": 0}
-        row["instructions"] += 1
-        row["busy_cycles"] += cyc
+        unit.plan.append((insn, cyc, ws[1], ws[2], accesses))
+        g = (insn.tag, u, cyc, counts)
+        groups[g] = groups.get(g, 0) + 1
+    counters: dict = {}
+    for (tag, u, cyc, counts), times in groups.items():
+        row = counters.setdefault((tag, u), {"instructions": 0, "busy_cycles": 0})
+        row["instructions"] += times
+        row["busy_cycles"] += cyc * times
         for k, v in counts:
-            row[k] = row.get(k, 0) + v
-        for buf, _, rows, write in accesses:
-            k = _SRAM_WRITE[buf] if write else _SRAM_READ[buf]
-            row[k] = row.get(k, 0) + rows * row_bits
+            if v:
+                row[k] = row.get(k, 0) + v * times
     return counters
 
 
@@ -192,6 +184,8 @@ def simulate(program, cfg, *, count_only: bool = False, check_races: bool = True
     rec = Recorder(n)
     units = {u: cls(env, cfg, rec) for u, cls in UNITS.items()}
     chans = [[Channel(s, d) for d in range(len(Unit))] for s in range(len(Unit))]
+    for unit in units.values():
+        unit.dram_size = program.dram.size
     counters = _plan(program, cfg, units, chans)
     bus = DramBus(cfg)
     dram = None

@@ -14,7 +14,10 @@ FIFO is empty, one wake-up event. Costs and static counts are computed before th
 
 from __future__ import annotations
 
-from accelsim.isa import Unit
+from accelsim.isa import Buf, Unit
+
+SRAM_READ = tuple(f"sram_read_bits_{b.name.lower()}" for b in Buf)  # counter name per buffer
+SRAM_WRITE = tuple(f"sram_write_bits_{b.name.lower()}" for b in Buf)
 
 
 class Channel:
@@ -49,6 +52,8 @@ class UnitBase:
     def __init__(self, env, cfg, stats):
         self.env, self.cfg, self.stats = env, cfg, stats
         self.name = self.unit.name.lower()
+        self.row_bits = cfg.buffers.row_bits
+        self.dram_size = 0  # elements in the DRAM image (set by the simulator)
         self.plan: list = []
         self.mem = None  # Memory, or None in count_only mode
         self.races = None  # RaceDetector or None
@@ -66,9 +71,10 @@ class UnitBase:
     def run(self, insn, mem) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def profile(self, insn, row_bits: int):
-        """(cycles, accesses, counts): accesses is a tuple of (buf, row, rows, is_write);
-        counts a tuple of (counter name, value) added to this instruction's (tag, unit) row."""
+    def profile(self, insn):
+        """(cycles, accesses, counts) of one instruction, before the run. accesses: tuple of
+        (buf, row, rows, is_write); counts: tuple of (counter name, value) pairs added to the
+        instruction's (tag, unit) row, SRAM bits included (whole rows of row_bits)."""
         raise NotImplementedError  # pragma: no cover - abstract
 
     def delay(self, insn, cycles: int) -> int:
@@ -76,12 +82,15 @@ class UnitBase:
         return cycles
 
     def process(self):
-        """SimPy process: run `plan` in order, then finish."""
-        env, stats = self.env, self.stats
+        """SimPy process: run `plan` in order, then finish. (The body first runs inside
+        `env.run`, after the simulator has set plan, mem, races and on_event.)"""
+        env, stats, races, mem, hook = self.env, self.stats, self.races, self.mem, self.on_event
         start, end, stall = stats.start, stats.end, stats.stall_token
+        delay, run, timeout = self.delay, self.run, env.timeout
         uid = int(self.unit)
         for pos, (insn, cyc, waits, sigs, accesses) in enumerate(self.plan):
             self.pos = pos
+            idx = insn.index
             if waits:
                 t0 = env.now
                 for ch in waits:
@@ -91,32 +100,32 @@ class UnitBase:
                         yield ch.waiter
                     self.blocked = None
                     ch.count -= 1
-                    if self.races is not None:
-                        self.races.pop(ch, uid)
+                    if races is not None:
+                        races.pop(ch, uid)
                 if env.now != t0:
-                    stall[insn.index] = env.now - t0
-            if self.races is not None:
-                self.races.check(insn, uid, accesses)
-            if self.mem is not None:
-                self.run(insn, self.mem)
-            start[insn.index] = env.now
-            self.busy = True
-            if self.on_event is not None:
-                self.on_event()
-            yield env.timeout(self.delay(insn, cyc))
-            end[insn.index] = env.now
-            self.busy = False
+                    stall[idx] = env.now - t0
+            if races is not None:
+                races.check(insn, uid, accesses)
+            if mem is not None:
+                run(insn, mem)
+            start[idx] = env.now
+            if hook is not None:
+                self.busy = True
+                hook()
+            yield timeout(delay(insn, cyc))
+            end[idx] = env.now
             for ch in sigs:
-                if self.races is not None:
-                    self.races.push(ch, uid)
+                if races is not None:
+                    races.push(ch, uid)
                 ch.count += 1
                 ch.pushed += 1
                 w = ch.waiter
                 if w is not None:
                     ch.waiter = None
                     w.succeed()
-            if self.on_event is not None:
-                self.on_event()
+            if hook is not None:
+                self.busy = False
+                hook()
         self.pos = len(self.plan)
         self.done = True
 

@@ -26,11 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from accelsim.errors import AccelsimError
+from accelsim.errors import AccelsimError, IsaError
 from accelsim.isa import Buf, Mode, Unit
-from accelsim.memory import tile_rows
 from accelsim.program import value_bounds
-from accelsim.units.base import UnitBase
+from accelsim.units.base import SRAM_READ, SRAM_WRITE, UnitBase
 
 _MODE_NAME = {Mode.SIGNED: "signed", Mode.UNSIGNED: "unsigned", Mode.BIPOLAR: "bipolar"}
 
@@ -84,20 +83,31 @@ def block_indices(insn) -> np.ndarray:
     return insn.dram_addr + i + j + np.arange(insn.d2, dtype=np.int64)
 
 
-def block_end(insn) -> int:
-    """One past the largest DRAM element address the block touches."""
-    return insn.dram_addr + (insn.d0 - 1) * insn.s0 + (insn.d1 - 1) * insn.s1 + insn.d2
-
-
 class _DmaEngine(UnitBase):
     bus: DramBus = None  # set by the simulator (shared by both engines)
+
+    def __init__(self, env, cfg, stats):
+        super().__init__(env, cfg, stats)
+        d = cfg.dram
+        self._latency, self._burst = d.latency_cycles, d.burst_bytes
+        self._per_burst = _ceil_ratio(d.burst_bytes, d.bw_bytes_per_cycle)
 
     def cycles(self, insn) -> int:
         return dma_cycles(self.cfg, insn.d0, insn.d1, insn.d2, insn.bits)
 
+    def _profile(self, f, idx, n_buf):
+        """(cycles, DRAM bytes, buffer rows) of a block; checks the DRAM range."""
+        d0, d1, d2, bits = f["d0"], f["d1"], f["d2"], f["bits"]
+        row_bytes = -(-d2 * bits // 8)
+        cyc = self._latency + d0 * d1 * -(-row_bytes // self._burst) * self._per_burst
+        end = f["dram_addr"] + (d0 - 1) * f["s0"] + (d1 - 1) * f["s1"] + d2
+        if end > self.dram_size:
+            raise IsaError(f"insn {idx} {self.unit.name}: DRAM block ends at element {end}, "
+                           f"beyond the {self.dram_size}-element DRAM image")
+        return cyc, d0 * d1 * row_bytes, -(-n_buf * bits // self.row_bits)
+
     def delay(self, insn, cycles: int) -> int:
-        data = cycles - self.bus.latency
-        total, stall = self.bus.transfer(self.env.now, data)
+        total, stall = self.bus.transfer(self.env.now, cycles - self._latency)
         if stall:
             self.stats.stall_dram[insn.index] = stall
         return total
@@ -116,15 +126,14 @@ class LoadEngine(_DmaEngine):
 
     unit = Unit.LOAD
 
-    def profile(self, insn, row_bits):
+    def profile(self, insn):
         f = insn.f
-        rows_out = (f["d0"] + f["pad_top"] + f["pad_bottom"]) * (f["d1"] + f["pad_left"] +
-                                                                 f["pad_right"])
-        n = rows_out * f["d2"]
-        cyc = dma_cycles(self.cfg, f["d0"], f["d1"], f["d2"], f["bits"])
-        acc = ((f["buf"], f["sram_addr"], tile_rows(n, f["bits"], row_bits), True),)
-        nbytes = f["d0"] * f["d1"] * -(-f["d2"] * f["bits"] // 8)
-        return cyc, acc, (("dram_read_bytes", nbytes),)
+        n = ((f["d0"] + f["pad_top"] + f["pad_bottom"]) *
+             (f["d1"] + f["pad_left"] + f["pad_right"]) * f["d2"])
+        cyc, nbytes, rows = self._profile(f, insn.index, n)
+        buf = f["buf"]
+        return cyc, ((buf, f["sram_addr"], rows, True),), (
+            ("dram_read_bytes", nbytes), (SRAM_WRITE[buf], rows * self.row_bits))
 
     def run(self, insn, mem):
         block = mem.dram[block_indices(insn)]
@@ -142,13 +151,12 @@ class StoreEngine(_DmaEngine):
 
     unit = Unit.STORE
 
-    def profile(self, insn, row_bits):
+    def profile(self, insn):
         f = insn.f
-        n = f["d0"] * f["d1"] * f["d2"]
-        cyc = dma_cycles(self.cfg, f["d0"], f["d1"], f["d2"], f["bits"])
-        acc = ((f["buf"], f["sram_addr"], tile_rows(n, f["bits"], row_bits), False),)
-        nbytes = f["d0"] * f["d1"] * -(-f["d2"] * f["bits"] // 8)
-        return cyc, acc, (("dram_write_bytes", nbytes),)
+        cyc, nbytes, rows = self._profile(f, insn.index, f["d0"] * f["d1"] * f["d2"])
+        buf = f["buf"]
+        return cyc, ((buf, f["sram_addr"], rows, False),), (
+            ("dram_write_bytes", nbytes), (SRAM_READ[buf], rows * self.row_bits))
 
     def run(self, insn, mem):
         n = insn.d0 * insn.d1 * insn.d2

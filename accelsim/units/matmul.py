@@ -39,7 +39,6 @@ import numpy as np
 from accelsim.errors import IsaError
 from accelsim.isa import Buf, Mode, Unit
 from accelsim.kernels.gemm import gemm, im2col
-from accelsim.memory import tile_rows
 from accelsim.units.base import UnitBase
 
 _MODE_NAME = {Mode.SIGNED: "signed", Mode.UNSIGNED: "unsigned", Mode.BIPOLAR: "bipolar"}
@@ -133,26 +132,33 @@ class Matmul(UnitBase):
     def cycles(self, insn) -> int:
         return matmul_cycles(self.cfg, insn.m, insn.k, insn.n, insn.a_bits, insn.w_bits)
 
-    def profile(self, insn, row_bits):
+    def profile(self, insn):
         f = insn.f
         m, k, n, a, w = f["m"], f["k"], f["n"], f["a_bits"], f["w_bits"]
         try:
             cyc = matmul_cycles(self.cfg, m, k, n, a, w)
+            n_inp = inp_elems(insn) if f["conv"] or f["depthwise"] else m * k
         except IsaError as exc:
             raise IsaError(f"insn {insn.index} GEMM: {exc}") from None
-        inp_rows = tile_rows(inp_elems(insn), a, row_bits)
-        wgt_rows = tile_rows(k * n, w, row_bits)
-        acc_rows = tile_rows(m * n, 32, row_bits)
-        accesses = [(Buf.INP, f["inp_addr"], inp_rows, False),
-                    (Buf.WGT, f["wgt_addr"], wgt_rows, False)]
-        if not f["reset"]:
-            accesses.append((Buf.ACC, f["acc_addr"], acc_rows, False))
-        accesses.append((Buf.ACC, f["acc_addr"], acc_rows, True))
+        rb = self.row_bits
+        inp_rows, wgt_rows = -(-n_inp * a // rb), -(-k * n * w // rb)
+        acc_rows = -(-m * n * 32 // rb)
         ri, rw = operand_reads(self.cfg, m, k, n)
-        counts = ((f"macs_{a}x{w}", m * k * n),
-                  ("sram_read_bits_inp", (ri - 1) * inp_rows * row_bits),
-                  ("sram_read_bits_wgt", (rw - 1) * wgt_rows * row_bits))
-        return cyc, tuple(accesses), counts
+        acc_bits = acc_rows * rb
+        if f["reset"]:
+            accesses = ((Buf.INP, f["inp_addr"], inp_rows, False),
+                        (Buf.WGT, f["wgt_addr"], wgt_rows, False),
+                        (Buf.ACC, f["acc_addr"], acc_rows, True))
+        else:
+            accesses = ((Buf.INP, f["inp_addr"], inp_rows, False),
+                        (Buf.WGT, f["wgt_addr"], wgt_rows, False),
+                        (Buf.ACC, f["acc_addr"], acc_rows, False),
+                        (Buf.ACC, f["acc_addr"], acc_rows, True))
+        counts = ((f"macs_{a}x{w}", m * k * n), ("sram_read_bits_inp", ri * inp_rows * rb),
+                  ("sram_read_bits_wgt", rw * wgt_rows * rb),
+                  ("sram_read_bits_acc", 0 if f["reset"] else acc_bits),
+                  ("sram_write_bits_acc", acc_bits))
+        return cyc, accesses, counts
 
     def run(self, insn, mem):
         f = insn.f

@@ -15,7 +15,7 @@ from __future__ import annotations
 from accelsim.isa import Mode, Unit
 from accelsim.kernels.quant import quant
 from accelsim.memory import tile_rows
-from accelsim.units.base import UnitBase
+from accelsim.units.base import SRAM_READ, SRAM_WRITE, UnitBase
 
 QUANT_MULT_BITS = 32  # width of the quantizer's multiplier (sign included)
 
@@ -34,12 +34,15 @@ class Quantizer(UnitBase):
     def cycles(self, insn) -> int:
         return quant_cycles(self.cfg, insn.n)
 
-    def profile(self, insn, row_bits):
+    def profile(self, insn):
         f = insn.f
-        n = f["n"]
-        accesses = ((f["src_buf"], f["src_addr"], tile_rows(n, f["in_bits"], row_bits), False),
-                    (f["dst_buf"], f["dst_addr"], tile_rows(n, f["bits"], row_bits), True))
-        return quant_cycles(self.cfg, n), accesses, (("quant_ops", n),)
+        n, rb = f["n"], self.row_bits
+        src_rows, dst_rows = tile_rows(n, f["in_bits"], rb), tile_rows(n, f["bits"], rb)
+        accesses = ((f["src_buf"], f["src_addr"], src_rows, False),
+                    (f["dst_buf"], f["dst_addr"], dst_rows, True))
+        counts = (("quant_ops", n), (SRAM_READ[f["src_buf"]], src_rows * rb),
+                  (SRAM_WRITE[f["dst_buf"]], dst_rows * rb))
+        return quant_cycles(self.cfg, n), accesses, counts
 
     def run(self, insn, mem):
         f = insn.f

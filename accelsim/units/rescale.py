@@ -47,14 +47,18 @@ class Rescale(UnitBase):
     def cycles(self, insn) -> int:
         return rescale_cycles(self.cfg, insn.m, insn.n)
 
-    def profile(self, insn, row_bits):
+    def profile(self, insn):
         f = insn.f
-        m, n = f["m"], f["n"]
-        accesses = ((Buf.ACC, f["acc_addr"], tile_rows(m * n, 32, row_bits), False),
-                    (Buf.PARAM, f["param_addr"], tile_rows(PARAM_WORDS * n, 32, row_bits),
-                     False),
-                    (Buf.OUT, f["out_addr"], tile_rows(m * n, f["bits"], row_bits), True))
-        return rescale_cycles(self.cfg, m, n), accesses, (("rescale_ops", m * n),)
+        m, n, rb = f["m"], f["n"], self.row_bits
+        acc_rows = tile_rows(m * n, 32, rb)
+        par_rows = tile_rows(PARAM_WORDS * n, 32, rb)
+        out_rows = tile_rows(m * n, f["bits"], rb)
+        accesses = ((Buf.ACC, f["acc_addr"], acc_rows, False),
+                    (Buf.PARAM, f["param_addr"], par_rows, False),
+                    (Buf.OUT, f["out_addr"], out_rows, True))
+        counts = (("rescale_ops", m * n), ("sram_read_bits_acc", acc_rows * rb),
+                  ("sram_read_bits_param", par_rows * rb), ("sram_write_bits_out", out_rows * rb))
+        return rescale_cycles(self.cfg, m, n), accesses, counts
 
     def run(self, insn, mem):
         f = insn.f

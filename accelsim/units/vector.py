@@ -35,7 +35,7 @@ from accelsim.isa import AluOp, Buf, Mode, Unit
 from accelsim.kernels import alu
 from accelsim.kernels.common import output_range, storage_dtype
 from accelsim.memory import tile_rows
-from accelsim.units.base import UnitBase
+from accelsim.units.base import SRAM_READ, SRAM_WRITE, UnitBase
 
 PARAM_WORDS = {AluOp.ADD: 5, AluOp.CLIP: 2, AluOp.AVGPOOL: 2, AluOp.GAP: 2}
 _BINARY = (AluOp.ADD, AluOp.MAX, AluOp.MIN)
@@ -83,24 +83,25 @@ class Vector(UnitBase):
         return vector_cycles(self.cfg, f["op"], f["h"], f["w"], f["c"], f["kh"], f["kw"],
                              f["stride"])
 
-    def profile(self, insn, row_bits):
+    def profile(self, insn):
         f = insn.f
-        op, h, w, c = f["op"], f["h"], f["w"], f["c"]
+        op, h, w, c, rb = f["op"], f["h"], f["w"], f["c"], self.row_bits
         try:
             n_el = vector_elements(op, h, w, c, f["kh"], f["kw"], f["stride"])
             n_out = out_elements(op, h, w, c, f["kh"], f["kw"], f["stride"])
         except IsaError as exc:
             raise IsaError(f"insn {insn.index} ALU {AluOp(op).name}: {exc}") from None
         cyc = self.cfg.vector.latency_cycles + -(-n_el // self.cfg.vector.lanes)
-        in_rows = tile_rows(h * w * c, f["in_bits"], row_bits)
+        in_rows = tile_rows(h * w * c, f["in_bits"], rb)
         acc = [(f["a_buf"], f["a_addr"], in_rows, False)]
         if op in _BINARY:
             acc.append((f["b_buf"], f["b_addr"], in_rows, False))
         if op in PARAM_WORDS:
-            acc.append((Buf.PARAM, f["param_addr"], tile_rows(PARAM_WORDS[op], 32, row_bits),
-                        False))
-        acc.append((f["dst_buf"], f["dst_addr"], tile_rows(n_out, f["bits"], row_bits), True))
-        return cyc, tuple(acc), (("vector_ops", n_el),)
+            acc.append((Buf.PARAM, f["param_addr"], tile_rows(PARAM_WORDS[op], 32, rb), False))
+        acc.append((f["dst_buf"], f["dst_addr"], tile_rows(n_out, f["bits"], rb), True))
+        counts = [("vector_ops", n_el)]
+        counts += [((SRAM_WRITE if wr else SRAM_READ)[b], rows * rb) for b, _, rows, wr in acc]
+        return cyc, tuple(acc), tuple(counts)
 
     def run(self, insn, mem):
         f = insn.f
