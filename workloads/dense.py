@@ -8,8 +8,8 @@ models by name for `accelsim workloads` and `accelsim run NAME --bits A/W`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -19,8 +19,9 @@ from accelsim.ir.builder import GraphBuilder, with_input_shape
 BITS_CHOICES = (2, 4, 8)  # per-layer bit widths used by random_cnn
 
 
-def small_cnn(bits_a: int = 8, bits_w: int = 8, seed: int = 0, *, input_hw: int = 16,
-              num_classes: int = 10) -> Graph:
+def small_cnn(
+    bits_a: int = 8, bits_w: int = 8, seed: int = 0, *, input_hw: int = 16, num_classes: int = 10
+) -> Graph:
     """Small CNN on [1, input_hw, input_hw, 3]: conv3x3, depthwise 3x3 (ReLU6) + pointwise with
     a residual add, maxpool, conv3x3, avgpool, global average pool, linear.
 
@@ -40,32 +41,58 @@ def small_cnn(bits_a: int = 8, bits_w: int = 8, seed: int = 0, *, input_hw: int 
     return b.finish(b.linear(f, num_classes, w_bits=bits_w, bits=8, name="fc"))
 
 
-def mlp(bits_a: int = 8, bits_w: int = 8, seed: int = 0, *, in_features: int = 64,
-        hidden: tuple[int, ...] = (128, 64), num_classes: int = 10, batch: int = 1) -> Graph:
+def mlp(
+    bits_a: int = 8,
+    bits_w: int = 8,
+    seed: int = 0,
+    *,
+    in_features: int = 64,
+    hidden: tuple[int, ...] = (128, 64),
+    num_classes: int = 10,
+    batch: int = 1,
+) -> Graph:
     """Multi-layer perceptron on [batch, in_features]: Linear+ReLU per hidden width, then a
     Linear classifier with 8-bit signed logits."""
     b = GraphBuilder("mlp", (batch, in_features), np.random.default_rng(seed))
     x = b.quantize(8, signed=True)
     for i, width in enumerate(hidden, 1):
-        x = b.linear(x, width, w_bits=bits_w, bits=bits_a, signed=False, relu=True,
-                     name=f"fc{i}")
+        x = b.linear(x, width, w_bits=bits_w, bits=bits_a, signed=False, relu=True, name=f"fc{i}")
     return b.finish(b.linear(x, num_classes, w_bits=bits_w, bits=8, name="logits"))
 
 
-def _basic_block(b: GraphBuilder, x: str, cout: int, stride: int, name: str, bits_a: int,
-                 bits_w: int) -> str:
+def _basic_block(
+    b: GraphBuilder, x: str, cout: int, stride: int, name: str, bits_a: int, bits_w: int
+) -> str:
     cin = b.graph.tensors[x].channels
     y = b.conv(x, cout, 3, stride=stride, w_bits=bits_w, bits=bits_a, name=f"{name}.conv1")
-    y = b.conv(y, cout, 3, w_bits=bits_w, bits=bits_a, signed=True, relu=False,
-               name=f"{name}.conv2")
+    y = b.conv(
+        y, cout, 3, w_bits=bits_w, bits=bits_a, signed=True, relu=False, name=f"{name}.conv2"
+    )
     if stride != 1 or cin != cout:
-        x = b.conv(x, cout, 1, stride=stride, padding=0, w_bits=bits_w, bits=bits_a,
-                   signed=True, relu=False, name=f"{name}.downsample")
+        x = b.conv(
+            x,
+            cout,
+            1,
+            stride=stride,
+            padding=0,
+            w_bits=bits_w,
+            bits=bits_a,
+            signed=True,
+            relu=False,
+            name=f"{name}.downsample",
+        )
     return b.add(y, x, bits=bits_a, relu=True, name=f"{name}.add")
 
 
-def resnet18(bits_a: int = 8, bits_w: int = 8, seed: int = 0, *, input_hw: int = 224,
-             num_classes: int = 1000, calib_hw: int = 64) -> Graph:
+def resnet18(
+    bits_a: int = 8,
+    bits_w: int = 8,
+    seed: int = 0,
+    *,
+    input_hw: int = 224,
+    num_classes: int = 1000,
+    calib_hw: int = 64,
+) -> Graph:
     """ResNet-18 on [1, input_hw, input_hw, 3]: conv7x7/2 + maxpool3x3/2, four stages of two
     BasicBlocks (64, 128, 256, 512 channels; 1x1 stride-2 downsample convs), GAP, FC.
 
@@ -86,8 +113,13 @@ def resnet18(bits_a: int = 8, bits_w: int = 8, seed: int = 0, *, input_hw: int =
     return g if hw == input_hw else with_input_shape(g, (1, input_hw, input_hw, 3))
 
 
-def random_cnn(rng: np.random.Generator, *, n_layers: int = 6, max_hw: int = 13,
-               bits: tuple[int, ...] = BITS_CHOICES) -> Graph:
+def random_cnn(
+    rng: np.random.Generator,
+    *,
+    n_layers: int = 6,
+    max_hw: int = 13,
+    bits: tuple[int, ...] = BITS_CHOICES,
+) -> Graph:
     """A random small CNN with mixed per-layer bits, for lowering tests.
 
     Odd input sizes (batch 1-2, H, W in 5..max_hw, 1-5 channels), then n_layers blocks drawn
@@ -96,16 +128,20 @@ def random_cnn(rng: np.random.Generator, *, n_layers: int = 6, max_hw: int = 13,
     Ends with global average pool or flatten, then a linear layer. Activation and weight bits
     per layer are drawn from `bits`; outputs are signed or unsigned, with or without ReLU.
     """
-    n, h, w = int(rng.integers(1, 3)), int(rng.integers(5, max_hw + 1)), int(
-        rng.integers(5, max_hw + 1))
+    n, h, w = (
+        int(rng.integers(1, 3)),
+        int(rng.integers(5, max_hw + 1)),
+        int(rng.integers(5, max_hw + 1)),
+    )
     b = GraphBuilder("random_cnn", (n, h, w, int(rng.integers(1, 6))), rng)
-    pick = lambda: int(rng.choice(bits))  # noqa: E731
+    pick = lambda: int(rng.choice(bits))
     x = b.quantize(pick(), signed=bool(rng.integers(2)))
     for _ in range(n_layers):
         t = b.graph.tensors[x]
         _, hh, ww, c = t.shape
-        kind = str(rng.choice(["conv", "conv", "dw", "res", "maxpool", "avgpool", "concat",
-                               "clip"]))
+        kind = str(
+            rng.choice(["conv", "conv", "dw", "res", "maxpool", "avgpool", "concat", "clip"])
+        )
         relu, signed = bool(rng.integers(2)), bool(rng.integers(2))
         if kind in ("maxpool", "avgpool") and min(hh, ww) >= 2:
             k = int(rng.integers(2, min(3, hh, ww) + 1))
@@ -113,15 +149,25 @@ def random_cnn(rng: np.random.Generator, *, n_layers: int = 6, max_hw: int = 13,
             fn = b.maxpool if kind == "maxpool" else b.avgpool
             x = fn(x, k, s, pad) if kind == "maxpool" else fn(x, k, s, pad, bits=pick())
         elif kind == "dw":
-            x = b.conv(x, c, 3, groups=c, stride=int(rng.integers(1, 3)) if hh > 3 else 1,
-                       w_bits=pick(), bits=pick(), signed=signed, relu=relu)
+            x = b.conv(
+                x,
+                c,
+                3,
+                groups=c,
+                stride=int(rng.integers(1, 3)) if hh > 3 else 1,
+                w_bits=pick(),
+                bits=pick(),
+                signed=signed,
+                relu=relu,
+            )
         elif kind == "res":
             y = b.conv(x, c, 3, w_bits=pick(), bits=pick(), signed=True, relu=False)
             x = b.add(x, y, bits=pick(), signed=signed, relu=relu)
         elif kind == "concat":
             y1 = b.conv(x, int(rng.integers(1, 9)), 1, w_bits=pick(), bits=pick())
-            y2 = b.conv(x, int(rng.integers(1, 9)), 3, w_bits=pick(), bits=pick(), signed=True,
-                        relu=False)
+            y2 = b.conv(
+                x, int(rng.integers(1, 9)), 3, w_bits=pick(), bits=pick(), signed=True, relu=False
+            )
             x = b.concat([y1, y2], bits=pick(), signed=signed)
         elif kind == "clip" and t.mode != "bipolar":
             x = b.clip(x, "relu6" if relu else "relu")
@@ -131,9 +177,18 @@ def random_cnn(rng: np.random.Generator, *, n_layers: int = 6, max_hw: int = 13,
             pads = tuple(int(p) for p in rng.integers(0, k // 2 + 2, 4))
             if min(hh + pads[0] + pads[1], ww + pads[2] + pads[3]) < dil * (k - 1) + 1:
                 k, dil, pads = 1, 1, (0, 0, 0, 0)
-            x = b.conv(x, int(rng.integers(1, 17)), k, stride=int(rng.integers(1, 3)),
-                       padding=pads, dilation=dil, w_bits=pick(), bits=pick(),
-                       signed=signed, relu=relu)
+            x = b.conv(
+                x,
+                int(rng.integers(1, 17)),
+                k,
+                stride=int(rng.integers(1, 3)),
+                padding=pads,
+                dilation=dil,
+                w_bits=pick(),
+                bits=pick(),
+                signed=signed,
+                relu=relu,
+            )
     x = b.global_avgpool(x) if rng.integers(2) else x
     x = b.flatten(x)
     return b.finish(b.linear(x, int(rng.integers(2, 11)), w_bits=pick(), bits=pick()))
@@ -148,9 +203,13 @@ class Workload:
 
 
 WORKLOADS: dict[str, Workload] = {
-    "small_cnn": Workload(small_cnn, "small CNN 16x16x3: conv, depthwise, residual add, "
-                                     "max/avg/global pool, linear (10 classes)"),
+    "small_cnn": Workload(
+        small_cnn,
+        "small CNN 16x16x3: conv, depthwise, residual add, "
+        "max/avg/global pool, linear (10 classes)",
+    ),
     "mlp": Workload(mlp, "MLP 64 -> 128 -> 64 -> 10 with ReLU"),
-    "resnet18": Workload(resnet18, "ResNet-18 224x224x3: 20 convs + fc (1000 classes), "
-                                   "random weights"),
+    "resnet18": Workload(
+        resnet18, "ResNet-18 224x224x3: 20 convs + fc (1000 classes), random weights"
+    ),
 }

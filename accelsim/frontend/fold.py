@@ -35,7 +35,7 @@ def fold_one(op, bn: BatchNorm, s_in: float):
         raise ModelFormatError(
             f"node {bn.name!r}: negative gamma needs weights of {op.name!r} negated, but {e}"
         ) from None
-    shift = (bn.beta.astype(np.float64) - gamma * bn.mean.astype(np.float64) / std)
+    shift = bn.beta.astype(np.float64) - gamma * bn.mean.astype(np.float64) / std
     bias = sign * op.bias_or_zeros().astype(np.int64) + np.rint(shift / (s_in * w_scale))
     if np.any(bias < INT32_MIN) or np.any(bias > INT32_MAX):
         raise ModelFormatError(f"node {bn.name!r}: folded bias of {op.name!r} overflows int32")
@@ -59,7 +59,12 @@ def fold_batchnorm(graph: Graph) -> Graph:
             n = fold_one(n, bns[n.output], float(graph.tensors[n.inputs[0]].scale))
         nodes.append(n)
     tensors = {k: t for k, t in graph.tensors.items() if k not in bns}
-    out = Graph(name=graph.name, tensors=tensors, nodes=nodes, input=graph.input,
-                outputs=list(graph.outputs))
+    out = Graph(
+        name=graph.name,
+        tensors=tensors,
+        nodes=nodes,
+        input=graph.input,
+        outputs=list(graph.outputs),
+    )
     out.validate()
     return out

@@ -58,17 +58,42 @@ def _encode(value, key: str, arrays: dict[str, np.ndarray]):
 def graph_to_json(graph: Graph) -> tuple[dict, dict[str, np.ndarray]]:
     """Split `graph` into its JSON description and the arrays it refers to."""
     arrays: dict[str, np.ndarray] = {}
-    tensors = [{"name": t.name, "shape": list(t.shape), "bits": t.bits, "mode": t.mode,
-                "scale": _encode(t.scale, f"tensor/{t.name}/scale", arrays),
-                "zero_point": t.zero_point} for t in graph.tensors.values()]
+    tensors = [
+        {
+            "name": t.name,
+            "shape": list(t.shape),
+            "bits": t.bits,
+            "mode": t.mode,
+            "scale": _encode(t.scale, f"tensor/{t.name}/scale", arrays),
+            "zero_point": t.zero_point,
+        }
+        for t in graph.tensors.values()
+    ]
     nodes = []
     for n in graph.nodes:
-        attrs = {f.name: _encode(getattr(n, f.name), f"{n.name}/{f.name}", arrays)
-                 for f in dataclasses.fields(n) if f.name not in _BASE_FIELDS}
-        nodes.append({"name": n.name, "op": type(n).__name__, "inputs": list(n.inputs),
-                      "output": n.output, "attrs": attrs})
-    doc = {"format": FORMAT, "version": VERSION, "name": graph.name, "input": graph.input,
-           "outputs": list(graph.outputs), "tensors": tensors, "nodes": nodes}
+        attrs = {
+            f.name: _encode(getattr(n, f.name), f"{n.name}/{f.name}", arrays)
+            for f in dataclasses.fields(n)
+            if f.name not in _BASE_FIELDS
+        }
+        nodes.append(
+            {
+                "name": n.name,
+                "op": type(n).__name__,
+                "inputs": list(n.inputs),
+                "output": n.output,
+                "attrs": attrs,
+            }
+        )
+    doc = {
+        "format": FORMAT,
+        "version": VERSION,
+        "name": graph.name,
+        "input": graph.input,
+        "outputs": list(graph.outputs),
+        "tensors": tensors,
+        "nodes": nodes,
+    }
     return doc, arrays
 
 
@@ -117,7 +142,7 @@ def _decode(value, arrays: dict[str, np.ndarray], where: str):
     if isinstance(value, dict):
         key = value.get("array")
         if set(value) != {"array"} or not isinstance(key, str):
-            raise ModelFormatError(f"{where}: expected {{\"array\": KEY}}, got {value!r}")
+            raise ModelFormatError(f'{where}: expected {{"array": KEY}}, got {value!r}')
         if key not in arrays:
             raise ModelFormatError(f"{where}: array {key!r} is missing from the file")
         return arrays[key]
@@ -148,9 +173,13 @@ def graph_from_json(doc: dict, arrays: dict[str, np.ndarray]) -> Graph:
         if name in tensors:
             raise ModelFormatError(f"{where}: declared twice")
         tensors[name] = TensorInfo(
-            name, tuple(shape), bits=_get(t, "bits", int, where),
-            mode=_get(t, "mode", str, where), scale=scale,
-            zero_point=_get(t, "zero_point", int, where))
+            name,
+            tuple(shape),
+            bits=_get(t, "bits", int, where),
+            mode=_get(t, "mode", str, where),
+            scale=scale,
+            zero_point=_get(t, "zero_point", int, where),
+        )
     nodes = []
     for i, nd in enumerate(_get(doc, "nodes", list, "graph JSON")):
         name = _get(nd, "name", str, f"node #{i}")
@@ -171,13 +200,21 @@ def graph_from_json(doc: dict, arrays: dict[str, np.ndarray]) -> Graph:
             raise ModelFormatError(f"{where}: unknown attribute(s) {sorted(unknown)} for {op}")
         kwargs = {k: _decode(v, arrays, f"{where} attribute {k!r}") for k, v in attrs.items()}
         try:
-            nodes.append(cls(name=name, inputs=tuple(inputs),
-                             output=_get(nd, "output", str, where), **kwargs))
+            nodes.append(
+                cls(
+                    name=name, inputs=tuple(inputs), output=_get(nd, "output", str, where), **kwargs
+                )
+            )
         except TypeError as e:  # a required field is missing
             raise ModelFormatError(f"{where}: {e}") from None
     outputs = _get(doc, "outputs", list, "graph JSON")
-    return Graph(name=_get(doc, "name", str, "graph JSON"), tensors=tensors, nodes=nodes,
-                 input=_get(doc, "input", str, "graph JSON"), outputs=[str(o) for o in outputs])
+    return Graph(
+        name=_get(doc, "name", str, "graph JSON"),
+        tensors=tensors,
+        nodes=nodes,
+        input=_get(doc, "input", str, "graph JSON"),
+        outputs=[str(o) for o in outputs],
+    )
 
 
 def load_model(path: str | os.PathLike) -> Graph:

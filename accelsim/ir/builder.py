@@ -19,8 +19,17 @@ import numpy as np
 
 from accelsim.ir.graph import Graph, TensorInfo, int_range
 from accelsim.ir.ops import (
-    Add, AvgPool, Clip, Concat, Flatten, GlobalAvgPool, MaxPool, QuantConv2d, QuantLinear,
-    Quantize, infer_shape,
+    Add,
+    AvgPool,
+    Clip,
+    Concat,
+    Flatten,
+    GlobalAvgPool,
+    MaxPool,
+    QuantConv2d,
+    Quantize,
+    QuantLinear,
+    infer_shape,
 )
 from accelsim.ir.reference import conv_acc, run_node
 
@@ -57,8 +66,9 @@ def with_input_shape(graph: Graph, shape: tuple[int, ...]) -> Graph:
     shapes = {graph.input: tuple(shape)}
     for n in graph.nodes:
         shapes[n.output] = infer_shape(n, [shapes[i] for i in n.inputs])
-    tensors = {k: dataclasses.replace(t, shape=shapes.get(k, t.shape))
-               for k, t in graph.tensors.items()}
+    tensors = {
+        k: dataclasses.replace(t, shape=shapes.get(k, t.shape)) for k, t in graph.tensors.items()
+    }
     out = Graph(graph.name, tensors, list(graph.nodes), graph.input, list(graph.outputs))
     out.validate()
     return out
@@ -72,8 +82,15 @@ class GraphBuilder:
     (default: standard normal of input_shape). `values` holds every tensor's calibration value.
     """
 
-    def __init__(self, name: str, input_shape: tuple[int, ...], rng: np.random.Generator, *,
-                 calib_x: np.ndarray | None = None, mult_bits: int = 32):
+    def __init__(
+        self,
+        name: str,
+        input_shape: tuple[int, ...],
+        rng: np.random.Generator,
+        *,
+        calib_x: np.ndarray | None = None,
+        mult_bits: int = 32,
+    ):
         self.rng, self.mult_bits = rng, mult_bits
         t = TensorInfo("input", tuple(input_shape), bits=32, mode="float")
         self.graph = Graph(name, {"input": t}, [], "input", [])
@@ -89,7 +106,6 @@ class GraphBuilder:
         if name in self.graph.tensors:
             raise ValueError(f"tensor {name!r} already exists")
         return name
-
 
     def _quant(self, real: np.ndarray, bits: int, mode: str, relu: bool) -> tuple[float, int]:
         """(scale, zero point) of a new tensor from its real calibration values."""
@@ -107,8 +123,7 @@ class GraphBuilder:
         self.graph.tensors[op.output] = TensorInfo(op.output, shape, bits, mode, scale, zp)
         self.graph.nodes.append(op)
         ins = [self.values[i] for i in op.inputs]
-        self.values[op.output] = run_node(op, ins, self.graph, mult_bits=self.mult_bits,
-                                          fast=True)
+        self.values[op.output] = run_node(op, ins, self.graph, mult_bits=self.mult_bits, fast=True)
         return op.output
 
     def _same_as(self, op, x: str) -> str:
@@ -121,8 +136,11 @@ class GraphBuilder:
         mode = _mode(bits, True)
         lo, hi = int_range(bits, mode)
         fan_in = int(np.prod(shape[:-1]))  # He-style init keeps activations near unit scale
-        real = (self.rng.standard_normal(shape) * self.rng.uniform(0.5, 1.5, shape[-1])
-                * np.sqrt(2.0 / fan_in))
+        real = (
+            self.rng.standard_normal(shape)
+            * self.rng.uniform(0.5, 1.5, shape[-1])
+            * np.sqrt(2.0 / fan_in)
+        )
         flat = real.reshape(-1, shape[-1])
         if mode == "bipolar":
             q = np.where(flat >= 0, 1, -1)
@@ -147,8 +165,11 @@ class GraphBuilder:
         src = self.graph.tensors[x]
         real = self._acc_real(op, x)  # bias: a small random fraction of the spread
         unit = float(src.scale) * op.w_scale_per_channel()
-        op.bias = np.rint(self.rng.uniform(-0.3, 0.3, op.cout) * np.std(real, axis=tuple(
-            range(real.ndim - 1))) / unit).astype(np.int32)
+        op.bias = np.rint(
+            self.rng.uniform(-0.3, 0.3, op.cout)
+            * np.std(real, axis=tuple(range(real.ndim - 1)))
+            / unit
+        ).astype(np.int32)
         real = self._acc_real(op, x)
         if relu or relu6:
             real = np.clip(real, 0.0, 6.0 if relu6 else None)
@@ -165,13 +186,27 @@ class GraphBuilder:
         name = self._name("xq", name)
         mode = _mode(bits, signed)
         scale, zp = self._quant(self.values["input"], bits, mode, relu=False)
-        return self._add_node(Quantize(name=name, inputs=("input",), output=name),
-                              bits, mode, scale, zp)
+        return self._add_node(
+            Quantize(name=name, inputs=("input",), output=name), bits, mode, scale, zp
+        )
 
-    def conv(self, x: str, cout: int, k: int | tuple[int, int], *, stride: int = 1,
-             padding: int | tuple[int, int, int, int] | None = None, dilation: int = 1,
-             groups: int = 1, w_bits: int = 8, bits: int = 8, signed: bool = False,
-             relu: bool = True, relu6: bool = False, name: str | None = None) -> str:
+    def conv(
+        self,
+        x: str,
+        cout: int,
+        k: int | tuple[int, int],
+        *,
+        stride: int = 1,
+        padding: int | tuple[int, int, int, int] | None = None,
+        dilation: int = 1,
+        groups: int = 1,
+        w_bits: int = 8,
+        bits: int = 8,
+        signed: bool = False,
+        relu: bool = True,
+        relu6: bool = False,
+        name: str | None = None,
+    ) -> str:
         """QuantConv2d with cout output channels and a k x k (or kh x kw) kernel.
 
         padding None = "same"-style k//2 on every side. groups = Cin and cout = Cin gives a
@@ -185,48 +220,105 @@ class GraphBuilder:
             padding = (padding,) * 4
         cin = self.graph.tensors[x].channels
         weight, step, wmode = self._weights((kh, kw, cin // groups, cout), w_bits)
-        op = QuantConv2d(name=name, inputs=(x,), output=name, weight=weight, w_bits=w_bits,
-                         w_mode=wmode, w_scale=step, stride=(stride, stride),
-                         padding=tuple(padding), dilation=(dilation, dilation), groups=groups)
+        op = QuantConv2d(
+            name=name,
+            inputs=(x,),
+            output=name,
+            weight=weight,
+            w_bits=w_bits,
+            w_mode=wmode,
+            w_scale=step,
+            stride=(stride, stride),
+            padding=tuple(padding),
+            dilation=(dilation, dilation),
+            groups=groups,
+        )
         return self._weighted(op, x, bits, signed, relu, relu6)
 
-    def linear(self, x: str, cout: int, *, w_bits: int = 8, bits: int = 8,
-               signed: bool = True, relu: bool = False, name: str | None = None) -> str:
+    def linear(
+        self,
+        x: str,
+        cout: int,
+        *,
+        w_bits: int = 8,
+        bits: int = 8,
+        signed: bool = True,
+        relu: bool = False,
+        name: str | None = None,
+    ) -> str:
         """QuantLinear [M, K] -> [M, cout]."""
         name = self._name("fc", name)
         weight, step, wmode = self._weights((self.graph.tensors[x].shape[1], cout), w_bits)
-        op = QuantLinear(name=name, inputs=(x,), output=name, weight=weight, w_bits=w_bits,
-                         w_mode=wmode, w_scale=step)
+        op = QuantLinear(
+            name=name,
+            inputs=(x,),
+            output=name,
+            weight=weight,
+            w_bits=w_bits,
+            w_mode=wmode,
+            w_scale=step,
+        )
         return self._weighted(op, x, bits, signed, relu, False)
 
-    def add(self, a: str, b: str, *, bits: int = 8, signed: bool = False, relu: bool = True,
-            name: str | None = None) -> str:
+    def add(
+        self,
+        a: str,
+        b: str,
+        *,
+        bits: int = 8,
+        signed: bool = False,
+        relu: bool = True,
+        name: str | None = None,
+    ) -> str:
         """Residual Add with a calibrated output step size."""
         name = self._name("add", name)
         ta, tb = self.graph.tensors[a], self.graph.tensors[b]
-        real = (ta.scale * (self.values[a].astype(np.float64) - ta.zero_point)
-                + tb.scale * (self.values[b].astype(np.float64) - tb.zero_point))
+        real = ta.scale * (self.values[a].astype(np.float64) - ta.zero_point) + tb.scale * (
+            self.values[b].astype(np.float64) - tb.zero_point
+        )
         if relu:
             real = np.maximum(real, 0.0)
         mode = "signed" if signed else "unsigned"
         scale, zp = self._quant(real, bits, mode, relu)
-        return self._add_node(Add(name=name, inputs=(a, b), output=name, relu=relu),
-                              bits, mode, scale, zp)
+        return self._add_node(
+            Add(name=name, inputs=(a, b), output=name, relu=relu), bits, mode, scale, zp
+        )
 
-    def maxpool(self, x: str, k: int, stride: int | None = None, padding: int = 0,
-                name: str | None = None) -> str:
+    def maxpool(
+        self, x: str, k: int, stride: int | None = None, padding: int = 0, name: str | None = None
+    ) -> str:
         """k x k max pool (stride defaults to k)."""
         name = self._name("maxpool", name)
-        op = MaxPool(name=name, inputs=(x,), output=name, kernel=(k, k),
-                     stride=(stride or k,) * 2, padding=(padding,) * 4)
+        op = MaxPool(
+            name=name,
+            inputs=(x,),
+            output=name,
+            kernel=(k, k),
+            stride=(stride or k,) * 2,
+            padding=(padding,) * 4,
+        )
         return self._same_as(op, x)
 
-    def avgpool(self, x: str, k: int, stride: int | None = None, padding: int = 0, *,
-                bits: int | None = None, name: str | None = None) -> str:
+    def avgpool(
+        self,
+        x: str,
+        k: int,
+        stride: int | None = None,
+        padding: int = 0,
+        *,
+        bits: int | None = None,
+        name: str | None = None,
+    ) -> str:
         """k x k average pool; output requantized to a calibrated step (bits default: input's)."""
         name = self._name("avgpool", name)
-        op = AvgPool(name=name, inputs=(x,), output=name, kernel=(k, k),
-                     stride=(stride or k,) * 2, padding=(padding,) * 4)
+        op = AvgPool(
+            name=name,
+            inputs=(x,),
+            output=name,
+            kernel=(k, k),
+            stride=(stride or k,) * 2,
+            padding=(padding,) * 4,
+        )
         return self._pooled(op, x, bits)
 
     def global_avgpool(self, x: str, *, bits: int | None = None, name: str | None = None) -> str:
@@ -254,21 +346,24 @@ class GraphBuilder:
         lo, hi = t.qrange
         if kind == "relu6":
             hi = int(min(hi, t.zero_point + np.rint(6.0 / float(t.scale))))
-        op = Clip(name=name, inputs=(x,), output=name, lo=max(lo, t.zero_point), hi=hi,
-                  kind=kind)
+        op = Clip(name=name, inputs=(x,), output=name, lo=max(lo, t.zero_point), hi=hi, kind=kind)
         return self._same_as(op, x)
 
-    def concat(self, xs: list[str], *, bits: int = 8, signed: bool = False,
-               name: str | None = None) -> str:
+    def concat(
+        self, xs: list[str], *, bits: int = 8, signed: bool = False, name: str | None = None
+    ) -> str:
         """Channel concat; inputs are requantized to a calibrated common step."""
         name = self._name("concat", name)
         ts = [self.graph.tensors[x] for x in xs]
-        real = np.concatenate([t.scale * (self.values[x].astype(np.float64) - t.zero_point)
-                               for t, x in zip(ts, xs)], axis=-1)
+        real = np.concatenate(
+            [t.scale * (self.values[x].astype(np.float64) - t.zero_point) for t, x in zip(ts, xs)],
+            axis=-1,
+        )
         mode = "signed" if signed else "unsigned"
         scale, zp = self._quant(real, bits, mode, relu=False)
-        return self._add_node(Concat(name=name, inputs=tuple(xs), output=name),
-                              bits, mode, scale, zp)
+        return self._add_node(
+            Concat(name=name, inputs=tuple(xs), output=name), bits, mode, scale, zp
+        )
 
     def finish(self, *outputs: str) -> Graph:
         """Mark `outputs` (default: the last tensor) as graph outputs, validate, return."""

@@ -50,8 +50,7 @@ def check_int_array(arr: np.ndarray, bits: int, mode: str, what: str) -> None:
     amin, amax = int(arr.min()), int(arr.max())
     if amin < lo or amax > hi:
         raise ModelFormatError(
-            f"{what}: values must lie in [{lo}, {hi}] for {bits}-bit {mode}, "
-            f"found [{amin}, {amax}]"
+            f"{what}: values must lie in [{lo}, {hi}] for {bits}-bit {mode}, found [{amin}, {amax}]"
         )
     if mode == "bipolar" and np.any(arr == 0):
         raise ModelFormatError(f"{what}: bipolar values must be -1 or +1, found 0")
@@ -217,6 +216,7 @@ class Graph:
         lines = [f"graph {self.name}: input {self.input} {self.tensors[self.input].shape}"]
         for n in self.nodes:
             t = self.tensors[n.output]
-            lines.append(f"  {n.name:<24} {type(n).__name__:<14} {str(t.shape):<20} "
-                         f"{t.bits}b {t.mode}")
+            lines.append(
+                f"  {n.name:<24} {type(n).__name__:<14} {t.shape!s:<20} {t.bits}b {t.mode}"
+            )
         return "\n".join(lines)

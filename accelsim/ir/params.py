@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.errors import ModelFormatError
+from accelsim.errors import AccelsimError, ModelFormatError
 from accelsim.ir.graph import Graph, TensorInfo
 from accelsim.ir.ops import AvgPool, Concat, GlobalAvgPool, QuantConv2d, QuantLinear
 from accelsim.kernels.alu import add_multipliers, avgpool_multipliers
@@ -53,8 +53,14 @@ class RescaleParams:
 
     def kwargs(self) -> dict:
         """Keyword arguments for rescale_ref / rescale (add `mode` and `mult_bits`)."""
-        return dict(zp=self.zp, bits=self.bits, signed=self.signed, relu=self.relu,
-                    clip_lo=self.clip_lo, clip_hi=self.clip_hi)
+        return {
+            "zp": self.zp,
+            "bits": self.bits,
+            "signed": self.signed,
+            "relu": self.relu,
+            "clip_lo": self.clip_lo,
+            "clip_hi": self.clip_hi,
+        }
 
 
 @dataclass(frozen=True)
@@ -77,14 +83,23 @@ class AddParams:
 
     def kwargs(self) -> dict:
         """Keyword arguments for alu.add_ref / alu.add (add `mode`)."""
-        return dict(za=self.za, ma=self.ma, zb=self.zb, mb=self.mb, t=self.t, zp=self.zp,
-                    bits=self.bits, signed=self.signed, relu=self.relu)
+        return {
+            "za": self.za,
+            "ma": self.ma,
+            "zb": self.zb,
+            "mb": self.mb,
+            "t": self.t,
+            "zp": self.zp,
+            "bits": self.bits,
+            "signed": self.signed,
+            "relu": self.relu,
+        }
 
 
 def _fixed_point(real: np.ndarray, mult_bits: int, what: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         m, s = quantize_multiplier(np.asarray(real, np.float64), mult_bits)
-    except Exception as e:  # a real multiplier too large for the multiplier width
+    except AccelsimError as e:  # a real multiplier too large for the multiplier width
         raise ModelFormatError(f"{what}: {e}") from None
     return np.asarray(m, np.int64), np.asarray(s, np.int64)
 
@@ -99,8 +114,9 @@ def _per_channel(t: TensorInfo, c: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(t.scale, np.float64), (c,)).astype(np.float64)
 
 
-def rescale_params(op: QuantConv2d | QuantLinear, graph: Graph, mult_bits: int = 32
-                   ) -> RescaleParams:
+def rescale_params(
+    op: QuantConv2d | QuantLinear, graph: Graph, mult_bits: int = 32
+) -> RescaleParams:
     """Per-channel rescale integers of a conv or linear op (see module docstring)."""
     src, dst = graph.tensors[op.inputs[0]], graph.tensors[op.output]
     c = op.cout
@@ -109,9 +125,17 @@ def rescale_params(op: QuantConv2d | QuantLinear, graph: Graph, mult_bits: int =
     wsum = op.weight.reshape(-1, c).astype(np.int64).sum(axis=0)
     bias = op.bias_or_zeros().astype(np.int64) - src.zero_point * wsum
     return RescaleParams(
-        bias=_check_bias(bias, f"node {op.name!r}"), mult=mult, shift=shift,
-        zp=dst.zero_point, bits=dst.bits, signed=dst.mode == "signed", relu=bool(op.relu),
-        clip_lo=op.clip_lo, clip_hi=op.clip_hi, pad_value=src.zero_point)
+        bias=_check_bias(bias, f"node {op.name!r}"),
+        mult=mult,
+        shift=shift,
+        zp=dst.zero_point,
+        bits=dst.bits,
+        signed=dst.mode == "signed",
+        relu=bool(op.relu),
+        clip_lo=op.clip_lo,
+        clip_hi=op.clip_hi,
+        pad_value=src.zero_point,
+    )
 
 
 @dataclass(frozen=True)
@@ -132,8 +156,14 @@ class PoolParams:
 
     def kwargs(self) -> dict:
         """Keyword arguments for pool.avgpool_ref / global_avgpool_ref (add mode, mult_bits)."""
-        return dict(mult=self.mult, shift=self.shift, zp_in=self.zp_in, zp=self.zp,
-                    bits=self.bits, signed=self.signed)
+        return {
+            "mult": self.mult,
+            "shift": self.shift,
+            "zp_in": self.zp_in,
+            "zp": self.zp,
+            "bits": self.bits,
+            "signed": self.signed,
+        }
 
 
 def pool_params(op: AvgPool | GlobalAvgPool, graph: Graph, mult_bits: int = 32) -> PoolParams:
@@ -149,10 +179,16 @@ def pool_params(op: AvgPool | GlobalAvgPool, graph: Graph, mult_bits: int = 32) 
     else:
         try:
             mult, shift = avgpool_multipliers(op.kernel[0], op.kernel[1], ratio, mult_bits)
-        except Exception as e:  # multiplier too large for the width
+        except AccelsimError as e:  # multiplier too large for the width
             raise ModelFormatError(f"{what}: {e}") from None
-    return PoolParams(mult=mult, shift=shift, zp_in=src.zero_point, zp=dst.zero_point,
-                      bits=dst.bits, signed=dst.mode == "signed")
+    return PoolParams(
+        mult=mult,
+        shift=shift,
+        zp_in=src.zero_point,
+        zp=dst.zero_point,
+        bits=dst.bits,
+        signed=dst.mode == "signed",
+    )
 
 
 def add_params(op, graph: Graph, mult_bits: int = 32) -> AddParams:
@@ -162,9 +198,17 @@ def add_params(op, graph: Graph, mult_bits: int = 32) -> AddParams:
     dst = graph.tensors[op.output]
     so = float(dst.scale)
     ma, mb, t = add_multipliers(float(a.scale) / so, float(b.scale) / so, mult_bits)
-    return AddParams(ma=int(ma), mb=int(mb), t=int(t), za=a.zero_point, zb=b.zero_point,
-                     zp=dst.zero_point, bits=dst.bits, signed=dst.mode == "signed",
-                     relu=bool(op.relu))
+    return AddParams(
+        ma=int(ma),
+        mb=int(mb),
+        t=int(t),
+        za=a.zero_point,
+        zb=b.zero_point,
+        zp=dst.zero_point,
+        bits=dst.bits,
+        signed=dst.mode == "signed",
+        relu=bool(op.relu),
+    )
 
 
 def concat_params(op: Concat, graph: Graph, mult_bits: int = 32) -> list[RescaleParams | None]:
@@ -178,9 +222,18 @@ def concat_params(op: Concat, graph: Graph, mult_bits: int = 32) -> list[Rescale
             out.append(None)
             continue
         c = src.channels
-        mult, shift = _fixed_point(_per_channel(src, c) / float(dst.scale), mult_bits,
-                                   f"node {op.name!r} input {name!r}")
-        out.append(RescaleParams(bias=np.full(c, -src.zero_point, np.int64), mult=mult,
-                                 shift=shift, zp=dst.zero_point, bits=dst.bits,
-                                 signed=dst.mode == "signed", pad_value=src.zero_point))
+        mult, shift = _fixed_point(
+            _per_channel(src, c) / float(dst.scale), mult_bits, f"node {op.name!r} input {name!r}"
+        )
+        out.append(
+            RescaleParams(
+                bias=np.full(c, -src.zero_point, np.int64),
+                mult=mult,
+                shift=shift,
+                zp=dst.zero_point,
+                bits=dst.bits,
+                signed=dst.mode == "signed",
+                pad_value=src.zero_point,
+            )
+        )
     return out

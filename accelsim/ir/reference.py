@@ -16,8 +16,17 @@ from accelsim.errors import AccelsimError
 from accelsim.ir import params as P
 from accelsim.ir.graph import Graph
 from accelsim.ir.ops import (
-    Add, AvgPool, BatchNorm, Clip, Concat, Flatten, GlobalAvgPool, MaxPool, QuantConv2d,
-    QuantLinear, Quantize,
+    Add,
+    AvgPool,
+    BatchNorm,
+    Clip,
+    Concat,
+    Flatten,
+    GlobalAvgPool,
+    MaxPool,
+    QuantConv2d,
+    Quantize,
+    QuantLinear,
 )
 from accelsim.kernels import alu, gemm, quant
 from accelsim.kernels.rescale import rescale, rescale_ref
@@ -26,8 +35,7 @@ from accelsim.kernels.rescale import rescale, rescale_ref
 class _Ctx:
     """Options of one reference run: rounding mode, multiplier width, which kernel twins."""
 
-    def __init__(self, graph: Graph, round_mode: str, mult_bits: int, fast: bool,
-                 overflow: str):
+    def __init__(self, graph: Graph, round_mode: str, mult_bits: int, fast: bool, overflow: str):
         self.graph, self.round_mode, self.mult_bits = graph, round_mode, mult_bits
         self.overflow, self.fast = overflow, fast
         self.gemm = gemm.gemm if fast else gemm.gemm_ref
@@ -35,8 +43,15 @@ class _Ctx:
         self.rescale = rescale if fast else rescale_ref
 
     def rescale_with(self, acc: np.ndarray, p: P.RescaleParams) -> np.ndarray:
-        return self.rescale(acc, p.bias, p.mult, p.shift, mode=self.round_mode,
-                            mult_bits=self.mult_bits, **p.kwargs())
+        return self.rescale(
+            acc,
+            p.bias,
+            p.mult,
+            p.shift,
+            mode=self.round_mode,
+            mult_bits=self.mult_bits,
+            **p.kwargs(),
+        )
 
 
 def pad_nhwc(x: np.ndarray, padding: tuple[int, int, int, int], value: int) -> np.ndarray:
@@ -45,8 +60,9 @@ def pad_nhwc(x: np.ndarray, padding: tuple[int, int, int, int], value: int) -> n
     return np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=value)
 
 
-def conv_acc(op: QuantConv2d, x: np.ndarray, graph: Graph, *, fast: bool = False,
-             overflow: str = "error") -> np.ndarray:
+def conv_acc(
+    op: QuantConv2d, x: np.ndarray, graph: Graph, *, fast: bool = False, overflow: str = "error"
+) -> np.ndarray:
     """int32 accumulators [N, OH, OW, Cout] of a conv: sum of x_padded * w, without bias.
 
     The input is padded with its zero point; the zero point's contribution is removed by the
@@ -64,14 +80,19 @@ def _conv_acc(op: QuantConv2d, x: np.ndarray, ctx: _Ctx) -> np.ndarray:
     xp = pad_nhwc(x, op.padding, src.zero_point)
     _, oh, ow, _ = op.out_shape(x.shape)
     acc = np.empty((n, oh * ow, cout), np.int32)
-    gkw = dict(a_bits=src.bits, w_bits=op.w_bits, a_mode=src.mode, w_mode=op.w_mode,
-               overflow=ctx.overflow)
+    gkw = {
+        "a_bits": src.bits,
+        "w_bits": op.w_bits,
+        "a_mode": src.mode,
+        "w_mode": op.w_mode,
+        "overflow": ctx.overflow,
+    }
     for b in range(n):
         for g in range(op.groups):
-            patch = xp[b, :, :, g * cin_g:(g + 1) * cin_g]
+            patch = xp[b, :, :, g * cin_g : (g + 1) * cin_g]
             cols = ctx.im2col(patch, kh, kw, op.stride, op.dilation)
-            wg = w[:, g * cout_g:(g + 1) * cout_g]
-            acc[b, :, g * cout_g:(g + 1) * cout_g] = ctx.gemm(cols, wg, **gkw)
+            wg = w[:, g * cout_g : (g + 1) * cout_g]
+            acc[b, :, g * cout_g : (g + 1) * cout_g] = ctx.gemm(cols, wg, **gkw)
     return acc.reshape(n, oh, ow, cout)
 
 
@@ -82,14 +103,22 @@ def _quantize(op, xs, ctx):
 
 
 def _conv(op, xs, ctx):
-    return ctx.rescale_with(_conv_acc(op, xs[0], ctx), P.rescale_params(op, ctx.graph,
-                                                                        ctx.mult_bits))
+    return ctx.rescale_with(
+        _conv_acc(op, xs[0], ctx), P.rescale_params(op, ctx.graph, ctx.mult_bits)
+    )
 
 
 def _linear(op, xs, ctx):
     src = ctx.graph.tensors[op.inputs[0]]
-    acc = ctx.gemm(xs[0], op.weight, a_bits=src.bits, w_bits=op.w_bits, a_mode=src.mode,
-                   w_mode=op.w_mode, overflow=ctx.overflow)
+    acc = ctx.gemm(
+        xs[0],
+        op.weight,
+        a_bits=src.bits,
+        w_bits=op.w_bits,
+        a_mode=src.mode,
+        w_mode=op.w_mode,
+        overflow=ctx.overflow,
+    )
     return ctx.rescale_with(acc, P.rescale_params(op, ctx.graph, ctx.mult_bits))
 
 
@@ -116,8 +145,16 @@ def _maxpool(op, xs, ctx):
 def _avgpool(op, xs, ctx):
     p = P.pool_params(op, ctx.graph, ctx.mult_bits)
     fn = alu.avgpool if ctx.fast else alu.avgpool_ref
-    return fn(xs[0], op.kernel[0], op.kernel[1], op.stride, _pool_pads(op), mode=ctx.round_mode,
-              mult_bits=ctx.mult_bits, **p.kwargs())
+    return fn(
+        xs[0],
+        op.kernel[0],
+        op.kernel[1],
+        op.stride,
+        _pool_pads(op),
+        mode=ctx.round_mode,
+        mult_bits=ctx.mult_bits,
+        **p.kwargs(),
+    )
 
 
 def _gap(op, xs, ctx):
@@ -138,13 +175,30 @@ def _concat(op, xs, ctx):
     return np.concatenate(parts, axis=-1)
 
 
-_RUN = {Quantize: _quantize, QuantConv2d: _conv, QuantLinear: _linear, Clip: _clip, Add: _add,
-        MaxPool: _maxpool, AvgPool: _avgpool, GlobalAvgPool: _gap, Flatten: _flatten,
-        Concat: _concat}
+_RUN = {
+    Quantize: _quantize,
+    QuantConv2d: _conv,
+    QuantLinear: _linear,
+    Clip: _clip,
+    Add: _add,
+    MaxPool: _maxpool,
+    AvgPool: _avgpool,
+    GlobalAvgPool: _gap,
+    Flatten: _flatten,
+    Concat: _concat,
+}
 
 
-def run_node(op, inputs: list[np.ndarray], graph: Graph, *, round_mode: str = "single",
-             mult_bits: int = 32, fast: bool = False, overflow: str = "error") -> np.ndarray:
+def run_node(
+    op,
+    inputs: list[np.ndarray],
+    graph: Graph,
+    *,
+    round_mode: str = "single",
+    mult_bits: int = 32,
+    fast: bool = False,
+    overflow: str = "error",
+) -> np.ndarray:
     """Run one node on its input arrays; returns its integer output array.
 
     Shapes other than channels / features are taken from the arrays, so a node can be run on
@@ -154,8 +208,15 @@ def run_node(op, inputs: list[np.ndarray], graph: Graph, *, round_mode: str = "s
     return _RUN[type(op)](op, inputs, ctx)
 
 
-def run_reference(graph: Graph, x, *, round_mode: str = "single", mult_bits: int = 32,
-                  fast: bool = False, overflow: str = "error") -> dict[str, np.ndarray]:
+def run_reference(
+    graph: Graph,
+    x,
+    *,
+    round_mode: str = "single",
+    mult_bits: int = 32,
+    fast: bool = False,
+    overflow: str = "error",
+) -> dict[str, np.ndarray]:
     """Run `graph` exactly in integers; return every tensor by name (input included).
 
     x: the float model input (shape of the graph input, NHWC), or already-quantized integers
@@ -166,7 +227,7 @@ def run_reference(graph: Graph, x, *, round_mode: str = "single", mult_bits: int
     A graph with BatchNorm nodes is folded first (`fold_batchnorm`); the pre-BN float tensors
     are then absent from the result.
     """
-    from accelsim.frontend.fold import fold_batchnorm  # noqa: PLC0415 (frontend imports ir)
+    from accelsim.frontend.fold import fold_batchnorm
 
     if any(isinstance(n, BatchNorm) for n in graph.nodes):
         graph = fold_batchnorm(graph)
