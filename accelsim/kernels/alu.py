@@ -26,7 +26,6 @@ from accelsim.errors import AccelsimError
 from accelsim.kernels.common import (
     as_int_array,
     output_range,
-    pair,
     storage_dtype,
 )
 from accelsim.kernels.pool import (  # pooling windows live in pool.py; re-exported here
@@ -77,8 +76,9 @@ def _prepare_add(a, b, za, ma, zb, mb, t, zp, bits, signed, mode, relu):
 
 def add_ref(a, b, *, za, ma, zb, mb, t, zp, bits, signed, mode, relu=False):
     """NumPy definition of the quantized add: clamp(zp + RS((a-za)*ma + (b-zb)*mb; t))."""
-    a, b, za, ma, zb, mb, t, lo, hi = _prepare_add(a, b, za, ma, zb, mb, t, zp, bits, signed,
-                                                   mode, relu)  # fmt: skip
+    a, b, za, ma, zb, mb, t, lo, hi = _prepare_add(
+        a, b, za, ma, zb, mb, t, zp, bits, signed, mode, relu
+    )
     v = (a.astype(np.int64) - za) * ma + (b.astype(np.int64) - zb) * mb
     y = int(zp) + rshift_round_ref(v, t, mode)
     return np.clip(y, lo, hi).astype(storage_dtype(bits, signed))
@@ -93,8 +93,9 @@ def _add_kernel(a, b, za, ma, zb, mb, t, zp, lo, hi, mode, out):
 
 def add(a, b, *, za, ma, zb, mb, t, zp, bits, signed, mode, relu=False):
     """Numba quantized add; bit-exact with `add_ref` (same arguments and result)."""
-    a, b, za, ma, zb, mb, t, lo, hi = _prepare_add(a, b, za, ma, zb, mb, t, zp, bits, signed,
-                                                   mode, relu)  # fmt: skip
+    a, b, za, ma, zb, mb, t, lo, hi = _prepare_add(
+        a, b, za, ma, zb, mb, t, zp, bits, signed, mode, relu
+    )
     out = np.empty(a.size, np.int32)
     _add_kernel(a.ravel(), b.ravel(), za, ma, zb, mb, t, int(zp), lo, hi, mode_code(mode), out)
     return out.reshape(a.shape).astype(storage_dtype(bits, signed))
@@ -134,9 +135,9 @@ def minimum_ref(a, b):
 def _minmax_kernel(a, b, take_max, out):
     for i in range(a.shape[0]):
         if take_max:
-            out[i] = a[i] if a[i] >= b[i] else b[i]
+            out[i] = max(a[i], b[i])
         else:
-            out[i] = a[i] if a[i] <= b[i] else b[i]
+            out[i] = min(a[i], b[i])
 
 
 def _minmax(a, b, take_max, op):
@@ -222,7 +223,22 @@ def shift(x, n, *, bits, signed, mode="single"):
 
 
 __all__ = [
-    "add", "add_ref", "add_multipliers", "maximum", "maximum_ref", "minimum", "minimum_ref",
-    "clip", "clip_ref", "shift", "shift_ref", "maxpool", "maxpool_ref", "avgpool", "avgpool_ref",
-    "avgpool_multipliers", "global_avgpool", "global_avgpool_ref",
-]  # fmt: skip
+    "add",
+    "add_multipliers",
+    "add_ref",
+    "avgpool",
+    "avgpool_multipliers",
+    "avgpool_ref",
+    "clip",
+    "clip_ref",
+    "global_avgpool",
+    "global_avgpool_ref",
+    "maximum",
+    "maximum_ref",
+    "maxpool",
+    "maxpool_ref",
+    "minimum",
+    "minimum_ref",
+    "shift",
+    "shift_ref",
+]

@@ -91,7 +91,9 @@ def check_operand(x, name, bits, mode):
         )
     if mode == "bipolar" and np.any(x == 0):
         idx = np.unravel_index(int(np.argmax(x == 0)), x.shape)
-        raise AccelsimError(f"{name}[{', '.join(map(str, idx))}] = 0 but bipolar values are -1 or +1")
+        raise AccelsimError(
+            f"{name}[{', '.join(map(str, idx))}] = 0 but bipolar values are -1 or +1"
+        )
     return lo, hi
 
 

@@ -234,7 +234,9 @@ def im2col_ref(patch, kh, kw, stride=1, dilation=1):
     rows = []
     for oy in range(oh):
         for ox in range(ow):
-            taps = [patch[oy * sh + i * dh, ox * sw + j * dw, :] for i in range(kh) for j in range(kw)]
+            taps = [
+                patch[oy * sh + i * dh, ox * sw + j * dw, :] for i in range(kh) for j in range(kw)
+            ]
             rows.append(np.concatenate(taps))
     return np.stack(rows).astype(patch.dtype)
 
@@ -264,9 +266,20 @@ def im2col(patch, kh, kw, stride=1, dilation=1):
 
 
 def gemm_conv(
-    patch, w, acc=None, *, kh, kw, stride=1, dilation=1,
-    a_bits, w_bits, a_mode="signed", w_mode="signed", overflow="error",
-):  # fmt: skip
+    patch,
+    w,
+    acc=None,
+    *,
+    kh,
+    kw,
+    stride=1,
+    dilation=1,
+    a_bits,
+    w_bits,
+    a_mode="signed",
+    w_mode="signed",
+    overflow="error",
+):
     """Implicit-GEMM conv of one NHWC patch: gemm(im2col(patch, ...), w, acc) -> int32 [oh*ow, N].
 
     w: [kh*kw*cin, N] with K ordered (kh, kw, cin). Other arguments as in `gemm` / `im2col`.

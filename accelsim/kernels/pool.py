@@ -94,8 +94,7 @@ def _maxpool_kernel(x, kh, kw, sh, sw, pt, pl, out):
                 for r in range(r0, r1):
                     for q in range(c0, c1):
                         for ch in range(c):
-                            if x[b, r, q, ch] > out[b, oy, ox, ch]:
-                                out[b, oy, ox, ch] = x[b, r, q, ch]
+                            out[b, oy, ox, ch] = max(out[b, oy, ox, ch], x[b, r, q, ch])
 
 
 def maxpool(x, kh, kw, stride=1, pad=0):
@@ -173,8 +172,9 @@ def avgpool(
         g[0], g[1], mult, shift, zp_in, zp, bits, signed, mode, mult_bits
     )
     out = np.empty((x4.shape[0], g[6], g[7], x4.shape[3]), np.int32)
-    _avgpool_kernel(np.ascontiguousarray(x4), *g[:6], mult, shift, zp_in, zp, lo, hi, code,
-                    mult_bits, out)  # fmt: skip
+    _avgpool_kernel(
+        np.ascontiguousarray(x4), *g[:6], mult, shift, zp_in, zp, lo, hi, code, mult_bits, out
+    )
     out = out.astype(storage_dtype(bits, signed))
     return out if x.ndim == 4 else out[0]
 
@@ -202,18 +202,49 @@ def global_avgpool_ref(x, *, mult, shift, zp_in=0, zp, bits, signed, mode, mult_
     mult/shift: scalars (~= scale / (H*W)) or length H*W + 1 arrays. Output [N,1,1,C].
     """
     h, w = _global_kw(x)
-    return avgpool_ref(x, h, w, 1, 0, mult=mult, shift=shift, zp_in=zp_in, zp=zp, bits=bits,
-                       signed=signed, mode=mode, mult_bits=mult_bits)  # fmt: skip
+    return avgpool_ref(
+        x,
+        h,
+        w,
+        1,
+        0,
+        mult=mult,
+        shift=shift,
+        zp_in=zp_in,
+        zp=zp,
+        bits=bits,
+        signed=signed,
+        mode=mode,
+        mult_bits=mult_bits,
+    )
 
 
 def global_avgpool(x, *, mult, shift, zp_in=0, zp, bits, signed, mode, mult_bits=32):
     """Numba global average pooling; bit-exact with `global_avgpool_ref`."""
     h, w = _global_kw(x)
-    return avgpool(x, h, w, 1, 0, mult=mult, shift=shift, zp_in=zp_in, zp=zp, bits=bits,
-                   signed=signed, mode=mode, mult_bits=mult_bits)  # fmt: skip
+    return avgpool(
+        x,
+        h,
+        w,
+        1,
+        0,
+        mult=mult,
+        shift=shift,
+        zp_in=zp_in,
+        zp=zp,
+        bits=bits,
+        signed=signed,
+        mode=mode,
+        mult_bits=mult_bits,
+    )
 
 
 __all__ = [
-    "avgpool", "avgpool_multipliers", "avgpool_ref", "global_avgpool", "global_avgpool_ref",
-    "maxpool", "maxpool_ref",
-]  # fmt: skip
+    "avgpool",
+    "avgpool_multipliers",
+    "avgpool_ref",
+    "global_avgpool",
+    "global_avgpool_ref",
+    "maxpool",
+    "maxpool_ref",
+]

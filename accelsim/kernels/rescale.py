@@ -198,9 +198,20 @@ def _prepare(acc, bias, mult, shift, zp, bits, signed, mode, relu, clip_lo, clip
 
 
 def rescale_ref(
-    acc, bias, mult, shift, *, zp, bits, signed, mode,
-    relu=False, clip_lo=None, clip_hi=None, mult_bits=32,
-):  # fmt: skip
+    acc,
+    bias,
+    mult,
+    shift,
+    *,
+    zp,
+    bits,
+    signed,
+    mode,
+    relu=False,
+    clip_lo=None,
+    clip_hi=None,
+    mult_bits=32,
+):
     """NumPy definition of RESCALE (see module docstring).
 
     acc: int32 array [..., N] (last axis = output channel). bias (int32), mult (0 <= mult <
@@ -216,9 +227,20 @@ def rescale_ref(
 
 
 def rescale(
-    acc, bias, mult, shift, *, zp, bits, signed, mode,
-    relu=False, clip_lo=None, clip_hi=None, mult_bits=32,
-):  # fmt: skip
+    acc,
+    bias,
+    mult,
+    shift,
+    *,
+    zp,
+    bits,
+    signed,
+    mode,
+    relu=False,
+    clip_lo=None,
+    clip_hi=None,
+    mult_bits=32,
+):
     """Numba RESCALE; bit-exact with `rescale_ref` (same arguments and result)."""
     acc, bias, mult, shift, zp, lo, hi, mult_bits = _prepare(
         acc, bias, mult, shift, zp, bits, signed, mode, relu, clip_lo, clip_hi, mult_bits
@@ -230,15 +252,35 @@ def rescale(
 
 
 def count_mismatch(
-    acc, bias, mult, shift, *, zp, bits, signed, mode,
-    relu=False, clip_lo=None, clip_hi=None, mult_bits=32, ref_mult=None, ref_shift=None,
-):  # fmt: skip
+    acc,
+    bias,
+    mult,
+    shift,
+    *,
+    zp,
+    bits,
+    signed,
+    mode,
+    relu=False,
+    clip_lo=None,
+    clip_hi=None,
+    mult_bits=32,
+    ref_mult=None,
+    ref_shift=None,
+):
     """Number of outputs of `rescale(mode)` that differ from the `rne` reference.
 
     The reference uses (ref_mult, ref_shift) when given (e.g. the 32-bit multipliers of the same
     real scales, to measure the cost of a 16-bit rescale), else the same (mult, shift).
     """
-    kw = dict(zp=zp, bits=bits, signed=signed, relu=relu, clip_lo=clip_lo, clip_hi=clip_hi)
+    kw = {
+        "zp": zp,
+        "bits": bits,
+        "signed": signed,
+        "relu": relu,
+        "clip_lo": clip_lo,
+        "clip_hi": clip_hi,
+    }
     y = rescale(acc, bias, mult, shift, mode=mode, mult_bits=mult_bits, **kw)
     if ref_mult is None:
         ref_mult, ref_shift, ref_bits = mult, shift, mult_bits
@@ -287,9 +329,9 @@ __all__ = [
     "requantize_scalar",
     "rescale",
     "rescale_ref",
+    "rounding_divide_by_pot_ref",
     "rshift_round_ref",
     "rshift_round_scalar",
     "srdhm_ref",
     "srdhm_scalar",
-    "rounding_divide_by_pot_ref",
 ]

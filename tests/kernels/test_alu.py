@@ -23,15 +23,26 @@ def test_add_matches_ref(mode, bits, signed):
     ma, mb, t = A.add_multipliers(0.61, 0.35, mult_bits=16)
     zp = 0 if signed else 1
     for relu in (False, True):
-        kw = dict(za=1, ma=ma, zb=-1, mb=mb, t=t, zp=zp, bits=bits, signed=signed, mode=mode)
+        kw = {
+            "za": 1,
+            "ma": ma,
+            "zb": -1,
+            "mb": mb,
+            "t": t,
+            "zp": zp,
+            "bits": bits,
+            "signed": signed,
+            "mode": mode,
+        }
         got = A.add(a, b, relu=relu, **kw)
         np.testing.assert_array_equal(got, A.add_ref(a, b, relu=relu, **kw))
         assert got.dtype == a.dtype
 
 
 @pytest.mark.parametrize("impl", [A.add, A.add_ref])
-@pytest.mark.parametrize("mode,expect", [("single", [-1, 0, 1, 2]), ("rne", [-2, 0, 0, 2]),
-                                         ("tflite", [-2, -1, 1, 2])])  # fmt: skip
+@pytest.mark.parametrize(
+    "mode,expect", [("single", [-1, 0, 1, 2]), ("rne", [-2, 0, 0, 2]), ("tflite", [-2, -1, 1, 2])]
+)
 def test_add_ties(impl, mode, expect):
     """(a + b) / 2 with ma = mb = 1, t = 1: sums -3, -1, 1, 3 are all ties."""
     a = np.array([-2, -1, 0, 1], np.int8)
@@ -63,7 +74,7 @@ def test_elementwise_match_ref(bits, signed):
     np.testing.assert_array_equal(A.clip(a, lo, lo + 1), np.clip(a, lo, lo + 1))
     for mode in ROUND_MODES:
         for n in (-31, -2, 0, 1, 3):
-            kw = dict(bits=bits, signed=signed, mode=mode)
+            kw = {"bits": bits, "signed": signed, "mode": mode}
             np.testing.assert_array_equal(A.shift(a, n, **kw), A.shift_ref(a, n, **kw))
 
 
@@ -71,8 +82,9 @@ def test_elementwise_match_ref(bits, signed):
 def test_shift_hand_cases(impl):
     x = np.array([-6, -5, -3, -1, 1, 3, 5, 6, 100], np.int8)
     np.testing.assert_array_equal(impl(x, 1, bits=8, signed=True), [-3, -2, -1, 0, 1, 2, 3, 3, 50])
-    np.testing.assert_array_equal(impl(x, -2, bits=8, signed=True),
-                                  [-24, -20, -12, -4, 4, 12, 20, 24, 127])  # fmt: skip
+    np.testing.assert_array_equal(
+        impl(x, -2, bits=8, signed=True), [-24, -20, -12, -4, 4, 12, 20, 24, 127]
+    )
     np.testing.assert_array_equal(impl(x, -31, bits=8, signed=False), [0] * 4 + [255] * 5)
     with pytest.raises(AccelsimError, match="-31..62"):
         impl(x, -32, bits=8, signed=True)
@@ -113,16 +125,25 @@ def test_avgpool_matches_ref(mode, kh, kw, stride, pad, mult_bits):
     rng = np.random.default_rng(kh + kw)
     x = rand(rng, (2, 7, 8, 3), 8, False)
     mult, shift = A.avgpool_multipliers(kh, kw, scale=0.8, mult_bits=mult_bits)
-    kw_ = dict(mult=mult, shift=shift, zp_in=3, zp=5, bits=8, signed=False, mode=mode,
-               mult_bits=mult_bits)  # fmt: skip
+    kw_ = {
+        "mult": mult,
+        "shift": shift,
+        "zp_in": 3,
+        "zp": 5,
+        "bits": 8,
+        "signed": False,
+        "mode": mode,
+        "mult_bits": mult_bits,
+    }
     got = A.avgpool(x, kh, kw, stride, pad, **kw_)
     np.testing.assert_array_equal(got, A.avgpool_ref(x, kh, kw, stride, pad, **kw_))
 
 
 @pytest.mark.parametrize("impl", [A.avgpool, A.avgpool_ref])
-@pytest.mark.parametrize("mode,expect", [("single", [[-3, -1], [2, 3]]),
-                                         ("rne", [[-3, -2], [2, 3]]),
-                                         ("tflite", [[-3, -1], [2, 3]])])  # fmt: skip
+@pytest.mark.parametrize(
+    "mode,expect",
+    [("single", [[-3, -1], [2, 3]]), ("rne", [[-3, -2], [2, 3]]), ("tflite", [[-3, -1], [2, 3]])],
+)
 def test_avgpool_hand_case(impl, mode, expect):
     """x = 1..9 (3x3), 2x2 windows, stride 2, pad (top 0, left 0, bottom 1, right 1): windows
     [1,2,4,5] (c = 4), [3,6] (c = 2), [7,8] (c = 2), [9] (c = 1). With zp_in = 6 the sums are
@@ -132,8 +153,20 @@ def test_avgpool_hand_case(impl, mode, expect):
     x = np.arange(1, 10, dtype=np.uint8).reshape(3, 3, 1)
     mult = np.array([0, 2**30, 2**30, 0, 2**30])  # entries for counts 1, 2, 4
     shift = np.array([0, 30, 31, 0, 32])
-    got = impl(x, 2, 2, 2, (0, 0, 1, 1), mult=mult, shift=shift, zp_in=6, zp=0, bits=8,
-               signed=True, mode=mode)  # fmt: skip
+    got = impl(
+        x,
+        2,
+        2,
+        2,
+        (0, 0, 1, 1),
+        mult=mult,
+        shift=shift,
+        zp_in=6,
+        zp=0,
+        bits=8,
+        signed=True,
+        mode=mode,
+    )
     np.testing.assert_array_equal(got[:, :, 0], expect)
 
 
@@ -142,7 +175,15 @@ def test_global_avgpool(mode):
     rng = np.random.default_rng(3)
     x = rand(rng, (2, 5, 4, 6), 4, True)
     m, s = A.avgpool_multipliers(5, 4, scale=1.0)
-    kw = dict(mult=m[20], shift=s[20], zp_in=0, zp=0, bits=4, signed=True, mode=mode)
+    kw = {
+        "mult": m[20],
+        "shift": s[20],
+        "zp_in": 0,
+        "zp": 0,
+        "bits": 4,
+        "signed": True,
+        "mode": mode,
+    }
     got = A.global_avgpool(x, **kw)
     assert got.shape == (2, 1, 1, 6)
     np.testing.assert_array_equal(got, A.global_avgpool_ref(x, **kw))

@@ -34,13 +34,15 @@ CASES = [(b, m) for b in (1, 2, 3, 4, 8) for m in ("signed", "unsigned")] + [(1,
 
 
 @pytest.mark.parametrize("a_bits,a_mode", CASES)
-@pytest.mark.parametrize("w_bits,w_mode", [(1, "bipolar"), (2, "signed"), (4, "unsigned"), (8, "signed")])
+@pytest.mark.parametrize(
+    "w_bits,w_mode", [(1, "bipolar"), (2, "signed"), (4, "unsigned"), (8, "signed")]
+)
 def test_gemm_matches_ref(fast_path, a_bits, a_mode, w_bits, w_mode):
     rng = np.random.default_rng(a_bits * 10 + w_bits)
     a = rand_operand(rng, (13, 37), a_bits, a_mode)
     w = rand_operand(rng, (37, 11), w_bits, w_mode)
     acc = rng.integers(-(2**20), 2**20, (13, 11)).astype(np.int32)
-    kw = dict(a_bits=a_bits, w_bits=w_bits, a_mode=a_mode, w_mode=w_mode)
+    kw = {"a_bits": a_bits, "w_bits": w_bits, "a_mode": a_mode, "w_mode": w_mode}
     for acc_in in (None, acc):
         got = G.gemm(a, w, acc_in, **kw)
         assert got.dtype == np.int32
@@ -68,7 +70,9 @@ def test_partial_sum_overflow_is_detected_even_if_final_fits(fast_path, impl):
     a = np.array([[127, 127], [0, 0]], np.int8)
     w = np.array([[127, 1], [-127, 1]], np.int8)
     acc = np.array([[INT32_MAX - 99, 5], [7, 8]], np.int32)
-    with pytest.raises(AccumulatorOverflow, match=r"\(0, 0\) after adding k=0: partial sum 2147499677"):
+    with pytest.raises(
+        AccumulatorOverflow, match=r"\(0, 0\) after adding k=0: partial sum 2147499677"
+    ):
         impl(a, w, acc, a_bits=8, w_bits=8)
     expect = np.array([[INT32_MAX - 99, 5 + 254], [7, 8]], np.int32)
     np.testing.assert_array_equal(impl(a, w, acc, a_bits=8, w_bits=8, overflow="wrap"), expect)
@@ -83,7 +87,9 @@ def test_final_overflow_wraps_exactly(fast_path, impl, sign):
     acc = (sign * rng.integers(2**31 - 2**20, 2**31 - 1, (3, 5))).astype(np.int32)
     acc[1] = 0  # row 1 stays in range
     exact = acc.astype(np.int64) + a.astype(np.int64) @ w.astype(np.int64)
-    np.testing.assert_array_equal(impl(a, w, acc, a_bits=8, w_bits=8, overflow="wrap"), wrap32(exact))
+    np.testing.assert_array_equal(
+        impl(a, w, acc, a_bits=8, w_bits=8, overflow="wrap"), wrap32(exact)
+    )
     first = exact[0, 0]
     with pytest.raises(AccumulatorOverflow, match=r"element \(0, 0\)") as err:
         impl(a, w, acc, a_bits=8, w_bits=8)
@@ -99,10 +105,14 @@ def test_overflow_from_long_k_without_acc():
     a = np.full((1, 33026), 255, np.uint8)
     w = np.full((33026, 2), 255, np.uint8)
     w[-1, 1] = 0
-    kw = dict(a_bits=8, w_bits=8, a_mode="unsigned", w_mode="unsigned")
-    with pytest.raises(AccumulatorOverflow, match=r"\(0, 0\) after adding k=33025: partial sum 2147515650"):
+    kw = {"a_bits": 8, "w_bits": 8, "a_mode": "unsigned", "w_mode": "unsigned"}
+    with pytest.raises(
+        AccumulatorOverflow, match=r"\(0, 0\) after adding k=33025: partial sum 2147515650"
+    ):
         G.gemm(a, w, **kw)
-    np.testing.assert_array_equal(G.gemm(a, w, overflow="wrap", **kw), wrap32([[2147515650, 2147450625]]))
+    np.testing.assert_array_equal(
+        G.gemm(a, w, overflow="wrap", **kw), wrap32([[2147515650, 2147450625]])
+    )
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -148,8 +158,17 @@ def test_gemm_conv_equals_direct_convolution():
     kh, kw, cin, cout, s, d = 3, 2, 4, 5, 2, 1
     patch = rng.integers(0, 16, (11, 8, cin)).astype(np.uint8)
     wk = rng.integers(-8, 8, (kh, kw, cin, cout)).astype(np.int8)
-    got = G.gemm_conv(patch, wk.reshape(-1, cout), kh=kh, kw=kw, stride=s, dilation=d,
-                      a_bits=4, w_bits=4, a_mode="unsigned")  # fmt: skip
+    got = G.gemm_conv(
+        patch,
+        wk.reshape(-1, cout),
+        kh=kh,
+        kw=kw,
+        stride=s,
+        dilation=d,
+        a_bits=4,
+        w_bits=4,
+        a_mode="unsigned",
+    )
     oh, ow = (11 - kh) // s + 1, (8 - kw) // s + 1
     direct = np.zeros((oh, ow, cout), np.int64)
     for oy in range(oh):

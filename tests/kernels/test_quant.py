@@ -11,15 +11,16 @@ FLOAT_IMPLS = [Q.quantize_float, Q.quantize_float_ref]
 
 
 @pytest.mark.parametrize("mode", ROUND_MODES)
-@pytest.mark.parametrize("bits,signed", [(1, False), (2, True), (3, False), (4, True), (8, True),
-                                         (8, False)])  # fmt: skip
+@pytest.mark.parametrize(
+    "bits,signed", [(1, False), (2, True), (3, False), (4, True), (8, True), (8, False)]
+)
 def test_quant_matches_ref_and_rescale(mode, bits, signed):
     rng = np.random.default_rng(bits)
     x = rng.integers(-(2**20), 2**20, (6, 4, 3)).astype(np.int32)
     x[0, 0] = [-(2**31), 2**31 - 1, 0]
     mult, shift = quantize_multiplier(rng.uniform(1e-6, 1e-3, 3))
     zp = 0 if not signed else -1
-    kw = dict(zp=zp, bits=bits, signed=signed, mode=mode)
+    kw = {"zp": zp, "bits": bits, "signed": signed, "mode": mode}
     got = Q.quant(x, mult, shift, **kw)
     np.testing.assert_array_equal(got, Q.quant_ref(x, mult, shift, **kw))
     np.testing.assert_array_equal(got, rescale_ref(x, 0, mult, shift, **kw))

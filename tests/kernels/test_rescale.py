@@ -102,8 +102,9 @@ def test_tflite_mode_matches_tflite_transcription(impl):
 
 
 @pytest.mark.parametrize("mode", R.ROUND_MODES)
-@pytest.mark.parametrize("bits,signed", [(1, True), (2, False), (3, True), (4, False), (8, True),
-                                         (8, False), (16, True)])  # fmt: skip
+@pytest.mark.parametrize(
+    "bits,signed", [(1, True), (2, False), (3, True), (4, False), (8, True), (8, False), (16, True)]
+)
 @pytest.mark.parametrize("mult_bits", [32, 16])
 def test_rescale_matches_ref(mode, bits, signed, mult_bits):
     rng = np.random.default_rng(bits * 3 + mult_bits)
@@ -115,8 +116,16 @@ def test_rescale_matches_ref(mode, bits, signed, mult_bits):
     lo = -(2 ** (bits - 1)) if signed else 0
     zp = lo + (1 << bits) // 3
     for relu, clip in ((False, (None, None)), (True, (None, None)), (True, (None, zp + 1))):
-        kw = dict(zp=zp, bits=bits, signed=signed, mode=mode, relu=relu, clip_lo=clip[0],
-                  clip_hi=clip[1], mult_bits=mult_bits)  # fmt: skip
+        kw = {
+            "zp": zp,
+            "bits": bits,
+            "signed": signed,
+            "mode": mode,
+            "relu": relu,
+            "clip_lo": clip[0],
+            "clip_hi": clip[1],
+            "mult_bits": mult_bits,
+        }
         bias = rng.integers(-99, 99, n)
         got = R.rescale(acc, bias, mult, shift, **kw)
         np.testing.assert_array_equal(got, R.rescale_ref(acc, bias, mult, shift, **kw))
@@ -168,7 +177,7 @@ def test_tflite_double_rounding(impl, mode, expect, mult_bits):
 @pytest.mark.parametrize("mode", R.ROUND_MODES)
 def test_edge_cases(impl, mode):
     acc = np.array([[-1000, 0, 1000, INT32_MAX]], np.int32)
-    kw = dict(bits=8, signed=True, mode=mode)
+    kw = {"bits": 8, "signed": True, "mode": mode}
     # zero multiplier: output is the zero point
     np.testing.assert_array_equal(impl(acc, 7, 0, 0, zp=3, **kw), [[3, 3, 3, 3]])
     if mode != "tflite":  # shift 0: exact product, clamped
@@ -176,14 +185,16 @@ def test_edge_cases(impl, mode):
     # relu clamps at zp, clip tightens both sides; the bias add saturates at INT32_MAX
     m, s = R.quantize_multiplier(0.01)
     np.testing.assert_array_equal(impl(acc, 0, m, s, zp=-5, relu=True, **kw), [[-5, -5, 5, 127]])
-    np.testing.assert_array_equal(impl(acc, 0, m, s, zp=0, clip_lo=-4, clip_hi=6, **kw),
-                                  [[-4, 0, 6, 6]])  # fmt: skip
+    np.testing.assert_array_equal(
+        impl(acc, 0, m, s, zp=0, clip_lo=-4, clip_hi=6, **kw), [[-4, 0, 6, 6]]
+    )
     big = impl(acc, INT32_MAX, m, s, zp=0, bits=32, signed=True, mode=mode)
     same = impl(acc, 0, m, s, zp=0, bits=32, signed=True, mode=mode)
     assert big[0, 3] == same[0, 3] == 21474836  # INT32_MAX + INT32_MAX saturates to INT32_MAX
     # unsigned output
-    np.testing.assert_array_equal(impl(acc, 0, m, s, zp=128, bits=8, signed=False, mode=mode),
-                                  [[118, 128, 138, 255]])  # fmt: skip
+    np.testing.assert_array_equal(
+        impl(acc, 0, m, s, zp=128, bits=8, signed=False, mode=mode), [[118, 128, 138, 255]]
+    )
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -228,14 +239,15 @@ def test_count_mismatch():
     reals = rng.uniform(1e-3, 0.05, 8)
     m32, s32 = R.quantize_multiplier(reals, 32)
     m16, s16 = R.quantize_multiplier(reals, 16)
-    kw = dict(zp=0, bits=8, signed=True)
+    kw = {"zp": 0, "bits": 8, "signed": True}
     rne = R.rescale_ref(acc, 0, m32, s32, mode="rne", **kw)
     for mode in ("single", "tflite"):
         y = R.rescale_ref(acc, 0, m32, s32, mode=mode, **kw)
         assert R.count_mismatch(acc, 0, m32, s32, mode=mode, **kw) == np.count_nonzero(y != rne)
         y16 = R.rescale_ref(acc, 0, m16, s16, mode=mode, mult_bits=16, **kw)
-        got = R.count_mismatch(acc, 0, m16, s16, mode=mode, mult_bits=16, ref_mult=m32,
-                               ref_shift=s32, **kw)  # fmt: skip
+        got = R.count_mismatch(
+            acc, 0, m16, s16, mode=mode, mult_bits=16, ref_mult=m32, ref_shift=s32, **kw
+        )
         assert got == np.count_nonzero(y16 != rne)
     assert R.count_mismatch(acc, 0, m32, s32, mode="rne", **kw) == 0
     # single and rne differ only on ties k + 1/2 with k even
