@@ -1,0 +1,153 @@
+"""Kernel throughput benchmark: exact integer GEMM against float32 BLAS on this machine.
+
+Measures in one run, best of several repeats (the repeats of the different kernels are
+interleaved so that a noisy neighbour slows them all alike):
+
+- ``sgemm_gflops``: numpy float32 matmul, 1024^3 (GFLOP = 2*M*N*K / 1e9 per second)
+- ``int8_gemm_gops`` / ``int4_gemm_gops`` / ``int2_gemm_gops``: `accelsim.kernels.gemm.gemm`,
+  exact int32 result, 1024^3 signed operands at full range (GOP = 2*M*N*K / 1e9 per second)
+- ``int8_gemm_numba_1thread_gops``: the one-thread Numba int32 kernel gemm uses for small
+  tiles, at 1024^3 (why large GEMMs go through BLAS)
+- ``machine``: platform, CPU count, numpy / numba versions, BLAS library and threads
+
+`bench_sim(results)` is the hook for the simulator's instruction rate. Prints the results and
+writes them atomically (temp file + os.replace) to benchmarks/results/kernels.json.
+Usage: ``python benchmarks/bench_kernels.py [--repeats 7] [--size 1024] [--out PATH]``
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from accelsim.kernels import gemm as gemm_mod
+
+RESULTS_PATH = Path(__file__).resolve().parent / "results" / "kernels.json"
+
+
+def _seconds(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _interleaved_best(fns, repeats):
+    """Best wall time in seconds of each callable, after one warm-up call each."""
+    for fn in fns.values():
+        fn()
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            best[name] = min(best[name], _seconds(fn))
+    return best
+
+
+def _operand(rng, shape, bits):
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    x = rng.integers(lo, hi + 1, shape).astype(np.int8)
+    x.flat[0] = lo  # full range, so the K-block size is the worst case for these bits
+    return x
+
+
+def bench_gemm(results, size=1024, repeats=7):
+    """Fill sgemm_gflops and the exact integer GEMM GOP/s at size^3 (see module docstring)."""
+    rng = np.random.default_rng(0)
+    ops = 2.0 * size**3
+    a32 = rng.standard_normal((size, size)).astype(np.float32)
+    w32 = rng.standard_normal((size, size)).astype(np.float32)
+    ints = {b: (_operand(rng, (size, size), b), _operand(rng, (size, size), b)) for b in (8, 4, 2)}
+    for bits, (a, w) in ints.items():  # exactness: float64 BLAS is exact below 2**53
+        exact = (a.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
+        np.testing.assert_array_equal(gemm_mod.gemm(a, w, a_bits=bits, w_bits=bits), exact)
+    fns = {"sgemm_gflops": lambda: a32 @ w32}
+    for bits, (a, w) in ints.items():
+        fns[f"int{bits}_gemm_gops"] = lambda a=a, w=w, b=bits: gemm_mod.gemm(
+            a, w, a_bits=b, w_bits=b
+        )
+    best = _interleaved_best(fns, repeats)
+    a8, w8 = ints[8]
+    out = np.zeros((size, size), np.int32)
+    numba_s = _interleaved_best({"numba": lambda: gemm_mod._gemm_int32(a8, w8, out)}, 2)["numba"]
+    for name, seconds in best.items():
+        results[name] = round(ops / seconds / 1e9, 2)
+    results["int8_gemm_numba_1thread_gops"] = round(ops / numba_s / 1e9, 2)
+    results["gemm_size"] = size
+    results["repeats"] = repeats
+    return results
+
+
+def bench_sim(results):
+    """HOOK for the simulator helper: measure and store results["sim_instructions_per_s"].
+
+    Left empty on purpose: nothing is recorded until the simulator exists (no made-up number).
+    """
+    return results
+
+
+def machine_info():
+    """Platform, CPU count, library versions and the BLAS numpy uses (threadpoolctl if any)."""
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+    }
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = [
+            {k: d.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
+            for d in threadpool_info()
+            if d.get("user_api") == "blas"
+        ]
+    except ImportError:
+        blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+        info["blas"] = [{"name": blas.get("name"), "version": blas.get("version")}]
+    return info
+
+
+def write_json_atomic(path, data):
+    """Write `data` as JSON to `path` via a temp file in the same directory + os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def main(argv=None):
+    """Run the benchmarks, print the results and write them to --out."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs per kernel (best)")
+    parser.add_argument("--size", type=int, default=1024, help="GEMM M = N = K")
+    parser.add_argument("--out", default=str(RESULTS_PATH), help="results JSON path")
+    args = parser.parse_args(argv)
+    results = {"machine": machine_info()}
+    bench_gemm(results, args.size, args.repeats)
+    bench_sim(results)
+    results["unix_time_s"] = round(time.time(), 1)
+    print(json.dumps(results, indent=2, sort_keys=True))
+    write_json_atomic(args.out, results)
+    return results
+
+
+if __name__ == "__main__":
+    main()
