@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.ir import Graph
+from accelsim.ir import BatchNorm, Graph, QuantConv2d, Quantize, TensorInfo
 from accelsim.ir.builder import GraphBuilder, with_input_shape
 
 BITS_CHOICES = (2, 4, 8)  # per-layer bit widths used by random_cnn
@@ -192,6 +192,43 @@ def random_cnn(
     x = b.global_avgpool(x) if rng.integers(2) else x
     x = b.flatten(x)
     return b.finish(b.linear(x, int(rng.integers(2, 11)), w_bits=pick(), bits=pick()))
+
+
+def conv_bn(seed: int = 0) -> Graph:
+    """Tiny unfolded model: Quantize (8-bit unsigned, zp 128) -> 3x3 conv with a float output
+    -> BatchNorm (one negative gamma) -> 8-bit signed output with per-channel scales.
+    For batch-norm folding and format tests."""
+    rng = np.random.default_rng(seed)
+    conv = QuantConv2d(
+        name="conv",
+        inputs=("xq",),
+        output="pre",
+        weight=rng.integers(-7, 8, (3, 3, 2, 4)).astype(np.int8),
+        w_bits=4,
+        w_scale=rng.uniform(0.1, 0.2, 4),
+        bias=np.arange(4, dtype=np.int32),
+        padding=(1, 1, 1, 1),
+    )
+    bn = BatchNorm(
+        name="bn",
+        inputs=("pre",),
+        output="y",
+        gamma=np.array([1.0, -0.5, 2, 1]),
+        beta=np.array([0.1, 0.2, -0.3, 0]),
+        mean=np.array([0.5, 0, 1, -1]),
+        var=np.array([1.0, 2, 0.5, 1]),
+        eps=1e-3,
+    )
+    tensors = {
+        "input": TensorInfo("input", (1, 5, 5, 2), 32, "float"),
+        "xq": TensorInfo("xq", (1, 5, 5, 2), 8, "unsigned", 0.02, 128),
+        "pre": TensorInfo("pre", (1, 5, 5, 4), 32, "float"),
+        "y": TensorInfo("y", (1, 5, 5, 4), 8, "signed", np.array([0.1, 0.2, 0.3, 0.4])),
+    }
+    nodes = [Quantize(name="quant", inputs=("input",), output="xq"), conv, bn]
+    g = Graph("conv_bn", tensors, nodes, "input", ["y"])
+    g.validate()
+    return g
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from accelsim.ir import (
     Graph,
     MaxPool,
     QuantConv2d,
-    QuantLinear,
     Quantize,
+    QuantLinear,
     TensorInfo,
     add_params,
     concat_params,
@@ -80,8 +80,11 @@ def rand_ints(rng, t: TensorInfo) -> np.ndarray:
 def test_quantize_matches_round_half_even():
     rng = np.random.default_rng(0)
     xin = TensorInfo("x", (1, 3, 4, 2), 4, "unsigned", 0.25, 3)
-    g = one_op_graph(Quantize(name="q2", inputs=("input",), output="y"), [xin],
-                     TensorInfo("y", (1, 3, 4, 2), 4, "unsigned", 0.25, 3))
+    g = one_op_graph(
+        Quantize(name="q2", inputs=("input",), output="y"),
+        [xin],
+        TensorInfo("y", (1, 3, 4, 2), 4, "unsigned", 0.25, 3),
+    )
     x = rng.normal(0, 2, (1, 3, 4, 2))
     x[0, 0, 0, :] = [0.125, 0.375]  # exact halves: 0.5 -> 0, 1.5 -> 2
     got = run_reference(g, x)["y"]
@@ -111,21 +114,37 @@ def test_conv_matches_hand_loop(case, mode):
     w = rng.integers(wlo, whi + 1, (k, k, cin // groups, cout)).astype(np.int8)
     if w_bits == 1:
         w[w == 0] = 1
-    op = QuantConv2d(name="conv", inputs=("x",), output="y", weight=w, w_bits=w_bits,
-                     w_mode=w_mode, w_scale=rng.uniform(0.01, 0.03, cout),
-                     bias=rng.integers(-300, 300, cout).astype(np.int32), stride=(s, s),
-                     padding=pad, dilation=(d, d), groups=groups, relu=relu,
-                     clip_lo=clip[0] if clip else None, clip_hi=clip[1] if clip else None)
+    op = QuantConv2d(
+        name="conv",
+        inputs=("x",),
+        output="y",
+        weight=w,
+        w_bits=w_bits,
+        w_mode=w_mode,
+        w_scale=rng.uniform(0.01, 0.03, cout),
+        bias=rng.integers(-300, 300, cout).astype(np.int32),
+        stride=(s, s),
+        padding=pad,
+        dilation=(d, d),
+        groups=groups,
+        relu=relu,
+        clip_lo=clip[0] if clip else None,
+        clip_hi=clip[1] if clip else None,
+    )
     oshape = op.out_shape(xin.shape)
-    out = TensorInfo("y", oshape, 8 if relu else 6, "unsigned" if relu else "signed", 0.02,
-                     0 if not relu else 4)
+    out = TensorInfo(
+        "y", oshape, 8 if relu else 6, "unsigned" if relu else "signed", 0.02, 0 if not relu else 4
+    )
     g = one_op_graph(op, [xin], out)
     x = rand_ints(rng, xin)
     got = run_ints(g, [x], round_mode=mode)
 
     p = rescale_params(op, g)
-    xp = np.pad(x.astype(np.int64), ((0, 0), (pad[0], pad[1]), (pad[2], pad[3]), (0, 0)),
-                constant_values=zp_in)
+    xp = np.pad(
+        x.astype(np.int64),
+        ((0, 0), (pad[0], pad[1]), (pad[2], pad[3]), (0, 0)),
+        constant_values=zp_in,
+    )
     cin_g, cout_g = cin // groups, cout // groups
     want = np.zeros(oshape, np.int64)
     for n, oy, ox, c in np.ndindex(*oshape):
@@ -137,8 +156,9 @@ def test_conv_matches_hand_loop(case, mode):
                     v = int(xp[n, oy * s + i * d, ox * s + j * d, g0 + ci]) - zp_in
                     acc += v * int(w[i, j, ci, c])
         y = out.zero_point + rshift(acc * int(p.mult[c]), int(p.shift[c]), mode)
-        want[n, oy, ox, c] = clamp(y, out, out.zero_point if relu else None,
-                                   clip[1] if clip else None)
+        want[n, oy, ox, c] = clamp(
+            y, out, out.zero_point if relu else None, clip[1] if clip else None
+        )
         if clip and clip[0] is not None:
             want[n, oy, ox, c] = max(want[n, oy, ox, c], clip[0])
     np.testing.assert_array_equal(got, want)
@@ -148,10 +168,20 @@ def test_conv_matches_hand_loop(case, mode):
 def test_rescale_params_follow_step_sizes():
     """mult * 2**-shift equals s_in * s_w[c] / s_out to 31 bits; zp folded into the bias."""
     w = np.array([[1, -2], [3, 4]], np.int8)
-    op = QuantLinear(name="fc", inputs=("x",), output="y", weight=w, w_bits=4,
-                     w_scale=np.array([0.1, 0.3]), bias=np.array([10, -20], np.int32))
-    g = one_op_graph(op, [TensorInfo("x", (1, 2), 8, "unsigned", 0.5, 5)],
-                     TensorInfo("y", (1, 2), 8, "signed", 0.07))
+    op = QuantLinear(
+        name="fc",
+        inputs=("x",),
+        output="y",
+        weight=w,
+        w_bits=4,
+        w_scale=np.array([0.1, 0.3]),
+        bias=np.array([10, -20], np.int32),
+    )
+    g = one_op_graph(
+        op,
+        [TensorInfo("x", (1, 2), 8, "unsigned", 0.5, 5)],
+        TensorInfo("y", (1, 2), 8, "signed", 0.07),
+    )
     p = rescale_params(op, g)
     real = 0.5 * np.array([0.1, 0.3]) / 0.07
     np.testing.assert_allclose(p.mult * 2.0 ** -p.shift.astype(float), real, rtol=2**-30)
@@ -167,8 +197,15 @@ def test_linear_matches_hand_loop(mode):
     rng = np.random.default_rng(2)
     xin = TensorInfo("x", (3, 7), 2, "unsigned", 0.3, 1)
     w = rng.integers(-8, 8, (7, 5)).astype(np.int8)
-    op = QuantLinear(name="fc", inputs=("x",), output="y", weight=w, w_bits=4, w_scale=0.04,
-                     bias=rng.integers(-20, 20, 5).astype(np.int32))
+    op = QuantLinear(
+        name="fc",
+        inputs=("x",),
+        output="y",
+        weight=w,
+        w_bits=4,
+        w_scale=0.04,
+        bias=rng.integers(-20, 20, 5).astype(np.int32),
+    )
     out = TensorInfo("y", (3, 5), 4, "signed", 0.05)
     g = one_op_graph(op, [xin], out)
     x = rand_ints(rng, xin)
@@ -208,16 +245,21 @@ def test_add_matches_hand_and_real_sum(mode, relu):
 def test_maxpool_padding_never_wins():
     rng = np.random.default_rng(4)
     t = TensorInfo("x", (2, 5, 6, 3), 4, "signed", 0.1)
-    op = MaxPool(name="mp", inputs=("x",), output="y", kernel=(3, 2), stride=(2, 2),
-                 padding=(1, 1, 0, 1))
+    op = MaxPool(
+        name="mp", inputs=("x",), output="y", kernel=(3, 2), stride=(2, 2), padding=(1, 1, 0, 1)
+    )
     oshape = op.out_shape(t.shape)
     g = one_op_graph(op, [t], TensorInfo("y", oshape, 4, "signed", 0.1))
     x = rand_ints(rng, t)
     got = run_ints(g, [x])
     want = np.zeros(oshape, np.int64)
     for n, oy, ox, c in np.ndindex(*oshape):
-        vals = [int(x[n, y, xx, c]) for i in range(3) for j in range(2)
-                if 0 <= (y := oy * 2 - 1 + i) < 5 and 0 <= (xx := ox * 2 + j) < 6]
+        vals = [
+            int(x[n, y, xx, c])
+            for i in range(3)
+            for j in range(2)
+            if 0 <= (y := oy * 2 - 1 + i) < 5 and 0 <= (xx := ox * 2 + j) < 6
+        ]
         want[n, oy, ox, c] = max(vals)
     np.testing.assert_array_equal(got, want)
 
@@ -226,8 +268,9 @@ def test_maxpool_padding_never_wins():
 def test_avgpool_counts_only_inbounds(mode):
     rng = np.random.default_rng(5)
     t = TensorInfo("x", (1, 5, 4, 2), 8, "unsigned", 0.02, 10)
-    op = AvgPool(name="ap", inputs=("x",), output="y", kernel=(3, 3), stride=(2, 1),
-                 padding=(1, 1, 1, 0))
+    op = AvgPool(
+        name="ap", inputs=("x",), output="y", kernel=(3, 3), stride=(2, 1), padding=(1, 1, 1, 0)
+    )
     oshape = op.out_shape(t.shape)
     out = TensorInfo("y", oshape, 4, "unsigned", 0.15, 2)
     g = one_op_graph(op, [t], out)
@@ -236,13 +279,19 @@ def test_avgpool_counts_only_inbounds(mode):
     p = pool_params(op, g)
     want = np.zeros(oshape, np.int64)
     for n, oy, ox, c in np.ndindex(*oshape):
-        vals = [int(x[n, y, xx, c]) - 10 for i in range(3) for j in range(3)
-                if 0 <= (y := oy * 2 - 1 + i) < 5 and 0 <= (xx := ox - 1 + j) < 4]
+        vals = [
+            int(x[n, y, xx, c]) - 10
+            for i in range(3)
+            for j in range(3)
+            if 0 <= (y := oy * 2 - 1 + i) < 5 and 0 <= (xx := ox - 1 + j) < 4
+        ]
         cnt = len(vals)
-        np.testing.assert_allclose(p.mult[cnt] * 2.0 ** -float(p.shift[cnt]),
-                                   0.02 / 0.15 / cnt, rtol=2**-30)
-        want[n, oy, ox, c] = clamp(2 + rshift(sum(vals) * int(p.mult[cnt]),
-                                              int(p.shift[cnt]), mode), out)
+        np.testing.assert_allclose(
+            p.mult[cnt] * 2.0 ** -float(p.shift[cnt]), 0.02 / 0.15 / cnt, rtol=2**-30
+        )
+        want[n, oy, ox, c] = clamp(
+            2 + rshift(sum(vals) * int(p.mult[cnt]), int(p.shift[cnt]), mode), out
+        )
     np.testing.assert_array_equal(got, want)
 
 
@@ -267,8 +316,9 @@ def test_clip_flatten():
     rng = np.random.default_rng(7)
     t = TensorInfo("x", (1, 2, 3, 4), 8, "unsigned", 0.1, 20)
     y = TensorInfo("y", t.shape, 8, "unsigned", 0.1, 20)
-    g = one_op_graph(Clip(name="relu6", inputs=("x",), output="y", lo=20, hi=80, kind="relu6"),
-                     [t], y)
+    g = one_op_graph(
+        Clip(name="relu6", inputs=("x",), output="y", lo=20, hi=80, kind="relu6"), [t], y
+    )
     x = rand_ints(rng, t)
     np.testing.assert_array_equal(run_ints(g, [x]), np.clip(x, 20, 80))
     f = TensorInfo("f", (1, 24), 8, "unsigned", 0.1, 20)
@@ -292,8 +342,7 @@ def test_concat_requantizes_only_differing_inputs(mode):
     want = np.zeros(xb.shape, np.int64)
     for idx in np.ndindex(*xb.shape):
         c = idx[-1]
-        want[idx] = clamp(5 + rshift(int(xb[idx]) * int(pb.mult[c]), int(pb.shift[c]), mode),
-                          out)
+        want[idx] = clamp(5 + rshift(int(xb[idx]) * int(pb.mult[c]), int(pb.shift[c]), mode), out)
     np.testing.assert_array_equal(got[..., 3:], want)
     np.testing.assert_array_equal(want, np.clip(xb * 3 + 5, 0, 255))  # exact ratio 3
 
