@@ -8,6 +8,13 @@ group statistics (`group_stats`). Every compiled function has a `_ref` NumPy twi
 
 from accelsim.sparse.conv import conv, conv_ref, operand_range
 from accelsim.sparse.dense import dense_conv_ref
+from accelsim.sparse.groups import (
+    GroupStats,
+    group_stats,
+    group_stats_ref,
+    tile_of,
+    voxel_group_stats,
+)
 from accelsim.sparse.kmap import (
     KernelMap,
     clear_cache,
@@ -33,9 +40,9 @@ from accelsim.sparse.ops import (
 from accelsim.sparse.tensor import check_coords, check_groups, check_sparse, group_of
 
 __all__ = [
-    "KernelMap", "add", "add_ref", "align", "check_coords", "check_groups", "check_sparse",
+    "GroupStats", "KernelMap", "add", "add_ref", "align", "check_coords", "check_groups", "check_sparse",
     "clear_cache", "concat", "concat_ref", "conv", "conv_ref", "dense_conv_ref",
-    "downsample_coords", "group_of", "group_offsets", "kernel_map", "kernel_map_ref",
-    "operand_range", "relu", "relu_ref", "tap_offsets", "to_bev", "to_bev_ref", "voxelize",
-    "voxelize_ref",
+    "downsample_coords", "group_of", "group_offsets", "group_stats", "group_stats_ref", "kernel_map", "kernel_map_ref",
+    "operand_range", "relu", "relu_ref", "tap_offsets", "tile_of", "to_bev", "to_bev_ref", "voxelize",
+    "voxel_group_stats", "voxelize_ref",
 ]

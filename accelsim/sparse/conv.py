@@ -4,17 +4,21 @@
 The result is the int32 accumulator a dense GEMM of the same operands would hold; RESCALE to
 the output bit width is a separate step (`accelsim.kernels.rescale`).
 
-Overflow follows the dense GEMM: the exact sum of each output is computed; if it does not fit
-int32, overflow="error" raises `AccumulatorOverflow` and overflow="wrap" keeps it modulo 2**32
-(two's complement wrap, the value an int32 adder chain would hold in any order).
+Overflow follows the dense GEMM (`accelsim.kernels.gemm`): the accumulator of output (o, co)
+adds its products in hardware order, offset by offset (ascending k) and within an offset input
+channel by channel. If any partial sum leaves int32, overflow="error" raises
+`AccumulatorOverflow` naming the first such element (row-major) and overflow="wrap" returns
+the sum modulo 2**32, the value a two's-complement int32 adder holds in any order.
 
 The compiled path is output-stationary: output voxels are cut into tiles, one tile per task,
 and each tile walks the offsets (so one offset's weights stay in L1) and adds each neighbour's
 `x @ W[k]` into the tile's accumulator rows. Tiles own their output rows, so any number of
 threads (`numba.set_num_threads`) gives the same integers with no write conflicts.
-Per pair, `x @ W[k]` runs in float32 when it is exact (c_in * max|x| * max|w| < 2**24, so
-every partial sum is an exactly representable integer) and is then added into int32 or int64;
-otherwise in integer arithmetic.
+When K**3 * c_in * max|x| * max|w| < 2**31 nothing can overflow and the accumulators are int32;
+each pair's `x @ W[k]` then runs in float32 (exact when c_in * max|x| * max|w| <= 2**24: every
+partial sum is an exactly representable integer) in a register-blocked kernel
+(`microkernel.py`), or in int32 otherwise. Beyond that bound the sums are taken in int64 and
+only outputs whose own bound |x| @ |w| exceeds int32 have their partial sums replayed.
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ from numba import njit, prange
 
 from accelsim.errors import AccumulatorOverflow, SparseInputError
 from accelsim.sparse.kmap import KernelMap
-from accelsim.sparse.microkernel import dot_rows_f32
+from accelsim.sparse.microkernel import acc_dot_f32
 
 TILE_VOXELS = 256  # output voxels per task: 256 rows x 64 ch x 4 B = 64 KiB, fits L2
 FLOAT_EXACT = 2**24  # float32 holds every integer of magnitude <= 2**24 exactly
 MODES = ("signed", "unsigned", "bipolar")
+INT32_MAX = 2**31 - 1
 
 
 def operand_range(bits: int, mode: str) -> tuple[int, int]:
@@ -80,18 +85,12 @@ def _check_args(features, weights, kmap, a_bits, w_bits, a_mode, w_mode, overflo
     return x, w, xmax, wmax
 
 
-def _finish(acc64, overflow):
-    lo, hi = -(2**31), 2**31 - 1
-    if acc64.dtype == np.int32:
-        return acc64
-    if acc64.size and (acc64.min() < lo or acc64.max() > hi):
-        if overflow == "error":
-            row, ch = np.argwhere((acc64 < lo) | (acc64 > hi))[0]
-            raise AccumulatorOverflow(
-                f"sparse conv: int32 accumulator overflow at output voxel {row}, channel {ch} "
-                f"(exact sum {int(acc64[row, ch])}); lower the bit widths or use overflow='wrap'"
-            )
-    return acc64.astype(np.int32)  # astype wraps modulo 2**32
+def _overflow_message(o, co, k, ci, value):
+    return (
+        f"sparse conv: int32 accumulator overflow at output voxel {o}, channel {co}, after "
+        f"offset {k}, input channel {ci} (partial sum {value}); lower the bit widths or use "
+        "overflow='wrap'"
+    )
 
 
 def conv(features, weights, kmap: KernelMap, *, a_bits=8, w_bits=8, a_mode="signed",
@@ -105,47 +104,64 @@ def conv(features, weights, kmap: KernelMap, *, a_bits=8, w_bits=8, a_mode="sign
     x, w, xmax, wmax = _check_args(features, weights, kmap, a_bits, w_bits, a_mode, w_mode,
                                    overflow)
     c_in, c_out = w.shape[1], w.shape[2]
-    bound = kmap.kernel_volume * c_in * xmax * wmax  # largest |sum| any output can reach
-    acc_type = np.int32 if bound <= 2**31 - 1 else np.int64
-    out = np.zeros((kmap.n_out, c_out), dtype=acc_type)
     nbr = kmap.neighbors
-    if c_in * xmax * wmax <= FLOAT_EXACT:
-        _conv_f32(x.astype(np.float32), np.ascontiguousarray(w, dtype=np.float32), nbr, out,
-                  TILE_VOXELS)
-    else:
-        _conv_int(x.astype(np.int64), w.astype(np.int64), nbr, out, TILE_VOXELS)
-    return _finish(out, overflow)
+    if kmap.kernel_volume * c_in * xmax * wmax <= INT32_MAX:
+        out = np.zeros((kmap.n_out, c_out), dtype=np.int32)
+        if c_in * xmax * wmax <= FLOAT_EXACT:
+            _conv_f32(np.ascontiguousarray(x, dtype=np.float32),
+                      np.ascontiguousarray(w, dtype=np.float32), nbr, out, TILE_VOXELS)
+        else:
+            _conv_int(x.astype(np.int32), w.astype(np.int32), nbr, out, TILE_VOXELS)
+        return out
+    x64, w64 = x.astype(np.int64), w.astype(np.int64)
+    out = np.zeros((kmap.n_out, c_out), dtype=np.int64)
+    _conv_int(x64, w64, nbr, out, TILE_VOXELS)
+    if overflow == "error":
+        bound = np.zeros_like(out)
+        _conv_int(np.abs(x64), np.abs(w64), nbr, bound, TILE_VOXELS)
+        rows, cols = np.nonzero(bound > INT32_MAX)
+        if rows.size:
+            hit = _first_overflow(x64, w64, nbr, rows.astype(np.int64), cols.astype(np.int64))
+            if hit[0] >= 0:
+                raise AccumulatorOverflow(_overflow_message(rows[hit[0]], cols[hit[0]], *hit[1:]))
+    return out.astype(np.int32)  # modulo 2**32: the wrapped int32 value
 
 
 def conv_ref(features, weights, kmap: KernelMap, *, a_bits=8, w_bits=8, a_mode="signed",
              w_mode="signed", overflow="error") -> np.ndarray:
-    """NumPy twin of `conv`: per offset, gather the input rows, int64 GEMM, scatter-add."""
+    """NumPy twin of `conv`: per offset, gather the input rows, int64 GEMM, scatter-add;
+    partial sums checked per output in hardware order (offset, then input channel)."""
     x, w, _, _ = _check_args(features, weights, kmap, a_bits, w_bits, a_mode, w_mode, overflow)
+    x, w = x.astype(np.int64), w.astype(np.int64)
     acc = np.zeros((kmap.n_out, w.shape[2]), dtype=np.int64)
     for k in range(kmap.kernel_volume):
         s, e = kmap.offset_start[k], kmap.offset_start[k + 1]
-        gathered = x[kmap.in_index[s:e]].astype(np.int64)
-        np.add.at(acc, kmap.out_index[s:e], gathered @ w[k].astype(np.int64))
-    if acc.size and (acc.min() < -(2**31) or acc.max() > 2**31 - 1):
-        return _finish(acc, overflow)
+        np.add.at(acc, kmap.out_index[s:e], x[kmap.in_index[s:e]] @ w[k])
+    if overflow == "error":
+        for o in range(kmap.n_out):
+            sel = np.flatnonzero(kmap.out_index == o)  # pairs sorted by offset already
+            prods = x[kmap.in_index[sel]][:, :, None] * w[kmap.offset[sel]]  # [p, c_in, c_out]
+            partial = np.cumsum(prods.reshape(-1, w.shape[2]), axis=0)
+            bad = (partial < -INT32_MAX - 1) | (partial > INT32_MAX)
+            bad_cols = np.flatnonzero(bad.any(axis=0))
+            if bad_cols.size:
+                co = int(bad_cols[0])
+                step = int(np.flatnonzero(bad[:, co])[0])
+                k = int(kmap.offset[sel[step // w.shape[1]]])
+                raise AccumulatorOverflow(
+                    _overflow_message(o, co, k, step % w.shape[1], int(partial[step, co])))
     return acc.astype(np.int32)
 
 
 @njit(cache=True, parallel=True)
 def _conv_f32(x, w, nbr, out, tile):
     n_k, n = nbr.shape
-    c_out = w.shape[2]
     for t in prange((n + tile - 1) // tile):
-        o0 = t * tile
-        o1 = min(n, o0 + tile)
-        tmp = np.empty(c_out, dtype=np.float32)
         for k in range(n_k):
-            for o in range(o0, o1):
+            for o in range(t * tile, min(n, t * tile + tile)):
                 i = nbr[k, o]
                 if i >= 0:
-                    dot_rows_f32(x[i], w[k], tmp)
-                    for co in range(c_out):
-                        out[o, co] += np.int64(tmp[co])
+                    acc_dot_f32(x[i], w[k], out[o])
 
 
 @njit(cache=True, parallel=True)
@@ -153,13 +169,29 @@ def _conv_int(x, w, nbr, out, tile):
     n_k, n = nbr.shape
     c_in, c_out = w.shape[1], w.shape[2]
     for t in prange((n + tile - 1) // tile):
-        o0 = t * tile
-        o1 = min(n, o0 + tile)
         for k in range(n_k):
-            for o in range(o0, o1):
+            for o in range(t * tile, min(n, t * tile + tile)):
                 i = nbr[k, o]
                 if i >= 0:
                     for ci in range(c_in):
                         a = x[i, ci]
                         for co in range(c_out):
                             out[o, co] += a * w[k, ci, co]
+
+
+@njit(cache=True)
+def _first_overflow(x, w, nbr, rows, cols):
+    """Replay partial sums of outputs (rows[j], cols[j]) in hardware order; returns
+    (j, offset, input channel, value) of the first to leave int32, or j = -1."""
+    lo, hi = -(2**31), 2**31 - 1
+    for j in range(rows.shape[0]):
+        o, co = rows[j], cols[j]
+        s = 0
+        for k in range(nbr.shape[0]):
+            i = nbr[k, o]
+            if i >= 0:
+                for ci in range(x.shape[1]):
+                    s += x[i, ci] * w[k, ci, co]
+                    if s < lo or s > hi:
+                        return np.array([j, k, ci, s])
+    return np.array([-1, 0, 0, 0])

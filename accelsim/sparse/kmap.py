@@ -209,7 +209,7 @@ def _build(cin, cout, ksize, stride, dilation, pad, groups, coeffs, transposed, 
 
 def _pairs_hash(src, dst, stride, rel, groups, coeffs):
     shift, extent = packing([src], 0)
-    tkeys, tvals, dup = _build_table(pack(src, shift, extent))
+    table, dup = _build_table(pack(src, shift, extent))
     if dup[0] >= 0:
         r0, r1 = int(dup[0]), int(dup[1])
         raise SparseInputError(
@@ -219,7 +219,10 @@ def _pairs_hash(src, dst, stride, rel, groups, coeffs):
     hi = src.max(axis=0).astype(np.int64)
     gsrc = group_of(src, groups, coeffs)
     gdst = group_of(dst, groups, coeffs)
-    return _probe(dst, stride, rel, tkeys, tvals, hi, extent, gsrc, gdst, groups)
+    # submanifold with a symmetric kernel: pair (i, o, k) implies (o, i, K**3-1-k), so probe
+    # only offsets below the centre and mirror each hit (halves the hash lookups)
+    half = src is dst and stride == 1 and bool((rel == -rel[::-1]).all())
+    return _probe(dst, stride, rel, table, hi, extent, gsrc, gdst, groups, half)
 
 
 def _pairs_brute(src, dst, stride, rel, groups, coeffs):
@@ -248,33 +251,33 @@ def _slot(key, mask, bits):
 
 @njit(cache=True)
 def _build_table(keys):
+    """Open-addressing table, load <= 1/2, linear probing; slot s holds (key, row) in
+    table[s, 0:2] so a hit costs one cache line. Returns (table, dup rows or -1)."""
     n = keys.shape[0]
     bits = 4
     while (1 << bits) < 2 * n:
         bits += 1
-    size = 1 << bits
-    mask = size - 1
-    tkeys = np.full(size, -1, dtype=np.int64)
-    tvals = np.empty(size, dtype=np.int32)
+    mask = (1 << bits) - 1
+    table = np.full((1 << bits, 2), -1, dtype=np.int64)
     dup = np.full(2, -1, dtype=np.int64)
     for i in range(n):
         s = _slot(keys[i], mask, bits)
-        while tkeys[s] != -1 and tkeys[s] != keys[i]:
+        while table[s, 0] != -1 and table[s, 0] != keys[i]:
             s = (s + 1) & mask
-        if tkeys[s] == keys[i]:
-            dup[0] = tvals[s]
+        if table[s, 0] == keys[i]:
+            dup[0] = table[s, 1]
             dup[1] = i
-            return tkeys, tvals, dup
-        tkeys[s] = keys[i]
-        tvals[s] = i
-    return tkeys, tvals, dup
+            return table, dup
+        table[s, 0] = keys[i]
+        table[s, 1] = i
+    return table, dup
 
 
 @njit(cache=True, parallel=True)
-def _probe(dst, stride, rel, tkeys, tvals, hi, extent, gsrc, gdst, groups):
+def _probe(dst, stride, rel, table, hi, extent, gsrc, gdst, groups, half):
     n_k = rel.shape[0]
     n = dst.shape[0]
-    size = tkeys.shape[0]
+    size = table.shape[0]
     mask = size - 1
     bits = 0
     while (1 << bits) < size:
@@ -287,7 +290,7 @@ def _probe(dst, stride, rel, tkeys, tvals, hi, extent, gsrc, gdst, groups):
         z0 = np.int64(dst[o, 3]) * stride
         if b > hi[0]:
             continue
-        for k in range(n_k):
+        for k in range(n_k // 2 if half else n_k):
             x = x0 + rel[k, 0]
             y = y0 + rel[k, 1]
             z = z0 + rel[k, 2]
@@ -295,13 +298,17 @@ def _probe(dst, stride, rel, tkeys, tvals, hi, extent, gsrc, gdst, groups):
                 continue
             key = ((b * extent[1] + x) * extent[2] + y) * extent[3] + z
             s = _slot(key, mask, bits)
-            while tkeys[s] != -1:
-                if tkeys[s] == key:
-                    i = tvals[s]
+            while table[s, 0] != -1:
+                if table[s, 0] == key:
+                    i = table[s, 1]
                     if groups == 1 or gsrc[i] == gdst[o]:
                         nbr[k, o] = i
+                        if half:
+                            nbr[n_k - 1 - k, i] = o
                     break
                 s = (s + 1) & mask
+        if half:
+            nbr[n_k // 2, o] = o
     return nbr
 
 
