@@ -115,11 +115,12 @@ def _buffer(name, shape):
 
 @njit(cache=True)
 def _add_exact_f32(out, part):
-    """out += part for float32 `part` holding exact integers; int32 `out` wraps mod 2**32."""
+    """int32 out += part (float32 holding exact integers), wrapping mod 2**32 as the adder."""
     rows, cols = out.shape
     for i in range(rows):
         for j in range(cols):
-            out[i, j] += np.int64(part[i, j])
+            v = np.int64(out[i, j]) + np.int64(part[i, j])
+            out[i, j] = ((v - INT32_MIN) & 0xFFFFFFFF) + INT32_MIN
 
 
 @njit(cache=True)
@@ -155,7 +156,10 @@ def _blocked_sum(a, w, max_abs_product, out):
     np.copyto(w32, w)
     for k0 in range(0, K, kb):
         np.matmul(a32[:, k0 : k0 + kb], w32[k0 : k0 + kb], out=part)
-        _add_exact_f32(out, part)
+        if out.dtype == np.int32:
+            _add_exact_f32(out, part)
+        else:
+            out += part.astype(out.dtype)
     return out
 
 
@@ -199,7 +203,8 @@ def gemm(a, w, acc=None, *, a_bits, w_bits, a_mode="signed", w_mode="signed", ov
     M, N = acc.shape
     if M * N * K <= SMALL_GEMM_MACS:
         out = acc.copy() if acc_given else np.zeros((M, N), np.int32)
-        _gemm_int32(a, w, out)
+        with np.errstate(over="ignore"):  # int32 wraps; matters only under NUMBA_DISABLE_JIT
+            _gemm_int32(a, w, out)
         return out
     return _blocked_sum(a, w, amax * wmax, acc.copy() if acc_given else None)
 
