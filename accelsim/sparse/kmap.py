@@ -32,7 +32,14 @@ import numpy as np
 from numba import njit, prange
 
 from accelsim.errors import SparseInputError
-from accelsim.sparse.tensor import check_coords, check_groups, group_of, pack, packing
+from accelsim.sparse.tensor import (
+    check_coords,
+    check_groups,
+    check_unique,
+    group_of,
+    pack,
+    packing,
+)
 
 CACHE_ENTRIES = 32  # kernel maps kept in the per-process LRU cache
 _CACHE: OrderedDict = OrderedDict()
@@ -226,10 +233,7 @@ def _pairs_hash(src, dst, stride, rel, groups, coeffs):
 
 
 def _pairs_brute(src, dst, stride, rel, groups, coeffs):
-    shift, extent = packing([src], 0)
-    keys = pack(src, shift, extent)
-    if np.unique(keys).size != keys.size:
-        raise SparseInputError("coords: duplicate coordinates; each active voxel must appear once")
+    check_unique(src, "coords")
     gsrc = group_of(src, groups, coeffs)
     gdst = group_of(dst, groups, coeffs)
     nbr = np.full((rel.shape[0], dst.shape[0]), -1, dtype=np.int32)
