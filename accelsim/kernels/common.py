@@ -10,6 +10,7 @@ bipolar, <= 8 bits), uint8 (unsigned, <= 8 bits), int32 otherwise.
 """
 
 import numpy as np
+from numba import njit
 
 from accelsim.errors import AccelsimError
 
@@ -63,6 +64,22 @@ def output_range(bits, signed, zp=0, relu=False, clip_lo=None, clip_hi=None):
     return lo, hi
 
 
+@njit(cache=True)
+def _minmax_kernel(x):
+    lo = x[0]
+    hi = x[0]
+    for v in x:
+        lo = min(lo, v)
+        hi = max(hi, v)
+    return lo, hi
+
+
+def minmax(x):
+    """(min, max) of a non-empty integer array as Python ints, in one pass."""
+    lo, hi = _minmax_kernel(x.reshape(-1))
+    return int(lo), int(hi)
+
+
 def as_int_array(x, name):
     """Return `x` as a numpy integer array; raise AccelsimError for float or object data."""
     x = np.asarray(x)
@@ -81,7 +98,7 @@ def check_operand(x, name, bits, mode):
     lo_ok, hi_ok = value_range(bits, mode)
     if x.size == 0:
         return 0, 0
-    lo, hi = int(x.min()), int(x.max())
+    lo, hi = minmax(x)
     if lo < lo_ok or hi > hi_ok:
         bad = lo if lo < lo_ok else hi
         idx = np.unravel_index(int(np.argmax(x == bad)), x.shape)
@@ -102,7 +119,8 @@ def as_int32(x, name):
     x = as_int_array(x, name)
     if x.dtype == np.int32:
         return x
-    if x.size and (int(x.min()) < INT32_MIN or int(x.max()) > INT32_MAX):
+    lo, hi = minmax(x) if x.size else (0, 0)
+    if lo < INT32_MIN or hi > INT32_MAX:
         raise AccelsimError(f"{name} has values outside the int32 range")
     return x.astype(np.int32)
 
@@ -117,7 +135,8 @@ def per_channel(p, n, name, lo, hi):
         arr = np.full(n, arr, np.int64)
     elif arr.shape != (n,):
         raise AccelsimError(f"{name} must be a scalar or have shape ({n},), got {arr.shape}")
-    if n and (int(arr.min()) < lo or int(arr.max()) > hi):
+    a_lo, a_hi = minmax(arr) if n else (lo, hi)
+    if a_lo < lo or a_hi > hi:
         raise AccelsimError(f"{name} values must lie in [{lo}, {hi}]")
     return np.ascontiguousarray(arr)
 

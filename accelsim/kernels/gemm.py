@@ -32,6 +32,7 @@ from accelsim.kernels.common import (
     as_int32,
     as_int_array,
     check_operand,
+    minmax,
     pair,
 )
 
@@ -189,7 +190,8 @@ def gemm(a, w, acc=None, *, a_bits, w_bits, a_mode="signed", w_mode="signed", ov
     acc_given = acc is not None
     a, w, acc, amax, wmax = _check_gemm_args(a, w, acc, a_bits, w_bits, a_mode, w_mode, overflow)
     K = a.shape[1]
-    acc_max = max(-int(acc.min()), int(acc.max())) if acc_given and acc.size else 0
+    acc_lo, acc_hi = minmax(acc) if acc_given and acc.size else (0, 0)
+    acc_max = max(-acc_lo, acc_hi)
     if overflow == "error" and amax * wmax * K + acc_max > INT32_MAX:
         # Per-element bound: every partial sum of (m, n) lies within |acc| + (|a| @ |w|)[m, n].
         bound = np.abs(acc.astype(np.int64))
