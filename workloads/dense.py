@@ -100,7 +100,7 @@ def resnet18(
     then re-declared for input_hw (weights and steps unchanged).
     """
     hw = min(input_hw, calib_hw)
-    b = GraphBuilder("resnet18", (1, hw, hw, 3), np.random.default_rng(seed))
+    b = GraphBuilder("resnet18", (1, hw, hw, 3), np.random.default_rng(seed), calib_batch=2)
     x = b.quantize(8, signed=True)
     x = b.conv(x, 64, 7, stride=2, padding=3, w_bits=bits_w, bits=bits_a, name="conv1")
     x = b.maxpool(x, 3, stride=2, padding=1, name="maxpool")
@@ -134,42 +134,37 @@ def random_cnn(
         int(rng.integers(5, max_hw + 1)),
     )
     b = GraphBuilder("random_cnn", (n, h, w, int(rng.integers(1, 6))), rng)
-    pick = lambda: int(rng.choice(bits))
+
+    def pick() -> int:
+        return int(rng.choice(bits))
+
     x = b.quantize(pick(), signed=bool(rng.integers(2)))
+    kinds = ["conv", "conv", "dw", "res", "maxpool", "avgpool", "concat", "clip"]
     for _ in range(n_layers):
         t = b.graph.tensors[x]
         _, hh, ww, c = t.shape
-        kind = str(
-            rng.choice(["conv", "conv", "dw", "res", "maxpool", "avgpool", "concat", "clip"])
-        )
+        kind = str(rng.choice(kinds))
         relu, signed = bool(rng.integers(2)), bool(rng.integers(2))
-        if kind in ("maxpool", "avgpool") and min(hh, ww) >= 2:
-            k = int(rng.integers(2, min(3, hh, ww) + 1))
-            s, pad = int(rng.integers(1, k + 1)), int(rng.integers(0, k // 2 + 1))
-            fn = b.maxpool if kind == "maxpool" else b.avgpool
-            x = fn(x, k, s, pad) if kind == "maxpool" else fn(x, k, s, pad, bits=pick())
+        # stride 2 only while the map is at least 6 wide, so it never collapses to 1x1 early
+        stride = 2 if min(hh, ww) >= 6 and rng.integers(2) else 1
+        wb = {"w_bits": pick(), "bits": pick()}
+        if kind in ("maxpool", "avgpool") and min(hh, ww) >= 3:
+            k = int(rng.integers(2, 4))
+            pad = int(rng.integers(0, k // 2 + 1))
+            if kind == "maxpool":
+                x = b.maxpool(x, k, stride, pad)
+            else:
+                x = b.avgpool(x, k, stride, pad, bits=pick())
         elif kind == "dw":
-            x = b.conv(
-                x,
-                c,
-                3,
-                groups=c,
-                stride=int(rng.integers(1, 3)) if hh > 3 else 1,
-                w_bits=pick(),
-                bits=pick(),
-                signed=signed,
-                relu=relu,
-            )
+            x = b.conv(x, c, 3, groups=c, stride=stride, signed=signed, relu=relu, **wb)
         elif kind == "res":
-            y = b.conv(x, c, 3, w_bits=pick(), bits=pick(), signed=True, relu=False)
+            y = b.conv(x, c, 3, signed=True, relu=False, **wb)
             x = b.add(x, y, bits=pick(), signed=signed, relu=relu)
         elif kind == "concat":
-            y1 = b.conv(x, int(rng.integers(1, 9)), 1, w_bits=pick(), bits=pick())
-            y2 = b.conv(
-                x, int(rng.integers(1, 9)), 3, w_bits=pick(), bits=pick(), signed=True, relu=False
-            )
+            y1 = b.conv(x, int(rng.integers(1, 9)), 1, **wb)
+            y2 = b.conv(x, int(rng.integers(1, 9)), 3, signed=True, relu=False, **wb)
             x = b.concat([y1, y2], bits=pick(), signed=signed)
-        elif kind == "clip" and t.mode != "bipolar":
+        elif kind == "clip":
             x = b.clip(x, "relu6" if relu else "relu")
         else:
             k = int(rng.choice([1, 3, 5]))
@@ -177,18 +172,9 @@ def random_cnn(
             pads = tuple(int(p) for p in rng.integers(0, k // 2 + 2, 4))
             if min(hh + pads[0] + pads[1], ww + pads[2] + pads[3]) < dil * (k - 1) + 1:
                 k, dil, pads = 1, 1, (0, 0, 0, 0)
-            x = b.conv(
-                x,
-                int(rng.integers(1, 17)),
-                k,
-                stride=int(rng.integers(1, 3)),
-                padding=pads,
-                dilation=dil,
-                w_bits=pick(),
-                bits=pick(),
-                signed=signed,
-                relu=relu,
-            )
+            cout = int(rng.integers(1, 17))
+            x = b.conv(x, cout, k, stride=stride, padding=pads, dilation=dil, signed=signed,
+                       relu=relu, **wb)  # fmt: skip
     x = b.global_avgpool(x) if rng.integers(2) else x
     x = b.flatten(x)
     return b.finish(b.linear(x, int(rng.integers(2, 11)), w_bits=pick(), bits=pick()))

@@ -79,7 +79,8 @@ class GraphBuilder:
 
     name: graph name. input_shape: NHWC (or [N, features]) shape of the float input.
     rng: numpy Generator for weights and the calibration input. calib_x: calibration input
-    (default: standard normal of input_shape). `values` holds every tensor's calibration value.
+    (default: standard normal, input_shape with the batch raised to calib_batch; only the
+    batch may differ from input_shape). `values` holds every tensor's calibration value.
     """
 
     def __init__(
@@ -89,13 +90,16 @@ class GraphBuilder:
         rng: np.random.Generator,
         *,
         calib_x: np.ndarray | None = None,
+        calib_batch: int = 8,
         mult_bits: int = 32,
     ):
         self.rng, self.mult_bits = rng, mult_bits
         t = TensorInfo("input", tuple(input_shape), bits=32, mode="float")
         self.graph = Graph(name, {"input": t}, [], "input", [])
-        x = rng.standard_normal(input_shape) if calib_x is None else calib_x
-        self.values: dict[str, np.ndarray] = {"input": np.asarray(x, np.float64)}
+        if calib_x is None:
+            batch = max(calib_batch, input_shape[0])
+            calib_x = rng.standard_normal((batch, *tuple(input_shape)[1:]))
+        self.values: dict[str, np.ndarray] = {"input": np.asarray(calib_x, np.float64)}
         self._count: dict[str, int] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -163,13 +167,13 @@ class GraphBuilder:
 
     def _weighted(self, op, x: str, bits: int, signed: bool, relu: bool, relu6: bool) -> str:
         src = self.graph.tensors[x]
-        real = self._acc_real(op, x)  # bias: a small random fraction of the spread
+        # Bias as a folded batch norm would leave it: each channel's pre-activation centred on
+        # a small random fraction of its spread, so no channel is dead after a ReLU.
+        real = self._acc_real(op, x)
+        axes = tuple(range(real.ndim - 1))
         unit = float(src.scale) * op.w_scale_per_channel()
-        op.bias = np.rint(
-            self.rng.uniform(-0.3, 0.3, op.cout)
-            * np.std(real, axis=tuple(range(real.ndim - 1)))
-            / unit
-        ).astype(np.int32)
+        centre = self.rng.uniform(-0.3, 0.3, op.cout) * np.std(real, axis=axes)
+        op.bias = np.rint((centre - np.mean(real, axis=axes)) / unit).astype(np.int32)
         real = self._acc_real(op, x)
         if relu or relu6:
             real = np.clip(real, 0.0, 6.0 if relu6 else None)

@@ -66,6 +66,8 @@ def test_batchnorm_must_follow_conv():
         mean=bn.mean[:2],
         var=bn.var[:2],
     )
-    with pytest.raises(ModelFormatError, match="node 'conv'.*float output 'pre' must feed exactly one BatchNorm"):
+    with pytest.raises(
+        ModelFormatError, match="node 'conv'.*float output 'pre' must feed exactly one BatchNorm"
+    ):
         g.validate()
     assert isinstance(g.node("conv"), QuantConv2d)
