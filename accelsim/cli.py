@@ -1,0 +1,84 @@
+"""The `accelsim` command line: run | compile | disasm | workloads | train.
+
+Every user error (missing file, bad config key, wrong input shape, unsupported op) is an
+`AccelsimError`: the command prints `error: <message>` and exits with status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from accelsim.errors import AccelsimError
+
+
+def _bits(text: str) -> tuple[int, int]:
+    try:
+        a, w = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--bits expects A/W such as 4/4, got {text!r}") from None
+    if not (1 <= a <= 8 and 1 <= w <= 8):
+        raise argparse.ArgumentTypeError(f"--bits: widths must be 1..8, got {text!r}")
+    return a, w
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="accelsim", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="simulate a model and print per-layer latency, bandwidth "
+                                     "and energy")
+    run.add_argument("model", nargs="?", default=None,
+                     help="model file (.npz) or built-in workload name (`accelsim workloads`; "
+                          "default: the built-in default workload)")
+    _add_machine_args(run)
+    run.add_argument("--input", help="input tensor .npy (float NHWC, or integers)")
+    out = run.add_mutually_exclusive_group()
+    out.add_argument("--json", metavar="OUT", help="write totals and per-layer rows as JSON")
+    out.add_argument("--csv", metavar="OUT", help="write per-layer rows as CSV")
+    run.add_argument("--trace", metavar="OUT", help="write a Chrome/Perfetto trace JSON")
+    run.add_argument("--timing-only", action="store_true",
+                     help="count-only simulation: timing and energy without the datapath")
+    run.add_argument("--check", action="store_true",
+                     help="compare every layer's output with the IR integer reference")
+
+    comp = sub.add_parser("compile", help="lower a model to a program file")
+    comp.add_argument("model")
+    _add_machine_args(comp)
+    comp.add_argument("-o", "--output", required=True, help="program file to write")
+
+    dis = sub.add_parser("disasm", help="print a program as assembly text")
+    dis.add_argument("program")
+
+    sub.add_parser("workloads", help="list the built-in workloads")
+
+    from accelsim.train_cli import add_train_parser  # noqa: PLC0415
+    add_train_parser(sub)
+    return p
+
+
+def _add_machine_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default="edge", help="preset name or TOML file (default: edge)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config field; repeatable")
+    p.add_argument("--bits", type=_bits, default=(8, 8), metavar="A/W",
+                   help="activation/weight bits of a built-in workload (default 8/8)")
+    p.add_argument("--seed", type=int, default=0, help="seed of built-in weights and input")
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        from accelsim import commands  # noqa: PLC0415 (keeps `--help` fast)
+
+        return getattr(commands, args.command.replace("-", "_"))(args)
+    except AccelsimError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Emission of one GEMM layer (conv, depthwise conv, linear) for one image, and tile choice.
+
+Per output tile and channel tile the emitted sequence is
+  [LOAD INP patch] [LOAD WGT] GEMM   (once per input-channel slice, accumulating in ACC)
+  [LOAD PARAM] RESCALE STORE        (once the accumulation is complete)
+where bracketed loads are skipped when the tile is still resident (see `Emitter.need`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from accelsim.config import HwConfig
+from accelsim.errors import AccelsimError
+from accelsim.frontend.emit import MODE_BY_NAME, Emitter, rows_for
+from accelsim.frontend.tiling import ACC_BITS, PARAM_BITS, GemmLayer, Tiling, candidates
+from accelsim.isa import Buf, Insn, Op
+
+
+@dataclass(frozen=True)
+class GemmPlace:
+    """Where one GEMM layer's operands live in DRAM and how its output is quantized.
+
+    in_addr / out_addr: first element of this image's NHWC input / output; in_c / out_c: the
+    channel counts of those tensors (row pitch) and in_c_off / out_c_off the first channel this
+    layer reads / writes (grouped conv). w_addr: [K, w_cols] weight matrix, w_col_off its first
+    column; p_addr: [cout, 3] (bias, multiplier, shift) rows. pad_value: input zero point."""
+
+    in_addr: int
+    in_c: int
+    out_addr: int
+    out_c: int
+    w_addr: int
+    w_cols: int
+    p_addr: int
+    in_c_off: int = 0
+    out_c_off: int = 0
+    w_col_off: int = 0
+    a_mode: str = "unsigned"
+    w_mode: str = "signed"
+    out_mode: str = "signed"
+    pad_value: int = 0
+    zp: int = 0
+    relu: bool = False
+    clip: tuple | None = None
+    key: object = None  # identifies this layer's weights for residency
+
+
+def emit_gemm_layer(em: Emitter, L: GemmLayer, t: Tiling, P: GemmPlace, image: int = 0) -> None:
+    """Emit the tiles of layer `L` for one image with tiling `t` and placement `P`."""
+    n_oh, n_ow, n_n, n_ci = t.counts(L)
+    spatial = [(i, j) for i in range(n_oh) for j in range(n_ow)]
+    if t.order == "spatial":
+        steps = [(sp, nt) for sp in spatial for nt in range(n_n)]
+    else:
+        steps = [(sp, nt) for nt in range(n_n) for sp in spatial]
+    rb = em.row_bits
+    for (i, j), nt in steps:
+        oy0, ox0, n0 = i * t.oh_t, j * t.ow_t, nt * t.n_t
+        oh, ow, n = min(t.oh_t, L.oh - oy0), min(t.ow_t, L.ow - ox0), min(t.n_t, L.cout - n0)
+        m = oh * ow
+        acc_slot = em.slots[Buf.ACC].take()
+        acc_rows = rows_for(m * n, ACC_BITS, rb)
+        for ct in range(n_ci):
+            c0 = n0 if L.depthwise else ct * t.cin_t
+            cin = n if L.depthwise else min(t.cin_t, L.cin - c0)
+            inp_slot, inp_rows, pw = _load_input(em, L, P, image, oy0, ox0, oh, ow, c0, cin)
+            wgt_slot, wgt_rows = _load_weights(em, L, P, n0, n, c0, cin)
+            k = L.kh * L.kw * (1 if L.depthwise else cin)
+            reads = [(Buf.INP, inp_slot, inp_rows), (Buf.WGT, wgt_slot, wgt_rows)]
+            if ct:
+                reads.append((Buf.ACC, acc_slot, acc_rows))
+            em.compute(Insn(
+                Op.GEMM, inp_addr=em.slots[Buf.INP].base(inp_slot),
+                wgt_addr=em.slots[Buf.WGT].base(wgt_slot),
+                acc_addr=em.slots[Buf.ACC].base(acc_slot), m=m, k=k, n=n, a_bits=L.a_bits,
+                w_bits=L.w_bits, a_mode=MODE_BY_NAME[P.a_mode], w_mode=MODE_BY_NAME[P.w_mode],
+                reset=int(ct == 0), conv=int(L.conv), depthwise=int(L.depthwise), kh=L.kh,
+                kw=L.kw, stride=L.stride, dilation=L.dilation, ow=ow if L.conv else 1,
+                patch_w=pw), reads, [(Buf.ACC, acc_slot, acc_rows)])
+        prm = em.slots[Buf.PARAM]
+        p_slot = prm.lookup((P.key, "param", n0))
+        p_rows = rows_for(n, PARAM_BITS, rb)
+        if p_slot is None:
+            p_slot = prm.take((P.key, "param", n0))
+            em.load(Buf.PARAM, p_slot, P.p_addr + 3 * (P.out_c_off + n0), 1, n, 3, 3 * n, 3, 32,
+                    "signed")
+        out_slot = em.slots[Buf.OUT].take()
+        out_rows = rows_for(m * n, L.out_bits, rb)
+        lo, hi = P.clip if P.clip is not None else (0, 0)
+        em.compute(Insn(
+            Op.RESCALE, acc_addr=em.slots[Buf.ACC].base(acc_slot),
+            param_addr=prm.base(p_slot), out_addr=em.slots[Buf.OUT].base(out_slot), m=m, n=n,
+            bits=L.out_bits, mode=MODE_BY_NAME[P.out_mode], zp=P.zp, relu=int(P.relu),
+            clip=int(P.clip is not None), clip_lo=lo, clip_hi=hi),
+            [(Buf.ACC, acc_slot, acc_rows), (Buf.PARAM, p_slot, p_rows)],
+            [(Buf.OUT, out_slot, out_rows)])
+        c = P.out_c
+        if L.conv:
+            em.store(Buf.OUT, out_slot, P.out_addr + (oy0 * L.ow + ox0) * c + P.out_c_off + n0,
+                     oh, ow, n, L.ow * c, c, L.out_bits, P.out_mode)
+        else:
+            em.store(Buf.OUT, out_slot, P.out_addr + oy0 * c + P.out_c_off + n0,
+                     1, oh, n, 0, c, L.out_bits, P.out_mode)
+
+
+def _load_input(em, L, P, image, oy0, ox0, oh, ow, c0, cin):
+    """Input tile (patch with padding for conv, [m, cin] rows for linear) -> (slot, rows, pw)."""
+    inp = em.slots[Buf.INP]
+    if not L.conv:
+        key = (P.in_addr, image, "rows", oy0, c0)
+        rows = rows_for(oh * cin, L.a_bits, em.row_bits)
+        slot = inp.lookup(key)
+        if slot is None:
+            slot = inp.take(key)
+            em.load(Buf.INP, slot, P.in_addr + oy0 * P.in_c + P.in_c_off + c0, 1, oh, cin, 0,
+                    P.in_c, L.a_bits, P.a_mode)
+        return slot, rows, 1
+    ph, pw = L.patch(oh, ow)
+    iy0, ix0 = oy0 * L.stride - L.pad_top, ox0 * L.stride - L.pad_left
+    pt, pl = max(0, -iy0), max(0, -ix0)
+    pb, pr = max(0, iy0 + ph - L.h), max(0, ix0 + pw - L.w)
+    d0, d1 = ph - pt - pb, pw - pl - pr
+    if d0 < 1 or d1 < 1 or max(pt, pb, pl, pr) > 15:
+        raise AccelsimError(f"conv tile at output ({oy0}, {ox0}) reads only padding or pads by "
+                            f"more than 15 (pads {pt}, {pb}, {pl}, {pr}); not supported")
+    key = (P.in_addr, image, "patch", oy0, ox0, oh, ow, c0, cin)
+    rows = rows_for(ph * pw * cin, L.a_bits, em.row_bits)
+    slot = inp.lookup(key)
+    if slot is None:
+        slot = inp.take(key)
+        addr = P.in_addr + ((iy0 + pt) * L.w + ix0 + pl) * P.in_c + P.in_c_off + c0
+        em.load(Buf.INP, slot, addr, d0, d1, cin, L.w * P.in_c, P.in_c, L.a_bits, P.a_mode,
+                (pt, pb, pl, pr), P.pad_value)
+    return slot, rows, pw
+
+
+def _load_weights(em, L, P, n0, n, c0, cin):
+    """Weight tile [k, n] -> (slot, rows); for depthwise the [kh*kw, n] slice."""
+    wgt = em.slots[Buf.WGT]
+    key = (P.key, "w", n0, c0)
+    taps = L.kh * L.kw
+    rows = rows_for(taps * (1 if L.depthwise else cin) * n, L.w_bits, em.row_bits)
+    slot = wgt.lookup(key)
+    if slot is None:
+        slot = wgt.take(key)
+        col = P.w_addr + P.w_col_off + n0
+        if L.depthwise:
+            em.load(Buf.WGT, slot, col, 1, taps, n, 0, P.w_cols, L.w_bits, P.w_mode)
+        else:  # rows of K are (tap, cin): taps apart by L.cin rows, cin rows contiguous
+            em.load(Buf.WGT, slot, col + c0 * P.w_cols, taps, cin, n, L.cin * P.w_cols,
+                    P.w_cols, L.w_bits, P.w_mode)
+    return slot, rows
+
+
+def choose_tiling(L: GemmLayer, cfg: HwConfig, images: int = 1) -> Tiling:
+    """The candidate tiling with the fewest DRAM bytes (then fewest tiles) for `images`."""
+    best, best_cost = None, None
+    P = GemmPlace(0, L.cin, 0, L.cout, 0, L.cout, 0)
+    for t in candidates(L, cfg):
+        em = Emitter(cfg, dry=True)
+        for img in range(min(images, 2)):  # two images show whether weights stay resident
+            emit_gemm_layer(em, L, t, P, image=img)
+        cost = (em.dram_bytes, em.tiles)
+        if best_cost is None or cost < best_cost:
+            best, best_cost = t, cost
+    if best is None:
+        raise AccelsimError(f"layer {L} does not fit the buffers even with 1-row tiles; "
+                            f"increase buffer sizes")
+    return best

@@ -1,0 +1,155 @@
+"""Lowering: a quantized graph -> a `Program` (instructions + DRAM image) for one config.
+
+`lower()` calls the passes in order, one line each. Layers communicate through DRAM: every
+activation tensor has its own DRAM region (NHWC, one element per value), so each layer's output
+can be read back and checked against the IR reference (`accelsim run --check`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from accelsim.config import HwConfig
+from accelsim.errors import AccelsimError
+from accelsim.frontend.emit import Emitter
+from accelsim.frontend.fold import fold_batchnorm
+from accelsim.frontend.gemm_layer import GemmPlace, choose_tiling, emit_gemm_layer
+from accelsim.frontend.tiling import GemmLayer, Tiling
+from accelsim.frontend.tokens import insert_tokens
+from accelsim.frontend.validate import validate_stream
+from accelsim.frontend.vector_layer import emit_vector_node
+from accelsim.ir.graph import Graph
+from accelsim.ir.ops import Flatten, Quantize, QuantConv2d, QuantLinear
+from accelsim.ir.params import rescale_params
+from accelsim.program import Program, TensorPlace
+
+QUANT_INPUT = "__quantized_input__"  # the Quantize op runs on the host
+
+
+def lower(graph: Graph, cfg: HwConfig, *, batch: int | None = None) -> Program:
+    """Lower `graph` for hardware `cfg`. `batch` overrides the graph's batch size."""
+    g = fold_batchnorm(graph)  # 1. fold batch norm into the preceding conv / linear
+    g.validate()  # 2. shapes, bit widths and ranges are consistent
+    plans = plan_layers(g, cfg, batch)  # 3. rescale integers (zero points folded into bias),
+    #                                      dataflow (loop order) and tiles per layer
+    em, places = place_tensors(g, cfg, batch)  # 4. lay out DRAM: weights, params, activations
+    emit_nodes(em, g, plans, places, cfg, batch)  # 5. instructions per tile
+    insns = em.finish()
+    insert_tokens(insns, em.accesses)  # 6. wait / signal bits from read-write analysis
+    validate_stream(insns, cfg)  # 7. every word fits the ISA table, tokens balance
+    return Program(insns, em.dram_image(), inputs={g.input: places[_first_quantized(g)]},
+                   outputs={name: p for name, p in places.items() if name != g.input},
+                   tags={i + 1: n.name for i, n in enumerate(g.nodes)},
+                   meta={"model": g.name, "config": cfg.chip.name,
+                         "plans": {k: repr(v) for k, v in plans.items()}})
+
+
+def _first_quantized(g: Graph) -> str:
+    first = g.nodes[0]
+    if not isinstance(first, Quantize):
+        raise AccelsimError(f"model {g.name!r}: the first node must be the input Quantize, "
+                            f"got {type(first).__name__} {first.name!r}")
+    return first.output
+
+
+def _batch(g: Graph, name: str, batch: int | None) -> tuple[int, ...]:
+    shape = g.tensors[name].shape
+    return (batch, *shape[1:]) if batch is not None else shape
+
+
+def gemm_layer_of(op, g: Graph, batch: int | None) -> tuple[GemmLayer, int]:
+    """The per-image `GemmLayer` of a conv (per group) or linear node, and the image count."""
+    src, dst = (g.tensors[op.inputs[0]], g.tensors[op.output])
+    common = dict(a_bits=src.bits, w_bits=op.w_bits, out_bits=dst.bits)
+    if isinstance(op, QuantLinear):
+        m = _batch(g, op.inputs[0], batch)[0]
+        return GemmLayer(h=m, w=1, cin=op.weight.shape[0], oh=m, ow=1, cout=op.cout, conv=False,
+                         **common), 1
+    n, h, w, cin = _batch(g, op.inputs[0], batch)
+    _, oh, ow, cout = dst.shape
+    kh, kw, cin_g, _ = op.weight.shape
+    sy, sx = op.stride
+    dy, dx = op.dilation
+    if sy != sx or dy != dx:
+        raise AccelsimError(f"node {op.name!r}: stride {op.stride} and dilation {op.dilation} "
+                            f"must be equal along both axes on this hardware")
+    depthwise = op.groups > 1 and cin_g == 1 and op.cout == op.groups
+    cout_g = cout if depthwise else cout // op.groups
+    pt, _, pl, _ = op.padding
+    return GemmLayer(h=h, w=w, cin=cin if depthwise else cin_g, oh=oh, ow=ow, cout=cout_g,
+                     kh=kh, kw=kw, stride=sy, dilation=dy, pad_top=pt, pad_left=pl,
+                     depthwise=depthwise, **common), n
+
+
+def plan_layers(g: Graph, cfg: HwConfig, batch: int | None) -> dict[str, Tiling]:
+    """Tiling (with loop order) per GEMM node, chosen for the fewest DRAM bytes."""
+    plans = {}
+    for op in g.nodes:
+        if isinstance(op, (QuantConv2d, QuantLinear)):
+            L, images = gemm_layer_of(op, g, batch)
+            plans[op.name] = choose_tiling(L, cfg, images)
+    return plans
+
+
+def place_tensors(g: Graph, cfg: HwConfig, batch: int | None):
+    """Allocate every activation tensor (Flatten outputs alias their input)."""
+    em = Emitter(cfg)
+    places: dict[str, TensorPlace] = {}
+    for name, t in g.tensors.items():
+        if t.is_float:
+            continue
+        shape = _batch(g, name, batch)
+        producer = g.producer(name)
+        if isinstance(producer, Flatten):
+            continue
+        size = int(np.prod(shape))
+        places[name] = TensorPlace(em.alloc(size), shape, t.bits, t.mode)
+    for op in g.nodes:
+        if isinstance(op, Flatten):
+            src = places[op.inputs[0]]
+            places[op.output] = TensorPlace(src.dram_addr, _batch(g, op.output, batch),
+                                            src.bits, src.mode)
+    return em, places
+
+
+def emit_nodes(em: Emitter, g: Graph, plans, places, cfg: HwConfig, batch: int | None) -> None:
+    for tag, op in enumerate(g.nodes, start=1):
+        em.tag = tag
+        if isinstance(op, (Quantize, Flatten)):
+            continue  # host-side input quantization; Flatten is a DRAM alias
+        if isinstance(op, (QuantConv2d, QuantLinear)):
+            _emit_gemm_node(em, op, g, plans[op.name], places, cfg, batch)
+        else:
+            emit_vector_node(em, op, g, places, cfg)
+
+
+def _emit_gemm_node(em: Emitter, op, g: Graph, t: Tiling, places, cfg: HwConfig,
+                    batch: int | None) -> None:
+    src, dst = g.tensors[op.inputs[0]], g.tensors[op.output]
+    rp = rescale_params(op, g, cfg.rescale.mult_bits)
+    L, images = gemm_layer_of(op, g, batch)
+    params = np.stack([rp.bias, rp.mult, rp.shift], axis=1).astype(np.int64)
+    if np.any(np.abs(params) >= 2**31):
+        raise AccelsimError(f"node {op.name!r}: rescale parameters do not fit int32")
+    p_addr = em.alloc(params.size, params.astype(np.int32))
+    weight = op.weight.reshape(-1, op.cout)
+    w_addr = em.alloc(weight.size, weight)
+    pin, pout = places[op.inputs[0]], places[op.output]
+    in_img = int(np.prod(pin.shape[1:]))
+    out_img = int(np.prod(pout.shape[1:]))
+    groups = 1 if (L.depthwise or isinstance(op, QuantLinear)) else op.groups
+    clip = None
+    if rp.clip_lo is not None or rp.clip_hi is not None:
+        lo, hi = dst.qrange
+        clip = (lo if rp.clip_lo is None else rp.clip_lo, hi if rp.clip_hi is None else rp.clip_hi)
+    for img in range(images):
+        for grp in range(groups):
+            P = GemmPlace(
+                in_addr=pin.dram_addr + img * in_img, in_c=pin.shape[-1],
+                out_addr=pout.dram_addr + img * out_img, out_c=pout.shape[-1],
+                w_addr=w_addr, w_cols=op.cout, p_addr=p_addr,
+                in_c_off=0 if L.depthwise else grp * L.cin, out_c_off=grp * L.cout,
+                w_col_off=grp * L.cout, a_mode=src.mode, w_mode=op.w_mode, out_mode=dst.mode,
+                pad_value=rp.pad_value, zp=rp.zp, relu=rp.relu, clip=clip,
+                key=(op.name, grp))
+            emit_gemm_layer(em, L, t, P, image=img)

@@ -1,0 +1,139 @@
+"""Tile choice for GEMM layers (conv as implicit GEMM, depthwise conv, linear).
+
+A layer is described by `GemmLayer` (per image: input h x w x cin, output oh x ow x cout, kernel
+geometry, operand and output bits). A `Tiling` cuts it into output tiles of `oh_t` rows x `ow_t`
+columns x `n_t` output channels and input-channel slices of `cin_t`, and fixes the loop order:
+
+- "spatial": for each output tile, for each channel tile, for each cin slice (the input patch
+  stays in its buffer across channel tiles when cin is not sliced);
+- "channel": for each channel tile, for each output tile, for each cin slice (the weights stay
+  when cin is not sliced).
+
+Every tile must fit in half of its buffer (the other half takes the next tile: double
+buffering), with capacity counted in bits of the packed operands. Among the candidates that fit,
+`choose_tiling` keeps the one with the fewest DRAM bytes (then the fewest tiles), counting bytes
+with the same residency rules the emitter uses, so the estimate is the simulated traffic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from itertools import product
+
+from accelsim.config import HwConfig
+
+ACC_BITS = 32  # accumulator width
+PARAM_BITS = 3 * 32  # per output channel: bias, multiplier, shift (int32 each)
+MAX_DIM = 65535  # widest m / k / n field of a GEMM
+
+
+@dataclass(frozen=True)
+class GemmLayer:
+    """One GEMM-type layer for one image. `conv=False` means a plain matrix product where the
+    input is [h, cin] rows (h = batch rows), kh = kw = 1 and w = 1."""
+
+    h: int
+    w: int
+    cin: int
+    oh: int
+    ow: int
+    cout: int
+    kh: int = 1
+    kw: int = 1
+    stride: int = 1
+    dilation: int = 1
+    pad_top: int = 0
+    pad_left: int = 0
+    a_bits: int = 8
+    w_bits: int = 8
+    out_bits: int = 8
+    conv: bool = True
+    depthwise: bool = False
+
+    def patch(self, oh_t: int, ow_t: int) -> tuple[int, int]:
+        """Input patch rows x cols (padding included) that an oh_t x ow_t output tile reads."""
+        ph = (oh_t - 1) * self.stride + (self.kh - 1) * self.dilation + 1
+        pw = (ow_t - 1) * self.stride + (self.kw - 1) * self.dilation + 1
+        return ph, pw
+
+
+@dataclass(frozen=True)
+class Tiling:
+    oh_t: int
+    ow_t: int
+    n_t: int
+    cin_t: int
+    order: str  # "spatial" or "channel"
+
+    def counts(self, L: GemmLayer) -> tuple[int, int, int, int]:
+        """Number of tiles along output rows, output cols, output channels, input channels."""
+        return (math.ceil(L.oh / self.oh_t), math.ceil(L.ow / self.ow_t),
+                math.ceil(L.cout / self.n_t), math.ceil(L.cin / self.cin_t))
+
+
+def rows_for(elements: int, bits: int, row_bits: int) -> int:
+    """Buffer rows taken by `elements` values of `bits` bits, packed."""
+    return -(-elements * bits // row_bits)
+
+
+def tile_rows(L: GemmLayer, t: Tiling, row_bits: int) -> dict[str, int]:
+    """Rows each buffer needs for one tile of `t` (the largest tile of the layer)."""
+    ph, pw = L.patch(t.oh_t, t.ow_t)
+    m = t.oh_t * t.ow_t
+    if L.depthwise:
+        k_elems, inp_elems = L.kh * L.kw * t.n_t, ph * pw * t.n_t
+    else:
+        k_elems = L.kh * L.kw * t.cin_t * t.n_t
+        inp_elems = ph * pw * t.cin_t if L.conv else m * t.cin_t
+    return {
+        "inp": rows_for(inp_elems, L.a_bits, row_bits),
+        "wgt": rows_for(k_elems, L.w_bits, row_bits),
+        "acc": rows_for(m * t.n_t, ACC_BITS, row_bits),
+        "out": rows_for(m * t.n_t, L.out_bits, row_bits),
+        "param": rows_for(t.n_t, PARAM_BITS, row_bits),
+    }
+
+
+def fits(L: GemmLayer, t: Tiling, cfg: HwConfig) -> bool:
+    """True if every buffer holds two tiles of `t` and the GEMM fields can express it."""
+    b = cfg.buffers
+    need = tile_rows(L, t, b.row_bits)
+    if any(rows > b.capacity_rows(buf) // 2 for buf, rows in need.items()):
+        return False
+    k = L.kh * L.kw * (1 if L.depthwise else t.cin_t)
+    ph, pw = L.patch(t.oh_t, t.ow_t)
+    return max(t.oh_t * t.ow_t, k, t.n_t, pw) <= MAX_DIM
+
+
+def _halvings(n: int) -> list[int]:
+    out, v = [], n
+    while True:
+        out.append(v)
+        if v == 1:
+            return out
+        v = -(-v // 2)
+
+
+def candidates(L: GemmLayer, cfg: HwConfig) -> list[Tiling]:
+    """Tilings that fit: channel tiles in multiples of the array width, cin halvings, output
+    rows as many as fit for full-width (then halved-width) output rows."""
+    cols = cfg.matmul.cols
+    n_opts = sorted({L.cout} | {min(L.cout, cols << i) for i in range(16) if cols << i < L.cout})
+    cin_opts = [L.cin] if L.depthwise else _halvings(L.cin)
+    out = []
+    for n_t, cin_t in product(n_opts, cin_opts):
+        for ow_t in _halvings(L.ow):
+            best = None
+            lo, hi = 1, L.oh  # largest oh_t that fits (fits is monotone in oh_t)
+            while lo <= hi:
+                mid = (lo + hi) // 2
+                if fits(L, Tiling(mid, ow_t, n_t, cin_t, "spatial"), cfg):
+                    best, lo = mid, mid + 1
+                else:
+                    hi = mid - 1
+            if best is not None:
+                for order in ("spatial", "channel"):
+                    out.append(Tiling(best, ow_t, n_t, cin_t, order))
+                break  # full-width rows fit: narrower ones only add tiles
+    return out

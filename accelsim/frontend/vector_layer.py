@@ -1,0 +1,239 @@
+"""Emission of the non-GEMM layers on the vector ALU (and the DMA for plain copies).
+
+- Add, Clip: the tensors are viewed as [rows, C]; tiles of rows go LOAD -> ALU -> STORE.
+- MaxPool, AvgPool: per image, tiles of output rows; the LOAD brings the padded input patch
+  (MaxPool pads with the lowest input value, which never wins a max).
+- GlobalAvgPool: per image and channel slice, the whole H x W plane.
+- Concat: each input is copied into its channel slice of the output (LOAD then STORE from the
+  input buffer), or requantized on the way (LOAD as int32 into ACC, RESCALE, STORE).
+ALU parameter layouts are those of `accelsim.units.vector` (int32 words in PARAM).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from accelsim.config import HwConfig
+from accelsim.errors import AccelsimError
+from accelsim.frontend.emit import MODE_BY_NAME, Emitter, rows_for
+from accelsim.ir.graph import Graph
+from accelsim.ir.ops import Add, AvgPool, Clip, Concat, GlobalAvgPool, MaxPool
+from accelsim.ir.params import add_params, concat_params, pool_params
+from accelsim.isa import AluOp, Buf, Insn, Op
+
+
+def emit_vector_node(em: Emitter, op, g: Graph, places, cfg: HwConfig) -> None:
+    """Emit the instructions of one vector-unit node."""
+    kind = _EMIT.get(type(op))
+    if kind is None:
+        raise AccelsimError(f"node {op.name!r}: op {type(op).__name__} is not supported by the "
+                            f"lowering")
+    kind(em, op, g, places, cfg)
+
+
+def _params(em: Emitter, words) -> int:
+    """Put int32 parameter words in DRAM; returns their address."""
+    arr = np.asarray(words, np.int64)
+    if np.any(np.abs(arr) >= 2**31):
+        raise AccelsimError(f"ALU parameters {arr.tolist()} do not fit int32")
+    return em.alloc(arr.size, arr.astype(np.int32))
+
+
+def _load_param(em: Emitter, addr: int, n: int) -> int:
+    slot = em.slots[Buf.PARAM].take(("alu", addr))
+    em.load(Buf.PARAM, slot, addr, 1, 1, n, n, n, 32, "signed")
+    return slot
+
+
+def _rows_per_tile(em: Emitter, c: int, bits_in: list[int], out_bits: int, total: int) -> int:
+    """Most rows of c elements such that each input fits an INP slot and the output an OUT
+    slot (at least 1)."""
+    inp, out = em.slots[Buf.INP].rows, em.slots[Buf.OUT].rows
+    rb = em.row_bits
+    best = 0
+    lo, hi = 1, min(total, 65535)
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        ok = all(rows_for(mid * c, b, rb) <= inp for b in bits_in) and \
+            rows_for(mid * c, out_bits, rb) <= out
+        if ok:
+            best, lo = mid, mid + 1
+        else:
+            hi = mid - 1
+    if best == 0:
+        raise AccelsimError(f"a row of {c} channels does not fit the INP/OUT buffers")
+    return best
+
+
+def _rows_view(place):
+    shape = place.shape
+    return int(np.prod(shape[:-1])), shape[-1]
+
+
+def _common_format(srcs) -> tuple[int, str]:
+    """One element format holding both operands of a binary ALU op: the ALU reads both at one
+    width, so the DMA loads the narrower operand widened (DRAM bytes counted at that width)."""
+    modes = {t.mode for t in srcs}
+    if len(modes) == 1:
+        return max(t.bits for t in srcs), srcs[0].mode
+    need = [t.bits + (t.mode == "unsigned") for t in srcs]  # signed width holding each
+    return max(need), "signed"
+
+
+def _elementwise(em: Emitter, op, g: Graph, places, cfg: HwConfig) -> None:
+    out_t = g.tensors[op.output]
+    srcs = [g.tensors[i] for i in op.inputs]
+    pout = places[op.output]
+    rows, c = _rows_view(pout)
+    em.use_slots(Buf.INP, 4)
+    if isinstance(op, Add):
+        p = add_params(op, g, cfg.rescale.mult_bits)
+        words = [p.ma, p.mb, p.t, p.za, p.zb]
+        alu_op, imm, zp = AluOp.ADD, int(bool(op.relu)), p.zp
+    else:
+        words, alu_op, imm, zp = [op.lo, op.hi], AluOp.CLIP, 0, out_t.zero_point
+    p_slot = _load_param(em, _params(em, words), len(words))
+    in_bits, in_mode = _common_format(srcs)
+    step = _rows_per_tile(em, c, [in_bits], out_t.bits, rows)
+    for r0 in range(0, rows, step):
+        n = min(step, rows - r0)
+        slots = []
+        for name, t in zip(op.inputs, srcs):
+            slot = em.slots[Buf.INP].take()
+            em.load(Buf.INP, slot, places[name].dram_addr + r0 * c, 1, n, c, 0, c, in_bits,
+                    in_mode)
+            slots.append((slot, rows_for(n * c, in_bits, em.row_bits)))
+        b_slot = slots[1][0] if len(slots) > 1 else slots[0][0]
+        out_slot = em.slots[Buf.OUT].take()
+        em.compute(Insn(
+            Op.ALU, alu_op=alu_op, a_buf=Buf.INP, a_addr=em.slots[Buf.INP].base(slots[0][0]),
+            b_buf=Buf.INP, b_addr=em.slots[Buf.INP].base(b_slot), dst_buf=Buf.OUT,
+            dst_addr=em.slots[Buf.OUT].base(out_slot),
+            param_addr=em.slots[Buf.PARAM].base(p_slot), h=1, w=n, c=c,
+            in_bits=in_bits, in_mode=MODE_BY_NAME[in_mode], bits=out_t.bits,
+            mode=MODE_BY_NAME[out_t.mode], zp=zp, imm=imm),
+            [(Buf.INP, s, r) for s, r in slots] + [(Buf.PARAM, p_slot, 1)],
+            [(Buf.OUT, out_slot, rows_for(n * c, out_t.bits, em.row_bits))])
+        em.store(Buf.OUT, out_slot, pout.dram_addr + r0 * c, 1, n, c, 0, c, out_t.bits,
+                 out_t.mode)
+    em.use_slots(Buf.INP, 2)
+
+
+def _pool(em: Emitter, op, g: Graph, places, cfg: HwConfig) -> None:
+    src, dst = g.tensors[op.inputs[0]], g.tensors[op.output]
+    pin, pout = places[op.inputs[0]], places[op.output]
+    n_img, h, w, c = pin.shape
+    _, oh, ow, _ = pout.shape
+    if isinstance(op, GlobalAvgPool):
+        kh, kw, s, pads = h, w, 1, (0, 0, 0, 0)
+    else:
+        (kh, kw), (s, sx), pads = op.kernel, op.stride, op.padding
+        if s != sx:
+            raise AccelsimError(f"node {op.name!r}: pooling stride must be equal along both "
+                                f"axes, got {op.stride}")
+    pt, pb, pl, pr = pads
+    words, imm = None, 0
+    if isinstance(op, MaxPool) and not isinstance(op, AvgPool):
+        alu_op, pad_value = AluOp.MAXPOOL, src.qrange[0]
+    else:
+        if any(pads):
+            raise AccelsimError(f"node {op.name!r}: average pooling with padding (which does "
+                                f"not count padded elements) is not supported by the vector "
+                                f"unit; use padding 0")
+        p = pool_params(op, g, cfg.rescale.mult_bits)
+        mult = p.mult if np.ndim(p.mult) == 0 else p.mult[kh * kw]
+        shift = p.shift if np.ndim(p.shift) == 0 else p.shift[kh * kw]
+        words = [int(mult), int(shift)]
+        alu_op = AluOp.GAP if isinstance(op, GlobalAvgPool) else AluOp.AVGPOOL
+        pad_value, imm = p.zp_in, p.zp_in
+    p_slot = _load_param(em, _params(em, words), 2) if words else None
+    pw = w + pl + pr
+    rb = em.row_bits
+    # output rows per tile: the padded patch must fit an INP slot, the output an OUT slot
+    c_t = c
+    while True:
+        fit = [t for t in range(1, oh + 1)
+               if rows_for(((t - 1) * s + kh) * pw * c_t, src.bits, rb) <= em.slots[Buf.INP].rows
+               and rows_for(t * ow * c_t, dst.bits, rb) <= em.slots[Buf.OUT].rows]
+        if fit or c_t == 1:
+            break
+        c_t = -(-c_t // 2)
+    if not fit:
+        raise AccelsimError(f"node {op.name!r}: one pooling row does not fit the buffers")
+    oh_t = max(fit)
+    for img in range(n_img):
+        for oy0 in range(0, oh, oh_t):
+            t_oh = min(oh_t, oh - oy0)
+            ph = (t_oh - 1) * s + kh
+            iy0 = oy0 * s - pt
+            top, bottom = max(0, -iy0), max(0, iy0 + ph - h)
+            for c0 in range(0, c, c_t):
+                cc = min(c_t, c - c0)
+                slot = em.slots[Buf.INP].take()
+                em.load(Buf.INP, slot, pin.dram_addr + ((img * h + iy0 + top) * w) * c + c0,
+                        ph - top - bottom, w, cc, w * c, c, src.bits, src.mode,
+                        (top, bottom, pl, pr), pad_value)
+                out_slot = em.slots[Buf.OUT].take()
+                reads = [(Buf.INP, slot, rows_for(ph * pw * cc, src.bits, rb))]
+                if p_slot is not None:
+                    reads.append((Buf.PARAM, p_slot, 1))
+                em.compute(Insn(
+                    Op.ALU, alu_op=alu_op, a_buf=Buf.INP, a_addr=em.slots[Buf.INP].base(slot),
+                    b_buf=Buf.INP, b_addr=em.slots[Buf.INP].base(slot), dst_buf=Buf.OUT,
+                    dst_addr=em.slots[Buf.OUT].base(out_slot),
+                    param_addr=em.slots[Buf.PARAM].base(p_slot) if p_slot is not None else 0,
+                    h=ph, w=pw, c=cc, kh=kh, kw=kw, stride=s, in_bits=src.bits,
+                    in_mode=MODE_BY_NAME[src.mode], bits=dst.bits, mode=MODE_BY_NAME[dst.mode],
+                    zp=dst.zero_point, imm=imm),
+                    reads, [(Buf.OUT, out_slot, rows_for(t_oh * ow * cc, dst.bits, rb))])
+                em.store(Buf.OUT, out_slot, pout.dram_addr + ((img * oh + oy0) * ow) * c + c0,
+                         t_oh, ow, cc, ow * c, c, dst.bits, dst.mode)
+
+
+def _concat(em: Emitter, op: Concat, g: Graph, places, cfg: HwConfig) -> None:
+    pout, dst = places[op.output], g.tensors[op.output]
+    rows, c_out = _rows_view(pout)
+    c_off = 0
+    for name, rp in zip(op.inputs, concat_params(op, g, cfg.rescale.mult_bits)):
+        pin, src = places[name], g.tensors[name]
+        c = pin.shape[-1]
+        if rp is None:  # same quantization: a DMA copy through INP
+            step = _rows_per_tile(em, c, [src.bits], 1, rows)
+            for r0 in range(0, rows, step):
+                n = min(step, rows - r0)
+                slot = em.slots[Buf.INP].take()
+                em.load(Buf.INP, slot, pin.dram_addr + r0 * c, 1, n, c, 0, c, src.bits, src.mode)
+                em.store(Buf.INP, slot, pout.dram_addr + r0 * c_out + c_off, 1, n, c, 0, c_out,
+                         src.bits, src.mode)
+        else:
+            _requantize_rows(em, rp, pin, src, pout, dst, rows, c, c_out, c_off)
+        c_off += c
+
+
+def _requantize_rows(em, rp, pin, src, pout, dst, rows, c, c_out, c_off):
+    """Concat input with its own quantization: LOAD as int32 into ACC, RESCALE, STORE.
+    (The DMA reads it as 32-bit words: a 4x overcount of this rare copy's DRAM bytes.)"""
+    params = np.stack([rp.bias, rp.mult, rp.shift], axis=1)
+    p_addr = _params(em, params.reshape(-1))
+    p_slot = em.slots[Buf.PARAM].take(("concat", p_addr))
+    em.load(Buf.PARAM, p_slot, p_addr, 1, c, 3, 3 * c, 3, 32, "signed")
+    rb = em.row_bits
+    step = max(1, min(rows, em.slots[Buf.ACC].rows * rb // (32 * c),
+                      em.slots[Buf.OUT].rows * rb // (dst.bits * c), 65535))
+    for r0 in range(0, rows, step):
+        n = min(step, rows - r0)
+        acc = em.slots[Buf.ACC].take()
+        em.load(Buf.ACC, acc, pin.dram_addr + r0 * c, 1, n, c, 0, c, 32, "signed")
+        out = em.slots[Buf.OUT].take()
+        em.compute(Insn(
+            Op.RESCALE, acc_addr=em.slots[Buf.ACC].base(acc),
+            param_addr=em.slots[Buf.PARAM].base(p_slot), out_addr=em.slots[Buf.OUT].base(out),
+            m=n, n=c, bits=dst.bits, mode=MODE_BY_NAME[dst.mode], zp=dst.zero_point),
+            [(Buf.ACC, acc, rows_for(n * c, 32, rb)), (Buf.PARAM, p_slot, rows_for(c, 96, rb))],
+            [(Buf.OUT, out, rows_for(n * c, dst.bits, rb))])
+        em.store(Buf.OUT, out, pout.dram_addr + r0 * c_out + c_off, 1, n, c, 0, c_out,
+                 dst.bits, dst.mode)
+
+
+_EMIT = {Add: _elementwise, Clip: _elementwise, MaxPool: _pool, AvgPool: _pool,
+         GlobalAvgPool: _pool, Concat: _concat}
