@@ -118,8 +118,8 @@ class TensorInfo:
             return
         if self.mode == "bipolar" and self.bits != 1:
             raise ModelFormatError(f"{what}: bipolar tensors have bits 1, got {self.bits}")
-        if not 1 <= self.bits <= 32:
-            raise ModelFormatError(f"{what}: bits must be in 1..32, got {self.bits}")
+        if not 1 <= self.bits <= 16:  # the widest output of rescale / vector units
+            raise ModelFormatError(f"{what}: bits must be in 1..16, got {self.bits}")
         scale = np.asarray(self.scale)
         if scale.ndim not in (0, 1) or (scale.ndim == 1 and scale.shape[0] != self.channels):
             raise ModelFormatError(
@@ -205,6 +205,9 @@ class Graph:
                 raise ModelFormatError(f"node {n.name!r}: tensor {n.output!r} produced twice")
             defined.add(n.output)
             n.check(self)
+        for name in self.tensors:
+            if name not in defined:
+                raise ModelFormatError(f"tensor {name!r} is declared but no node produces it")
         if not self.outputs:
             raise ModelFormatError("graph has no outputs")
         for t in self.outputs:

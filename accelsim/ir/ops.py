@@ -64,8 +64,8 @@ class Quantize(Op):
     def check(self, graph: Graph) -> None:
         super().check(graph)
         src, dst = tensor(graph, self.inputs[0]), tensor(graph, self.output)
-        if not src.is_float:
-            fail(self, f"input {src.name!r} must be the float graph input")
+        if src.name != graph.input:
+            fail(self, f"input {src.name!r} must be the float graph input {graph.input!r}")
         if dst.is_float or dst.mode == "bipolar":
             fail(self, f"output {dst.name!r} must be a signed or unsigned quantized tensor")
         check_shape(self, graph, src.shape)
@@ -104,8 +104,10 @@ class _Weighted(Op):
             fail(self, f"weight must be a {wdim}-D integer array")
         if self.w_mode not in ("signed", "unsigned", "bipolar"):
             fail(self, f"w_mode must be signed, unsigned or bipolar, got {self.w_mode!r}")
-        if not isinstance(self.w_bits, int) or not 1 <= self.w_bits <= 16:
-            fail(self, f"w_bits must be an integer in 1..16, got {self.w_bits!r}")
+        if not isinstance(self.w_bits, int) or not 1 <= self.w_bits <= 8:
+            fail(self, f"w_bits must be an integer in 1..8, got {self.w_bits!r}")
+        if not isinstance(self.relu, bool):
+            fail(self, f"relu must be true or false, got {self.relu!r}")
         check_int_array(self.weight, self.w_bits, self.w_mode, f"node {self.name!r}: weight")
         ws = np.asarray(self.w_scale, dtype=np.float64)
         if ws.ndim not in (0, 1) or (ws.ndim == 1 and ws.shape != (self.cout,)):
@@ -136,6 +138,8 @@ class _Weighted(Op):
         t = check_int_input(self, graph, self.inputs[0], ndim)
         if np.ndim(t.scale) != 0:
             fail(self, f"input {t.name!r} must have a per-tensor scale")
+        if t.bits > 8:  # the matmul unit multiplies operands of 1..8 bits
+            fail(self, f"input {t.name!r} has {t.bits} bits; matmul operands have at most 8")
         return t
 
 
@@ -256,7 +260,8 @@ class BatchNorm(Op):
             a = getattr(self, f)
             if not isinstance(a, np.ndarray) or a.dtype.kind != "f" or a.shape != (c,):
                 fail(self, f"{f} must be a float array of shape ({c},)")
-        if np.any(self.var < 0) or not float(self.eps) > 0:
+        eps_ok = isinstance(self.eps, (int, float)) and not isinstance(self.eps, bool)
+        if np.any(self.var < 0) or not eps_ok or not self.eps > 0:
             fail(self, "var must be >= 0 and eps > 0")
         if dst.is_float or dst.mode == "bipolar":
             fail(self, f"output {dst.name!r} must be a signed or unsigned quantized tensor")

@@ -56,6 +56,8 @@ class Add(Op):
 
     def check(self, graph: Graph) -> None:
         super().check(graph)
+        if not isinstance(self.relu, bool):
+            fail(self, f"relu must be true or false, got {self.relu!r}")
         a = check_int_input(self, graph, self.inputs[0], len(tensor(graph, self.output).shape))
         b = check_int_input(self, graph, self.inputs[1], len(a.shape))
         if a.shape != b.shape:

@@ -162,6 +162,16 @@ BROKEN = {
         None,
         "tensor 'conv1': field 'scale' has the wrong type",
     ),
+    "dangling tensor": (
+        lambda d: d["tensors"].append(dict(d["tensors"][2], name="ghost")),
+        None,
+        "tensor 'ghost' is declared but no node produces it",
+    ),
+    "relu type": (
+        lambda d: set_(node(d, "conv1")["attrs"], "relu", "yes"),
+        None,
+        "node 'conv1'.*relu must be true or false",
+    ),
     "two inputs": (lambda d: set_(d, "input", "conv1"), None, "must have mode 'float'"),
 }
 
