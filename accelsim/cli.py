@@ -52,8 +52,6 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("workloads", help="list the built-in workloads")
 
-    from accelsim.train_cli import add_train_parser  # noqa: PLC0415
-    add_train_parser(sub)
     return p
 
 

@@ -93,8 +93,3 @@ def workloads(args) -> int:
         print(f"{name:12s} {desc}")
     return 0
 
-
-def train(args) -> int:
-    from accelsim.train_cli import run_train  # noqa: PLC0415
-
-    return run_train(args)

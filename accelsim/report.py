@@ -1,0 +1,141 @@
+"""Run reports: the per-layer table `accelsim run` prints and its JSON / CSV files.
+
+The keys of the JSON file are defined, with their units, in `RUN_FIELDS` (rendered into the
+README by `run_fields_markdown()`); the simulator's own counters are in `accelsim.stats.FIELDS`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from accelsim.config import HwConfig
+from accelsim.energy import energy_report, load_energy_table
+
+# key -> (unit, description) for the totals and per-layer rows of `accelsim run --json/--csv`
+RUN_FIELDS: dict[str, tuple[str, str]] = {
+    "model": ("-", "model name"),
+    "config": ("-", "hardware preset name"),
+    "latency_cycles": ("cycles", "end of the last instruction"),
+    "latency_ms": ("ms", "latency at the configured clock"),
+    "macs": ("MACs", "multiply-accumulates"),
+    "dram_bytes": ("bytes", "DRAM bytes read plus written"),
+    "dram_bw_gbps": ("GB/s", "achieved DRAM bandwidth"),
+    "dram_bw_share": ("fraction", "achieved / peak DRAM bandwidth"),
+    "utilisation": ("fraction", "array MAC slots used over the run (see stats FIELDS)"),
+    "energy_pj": ("pJ", "energy: MACs, buffers, DRAM, rescale/quant/vector ops and leakage"),
+    "energy_by_component_pj": ("pJ", "energy split by component; sums to energy_pj"),
+    "tops": ("TOPS", "2 * MACs / latency"),
+    "tops_per_w": ("TOPS/W", "2 * MACs / energy"),
+    "instructions": ("count", "instructions executed"),
+    "rescale_mismatch_vs_rne": ("elements", "rescaled outputs differing from round-half-even"),
+    "layers": ("list", "one row per layer, in graph order, with the keys below"),
+    "name": ("-", "layer (node) name"),
+    "cycles": ("cycles", "span of the layer: its first instruction start to its last end"),
+    "share": ("fraction", "cycles / latency_cycles (layers may overlap, so shares can exceed "
+                          "1 in sum)"),
+}
+
+
+def run_fields_markdown() -> str:
+    """`RUN_FIELDS` as a Markdown table."""
+    lines = ["| key | unit | meaning |", "|---|---|---|"]
+    lines += [f"| `{k}` | {u} | {d} |" for k, (u, d) in RUN_FIELDS.items()]
+    return "\n".join(lines)
+
+
+def summarize(result, cfg: HwConfig) -> dict:
+    """Totals and per-layer rows of a `RunResult` with energy from the config's table."""
+    stats = result.stats
+    tot = stats.totals()
+    energy = energy_report(stats, load_energy_table(cfg.energy.table))
+    layers = []
+    for row in stats.layer_rows():
+        e = sum(energy.per_layer.get(row["tag"], {}).values())
+        dram = row.get("dram_read_bytes", 0) + row.get("dram_write_bytes", 0)
+        layers.append({"name": row["layer"], "cycles": row["layer_cycles"],
+                       "share": row["layer_cycles"] / tot["latency_cycles"]
+                       if tot["latency_cycles"] else 0.0,
+                       "macs": row["macs"], "utilisation": row["utilisation"],
+                       "dram_bytes": dram, "energy_pj": e})
+    return {
+        "model": result.graph.name, "config": cfg.chip.name,
+        "latency_cycles": tot["latency_cycles"], "latency_ms": tot["latency_s"] * 1e3,
+        "macs": tot["macs"], "dram_bytes": tot["dram_bytes"],
+        "dram_bw_gbps": tot["dram_bw_gbps"], "dram_bw_share": tot["dram_bw_share"],
+        "utilisation": tot["utilisation"], "energy_pj": energy.total_pj,
+        "energy_by_component_pj": energy.by_component, "tops": tot["tops"],
+        "tops_per_w": energy.tops_per_w, "instructions": tot["instructions"],
+        "rescale_mismatch_vs_rne": tot["rescale_mismatch_vs_rne"], "layers": layers,
+    }
+
+
+def _fmt(v: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= div:
+            return f"{v / div:.2f}{unit}"
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:.3g}"
+
+
+def format_report(summary: dict) -> str:
+    """The text table `accelsim run` prints."""
+    out = io.StringIO()
+    head = f"{'layer':<24}{'cycles':>10}{'share':>7}{'MACs':>10}{'util':>6}{'DRAM B':>10}" \
+           f"{'energy pJ':>11}"
+    print(f"model {summary['model']} on {summary['config']}", file=out)
+    print(head, file=out)
+    print("-" * len(head), file=out)
+    for r in summary["layers"]:
+        print(f"{r['name'][:23]:<24}{_fmt(r['cycles']):>10}{r['share'] * 100:>6.1f}%"
+              f"{_fmt(r['macs']):>10}{r['utilisation'] * 100:>5.0f}%{_fmt(r['dram_bytes']):>10}"
+              f"{_fmt(r['energy_pj']):>11}", file=out)
+    print("-" * len(head), file=out)
+    s = summary
+    print(f"latency    {s['latency_cycles']:,} cycles = {s['latency_ms']:.3f} ms", file=out)
+    print(f"MACs       {s['macs']:,}  ({s['tops']:.3f} TOPS, array utilisation "
+          f"{s['utilisation'] * 100:.1f}%)", file=out)
+    print(f"DRAM       {s['dram_bytes']:,} bytes, {s['dram_bw_gbps']:.2f} GB/s "
+          f"({s['dram_bw_share'] * 100:.1f}% of peak)", file=out)
+    parts = ", ".join(f"{k} {v / s['energy_pj'] * 100:.0f}%" for k, v in
+                      sorted(s["energy_by_component_pj"].items(), key=lambda kv: -kv[1])
+                      if s["energy_pj"] and v / s["energy_pj"] >= 0.01)
+    print(f"energy     {s['energy_pj'] / 1e6:.3f} uJ ({parts})", file=out)
+    print(f"efficiency {s['tops_per_w']:.2f} TOPS/W", file=out)
+    return out.getvalue()
+
+
+def print_report(result, cfg: HwConfig) -> dict:
+    summary = summarize(result, cfg)
+    print(format_report(summary), end="")
+    return summary
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write `text` to `path` via a temporary file and rename (never half-written)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
+                               prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def write_json(result, cfg: HwConfig, path) -> None:
+    atomic_write_text(path, json.dumps(summarize(result, cfg), indent=2) + "\n")
+
+
+def write_csv(result, cfg: HwConfig, path) -> None:
+    rows = summarize(result, cfg)["layers"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["name"])
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
