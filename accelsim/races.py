@@ -48,12 +48,16 @@ class RaceDetector:
             f"({b.unit.name.lower()}) {what} insn {other} {a.op.name} "
             f"({a.unit.name.lower()}) with no token chain ordering them")
 
-    def check(self, insn, unit: int, accesses) -> None:
-        """Tick `unit`'s clock and check/record the accesses of `insn` (at its start)."""
+    def check(self, insn, unit: int, template) -> None:
+        """Tick `unit`'s clock and check/record the buffer accesses of `insn` (at its start);
+        `template` holds (buf, address field, rows, is_write) as made by the unit's profile."""
         vc = self.vc[unit]
         vc[unit] += 1
-        clk, idx = vc[unit], insn.index
-        for buf, lo, rows, write in accesses:
+        clk, idx, f = vc[unit], insn.index, insn.f
+        for buf, field, rows, write in template:
+            if buf < 0:  # the DRAM block of a DMA transfer: not tracked
+                continue
+            lo = f[field]
             hi = lo + rows
             recs = self.records[buf]
             if write:

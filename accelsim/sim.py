@@ -29,7 +29,7 @@ from accelsim.isa import Buf, Op, Unit
 from accelsim.memory import Memory
 from accelsim.races import RaceDetector
 from accelsim.stats import Recorder, Stats
-from accelsim.units.base import Channel
+from accelsim.units.base import DRAM, Channel
 from accelsim.units.dma import DramBus, LoadEngine, StoreEngine
 from accelsim.units.matmul import Matmul, precision
 from accelsim.units.quantizer import Quantizer
@@ -64,11 +64,14 @@ def _check_header(insn, u: int) -> None:
 
 
 def _plan(program, cfg, units, chans):
-    """Cost every instruction, check capacities, fill the unit queues; return counters."""
+    """Cost every instruction, check capacities, fill the unit queues; return counters.
+
+    Profiles are cached by the instructions' non-address fields (tiled programs repeat a few
+    tile shapes), so the per-instruction work here is a key lookup and the range checks."""
     row_bits = cfg.buffers.row_bits
-    cap = [cfg.buffers.capacity_rows(b.name) for b in Buf]
+    cap = [cfg.buffers.capacity_rows(b.name) for b in Buf] + [program.dram.size]  # [-1]: DRAM
     chan_cache: dict = {}
-    groups: dict = {}  # (tag, unit, cycles, counts) -> instructions; few distinct keys
+    profiles: dict = {}  # (unit, profile key) -> [cycles, template, counts, {tag: count}]
     finished = False
     for idx, insn in enumerate(program.insns):
         insn.index = idx
@@ -80,36 +83,48 @@ def _plan(program, cfg, units, chans):
             finished = True
             continue
         u = insn.unit
-        key = (u, insn.wait, insn.signal)
-        ws = chan_cache.get(key)
+        ws = chan_cache.get((u, insn.wait, insn.signal))
         if ws is None:
             if u not in units:
                 raise IsaError(f"insn {idx} {insn.op.name}: no {u.name.lower()} unit is "
                                f"registered in accelsim.sim.UNITS")
             _check_header(insn, u)
-            ws = chan_cache[key] = (units[u], tuple(chans[j][u] for j in _mask_units(insn.wait)),
-                                    tuple(chans[u][j] for j in _mask_units(insn.signal)))
+            ws = chan_cache[(u, insn.wait, insn.signal)] = (
+                units[u], tuple(chans[j][u] for j in _mask_units(insn.wait)),
+                tuple(chans[u][j] for j in _mask_units(insn.signal)))
         unit = ws[0]
-        cyc, accesses, counts = unit.profile(insn)
-        for buf, addr, rows, _ in accesses:
-            if addr + rows > cap[buf]:
-                name = Buf(buf).name
-                raise IsaError(f"insn {idx} {insn.op.name}: {name} rows [{addr}, {addr + rows}) "
-                               f"exceed the buffer's {cap[buf]} rows ({name.lower()}_bytes = "
-                               f"{getattr(cfg.buffers, name.lower() + '_bytes')}, row_bits = "
-                               f"{row_bits})")
-        unit.plan.append((insn, cyc, ws[1], ws[2], accesses))
-        g = (insn.tag, u, cyc, counts)
-        groups[g] = groups.get(g, 0) + 1
+        key = (u, unit.profile_key(insn))
+        prof = profiles.get(key)
+        if prof is None:
+            prof = profiles[key] = [*unit.profile(insn), {}]
+        f = insn.f
+        for buf, field, rows, _ in prof[1]:
+            if f[field] + rows > cap[buf]:
+                _capacity_error(insn, cfg, buf, f[field], rows, cap[buf])
+        unit.plan.append((insn, prof[0], ws[1], ws[2], prof[1]))
+        tags = prof[3]
+        tags[insn.tag] = tags.get(insn.tag, 0) + 1
     counters: dict = {}
-    for (tag, u, cyc, counts), times in groups.items():
-        row = counters.setdefault((tag, u), {"instructions": 0, "busy_cycles": 0})
-        row["instructions"] += times
-        row["busy_cycles"] += cyc * times
-        for k, v in counts:
-            if v:
-                row[k] = row.get(k, 0) + v * times
+    for (u, _), (cyc, _, counts, tags) in profiles.items():
+        for tag, times in tags.items():
+            row = counters.setdefault((tag, u), {"instructions": 0, "busy_cycles": 0})
+            row["instructions"] += times
+            row["busy_cycles"] += cyc * times
+            for k, v in counts:
+                if v:
+                    row[k] = row.get(k, 0) + v * times
     return counters
+
+
+def _capacity_error(insn, cfg, buf, addr, rows, cap):
+    if buf == DRAM:
+        raise IsaError(f"insn {insn.index} {insn.op.name}: DRAM block [{addr}, {addr + rows}) "
+                       f"lies beyond the {cap}-element DRAM image")
+    name = Buf(buf).name
+    raise IsaError(f"insn {insn.index} {insn.op.name}: {name} rows [{addr}, {addr + rows}) "
+                   f"exceed the buffer's {cap} rows ({name.lower()}_bytes = "
+                   f"{getattr(cfg.buffers, name.lower() + '_bytes')}, row_bits = "
+                   f"{cfg.buffers.row_bits})")
 
 
 def _deadlock_message(units, chans) -> str:
@@ -184,8 +199,6 @@ def simulate(program, cfg, *, count_only: bool = False, check_races: bool = True
     rec = Recorder(n)
     units = {u: cls(env, cfg, rec) for u, cls in UNITS.items()}
     chans = [[Channel(s, d) for d in range(len(Unit))] for s in range(len(Unit))]
-    for unit in units.values():
-        unit.dram_size = program.dram.size
     counters = _plan(program, cfg, units, chans)
     bus = DramBus(cfg)
     dram = None

@@ -14,10 +14,13 @@ FIFO is empty, one wake-up event. Costs and static counts are computed before th
 
 from __future__ import annotations
 
-from accelsim.isa import Buf, Unit
+from operator import itemgetter
+
+from accelsim.isa import TABLE, Buf, Unit
 
 SRAM_READ = tuple(f"sram_read_bits_{b.name.lower()}" for b in Buf)  # counter name per buffer
 SRAM_WRITE = tuple(f"sram_write_bits_{b.name.lower()}" for b in Buf)
+DRAM = -1  # pseudo buffer index of the DRAM image in access templates (range check only)
 
 
 class Channel:
@@ -48,12 +51,13 @@ class UnitBase:
     `(insn, cycles, wait_channels, signal_channels, accesses)`."""
 
     unit: Unit = None
+    ADDR_FIELDS: tuple = ()  # fields holding addresses; all others determine the profile
 
     def __init__(self, env, cfg, stats):
         self.env, self.cfg, self.stats = env, cfg, stats
         self.name = self.unit.name.lower()
         self.row_bits = cfg.buffers.row_bits
-        self.dram_size = 0  # elements in the DRAM image (set by the simulator)
+        self._key_getters: dict = {}
         self.plan: list = []
         self.mem = None  # Memory, or None in count_only mode
         self.races = None  # RaceDetector or None
@@ -72,10 +76,27 @@ class UnitBase:
         raise NotImplementedError
 
     def profile(self, insn):
-        """(cycles, accesses, counts) of one instruction, before the run. accesses: tuple of
-        (buf, row, rows, is_write); counts: tuple of (counter name, value) pairs added to the
-        instruction's (tag, unit) row, SRAM bits included (whole rows of row_bits)."""
+        """(cycles, template, counts) of one instruction, computed before the run.
+
+        template: tuple of (buf, address field name, rows, is_write), one per buffer access
+        (buf = DRAM for a DMA block: rows is then its element extent, for the range check);
+        counts: tuple of (counter name, value) pairs added to the instruction's (tag, unit)
+        row, SRAM bits included (whole rows of row_bits). Depends only on the fields that are
+        not in ADDR_FIELDS, so the simulator caches it by those (`profile_key`)."""
         raise NotImplementedError  # pragma: no cover - abstract
+
+    def profile_key(self, insn):
+        """The instruction's non-address field values (the cache key of `profile`)."""
+        get = self._key_getters.get(insn.op)
+        if get is None:
+            names = [f.name for f in TABLE[insn.op].fields if f.name not in self.ADDR_FIELDS]
+            get = self._key_getters[insn.op] = itemgetter(*names) if names else (lambda f: ())
+        return (insn.op, get(insn.f))
+
+    @staticmethod
+    def accesses(insn, template):
+        """The template with addresses filled in: (buf, row, rows, is_write), buffers only."""
+        return tuple((b, insn.f[a], r, w) for b, a, r, w in template if b != DRAM)
 
     def delay(self, insn, cycles: int) -> int:
         """Cycles the instruction occupies the unit once started (the DMA adds bus waits)."""

@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from accelsim.errors import AccelsimError, IsaError
+from accelsim.errors import AccelsimError
 from accelsim.isa import Buf, Mode, Unit
 from accelsim.program import value_bounds
-from accelsim.units.base import SRAM_READ, SRAM_WRITE, UnitBase
+from accelsim.units.base import DRAM, SRAM_READ, SRAM_WRITE, UnitBase
 
 _MODE_NAME = {Mode.SIGNED: "signed", Mode.UNSIGNED: "unsigned", Mode.BIPOLAR: "bipolar"}
 
@@ -85,6 +85,7 @@ def block_indices(insn) -> np.ndarray:
 
 class _DmaEngine(UnitBase):
     bus: DramBus = None  # set by the simulator (shared by both engines)
+    ADDR_FIELDS = ("sram_addr", "dram_addr")
 
     def __init__(self, env, cfg, stats):
         super().__init__(env, cfg, stats)
@@ -95,16 +96,13 @@ class _DmaEngine(UnitBase):
     def cycles(self, insn) -> int:
         return dma_cycles(self.cfg, insn.d0, insn.d1, insn.d2, insn.bits)
 
-    def _profile(self, f, idx, n_buf):
-        """(cycles, DRAM bytes, buffer rows) of a block; checks the DRAM range."""
+    def _profile(self, f, n_buf):
+        """(cycles, DRAM bytes, buffer rows, DRAM element extent) of a block."""
         d0, d1, d2, bits = f["d0"], f["d1"], f["d2"], f["bits"]
         row_bytes = -(-d2 * bits // 8)
         cyc = self._latency + d0 * d1 * -(-row_bytes // self._burst) * self._per_burst
-        end = f["dram_addr"] + (d0 - 1) * f["s0"] + (d1 - 1) * f["s1"] + d2
-        if end > self.dram_size:
-            raise IsaError(f"insn {idx} {self.unit.name}: DRAM block ends at element {end}, "
-                           f"beyond the {self.dram_size}-element DRAM image")
-        return cyc, d0 * d1 * row_bytes, -(-n_buf * bits // self.row_bits)
+        extent = (d0 - 1) * f["s0"] + (d1 - 1) * f["s1"] + d2
+        return cyc, d0 * d1 * row_bytes, -(-n_buf * bits // self.row_bits), extent
 
     def delay(self, insn, cycles: int) -> int:
         total, stall = self.bus.transfer(self.env.now, cycles - self._latency)
@@ -130,9 +128,9 @@ class LoadEngine(_DmaEngine):
         f = insn.f
         n = ((f["d0"] + f["pad_top"] + f["pad_bottom"]) *
              (f["d1"] + f["pad_left"] + f["pad_right"]) * f["d2"])
-        cyc, nbytes, rows = self._profile(f, insn.index, n)
+        cyc, nbytes, rows, extent = self._profile(f, n)
         buf = f["buf"]
-        return cyc, ((buf, f["sram_addr"], rows, True),), (
+        return cyc, ((buf, "sram_addr", rows, True), (DRAM, "dram_addr", extent, False)), (
             ("dram_read_bytes", nbytes), (SRAM_WRITE[buf], rows * self.row_bits))
 
     def run(self, insn, mem):
@@ -153,9 +151,9 @@ class StoreEngine(_DmaEngine):
 
     def profile(self, insn):
         f = insn.f
-        cyc, nbytes, rows = self._profile(f, insn.index, f["d0"] * f["d1"] * f["d2"])
+        cyc, nbytes, rows, extent = self._profile(f, f["d0"] * f["d1"] * f["d2"])
         buf = f["buf"]
-        return cyc, ((buf, f["sram_addr"], rows, False),), (
+        return cyc, ((buf, "sram_addr", rows, False), (DRAM, "dram_addr", extent, True)), (
             ("dram_write_bytes", nbytes), (SRAM_READ[buf], rows * self.row_bits))
 
     def run(self, insn, mem):

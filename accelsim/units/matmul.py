@@ -128,6 +128,7 @@ class Matmul(UnitBase):
     """The systolic array. Cost: `matmul_cycles`; datapath: kernels.gemm."""
 
     unit = Unit.MATMUL
+    ADDR_FIELDS = ("inp_addr", "wgt_addr", "acc_addr")
 
     def cycles(self, insn) -> int:
         return matmul_cycles(self.cfg, insn.m, insn.k, insn.n, insn.a_bits, insn.w_bits)
@@ -146,14 +147,14 @@ class Matmul(UnitBase):
         ri, rw = operand_reads(self.cfg, m, k, n)
         acc_bits = acc_rows * rb
         if f["reset"]:
-            accesses = ((Buf.INP, f["inp_addr"], inp_rows, False),
-                        (Buf.WGT, f["wgt_addr"], wgt_rows, False),
-                        (Buf.ACC, f["acc_addr"], acc_rows, True))
+            accesses = ((Buf.INP, "inp_addr", inp_rows, False),
+                        (Buf.WGT, "wgt_addr", wgt_rows, False),
+                        (Buf.ACC, "acc_addr", acc_rows, True))
         else:
-            accesses = ((Buf.INP, f["inp_addr"], inp_rows, False),
-                        (Buf.WGT, f["wgt_addr"], wgt_rows, False),
-                        (Buf.ACC, f["acc_addr"], acc_rows, False),
-                        (Buf.ACC, f["acc_addr"], acc_rows, True))
+            accesses = ((Buf.INP, "inp_addr", inp_rows, False),
+                        (Buf.WGT, "wgt_addr", wgt_rows, False),
+                        (Buf.ACC, "acc_addr", acc_rows, False),
+                        (Buf.ACC, "acc_addr", acc_rows, True))
         counts = ((f"macs_{a}x{w}", m * k * n), ("sram_read_bits_inp", ri * inp_rows * rb),
                   ("sram_read_bits_wgt", rw * wgt_rows * rb),
                   ("sram_read_bits_acc", 0 if f["reset"] else acc_bits),

@@ -30,6 +30,7 @@ class Quantizer(UnitBase):
     """The quantizer. Cost: `quant_cycles`; datapath: kernels.quant."""
 
     unit = Unit.QUANTIZER
+    ADDR_FIELDS = ("src_addr", "dst_addr")
 
     def cycles(self, insn) -> int:
         return quant_cycles(self.cfg, insn.n)
@@ -38,8 +39,8 @@ class Quantizer(UnitBase):
         f = insn.f
         n, rb = f["n"], self.row_bits
         src_rows, dst_rows = tile_rows(n, f["in_bits"], rb), tile_rows(n, f["bits"], rb)
-        accesses = ((f["src_buf"], f["src_addr"], src_rows, False),
-                    (f["dst_buf"], f["dst_addr"], dst_rows, True))
+        accesses = ((f["src_buf"], "src_addr", src_rows, False),
+                    (f["dst_buf"], "dst_addr", dst_rows, True))
         counts = (("quant_ops", n), (SRAM_READ[f["src_buf"]], src_rows * rb),
                   (SRAM_WRITE[f["dst_buf"]], dst_rows * rb))
         return quant_cycles(self.cfg, n), accesses, counts

@@ -43,6 +43,7 @@ class Rescale(UnitBase):
     """The rescale unit. Cost: `rescale_cycles`; datapath: kernels.rescale."""
 
     unit = Unit.RESCALE
+    ADDR_FIELDS = ("acc_addr", "param_addr", "out_addr")
 
     def cycles(self, insn) -> int:
         return rescale_cycles(self.cfg, insn.m, insn.n)
@@ -53,9 +54,9 @@ class Rescale(UnitBase):
         acc_rows = tile_rows(m * n, 32, rb)
         par_rows = tile_rows(PARAM_WORDS * n, 32, rb)
         out_rows = tile_rows(m * n, f["bits"], rb)
-        accesses = ((Buf.ACC, f["acc_addr"], acc_rows, False),
-                    (Buf.PARAM, f["param_addr"], par_rows, False),
-                    (Buf.OUT, f["out_addr"], out_rows, True))
+        accesses = ((Buf.ACC, "acc_addr", acc_rows, False),
+                    (Buf.PARAM, "param_addr", par_rows, False),
+                    (Buf.OUT, "out_addr", out_rows, True))
         counts = (("rescale_ops", m * n), ("sram_read_bits_acc", acc_rows * rb),
                   ("sram_read_bits_param", par_rows * rb), ("sram_write_bits_out", out_rows * rb))
         return rescale_cycles(self.cfg, m, n), accesses, counts

@@ -77,6 +77,7 @@ class Vector(UnitBase):
     """The vector ALU. Cost: `vector_cycles`; datapath: kernels.alu."""
 
     unit = Unit.VECTOR
+    ADDR_FIELDS = ("a_addr", "b_addr", "dst_addr", "param_addr")
 
     def cycles(self, insn) -> int:
         f = insn.f  # the ALU field `op` is shadowed by Insn.op (the opcode)
@@ -93,12 +94,12 @@ class Vector(UnitBase):
             raise IsaError(f"insn {insn.index} ALU {AluOp(op).name}: {exc}") from None
         cyc = self.cfg.vector.latency_cycles + -(-n_el // self.cfg.vector.lanes)
         in_rows = tile_rows(h * w * c, f["in_bits"], rb)
-        acc = [(f["a_buf"], f["a_addr"], in_rows, False)]
+        acc = [(f["a_buf"], "a_addr", in_rows, False)]
         if op in _BINARY:
-            acc.append((f["b_buf"], f["b_addr"], in_rows, False))
+            acc.append((f["b_buf"], "b_addr", in_rows, False))
         if op in PARAM_WORDS:
-            acc.append((Buf.PARAM, f["param_addr"], tile_rows(PARAM_WORDS[op], 32, rb), False))
-        acc.append((f["dst_buf"], f["dst_addr"], tile_rows(n_out, f["bits"], rb), True))
+            acc.append((Buf.PARAM, "param_addr", tile_rows(PARAM_WORDS[op], 32, rb), False))
+        acc.append((f["dst_buf"], "dst_addr", tile_rows(n_out, f["bits"], rb), True))
         counts = [("vector_ops", n_el)]
         counts += [((SRAM_WRITE if wr else SRAM_READ)[b], rows * rb) for b, _, rows, wr in acc]
         return cyc, tuple(acc), tuple(counts)

@@ -20,5 +20,4 @@ def make_mem(cfg, dram_size=0):
 def standalone(cls, cfg):
     """A unit with no SimPy process, for calling cycles/profile/run directly."""
     unit = cls(None, cfg, Recorder(1))
-    unit.dram_size = 1 << 30
     return unit

@@ -29,7 +29,7 @@ def test_profile_counts_unpadded_bytes_and_padded_rows(edge):
                 bits=8, pad_top=1, pad_bottom=1, pad_left=1, pad_right=1)
     cyc, acc, counts = unit.profile(insn)
     assert cyc == 100 + 16 * 3
-    assert acc == ((Buf.INP, 0, 18, True),)
+    assert acc == ((Buf.INP, "sram_addr", 18, True), (-1, "dram_addr", 3 * 32 + 3 * 8 + 8, False))
     assert dict(counts) == {"dram_read_bytes": 128, "sram_write_bits_inp": 18 * 128}
 
 

@@ -94,7 +94,7 @@ def test_depthwise_cycles_and_macs(edge):
     cyc, acc, counts = unit.profile(insn)
     assert cyc == 78
     assert dict(counts)["macs_8x8"] == 16 * 9 * 32
-    assert acc[0] == (Buf.INP, 0, 6 * 6 * 32 * 8 // 128, False)  # 6x6x32 patch, 8-bit
+    assert acc[0] == (Buf.INP, "inp_addr", 6 * 6 * 32 * 8 // 128, False)  # 6x6x32 patch, 8-bit
 
 
 def _operands(rng, shape, bits):

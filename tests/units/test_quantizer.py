@@ -28,5 +28,5 @@ def test_quant_datapath_and_profile(edge):
     np.testing.assert_array_equal(mem.read(Buf.INP, 2, 40, 4, "t"), expect)
     cyc, acc, counts = unit.profile(insn)
     assert cyc == 4 + 3
-    assert acc == ((Buf.ACC, 0, 10, False), (Buf.INP, 2, 2, True))  # 1280 bits, 160 bits
+    assert unit.accesses(insn, acc) == ((Buf.ACC, 0, 10, False), (Buf.INP, 2, 2, True))  # 1280 bits, 160 bits
     assert dict(counts)["quant_ops"] == 40
