@@ -124,7 +124,8 @@ def random_cnn(
 
     Odd input sizes (batch 1-2, H, W in 5..max_hw, 1-5 channels), then n_layers blocks drawn
     from: conv (k 1/3/5, stride 1/2, dilation 1/2, asymmetric padding), depthwise conv,
-    residual block (conv + add), max pool, average pool, concat of two branches, ReLU6 clip.
+    residual block (conv + add), max pool (padded or not), average pool (unpadded), concat
+    of two branches, standalone ReLU / ReLU6.
     Ends with global average pool or flatten, then a linear layer. Activation and weight bits
     per layer are drawn from `bits`; outputs are signed or unsigned, with or without ReLU.
     """
@@ -153,8 +154,8 @@ def random_cnn(
             pad = int(rng.integers(0, k // 2 + 1))
             if kind == "maxpool":
                 x = b.maxpool(x, k, stride, pad)
-            else:
-                x = b.avgpool(x, k, stride, pad, bits=pick())
+            else:  # no padding: the vector unit's average pool divides by the full window
+                x = b.avgpool(x, k, stride, 0, bits=pick())
         elif kind == "dw":
             x = b.conv(x, c, 3, groups=c, stride=stride, signed=signed, relu=relu, **wb)
         elif kind == "res":
