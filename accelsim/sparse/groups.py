@@ -29,6 +29,7 @@ class GroupStats:
     """Per-part work of a kernel map; see the module docstring for definitions."""
 
     pairs_per_part: np.ndarray  # int64 [parts]
+    pairs_per_part_offset: np.ndarray  # int64 [parts, K**3]: P_k of each part's GEMMs
     voxels_per_part: np.ndarray  # int64 [parts] output voxels
     halo_voxels_per_part: np.ndarray  # int64 [parts]
     imbalance: float  # max / mean of pairs_per_part
@@ -71,13 +72,17 @@ def group_stats(kmap: KernelMap, part_in, part_out, parts: int | None = None) ->
     n_parts = int(max(pin.max(initial=0), pout.max(initial=0)) + 1) if parts is None else parts
     q_out = pout[kmap.out_index]
     q_in = pin[kmap.in_index]
-    pairs = np.bincount(q_out, minlength=n_parts).astype(np.int64)
+    n_k = kmap.kernel_volume
+    per_offset = np.bincount(q_out * n_k + kmap.offset, minlength=n_parts * n_k)
+    per_offset = per_offset.astype(np.int64).reshape(n_parts, n_k)
+    pairs = per_offset.sum(axis=1)
     voxels = np.bincount(pout, minlength=n_parts).astype(np.int64)
     cross = q_in != q_out
     halo_keys = np.unique(q_out[cross] * kmap.n_in + kmap.in_index[cross])
     halo = np.bincount(halo_keys // max(kmap.n_in, 1), minlength=n_parts).astype(np.int64)
     mean = pairs.sum() / n_parts
-    return GroupStats(pairs, voxels, halo, float(pairs.max() / mean) if mean else 1.0,
+    return GroupStats(pairs, per_offset, voxels, halo,
+                      float(pairs.max() / mean) if mean else 1.0,
                       float(cross.mean()) if cross.size else 0.0)
 
 
@@ -90,18 +95,19 @@ def voxel_group_stats(kmap: KernelMap, in_coords) -> GroupStats:
 
 def group_stats_ref(kmap: KernelMap, part_in, part_out, parts: int) -> GroupStats:
     """Twin of `group_stats`, one pair at a time."""
-    pairs = np.zeros(parts, dtype=np.int64)
+    per_offset = np.zeros((parts, kmap.kernel_volume), dtype=np.int64)
     voxels = np.zeros(parts, dtype=np.int64)
     halo_sets = [set() for _ in range(parts)]
     cross = 0
     for o in range(kmap.n_out):
         voxels[part_out[o]] += 1
-    for i, o in zip(kmap.in_index.tolist(), kmap.out_index.tolist()):
-        pairs[part_out[o]] += 1
+    for i, o, k in zip(kmap.in_index.tolist(), kmap.out_index.tolist(), kmap.offset.tolist()):
+        per_offset[part_out[o], k] += 1
         if part_in[i] != part_out[o]:
             cross += 1
             halo_sets[part_out[o]].add(i)
     halo = np.array([len(h) for h in halo_sets], dtype=np.int64)
+    pairs = per_offset.sum(axis=1)
     mean = pairs.sum() / parts
-    return GroupStats(pairs, voxels, halo, float(pairs.max() / mean) if mean else 1.0,
+    return GroupStats(pairs, per_offset, voxels, halo, float(pairs.max() / mean) if mean else 1.0,
                       cross / kmap.n_pairs if kmap.n_pairs else 0.0)

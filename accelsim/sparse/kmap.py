@@ -154,8 +154,10 @@ def kernel_map(coords, kernel_size=3, stride=1, dilation=1, groups=1, group_coef
     cout = None if out_coords is None else check_coords(out_coords, "out_coords")
     if transposed and cout is None:
         raise SparseInputError("out_coords: a transposed conv needs the fine output voxels")
-    key = (_digest(cin), None if cout is None else _digest(cout), int(kernel_size),
-           int(stride), int(dilation), pad, groups, coeffs, bool(transposed))
+    key = None
+    if cache:
+        key = (_digest(cin), None if cout is None else _digest(cout), int(kernel_size),
+               int(stride), int(dilation), pad, groups, coeffs, bool(transposed))
     if cache and key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
@@ -224,8 +226,8 @@ def _pairs_hash(src, dst, stride, rel, groups, coeffs):
             "each active voxel must appear once"
         )
     hi = src.max(axis=0).astype(np.int64)
-    gsrc = group_of(src, groups, coeffs)
-    gdst = group_of(dst, groups, coeffs)
+    gsrc = group_of(src, groups, coeffs) if groups > 1 else np.zeros(1, np.int32)
+    gdst = group_of(dst, groups, coeffs) if groups > 1 else gsrc
     # submanifold with a symmetric kernel: pair (i, o, k) implies (o, i, K**3-1-k), so probe
     # only offsets below the centre and mirror each hit (halves the hash lookups)
     half = src is dst and stride == 1 and bool((rel == -rel[::-1]).all())

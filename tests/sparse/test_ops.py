@@ -75,6 +75,7 @@ def test_group_stats(rng):
     n = int(part.max()) + 1
     got, ref = group_stats(km, part, part, n), group_stats_ref(km, part, part, n)
     np.testing.assert_array_equal(got.pairs_per_part, ref.pairs_per_part)
+    np.testing.assert_array_equal(got.pairs_per_part_offset, ref.pairs_per_part_offset)
     np.testing.assert_array_equal(got.halo_voxels_per_part, ref.halo_voxels_per_part)
     np.testing.assert_array_equal(got.voxels_per_part, ref.voxels_per_part)
     assert got.imbalance == ref.imbalance and got.halo_fraction == ref.halo_fraction
