@@ -74,7 +74,11 @@ class Buffer:
                 if start == addr and flat.size == tile[2].size:
                     self.tiles[addr] = (rows, bits, flat.copy())
                 else:
-                    tile[2][off:off + flat.size] = flat
+                    arr = tile[2]
+                    if not np.can_cast(flat.dtype, arr.dtype):  # e.g. int8 into a uint8 tile
+                        arr = arr.astype(np.promote_types(arr.dtype, flat.dtype))
+                        self.tiles[start] = (tile[0], tile[1], arr)
+                    arr[off:off + flat.size] = flat
                 return
         end = addr + rows
         for s in [s for s, t in self.tiles.items() if s < end and addr < s + t[0]]:
