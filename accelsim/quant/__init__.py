@@ -9,7 +9,7 @@ from accelsim.quant.export import export_layers, fake_quant_logits, fake_quant_p
 from accelsim.quant.models import (
     Model, build_model, calibrate, cnn, load_state_dict, mlp, quantize, set_bits, state_dict)
 from accelsim.quant.quantizer import LsqQuantizer, q_range, weight_mode
-from accelsim.quant.train import TrainConfig, train, ulq_stages
+from accelsim.quant.trainer import TrainConfig, train, ulq_stages
 
 __all__ = [
     "Dataset", "LsqQuantizer", "Model", "TrainConfig", "build_model", "calibrate", "cnn",

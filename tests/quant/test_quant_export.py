@@ -1,0 +1,91 @@
+"""Export for the integer hardware: integer ranges, BN folding, float reference, state round trip."""
+
+import numpy as np
+import pytest
+
+from accelsim.errors import AccelsimError
+from accelsim.quant.data import load_dataset
+from accelsim.quant.export import export_layers, fake_quant_logits, fake_quant_predict, int_range
+from accelsim.quant.layers import BatchNorm
+from accelsim.quant.models import (
+    build_model, calibrate, cnn, load_state_dict, mlp, quantize, state_dict)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def _randomise_bn(model, seed):
+    """Give every BN non-trivial statistics (one negative gamma) as if trained."""
+    rng = np.random.default_rng(seed)
+    for m in model.modules():
+        if isinstance(m, BatchNorm):
+            c = m.gamma.value.size
+            m.gamma.value = rng.uniform(0.5, 1.5, c).astype(np.float32)
+            m.gamma.value[0] = -0.7
+            m.beta.value = rng.normal(0, 0.2, c).astype(np.float32)
+            m.running_mean = rng.normal(0, 0.5, c)
+            m.running_var = rng.uniform(0.5, 2.0, c)
+
+
+@pytest.mark.parametrize("w_bits, a_bits, per_channel", [(1, 2, True), (2, 2, False), (4, 4, True),
+                                                          (8, 8, False)])
+def test_export_int_ranges_and_fake_quant_matches_model(digits, w_bits, a_bits, per_channel):
+    model = cnn(residual=True, channels=(4, 8), seed=3)
+    _randomise_bn(model, 1)
+    q = quantize(model, w_bits, a_bits, per_channel=per_channel)
+    calibrate(q, digits.x_train[:64])
+    layers = export_layers(q)
+    assert layers[0]["type"] == "input"
+    gemms = [d for d in layers if d["type"] in ("conv2d", "linear")]
+    assert len(gemms) == 5 and [d["type"] for d in layers].count("add") == 1
+    for i, d in enumerate(gemms):
+        lo, hi = int_range(d["w_bits"], d["w_mode"])
+        assert d["w_int"].dtype == np.int8 and d["w_int"].shape == (
+            np.prod(d.get("kernel", (1, 1))) * d["in_shape"][-1], d["out_shape"][-1])
+        assert lo <= d["w_int"].min() and d["w_int"].max() <= hi
+        if w_bits == 1:
+            assert set(np.unique(d["w_int"])) == {-1, 1}
+        else:
+            assert np.abs(d["w_int"]).max() <= 2 ** (w_bits - 1) - 1  # symmetric range
+        assert np.all(d["w_scale"] > 0) and d["bias"].shape == (d["out_shape"][-1],)
+        assert d["act_bits"] == (8 if i == 0 else a_bits)
+        assert (d["act_qmin"], d["act_qmax"]) == int_range(d["act_bits"], d["act_mode"])
+    assert gemms[0]["act_mode"] == "unsigned" and gemms[-1]["relu"] is False
+    x = digits.x_test[:200]
+    ref = q.logits(x)
+    np.testing.assert_allclose(fake_quant_logits(q, x), ref, rtol=1e-4, atol=1e-3)
+    top2 = np.sort(ref, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 1e-3  # an untrained low-bit net has near-tied logits
+    np.testing.assert_array_equal(fake_quant_predict(q, x)[clear], q.predict(x)[clear])
+
+
+def test_export_rejects_float_model():
+    with pytest.raises(AccelsimError, match="not quantized"):
+        export_layers(mlp())
+
+
+def test_mlp_export_shapes(digits):
+    q = quantize(mlp(hidden=(16,)), 3, 3)
+    calibrate(q, digits.x_train[:32])
+    layers = export_layers(q)
+    assert [d["type"] for d in layers] == ["input", "flatten", "linear", "linear"]
+    assert layers[2]["w_int"].shape == (64, 16) and layers[2]["relu"] is True
+    assert layers[3]["act_mode"] == "unsigned" and layers[3]["inputs"] == [layers[2]["name"]]
+
+
+def test_state_dict_round_trip(digits):
+    q = quantize(cnn(channels=(4, 8), seed=2), 2, 2)
+    _randomise_bn(q, 2)
+    calibrate(q, digits.x_train[:32])
+    state = {k: v.copy() for k, v in state_dict(q).items()}
+    fresh = build_model(q.spec)
+    load_state_dict(fresh, state)
+    x = digits.x_test[:50]
+    np.testing.assert_array_equal(fresh.logits(x), q.logits(x))
+    for d0, d1 in zip(export_layers(q), export_layers(fresh)):
+        if "w_int" in d0:
+            np.testing.assert_array_equal(d0["w_int"], d1["w_int"])
+    with pytest.raises(AccelsimError, match="missing"):
+        load_state_dict(build_model(q.spec), {})

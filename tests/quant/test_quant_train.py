@@ -1,0 +1,74 @@
+"""The trainer on a tiny slice of digits: loss decreases, seeds reproduce, ULQ stages, Ctrl-C."""
+
+import numpy as np
+import pytest
+
+import accelsim.quant.trainer as train_mod
+from accelsim.quant.data import Dataset, load_dataset
+from accelsim.quant.models import state_dict
+from accelsim.quant.trainer import TrainConfig, stage_epochs, train, ulq_stages
+
+TINY = TrainConfig(batch_size=32, fp_epochs=2, fp_lr=0.05, q_lr=0.01, shift_px=1,
+                   model_kwargs=dict(channels=(4, 8)))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    d = load_dataset("digits")
+    return Dataset("digits", d.x_train[:256], d.y_train[:256], d.x_test[:100], d.y_test[:100])
+
+
+def test_ulq_stages_and_epoch_split():
+    assert ulq_stages(2, 2) == [(8, 8), (4, 4), (2, 2)]
+    assert ulq_stages(1, 2) == [(8, 8), (4, 4), (2, 2), (1, 2)]
+    assert ulq_stages(3, 3) == [(8, 8), (4, 4), (3, 3)]
+    assert ulq_stages(8, 8) == [(8, 8)]
+    assert stage_epochs(10, 3, 0.5) == [3, 2, 5]
+    assert stage_epochs(7, 1, 0.5) == [7]
+    assert sum(stage_epochs(31, 4, 0.5)) == 31
+
+
+def test_fp_loss_decreases_and_reproduces(tiny):
+    model, m = train(tiny, "cnn", "fp", epochs=3, seed=1, progress=False, config=TINY)
+    losses = m["stages"][0]["losses"]
+    assert losses[-1] < losses[0]
+    assert m["test_accuracy"] > 0.3 and not m["interrupted"]
+    again, _ = train(tiny, "cnn", "fp", epochs=3, seed=1, progress=False, config=TINY)
+    a, b = state_dict(model), state_dict(again)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+@pytest.mark.parametrize("method, w_bits, a_bits", [("lsq", 2, 2), ("ulq", 1, 2)])
+def test_quantized_training_runs(tiny, method, w_bits, a_bits):
+    cfg = TrainConfig(batch_size=32, warmup_epochs=0, fp_lr=0.1, q_lr=0.02,
+                      model_kwargs=dict(hidden=(32,)))
+    teacher, _ = train(tiny, "mlp", "fp", epochs=4, seed=0, progress=False, config=cfg)
+    model, m = train(tiny, "mlp", method, a_bits, w_bits, epochs=4, seed=0, progress=False,
+                     config=cfg, teacher=teacher)
+    assert [(s["w_bits"], s["a_bits"]) for s in m["stages"]][-1] == (w_bits, a_bits)
+    assert model.spec["quant"]["w_bits"] == w_bits
+    assert m["test_accuracy"] > 0.4
+    assert m["stages"][-1]["losses"][-1] < m["stages"][-1]["losses"][0] + 0.5
+
+
+def test_keyboard_interrupt_returns_last_epoch(tiny, monkeypatch):
+    """Ctrl-C in the 3rd epoch (call 17 of shift_augment, 8 batches per epoch) stops cleanly."""
+    calls = {"n": 0}
+    real = train_mod.shift_augment
+
+    def flaky(x, p, rng):
+        calls["n"] += 1
+        if calls["n"] == 17:
+            raise KeyboardInterrupt
+        return real(x, p, rng)
+
+    monkeypatch.setattr(train_mod, "shift_augment", flaky)
+    model, m = train(tiny, "cnn", "fp", epochs=5, seed=0, progress=False, config=TINY)
+    assert m["interrupted"] and len(m["stages"][0]["losses"]) == 2
+    assert np.isfinite(model.logits(tiny.x_test)).all()
+
+
+def test_bad_method():
+    with pytest.raises(train_mod.AccelsimError, match="method"):
+        train("digits", "cnn", "sgd", progress=False)
