@@ -4,6 +4,7 @@ integer reference execution.
     from accelsim.ir import Graph, TensorInfo, QuantConv2d, run_reference
 """
 
+from accelsim.ir.fold import fold_batchnorm
 from accelsim.ir.graph import Graph, TensorInfo, int_dtype, int_range
 from accelsim.ir.ops import (
     OP_TYPES,
@@ -53,6 +54,7 @@ __all__ = [
     "add_params",
     "concat_params",
     "conv_acc",
+    "fold_batchnorm",
     "int_dtype",
     "int_range",
     "pad_nhwc",

@@ -13,7 +13,9 @@ them, so the simulated hardware and `run_reference` use identical integers.
 - `concat_params(op, graph)`: per Concat input, None when it already has the output's
   quantization, else the rescale that maps it there (acc = x, bias = -zp_in).
 
-All multipliers are int64 arrays with one entry per channel (last axis of the tensor).
+Conv / linear / concat multipliers are int64 arrays with one entry per channel (last axis);
+add multipliers are ints (per-tensor scales); average-pool multipliers are tables indexed by
+the window's element count (ints for global pooling).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import numpy as np
 
 from accelsim.errors import AccelsimError
 from accelsim.ir import params as P
+from accelsim.ir.fold import fold_batchnorm
 from accelsim.ir.graph import Graph
 from accelsim.ir.ops import (
     Add,
@@ -227,8 +228,6 @@ def run_reference(
     A graph with BatchNorm nodes is folded first (`fold_batchnorm`); the pre-BN float tensors
     are then absent from the result.
     """
-    from accelsim.frontend.fold import fold_batchnorm
-
     if any(isinstance(n, BatchNorm) for n in graph.nodes):
         graph = fold_batchnorm(graph)
     x = np.asarray(x)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from accelsim.errors import ModelFormatError
-from accelsim.frontend.fold import fold_batchnorm
+from accelsim.ir.fold import fold_batchnorm
 from accelsim.ir import BatchNorm, QuantConv2d, run_reference
 from workloads.dense import conv_bn
 
