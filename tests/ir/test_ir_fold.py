@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from accelsim.errors import ModelFormatError
-from accelsim.ir.fold import fold_batchnorm
 from accelsim.ir import BatchNorm, QuantConv2d, run_reference
+from accelsim.ir.fold import fold_batchnorm
 from workloads.dense import conv_bn
 
 
