@@ -29,6 +29,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
+import numba
 from numba import njit, prange
 
 from accelsim.errors import SparseInputError
@@ -251,8 +252,15 @@ def _pairs_brute(src, dst, stride, rel, groups, coeffs):
 
 @njit(cache=True)
 def _slot(key, mask, bits):
+    """Fibonacci hashing: the top `bits` bits of key * 2**64/golden ratio (mod 2**64)."""
     h = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
     return np.int64(h >> np.uint64(64 - bits)) & mask
+
+
+if numba.config.DISABLE_JIT:  # plain-Python run (coverage): same hash without uint64 warnings
+
+    def _slot(key, mask, bits):  # noqa: F811
+        return (((int(key) * 0x9E3779B97F4A7C15) & (2**64 - 1)) >> (64 - bits)) & mask
 
 
 @njit(cache=True)

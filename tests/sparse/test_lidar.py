@@ -2,12 +2,15 @@
 
 import time
 
+import numba
 import numpy as np
+import pytest
 
 from accelsim.sparse import check_sparse
 from workloads.lidar import generate_scene
 
 
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="ray cast takes minutes as plain Python")
 def test_scene_size_determinism_and_speed():
     generate_scene(0)  # warm the Numba cache
     start = time.perf_counter()
