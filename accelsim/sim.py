@@ -19,7 +19,10 @@ tokens left in a FIFO are reported in `Stats.tokens_left` (or raise with strict_
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import simpy
@@ -188,9 +191,10 @@ def simulate(program, cfg, *, count_only: bool = False, check_races: bool = True
     """Run `program` on the processor described by `cfg` (an `HwConfig`).
 
     count_only: skip the datapath (no data, identical timing). check_races: run the race
-    detector (RaceError on an unordered buffer access). trace: None, or a callable (or list)
+    detector (RaceError on an unordered buffer access). trace: None; a callable (or list)
     receiving one line of unit states (`cycle  unit: state | ...`) whenever an instruction
-    starts or ends. progress: show a tqdm bar. inputs: name -> array placed into a copy of the
+    starts or ends; or a file path (str / Path) that gets a Chrome / Perfetto trace JSON of
+    the run (`chrome_trace`). progress: show a tqdm bar. inputs: name -> array placed into a copy of the
     DRAM image before the run. strict_tokens: raise IsaError if tokens are left in a FIFO.
     Raises DeadlockError, RaceError, IsaError (bad stream or capacity) or AccelsimError.
     """
@@ -212,7 +216,8 @@ def simulate(program, cfg, *, count_only: bool = False, check_races: bool = True
         unit.bus = bus
         unit.mem = None if count_only else mem
         unit.races = races
-    if trace is not None:
+    trace_path = trace if isinstance(trace, (str, os.PathLike)) else None
+    if trace is not None and trace_path is None:
         emit = trace.append if hasattr(trace, "append") else trace
 
         def line():
@@ -231,8 +236,26 @@ def simulate(program, cfg, *, count_only: bool = False, check_races: bool = True
         raise IsaError("unbalanced tokens left at the end: " + ", ".join(
             f"{k} ({v})" for k, v in stats.tokens_left.items()))
     outputs = program.read_outputs(dram) if dram is not None else {}
-    return SimResult(stats, outputs, dram, np.asarray(rec.start, np.int64),
-                     np.asarray(rec.end, np.int64))
+    result = SimResult(stats, outputs, dram, np.asarray(rec.start, np.int64),
+                       np.asarray(rec.end, np.int64))
+    if trace_path is not None:
+        Path(trace_path).write_text(json.dumps(chrome_trace(program, result, cfg)))
+    return result
+
+
+def chrome_trace(program, result: SimResult, cfg) -> dict:
+    """Trace-event JSON (chrome://tracing, ui.perfetto.dev): one complete event per
+    instruction on its unit's track; timestamps in microseconds at the configured clock."""
+    us = 1.0 / cfg.chip.clock_mhz
+    events = [{"name": "thread_name", "ph": "M", "pid": 0, "tid": int(u),
+               "args": {"name": u.name.lower()}} for u in Unit]
+    for insn, s, e in zip(program.insns, result.start_cycles, result.end_cycles):
+        if insn.op != Op.FINISH:
+            events.append({"name": insn.op.name, "ph": "X", "pid": 0, "tid": int(insn.unit),
+                           "ts": float(s) * us, "dur": float(e - s) * us,
+                           "args": {"index": insn.index, "tag": insn.tag,
+                                    "layer": program.tags.get(insn.tag, "")}})
+    return {"traceEvents": events, "displayTimeUnit": "ns"}
 
 
 def _run_with_progress(env, units, n: int) -> None:

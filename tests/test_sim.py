@@ -1,5 +1,7 @@
 """simulate(): hand-worked timing, tokens, DRAM contention, deadlock, races, capacity, programs."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -218,10 +220,14 @@ def test_unbalanced_tokens_reported_or_raised(cfg):
         simulate(prog, cfg, count_only=True, strict_tokens=True)
 
 
-def test_trace_lines(cfg):
+def test_trace_lines_and_chrome_trace(cfg, tmp_path):
     lines = []
     simulate(_contention_program(), cfg, count_only=True, trace=lines)
     assert len(lines) == 4 and "load: #0 LOAD" in lines[0] and lines[-1].split()[0] == "50"
+    simulate(_contention_program(), cfg, count_only=True, trace=str(tmp_path / "t.json"))
+    events = json.loads((tmp_path / "t.json").read_text())["traceEvents"]
+    store = [e for e in events if e.get("name") == "STORE"][0]
+    assert (store["ts"], store["dur"]) == (0.0, 50 / 500)  # 500 MHz: 1 cycle = 0.002 us
 
 
 def test_program_save_load_roundtrip(tmp_path, cfg):
