@@ -155,9 +155,10 @@ def graph_from_json(doc: dict, arrays: dict[str, np.ndarray]) -> Graph:
     """Build a Graph from its JSON description and arrays (no validation of the graph)."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ModelFormatError(f"graph JSON: field 'format' must be {FORMAT!r}")
-    if doc.get("version") != VERSION:
+    version = doc.get("version")
+    if isinstance(version, bool) or version != VERSION:
         raise ModelFormatError(
-            f"graph JSON: unsupported version {doc.get('version')!r} (this reader reads {VERSION})"
+            f"graph JSON: unsupported version {version!r} (this reader reads {VERSION})"
         )
     tensors = {}
     for i, t in enumerate(_get(doc, "tensors", list, "graph JSON")):
