@@ -19,7 +19,7 @@ import platform
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numba
@@ -30,7 +30,10 @@ from workloads.lidar import generate_scene
 
 CHANNELS = 64  # c_in = c_out of the benchmarked layer
 SPCONV_REF = {  # spconv 2.3.8 on this machine's CPU, float32 with integer values (issue 7)
-    "library": "spconv 2.3.8 (CPU)", "kmap_s": 0.043, "conv_s": 0.117, "total_s": 0.160,
+    "library": "spconv 2.3.8 (CPU)",
+    "kmap_s": 0.043,
+    "conv_s": 0.117,
+    "total_s": 0.160,
     "note": "figures quoted in issue 7, not re-measured here",
 }
 
@@ -70,12 +73,19 @@ def bench_threads(coords, x, w, threads, reps, reference):
     conv_s, conv_min_s, conv_cpu_s, y = _timed(lambda: conv(x, w, km, a_bits=8, w_bits=8), reps)
     macs = km.macs(CHANNELS, CHANNELS)
     return {
-        "threads": threads, "voxels": int(coords.shape[0]), "pairs": km.n_pairs,
-        "c_in": CHANNELS, "c_out": CHANNELS, "gmac": round(macs / 1e9, 4),
-        "kmap_s": round(kmap_s, 5), "conv_s": round(conv_s, 5),
+        "threads": threads,
+        "voxels": int(coords.shape[0]),
+        "pairs": km.n_pairs,
+        "c_in": CHANNELS,
+        "c_out": CHANNELS,
+        "gmac": round(macs / 1e9, 4),
+        "kmap_s": round(kmap_s, 5),
+        "conv_s": round(conv_s, 5),
         "total_s": round(kmap_s + conv_s, 5),
-        "kmap_min_s": round(kmap_min_s, 5), "conv_min_s": round(conv_min_s, 5),
-        "kmap_cpu_s": round(kmap_cpu_s, 5), "conv_cpu_s": round(conv_cpu_s, 5),
+        "kmap_min_s": round(kmap_min_s, 5),
+        "conv_min_s": round(conv_min_s, 5),
+        "kmap_cpu_s": round(kmap_cpu_s, 5),
+        "conv_cpu_s": round(conv_cpu_s, 5),
         "gmac_per_s": round(macs / conv_s / 1e9, 2),
         "exact": bool(np.array_equal(y, reference)),
     }
@@ -87,9 +97,15 @@ def group_rows(coords):
     for g in (1, 2, 4, 8):
         km = kernel_map(coords, 3, groups=g, cache=False)
         st = voxel_group_stats(km, coords)
-        rows.append({"groups": g, "offsets_kept": int(len(group_offsets(3, 1, g))),
-                     "pairs": km.n_pairs, "gmac_64x64": round(km.macs(CHANNELS, CHANNELS) / 1e9, 4),
-                     "imbalance_max_over_mean": round(st.imbalance, 4)})
+        rows.append(
+            {
+                "groups": g,
+                "offsets_kept": len(group_offsets(3, 1, g)),
+                "pairs": km.n_pairs,
+                "gmac_64x64": round(km.macs(CHANNELS, CHANNELS) / 1e9, 4),
+                "imbalance_max_over_mean": round(st.imbalance, 4),
+            }
+        )
     for r in rows:
         r["mac_reduction_vs_g1"] = round(rows[0]["pairs"] / r["pairs"], 3)
     return rows
@@ -113,8 +129,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=7, help="timed runs per measurement")
     ap.add_argument("--seed", type=int, default=0, help="scene and operand seed")
-    ap.add_argument("--out", type=Path,
-                    default=Path(__file__).parent / "results" / "sparse.json")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sparse.json")
     args = ap.parse_args(argv)
 
     load_before = _load_avg()
@@ -129,40 +144,59 @@ def main(argv=None):
     conv(x, w, km)
 
     max_threads = numba.config.NUMBA_NUM_THREADS
-    rows = [bench_threads(coords, x, w, t, args.reps, reference)
-            for t in (1, 2) if t <= max_threads]
+    rows = [
+        bench_threads(coords, x, w, t, args.reps, reference) for t in (1, 2) if t <= max_threads
+    ]
     numba.set_num_threads(max_threads)
     data = {
         "benchmark": "3x3x3 submanifold sparse conv, 64->64, int8 x int8 -> int32",
-        "scene": {"generator": "workloads.lidar.generate_scene", "seed": args.seed,
-                  "voxel_size_m": 0.05, "voxels": int(coords.shape[0]),
-                  "generate_s": round(scene_s, 3)},
+        "scene": {
+            "generator": "workloads.lidar.generate_scene",
+            "seed": args.seed,
+            "voxel_size_m": 0.05,
+            "voxels": int(coords.shape[0]),
+            "generate_s": round(scene_s, 3),
+        },
         "rows": rows,
         "groups": group_rows(coords),
         "reference": SPCONV_REF,
-        "timing": (f"wall time, median of {args.reps} runs (min also given); kernel map cache "
-                   "off; *_cpu_s = process CPU time (all threads), which at 1 thread shows the "
-                   "run time without other processes competing for the cores"),
-        "machine": {"cpu": _cpu_model(), "cpus": os.cpu_count(),
-                    "load_avg_before": load_before, "load_avg_after": _load_avg(),
-                    "python": platform.python_version(), "numpy": np.__version__,
-                    "numba": numba.__version__, "platform": platform.platform()},
-        "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timing": (
+            f"wall time, median of {args.reps} runs (min also given); kernel map cache "
+            "off; *_cpu_s = process CPU time (all threads), which at 1 thread shows the "
+            "run time without other processes competing for the cores"
+        ),
+        "machine": {
+            "cpu": _cpu_model(),
+            "cpus": os.cpu_count(),
+            "load_avg_before": load_before,
+            "load_avg_after": _load_avg(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "numba": numba.__version__,
+            "platform": platform.platform(),
+        },
+        "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     write_json_atomic(args.out, data)
 
     print(f"scene: {coords.shape[0]} voxels (seed {args.seed}, {scene_s:.2f} s)")
-    print(f"{'threads':>7} {'pairs':>8} {'kmap_s':>8} {'conv_s':>8} {'total_s':>8} "
-          f"{'GMAC/s':>7} {'min_s':>7} {'cpu_s':>7} exact")
+    print(
+        f"{'threads':>7} {'pairs':>8} {'kmap_s':>8} {'conv_s':>8} {'total_s':>8} "
+        f"{'GMAC/s':>7} {'min_s':>7} {'cpu_s':>7} exact"
+    )
     for r in rows:
-        print(f"{r['threads']:>7} {r['pairs']:>8} {r['kmap_s']:>8.4f} {r['conv_s']:>8.4f} "
-              f"{r['total_s']:>8.4f} {r['gmac_per_s']:>7.1f} "
-              f"{r['kmap_min_s'] + r['conv_min_s']:>7.4f} "
-              f"{r['kmap_cpu_s'] + r['conv_cpu_s']:>7.4f} {r['exact']}")
+        print(
+            f"{r['threads']:>7} {r['pairs']:>8} {r['kmap_s']:>8.4f} {r['conv_s']:>8.4f} "
+            f"{r['total_s']:>8.4f} {r['gmac_per_s']:>7.1f} "
+            f"{r['kmap_min_s'] + r['conv_min_s']:>7.4f} "
+            f"{r['kmap_cpu_s'] + r['conv_cpu_s']:>7.4f} {r['exact']}"
+        )
     print(f"{'G':>3} {'offsets':>7} {'pairs':>8} {'GMAC':>7} {'MAC cut':>7} {'imbalance':>9}")
     for g in data["groups"]:
-        print(f"{g['groups']:>3} {g['offsets_kept']:>7} {g['pairs']:>8} {g['gmac_64x64']:>7.3f} "
-              f"{g['mac_reduction_vs_g1']:>7.2f} {g['imbalance_max_over_mean']:>9.3f}")
+        print(
+            f"{g['groups']:>3} {g['offsets_kept']:>7} {g['pairs']:>8} {g['gmac_64x64']:>7.3f} "
+            f"{g['mac_reduction_vs_g1']:>7.2f} {g['imbalance_max_over_mean']:>9.3f}"
+        )
     print(f"load average before/after: {load_before} / {data['machine']['load_avg_after']}")
     print(f"wrote {args.out}")
 

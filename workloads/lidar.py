@@ -28,18 +28,40 @@ def make_objects(rng, n_cars=40, n_buildings=14, n_poles=60):
     for kind, n in (("car", n_cars), ("building", n_buildings)):
         for _ in range(n):
             if kind == "car":
-                r, hx, hy, hz = rng.uniform(5, 45), rng.uniform(1.9, 2.4), 0.9, rng.uniform(.7, .9)
+                r, hx, hy, hz = (
+                    rng.uniform(5, 45),
+                    rng.uniform(1.9, 2.4),
+                    0.9,
+                    rng.uniform(0.7, 0.9),
+                )
             else:
                 r = rng.uniform(18, 48)
                 hx, hy, hz = rng.uniform(4, 14), rng.uniform(3, 8), rng.uniform(3, 8)
             phi = rng.uniform(-np.pi, np.pi)
-            boxes.append([r * np.cos(phi), r * np.sin(phi), 0.0, rng.uniform(-np.pi, np.pi),
-                          hx, hy, hz, rng.uniform(0.1, 0.9)])
+            boxes.append(
+                [
+                    r * np.cos(phi),
+                    r * np.sin(phi),
+                    0.0,
+                    rng.uniform(-np.pi, np.pi),
+                    hx,
+                    hy,
+                    hz,
+                    rng.uniform(0.1, 0.9),
+                ]
+            )
     poles = []
     for _ in range(n_poles):
         r, phi = rng.uniform(4, 45), rng.uniform(-np.pi, np.pi)
-        poles.append([r * np.cos(phi), r * np.sin(phi), rng.uniform(0.08, 0.2),
-                      rng.uniform(3, 8), rng.uniform(0.3, 0.9)])
+        poles.append(
+            [
+                r * np.cos(phi),
+                r * np.sin(phi),
+                rng.uniform(0.08, 0.2),
+                rng.uniform(3, 8),
+                rng.uniform(0.3, 0.9),
+            ]
+        )
     return np.array(boxes, dtype=np.float64), np.array(poles, dtype=np.float64)
 
 
@@ -131,6 +153,11 @@ def generate_scene(seed=0, voxel_size_m=0.05, n_beams=64, n_azimuth=2200, batch_
     lo, hi = np.array(CROP_MIN_M), np.array(CROP_MAX_M)
     keep = ((pts >= lo) & (pts < hi)).all(axis=1)
     pts, refl = pts[keep], refl[keep]
-    coords, feats = voxelize(pts, voxel_size_m, origin=CROP_MIN_M, batch_index=batch_index,
-                             values=np.column_stack([pts, refl]))
+    coords, feats = voxelize(
+        pts,
+        voxel_size_m,
+        origin=CROP_MIN_M,
+        batch_index=batch_index,
+        values=np.column_stack([pts, refl]),
+    )
     return coords, feats.astype(np.float32)

@@ -93,23 +93,38 @@ def _overflow_message(o, co, k, ci, value):
     )
 
 
-def conv(features, weights, kmap: KernelMap, *, a_bits=8, w_bits=8, a_mode="signed",
-         w_mode="signed", overflow="error") -> np.ndarray:
+def conv(
+    features,
+    weights,
+    kmap: KernelMap,
+    *,
+    a_bits=8,
+    w_bits=8,
+    a_mode="signed",
+    w_mode="signed",
+    overflow="error",
+) -> np.ndarray:
     """Sparse conv over `kmap`: int32 accumulators [n_out, c_out] (compiled, multi-threaded).
 
     features: integer [n_in, c_in] at `a_bits` (mode signed/unsigned/bipolar); weights:
     integer [K**3, c_in, c_out] at `w_bits`. Raises `SparseInputError` for shapes or values
     that do not match, `AccumulatorOverflow` on overflow unless overflow="wrap".
     """
-    x, w, xmax, wmax = _check_args(features, weights, kmap, a_bits, w_bits, a_mode, w_mode,
-                                   overflow)
+    x, w, xmax, wmax = _check_args(
+        features, weights, kmap, a_bits, w_bits, a_mode, w_mode, overflow
+    )
     c_in, c_out = w.shape[1], w.shape[2]
     nbr = kmap.neighbors
     if kmap.kernel_volume * c_in * xmax * wmax <= INT32_MAX:
         out = np.zeros((kmap.n_out, c_out), dtype=np.int32)
         if c_in * xmax * wmax <= FLOAT_EXACT:
-            _conv_f32(np.ascontiguousarray(x, dtype=np.float32),
-                      np.ascontiguousarray(w, dtype=np.float32), nbr, out, TILE_VOXELS)
+            _conv_f32(
+                np.ascontiguousarray(x, dtype=np.float32),
+                np.ascontiguousarray(w, dtype=np.float32),
+                nbr,
+                out,
+                TILE_VOXELS,
+            )
         else:
             _conv_int(x.astype(np.int32), w.astype(np.int32), nbr, out, TILE_VOXELS)
         return out
@@ -127,8 +142,17 @@ def conv(features, weights, kmap: KernelMap, *, a_bits=8, w_bits=8, a_mode="sign
     return out.astype(np.int32)  # modulo 2**32: the wrapped int32 value
 
 
-def conv_ref(features, weights, kmap: KernelMap, *, a_bits=8, w_bits=8, a_mode="signed",
-             w_mode="signed", overflow="error") -> np.ndarray:
+def conv_ref(
+    features,
+    weights,
+    kmap: KernelMap,
+    *,
+    a_bits=8,
+    w_bits=8,
+    a_mode="signed",
+    w_mode="signed",
+    overflow="error",
+) -> np.ndarray:
     """NumPy twin of `conv`: per offset, gather the input rows, int64 GEMM, scatter-add;
     partial sums checked per output in hardware order (offset, then input channel)."""
     x, w, _, _ = _check_args(features, weights, kmap, a_bits, w_bits, a_mode, w_mode, overflow)
@@ -149,7 +173,8 @@ def conv_ref(features, weights, kmap: KernelMap, *, a_bits=8, w_bits=8, a_mode="
                 step = int(np.flatnonzero(bad[:, co])[0])
                 k = int(kmap.offset[sel[step // w.shape[1]]])
                 raise AccumulatorOverflow(
-                    _overflow_message(o, co, k, step % w.shape[1], int(partial[step, co])))
+                    _overflow_message(o, co, k, step % w.shape[1], int(partial[step, co]))
+                )
     return acc.astype(np.int32)
 
 

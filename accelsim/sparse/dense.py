@@ -31,15 +31,22 @@ def _conv_grid(grid, weights, out_extent, kernel_size, stride, dilation, padding
     b, _, _, _, _ = grid.shape
     need = [(o - 1) * stride + dilation * (kernel_size - 1) + 1 for o in out_extent]
     pad = np.zeros((b, *need, grid.shape[4]), dtype=np.int64)
-    src = grid[:, : max(0, need[0] - padding), : max(0, need[1] - padding),
-               : max(0, need[2] - padding)]
-    pad[:, padding:padding + src.shape[1], padding:padding + src.shape[2],
-        padding:padding + src.shape[3]] = src
+    src = grid[
+        :, : max(0, need[0] - padding), : max(0, need[1] - padding), : max(0, need[2] - padding)
+    ]
+    pad[
+        :,
+        padding : padding + src.shape[1],
+        padding : padding + src.shape[2],
+        padding : padding + src.shape[3],
+    ] = src
     out = np.zeros((b, *out_extent, weights.shape[2]), dtype=np.int64)
     span = [(o - 1) * stride + 1 for o in out_extent]
     for k, (tx, ty, tz) in enumerate(_taps(kernel_size)):
         x0, y0, z0 = dilation * tx, dilation * ty, dilation * tz
-        window = pad[:, x0:x0 + span[0]:stride, y0:y0 + span[1]:stride, z0:z0 + span[2]:stride]
+        window = pad[
+            :, x0 : x0 + span[0] : stride, y0 : y0 + span[1] : stride, z0 : z0 + span[2] : stride
+        ]
         out += window @ weights[k].astype(np.int64)
     return out
 
@@ -51,8 +58,12 @@ def _conv_transposed_grid(grid, weights, kernel_size, stride, dilation, padding)
     out = np.zeros((b, *size, weights.shape[2]), dtype=np.int64)
     for k, (tx, ty, tz) in enumerate(_taps(kernel_size)):
         x0, y0, z0 = dilation * tx, dilation * ty, dilation * tz
-        out[:, x0:x0 + (nx - 1) * stride + 1:stride, y0:y0 + (ny - 1) * stride + 1:stride,
-            z0:z0 + (nz - 1) * stride + 1:stride] += grid @ weights[k].astype(np.int64)
+        out[
+            :,
+            x0 : x0 + (nx - 1) * stride + 1 : stride,
+            y0 : y0 + (ny - 1) * stride + 1 : stride,
+            z0 : z0 + (nz - 1) * stride + 1 : stride,
+        ] += grid @ weights[k].astype(np.int64)
     return out
 
 
@@ -67,8 +78,20 @@ def _read(out_grid, coords, shift):
     return res
 
 
-def dense_conv_ref(coords, features, weights, kernel_size=3, stride=1, dilation=1, groups=1,
-                   group_coeffs=(1, 2, 3), transposed=False, *, padding=None, out_coords=None):
+def dense_conv_ref(
+    coords,
+    features,
+    weights,
+    kernel_size=3,
+    stride=1,
+    dilation=1,
+    groups=1,
+    group_coeffs=(1, 2, 3),
+    transposed=False,
+    *,
+    padding=None,
+    out_coords=None,
+):
     """Sparse conv by dense integer convolution; returns (out_coords, int64 [n_out, c_out]).
 
     Same arguments and output voxel rules as `kernel_map` (submanifold when stride is 1,

@@ -45,8 +45,11 @@ def tile_of(coords, tile_voxels: int) -> np.ndarray:
     """Spatial tile id per voxel: cubes of `tile_voxels`**3 voxels per batch, numbered
     0.. in (batch, x, y, z) order of the occupied tiles. int64 [n]."""
     c = check_coords(coords, "coords")
-    if isinstance(tile_voxels, bool) or not isinstance(tile_voxels, (int, np.integer)) \
-            or tile_voxels < 1:
+    if (
+        isinstance(tile_voxels, bool)
+        or not isinstance(tile_voxels, (int, np.integer))
+        or tile_voxels < 1
+    ):
         raise SparseInputError(f"tile_voxels: expected an integer >= 1, got {tile_voxels!r}")
     t = c.astype(np.int64)
     t[:, 1:] //= tile_voxels
@@ -81,9 +84,14 @@ def group_stats(kmap: KernelMap, part_in, part_out, parts: int | None = None) ->
     halo_keys = np.unique(q_out[cross] * kmap.n_in + kmap.in_index[cross])
     halo = np.bincount(halo_keys // max(kmap.n_in, 1), minlength=n_parts).astype(np.int64)
     mean = pairs.sum() / n_parts
-    return GroupStats(pairs, per_offset, voxels, halo,
-                      float(pairs.max() / mean) if mean else 1.0,
-                      float(cross.mean()) if cross.size else 0.0)
+    return GroupStats(
+        pairs,
+        per_offset,
+        voxels,
+        halo,
+        float(pairs.max() / mean) if mean else 1.0,
+        float(cross.mean()) if cross.size else 0.0,
+    )
 
 
 def voxel_group_stats(kmap: KernelMap, in_coords) -> GroupStats:
@@ -109,5 +117,11 @@ def group_stats_ref(kmap: KernelMap, part_in, part_out, parts: int) -> GroupStat
     halo = np.array([len(h) for h in halo_sets], dtype=np.int64)
     pairs = per_offset.sum(axis=1)
     mean = pairs.sum() / parts
-    return GroupStats(pairs, per_offset, voxels, halo, float(pairs.max() / mean) if mean else 1.0,
-                      cross / kmap.n_pairs if kmap.n_pairs else 0.0)
+    return GroupStats(
+        pairs,
+        per_offset,
+        voxels,
+        halo,
+        float(pairs.max() / mean) if mean else 1.0,
+        cross / kmap.n_pairs if kmap.n_pairs else 0.0,
+    )

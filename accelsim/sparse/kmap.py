@@ -28,8 +28,8 @@ import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import numpy as np
 import numba
+import numpy as np
 from numba import njit, prange
 
 from accelsim.errors import SparseInputError
@@ -111,8 +111,11 @@ def group_offsets(kernel_size=3, dilation=1, groups=1, group_coeffs=(1, 2, 3)) -
 
 
 def _check_geometry(kernel_size, stride, dilation, padding):
-    for name, v, lo in (("kernel_size", kernel_size, 1), ("stride", stride, 1),
-                        ("dilation", dilation, 1)):
+    for name, v, lo in (
+        ("kernel_size", kernel_size, 1),
+        ("stride", stride, 1),
+        ("dilation", dilation, 1),
+    ):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise SparseInputError(f"{name}: expected an integer >= {lo}, got {v!r}")
     pad = dilation * ((kernel_size - 1) // 2) if padding is None else padding
@@ -139,8 +142,19 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
-def kernel_map(coords, kernel_size=3, stride=1, dilation=1, groups=1, group_coeffs=(1, 2, 3),
-               transposed=False, *, padding=None, out_coords=None, cache=True) -> KernelMap:
+def kernel_map(
+    coords,
+    kernel_size=3,
+    stride=1,
+    dilation=1,
+    groups=1,
+    group_coeffs=(1, 2, 3),
+    transposed=False,
+    *,
+    padding=None,
+    out_coords=None,
+    cache=True,
+) -> KernelMap:
     """Build (or fetch from cache) the kernel map of a sparse conv over `coords`.
 
     coords: int32 [n, 4] (batch, x, y, z) input voxels. kernel_size, stride, dilation, padding
@@ -157,13 +171,32 @@ def kernel_map(coords, kernel_size=3, stride=1, dilation=1, groups=1, group_coef
         raise SparseInputError("out_coords: a transposed conv needs the fine output voxels")
     key = None
     if cache:
-        key = (_digest(cin), None if cout is None else _digest(cout), int(kernel_size),
-               int(stride), int(dilation), pad, groups, coeffs, bool(transposed))
+        key = (
+            _digest(cin),
+            None if cout is None else _digest(cout),
+            int(kernel_size),
+            int(stride),
+            int(dilation),
+            pad,
+            groups,
+            coeffs,
+            bool(transposed),
+        )
     if cache and key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    kmap = _build(cin, cout, int(kernel_size), int(stride), int(dilation), pad, groups, coeffs,
-                  bool(transposed), _pairs_hash)
+    kmap = _build(
+        cin,
+        cout,
+        int(kernel_size),
+        int(stride),
+        int(dilation),
+        pad,
+        groups,
+        coeffs,
+        bool(transposed),
+        _pairs_hash,
+    )
     if cache:
         _CACHE[key] = kmap
         while len(_CACHE) > CACHE_ENTRIES:
@@ -171,9 +204,18 @@ def kernel_map(coords, kernel_size=3, stride=1, dilation=1, groups=1, group_coef
     return kmap
 
 
-def kernel_map_ref(coords, kernel_size=3, stride=1, dilation=1, groups=1,
-                   group_coeffs=(1, 2, 3), transposed=False, *, padding=None,
-                   out_coords=None) -> KernelMap:
+def kernel_map_ref(
+    coords,
+    kernel_size=3,
+    stride=1,
+    dilation=1,
+    groups=1,
+    group_coeffs=(1, 2, 3),
+    transposed=False,
+    *,
+    padding=None,
+    out_coords=None,
+) -> KernelMap:
     """Brute-force twin of `kernel_map`: compares every probe with every input voxel.
 
     O(n_out * n_in * K**3) time and memory: for small test tensors only. Never cached.
@@ -184,8 +226,18 @@ def kernel_map_ref(coords, kernel_size=3, stride=1, dilation=1, groups=1,
     cout = None if out_coords is None else check_coords(out_coords, "out_coords")
     if transposed and cout is None:
         raise SparseInputError("out_coords: a transposed conv needs the fine output voxels")
-    return _build(cin, cout, int(kernel_size), int(stride), int(dilation), pad, groups, coeffs,
-                  bool(transposed), _pairs_brute)
+    return _build(
+        cin,
+        cout,
+        int(kernel_size),
+        int(stride),
+        int(dilation),
+        pad,
+        groups,
+        coeffs,
+        bool(transposed),
+        _pairs_brute,
+    )
 
 
 def _build(cin, cout, ksize, stride, dilation, pad, groups, coeffs, transposed, pairs_fn):
@@ -213,8 +265,23 @@ def _build(cin, cout, ksize, stride, dilation, pad, groups, coeffs, transposed, 
     arrays = [in_idx, out_idx, off, counts, start, out, nbr]
     for a in arrays:
         a.setflags(write=False)
-    return KernelMap(in_idx, out_idx, off, counts, start, out, nbr, int(cin.shape[0]), ksize,
-                     stride, dilation, pad, groups, coeffs, transposed)
+    return KernelMap(
+        in_idx,
+        out_idx,
+        off,
+        counts,
+        start,
+        out,
+        nbr,
+        int(cin.shape[0]),
+        ksize,
+        stride,
+        dilation,
+        pad,
+        groups,
+        coeffs,
+        transposed,
+    )
 
 
 def _pairs_hash(src, dst, stride, rel, groups, coeffs):
@@ -259,7 +326,7 @@ def _slot(key, mask, bits):
 
 if numba.config.DISABLE_JIT:  # plain-Python run (coverage): same hash without uint64 warnings
 
-    def _slot(key, mask, bits):  # noqa: F811
+    def _slot(key, mask, bits):
         return (((int(key) * 0x9E3779B97F4A7C15) & (2**64 - 1)) >> (64 - bits)) & mask
 
 

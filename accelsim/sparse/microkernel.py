@@ -38,7 +38,8 @@ def _make_block(n_vec: int):
             vf, vi = ir.VectorType(f32, LANES), ir.VectorType(i32, LANES)
             intp = count.type
             fma = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(vf, [vf, vf, vf]), f"llvm.fmuladd.v{LANES}f32")
+                builder.module, ir.FunctionType(vf, [vf, vf, vf]), f"llvm.fmuladd.v{LANES}f32"
+            )
             xp = builder.inttoptr(xa, f32.as_pointer())
             wp = builder.inttoptr(wa, f32.as_pointer())
             ap = builder.inttoptr(aa, i32.as_pointer())
@@ -55,7 +56,9 @@ def _make_block(n_vec: int):
             a = builder.load(builder.gep(xp, [ci]), align=4)
             splat = builder.shuffle_vector(
                 builder.insert_element(ir.Constant(vf, ir.Undefined), a, ir.Constant(i32, 0)),
-                ir.Constant(vf, ir.Undefined), ir.Constant(vi, None))
+                ir.Constant(vf, ir.Undefined),
+                ir.Constant(vi, None),
+            )
             base = builder.mul(ci, row)
             new = []
             for j in range(n_vec):
@@ -76,8 +79,9 @@ def _make_block(n_vec: int):
                 totals[j].add_incoming(zero_v, entry)
                 totals[j].add_incoming(new[j], loop)
             for j in range(n_vec):
-                q = builder.bitcast(builder.gep(ap, [ir.Constant(intp, LANES * j)]),
-                                    vi.as_pointer())
+                q = builder.bitcast(
+                    builder.gep(ap, [ir.Constant(intp, LANES * j)]), vi.as_pointer()
+                )
                 old = builder.load(q, align=4)
                 builder.store(builder.add(old, builder.fptosi(totals[j], vi)), q, align=4)
             return context.get_dummy_value()

@@ -24,8 +24,7 @@ def relu_ref(features, zero_point: int = 0) -> np.ndarray:
     f = np.array(features)
     flat = f.reshape(-1)
     for i in range(flat.size):
-        if flat[i] < zero_point:
-            flat[i] = zero_point
+        flat[i] = max(flat[i], zero_point)
     return f
 
 
@@ -61,7 +60,9 @@ def add(coords_a, feats_a, coords_b, feats_b) -> np.ndarray:
     ca, fa = check_sparse(coords_a, feats_a, "input a")
     cb, fb = check_sparse(coords_b, feats_b, "input b")
     if fa.shape[1] != fb.shape[1]:
-        raise SparseInputError(f"feats_b: Add needs equal channels, got {fa.shape[1]} and {fb.shape[1]}")
+        raise SparseInputError(
+            f"feats_b: Add needs equal channels, got {fa.shape[1]} and {fb.shape[1]}"
+        )
     p = align(ca, cb)
     dt = np.int32 if fa.dtype.kind in "iu" and fb.dtype.kind in "iu" else np.result_type(fa, fb)
     return fa.astype(dt) + fb[p].astype(dt)
@@ -90,8 +91,10 @@ def concat_ref(coords_a, feats_a, coords_b, feats_b) -> np.ndarray:
     """Twin of `concat` with a dictionary lookup per voxel."""
     where = {tuple(c): i for i, c in enumerate(np.asarray(coords_b).tolist())}
     fa, fb = np.asarray(feats_a), np.asarray(feats_b)
-    rows = [np.concatenate([fa[i], fb[where[tuple(c)]].astype(fa.dtype)])
-            for i, c in enumerate(np.asarray(coords_a).tolist())]
+    rows = [
+        np.concatenate([fa[i], fb[where[tuple(c)]].astype(fa.dtype)])
+        for i, c in enumerate(np.asarray(coords_a).tolist())
+    ]
     return np.array(rows, dtype=fa.dtype)
 
 
@@ -116,8 +119,9 @@ def _voxel_index(points_xyz, voxel_size, origin):
     return idx.astype(np.int64)
 
 
-def voxelize(points_xyz, voxel_size, *, origin=(0.0, 0.0, 0.0), batch_index=0, values=None,
-             reduce="mean"):
+def voxelize(
+    points_xyz, voxel_size, *, origin=(0.0, 0.0, 0.0), batch_index=0, values=None, reduce="mean"
+):
     """Voxelise points (metres) into a sparse tensor.
 
     Voxel of a point: `floor((p - origin) / voxel_size)`. Returns (coords int32 [n, 4] sorted
@@ -131,8 +135,9 @@ def voxelize(points_xyz, voxel_size, *, origin=(0.0, 0.0, 0.0), batch_index=0, v
     coords[:, 1:] = idx
     coords = check_coords(coords, "voxel coords")
     shift, extent = packing([coords], 0)
-    _, first, inverse, counts = np.unique(pack(coords, shift, extent), return_index=True,
-                                          return_inverse=True, return_counts=True)
+    _, first, inverse, counts = np.unique(
+        pack(coords, shift, extent), return_index=True, return_inverse=True, return_counts=True
+    )
     out = coords[first]
     if reduce == "count":
         return out, counts.astype(np.int32)[:, None]
@@ -145,8 +150,9 @@ def voxelize(points_xyz, voxel_size, *, origin=(0.0, 0.0, 0.0), batch_index=0, v
     return out, sums / counts[:, None]
 
 
-def voxelize_ref(points_xyz, voxel_size, *, origin=(0.0, 0.0, 0.0), batch_index=0, values=None,
-                 reduce="mean"):
+def voxelize_ref(
+    points_xyz, voxel_size, *, origin=(0.0, 0.0, 0.0), batch_index=0, values=None, reduce="mean"
+):
     """Twin of `voxelize` with a Python dictionary of voxels."""
     idx = _voxel_index(points_xyz, voxel_size, origin)
     vals = np.asarray(points_xyz if values is None else values, dtype=np.float64)

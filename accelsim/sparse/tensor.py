@@ -88,7 +88,9 @@ def check_sparse(coords, features, name: str = "sparse tensor"):
 def check_groups(groups, group_coeffs=(1, 2, 3)) -> tuple[int, tuple[int, int, int]]:
     """Validate a voxel group count G >= 1 and three integer group coefficients (a, b, c)."""
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise SparseInputError(f"groups: expected an integer voxel group count >= 1, got {groups!r}")
+        raise SparseInputError(
+            f"groups: expected an integer voxel group count >= 1, got {groups!r}"
+        )
     coeffs = tuple(group_coeffs)
     if len(coeffs) != 3 or not all(isinstance(v, (int, np.integer)) for v in coeffs):
         raise SparseInputError(

@@ -10,9 +10,15 @@ from accelsim.sparse.microkernel import acc_dot_f32, acc_dot_ref
 from tests.sparse.conftest import random_coords, random_operand
 
 # (kernel_size, stride, dilation, transposed)
-OPS = {"subm_k1": (1, 1, 1, False), "subm_k3": (3, 1, 1, False), "subm_k3_d2": (3, 1, 2, False),
-       "strided_k2": (2, 2, 1, False), "strided_k3": (3, 2, 1, False),
-       "transposed_k2": (2, 2, 1, True), "transposed_k3": (3, 2, 1, True)}
+OPS = {
+    "subm_k1": (1, 1, 1, False),
+    "subm_k3": (3, 1, 1, False),
+    "subm_k3_d2": (3, 1, 2, False),
+    "strided_k2": (2, 2, 1, False),
+    "strided_k3": (3, 2, 1, False),
+    "transposed_k2": (2, 2, 1, True),
+    "transposed_k3": (3, 2, 1, True),
+}
 
 
 def _case(rng, op, groups, bits, c_in=5, c_out=4, mode="signed"):
@@ -61,13 +67,16 @@ def test_overflow_detected_and_wrapped():
     x = np.full((2, 2), 2**15 - 1, np.int32)
     w = np.full((27, 2, 1), 2**15 - 1, np.int32)
     for fn in (conv, conv_ref):
-        with pytest.raises(AccumulatorOverflow, match="voxel 0, channel 0, after offset 22, input channel 0"):
+        with pytest.raises(
+            AccumulatorOverflow, match="voxel 0, channel 0, after offset 22, input channel 0"
+        ):
             fn(x, w, km, a_bits=16, w_bits=16)
     wrapped = 4 * (2**15 - 1) ** 2 - 2**32
     assert wrapped == -262140
     for fn in (conv, conv_ref):
-        np.testing.assert_array_equal(fn(x, w, km, a_bits=16, w_bits=16, overflow="wrap"),
-                                      [[wrapped], [wrapped]])
+        np.testing.assert_array_equal(
+            fn(x, w, km, a_bits=16, w_bits=16, overflow="wrap"), [[wrapped], [wrapped]]
+        )
 
 
 def test_parallel_path_is_exact(rng):

@@ -13,19 +13,35 @@ from accelsim.sparse import (
 )
 from tests.sparse.conftest import random_coords
 
-FIELDS = ("in_index", "out_index", "offset", "pairs_per_offset", "offset_start", "out_coords",
-          "neighbors")
+FIELDS = (
+    "in_index",
+    "out_index",
+    "offset",
+    "pairs_per_offset",
+    "offset_start",
+    "out_coords",
+    "neighbors",
+)
 # (kernel_size, stride, dilation, transposed): every conv the engine runs
-GEOMETRIES = [(1, 1, 1, False), (3, 1, 1, False), (3, 1, 2, False), (2, 2, 1, False),
-              (3, 2, 1, False), (2, 2, 1, True), (3, 2, 1, True)]
+GEOMETRIES = [
+    (1, 1, 1, False),
+    (3, 1, 1, False),
+    (3, 1, 2, False),
+    (2, 2, 1, False),
+    (3, 2, 1, False),
+    (2, 2, 1, True),
+    (3, 2, 1, True),
+]
 
 
 def _maps(coords, ks, s, d, g, tr):
     if tr:
         coarse = downsample_coords(coords, s)
-        args = dict(transposed=True, out_coords=coords)
-        return (kernel_map(coarse, ks, s, d, g, cache=False, **args),
-                kernel_map_ref(coarse, ks, s, d, g, **args))
+        args = {"transposed": True, "out_coords": coords}
+        return (
+            kernel_map(coarse, ks, s, d, g, cache=False, **args),
+            kernel_map_ref(coarse, ks, s, d, g, **args),
+        )
     return kernel_map(coords, ks, s, d, g, cache=False), kernel_map_ref(coords, ks, s, d, g)
 
 

@@ -5,8 +5,21 @@ import pytest
 
 from accelsim.errors import SparseInputError
 from accelsim.sparse import (
-    add, add_ref, concat, concat_ref, group_stats, group_stats_ref, kernel_map, relu, relu_ref,
-    tile_of, to_bev, to_bev_ref, voxel_group_stats, voxelize, voxelize_ref,
+    add,
+    add_ref,
+    concat,
+    concat_ref,
+    group_stats,
+    group_stats_ref,
+    kernel_map,
+    relu,
+    relu_ref,
+    tile_of,
+    to_bev,
+    to_bev_ref,
+    voxel_group_stats,
+    voxelize,
+    voxelize_ref,
 )
 from tests.sparse.conftest import random_coords, random_operand
 

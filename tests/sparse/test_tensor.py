@@ -10,15 +10,21 @@ GOOD = np.array([[0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 2, 1]], np.int32)
 
 
 @pytest.mark.parametrize("build", [kernel_map, kernel_map_ref])
-@pytest.mark.parametrize("coords,match", [
-    (np.array([[0, 1, 2, 3], [0, 4, 4, 4], [0, 1, 2, 3]]), r"duplicate coordinate \[0, 1, 2, 3\] at rows 0 and 2"),
-    (np.array([[0, 1, -2, 3]]), r"negative coordinate \[0, 1, -2, 3\] at row 0"),
-    (np.array([[0, 1.5, 2, 3]]), "non-integer coordinate"),
-    (np.array([[0, np.nan, 2, 3]]), "non-integer coordinate"),
-    (np.zeros((0, 4), np.int32), "empty input"),
-    (np.zeros((3, 3), np.int32), r"shape \[n, 4\]"),
-    (np.array([["a", "b", "c", "d"]]), "must be integers"),
-])
+@pytest.mark.parametrize(
+    "coords,match",
+    [
+        (
+            np.array([[0, 1, 2, 3], [0, 4, 4, 4], [0, 1, 2, 3]]),
+            r"duplicate coordinate \[0, 1, 2, 3\] at rows 0 and 2",
+        ),
+        (np.array([[0, 1, -2, 3]]), r"negative coordinate \[0, 1, -2, 3\] at row 0"),
+        (np.array([[0, 1.5, 2, 3]]), "non-integer coordinate"),
+        (np.array([[0, np.nan, 2, 3]]), "non-integer coordinate"),
+        (np.zeros((0, 4), np.int32), "empty input"),
+        (np.zeros((3, 3), np.int32), r"shape \[n, 4\]"),
+        (np.array([["a", "b", "c", "d"]]), "must be integers"),
+    ],
+)
 def test_bad_coordinates(build, coords, match):
     with pytest.raises(SparseInputError, match=match):
         build(coords, 3)
@@ -45,11 +51,16 @@ def test_length_mismatch():
         conv(np.zeros((2, 4), np.int8), np.zeros((27, 4, 2), np.int8), km)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(kernel_size=0), "kernel_size"), (dict(stride=0), "stride"),
-    (dict(dilation=-1), "dilation"), (dict(transposed=True), "out_coords"),
-    (dict(group_coeffs=(1, 2)), "group_coeffs"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"kernel_size": 0}, "kernel_size"),
+        ({"stride": 0}, "stride"),
+        ({"dilation": -1}, "dilation"),
+        ({"transposed": True}, "out_coords"),
+        ({"group_coeffs": (1, 2)}, "group_coeffs"),
+    ],
+)
 def test_bad_geometry(kwargs, match):
     with pytest.raises(SparseInputError, match=match):
         kernel_map(GOOD, **kwargs)
