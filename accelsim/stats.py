@@ -32,7 +32,12 @@ FIELDS: dict[str, tuple[str, str]] = {
     "vector_ops": ("elements", "elements processed by the vector ALU (window reads for pooling)"),
     "rescale_mismatch_vs_rne": ("elements", "rescaled outputs that differ from round-half-even "
                                 "(datapath mode only; 0 with count_only)"),
+    "tag": ("id", "layer row: instruction tag of the layer"),
+    "layer": ("name", "layer row: layer name (Program.tags)"),
     "layer_cycles": ("cycles", "span of a layer: first start to last end of its instructions"),
+    "start_cycle": ("cycles", "layer row: start of its first instruction"),
+    "end_cycle": ("cycles", "layer row: end of its last instruction"),
+    "busy_cycles_<unit>": ("cycles", "layer row: busy cycles of one unit (load, matmul, ...)"),
     "latency_cycles": ("cycles", "end of the last instruction of the run"),
     "latency_s": ("s", "latency at the configured clock"),
     "macs": ("MACs", "multiply-accumulates, all widths"),
