@@ -12,6 +12,7 @@ from accelsim.sparse.groups import (
     GroupStats,
     group_stats,
     group_stats_ref,
+    restrict_outputs,
     tile_of,
     voxel_group_stats,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "operand_range",
     "relu",
     "relu_ref",
+    "restrict_outputs",
     "tap_offsets",
     "tile_of",
     "to_bev",

@@ -15,7 +15,7 @@ per input voxel (`part_in`) and per output voxel (`part_out`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -124,4 +124,48 @@ def group_stats_ref(kmap: KernelMap, part_in, part_out, parts: int) -> GroupStat
         halo,
         float(pairs.max() / mean) if mean else 1.0,
         cross / kmap.n_pairs if kmap.n_pairs else 0.0,
+    )
+
+
+def restrict_outputs(kmap: KernelMap, rows) -> KernelMap:
+    """The part of `kmap` that computes output voxels `rows` (e.g. one voxel group or tile).
+
+    Returns a KernelMap whose outputs are `kmap.out_coords[rows]` (renumbered 0..len-1 in the
+    given order) and whose pairs are the original pairs of those outputs, still sorted by
+    (offset, output). Input rows keep their numbering, so `conv(features, w, sub)` equals
+    `conv(features, w, kmap)[rows]`: the work one engine does for one part.
+    """
+    rows = np.asarray(rows, dtype=np.int64).ravel()
+    if rows.size and (rows.min() < 0 or rows.max() >= kmap.n_out):
+        raise SparseInputError(f"rows: output rows must lie in [0, {kmap.n_out})")
+    new_row = np.full(kmap.n_out, -1, dtype=np.int64)
+    new_row[rows] = np.arange(rows.size)
+    nbr = np.ascontiguousarray(kmap.neighbors[:, rows])
+    keep = new_row[kmap.out_index] >= 0
+    out_index = new_row[kmap.out_index[keep]].astype(np.int32)
+    in_index, offset = kmap.in_index[keep], kmap.offset[keep]
+    order = np.lexsort((out_index, offset))
+    counts = (nbr >= 0).sum(axis=1).astype(np.int64)
+    start = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=start[1:])
+    arrays = [
+        in_index[order],
+        out_index[order],
+        offset[order],
+        counts,
+        start,
+        np.ascontiguousarray(kmap.out_coords[rows]),
+        nbr,
+    ]
+    for a in arrays:
+        a.setflags(write=False)
+    return replace(
+        kmap,
+        in_index=arrays[0],
+        out_index=arrays[1],
+        offset=arrays[2],
+        pairs_per_offset=counts,
+        offset_start=start,
+        out_coords=arrays[5],
+        neighbors=nbr,
     )
