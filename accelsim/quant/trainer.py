@@ -40,6 +40,7 @@ class TrainConfig:
     q_weight_decay: float = 5e-5
     warmup_epochs: float = 1.0  # linear warm-up before the cosine decay (fp training only)
     shift_px: int = 1  # random translation augmentation, pixels
+    label_smoothing: float = 0.0  # weight of the uniform distribution in the CE targets
     per_channel: bool = True  # weight step per output channel
     first_a_bits: int = 8  # input image quantizer width
     ulq_lambda: float = 1.0  # weight of the logit MSE to the fp teacher
@@ -68,15 +69,16 @@ def stage_epochs(total: int, n_stages: int, last_fraction: float) -> list[int]:
     return early + [last]
 
 
-def cross_entropy(logits: np.ndarray, y: np.ndarray):
-    """Mean softmax cross entropy and its gradient w.r.t. the logits."""
+def cross_entropy(logits: np.ndarray, y: np.ndarray, smoothing: float = 0.0):
+    """Mean softmax cross entropy (targets smoothed by `smoothing`) and its gradient w.r.t. the
+    logits."""
     z = logits - logits.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=1, keepdims=True)
-    n = len(y)
-    loss = -np.log(p[np.arange(n), y] + 1e-12).mean()
-    p[np.arange(n), y] -= 1.0
-    return float(loss), p / n
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    n, c = logits.shape
+    target = np.full((n, c), smoothing / c)
+    target[np.arange(n), y] += 1.0 - smoothing
+    loss = -(target * logp).sum(axis=1).mean()
+    return float(loss), (np.exp(logp) - target) / n
 
 
 def mse(student: np.ndarray, teacher: np.ndarray):
@@ -114,7 +116,7 @@ def _fit(model, data, epochs, lr, weight_decay, cfg, rng, desc, progress,
                 opt.lr = cosine_lr(step, total, lr, int(warmup_epochs * steps_per_epoch))
                 opt.zero_grad()
                 logits = model.forward(x, train=True)
-                loss, dz = cross_entropy(logits, data.y_train[idx])
+                loss, dz = cross_entropy(logits, data.y_train[idx], cfg.label_smoothing)
                 if teacher is not None and lam > 0:
                     dloss, dt = mse(logits, teacher.forward(x))
                     loss, dz = loss + lam * dloss, dz + lam * dt

@@ -72,3 +72,23 @@ def test_keyboard_interrupt_returns_last_epoch(tiny, monkeypatch):
 def test_bad_method():
     with pytest.raises(train_mod.AccelsimError, match="method"):
         train("digits", "cnn", "sgd", progress=False)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_cross_entropy_and_mse_gradients(smoothing):
+    rng = np.random.default_rng(0)
+    z, t, y = rng.standard_normal((4, 5)), rng.standard_normal((4, 5)), np.array([0, 3, 1, 4])
+    loss, dz = train_mod.cross_entropy(z, y, smoothing)
+    _, dm = train_mod.mse(z, t)
+    num_ce, num_mse = np.zeros_like(z), np.zeros_like(z)
+    for i in np.ndindex(z.shape):
+        e = np.zeros_like(z)
+        e[i] = 1e-6
+        num_ce[i] = (train_mod.cross_entropy(z + e, y, smoothing)[0]
+                     - train_mod.cross_entropy(z - e, y, smoothing)[0]) / 2e-6
+        num_mse[i] = (train_mod.mse(z + e, t)[0] - train_mod.mse(z - e, t)[0]) / 2e-6
+    np.testing.assert_allclose(dz, num_ce, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(dm, num_mse, rtol=1e-5, atol=1e-8)
+    if smoothing == 0.0:
+        p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(loss, -np.log(p[np.arange(4), y]).mean())
