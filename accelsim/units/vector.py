@@ -80,13 +80,13 @@ class Vector(UnitBase):
     ADDR_FIELDS = ("a_addr", "b_addr", "dst_addr", "param_addr")
 
     def cycles(self, insn) -> int:
-        f = insn.f  # the ALU field `op` is shadowed by Insn.op (the opcode)
-        return vector_cycles(self.cfg, f["op"], f["h"], f["w"], f["c"], f["kh"], f["kw"],
+        f = insn.f  # the ALU operation (Insn.op is the opcode)
+        return vector_cycles(self.cfg, f["alu_op"], f["h"], f["w"], f["c"], f["kh"], f["kw"],
                              f["stride"])
 
     def profile(self, insn):
         f = insn.f
-        op, h, w, c, rb = f["op"], f["h"], f["w"], f["c"], self.row_bits
+        op, h, w, c, rb = f["alu_op"], f["h"], f["w"], f["c"], self.row_bits
         try:
             n_el = vector_elements(op, h, w, c, f["kh"], f["kw"], f["stride"])
             n_out = out_elements(op, h, w, c, f["kh"], f["kw"], f["stride"])
@@ -106,7 +106,7 @@ class Vector(UnitBase):
 
     def run(self, insn, mem):
         f = insn.f
-        op, h, w, c = AluOp(f["op"]), f["h"], f["w"], f["c"]
+        op, h, w, c = AluOp(f["alu_op"]), f["h"], f["w"], f["c"]
         who = f"insn {insn.index} ALU {op.name}"
         a = mem.read(f["a_buf"], f["a_addr"], h * w * c, f["in_bits"], who).reshape(h, w, c)
         b = (mem.read(f["b_buf"], f["b_addr"], h * w * c, f["in_bits"], who).reshape(h, w, c)

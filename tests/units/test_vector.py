@@ -29,10 +29,8 @@ def _setup(edge, rng, shape=(4, 5, 3)):
 
 
 def _run(edge, mem, op, **fields):
-    # Insn(Op.ALU, op=...) clashes with Insn's own `op` argument, so the ALU op is set after
-    insn = Insn(Op.ALU, a_buf=Buf.INP, b_buf=Buf.OUT, dst_buf=Buf.OUT, dst_addr=20, in_bits=8,
-                bits=8, **fields)
-    insn.f["op"] = int(op)
+    insn = Insn(Op.ALU, alu_op=op, a_buf=Buf.INP, b_buf=Buf.OUT, dst_buf=Buf.OUT, dst_addr=20,
+                in_bits=8, bits=8, **fields)
     standalone(Vector, edge).run(insn, mem)
     return insn
 
