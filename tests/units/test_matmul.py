@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from accelsim.config import load_config
-from accelsim.errors import IsaError
+from accelsim.errors import AccumulatorOverflow, IsaError
 from accelsim.isa import Buf, Insn, Op
 from accelsim.kernels.gemm import gemm_ref, im2col_ref
 from accelsim.program import ProgramBuilder
@@ -150,3 +150,21 @@ def test_conv_field_errors(edge):
         unit.profile(Insn(Op.GEMM, m=10, k=9, n=4, conv=1, kh=3, kw=3, ow=4, patch_w=6))
     with pytest.raises(IsaError, match="not a multiple of kh"):
         unit.profile(Insn(Op.GEMM, m=8, k=10, n=4, conv=1, kh=3, kw=3, ow=4, patch_w=6))
+
+
+@pytest.mark.parametrize("mode", ["error", "wrap"])
+def test_accumulator_overflow_follows_config(mode):
+    """ACC holds 2**31 - 100; adding 127 * 127 overflows int32: an error by default, a
+    two's-complement wrap when matmul.overflow = wrap."""
+    cfg = load_config("edge", [f"matmul.overflow={mode}"])
+    mem = make_mem(cfg)
+    mem.write(Buf.ACC, 0, np.array([[2**31 - 100]], np.int32), 32)
+    mem.write(Buf.INP, 0, np.array([[127]], np.int8), 8)
+    mem.write(Buf.WGT, 0, np.array([[127]], np.int8), 8)
+    insn = Insn(Op.GEMM, m=1, k=1, n=1, a_bits=8, w_bits=8, reset=0)
+    if mode == "error":
+        with pytest.raises(AccumulatorOverflow):
+            standalone(Matmul, cfg).run(insn, mem)
+    else:
+        standalone(Matmul, cfg).run(insn, mem)
+        assert mem.read(Buf.ACC, 0, 1, 32, "t")[0] == 2**31 - 100 + 127 * 127 - 2**32
