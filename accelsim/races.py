@@ -28,7 +28,9 @@ class RaceDetector:
         self.insns = insns
         self.n = n_units
         self.vc = [[0] * n_units for _ in range(n_units)]
-        self.records = [[] for _ in Buf]  # [lo, hi, wunit, wclk, widx, {unit: (clk, idx)}]
+        # per buffer: start row -> [lo, hi, writer unit, writer clock, writer insn,
+        # {reader unit: (clock, insn)}]; records never overlap
+        self.records = [{} for _ in Buf]
 
     def push(self, ch, unit: int) -> None:
         if ch.vcs is None:
@@ -50,7 +52,10 @@ class RaceDetector:
 
     def check(self, insn, unit: int, template) -> None:
         """Tick `unit`'s clock and check/record the buffer accesses of `insn` (at its start);
-        `template` holds (buf, address field, rows, is_write) as made by the unit's profile."""
+        `template` holds (buf, address field, rows, is_write) as made by the unit's profile.
+
+        Records of a buffer never overlap, so an access matching a record's rows exactly
+        touches only that record (the common case of reused tile slots): no scan needed."""
         vc = self.vc[unit]
         vc[unit] += 1
         clk, idx, f = vc[unit], insn.index, insn.f
@@ -60,33 +65,28 @@ class RaceDetector:
             lo = f[field]
             hi = lo + rows
             recs = self.records[buf]
+            r = recs.get(lo)
+            hits = [r] if r is not None and r[1] == hi else [
+                q for q in recs.values() if q[0] < hi and lo < q[1]]
+            for r in hits:
+                if r[2] >= 0 and vc[r[2]] < r[3]:
+                    self._race(buf, max(lo, r[0]), min(hi, r[1]), idx, r[4],
+                               "writes rows last written by" if write else
+                               "reads rows written by")
+                if write:
+                    for ru, (rclk, ridx) in r[5].items():
+                        if vc[ru] < rclk:
+                            self._race(buf, max(lo, r[0]), min(hi, r[1]), idx, ridx,
+                                       "overwrites rows being read by")
+                else:
+                    r[5][unit] = (clk, idx)
             if write:
-                keep = []
-                for r in recs:
-                    if r[0] < hi and lo < r[1]:
-                        if r[2] >= 0 and vc[r[2]] < r[3]:
-                            self._race(buf, max(lo, r[0]), min(hi, r[1]), idx, r[4],
-                                       "writes rows last written by")
-                        for ru, (rclk, ridx) in r[5].items():
-                            if vc[ru] < rclk:
-                                self._race(buf, max(lo, r[0]), min(hi, r[1]), idx, ridx,
-                                           "overwrites rows being read by")
-                        if r[0] < lo:
-                            keep.append([r[0], lo, r[2], r[3], r[4], dict(r[5])])
-                        if hi < r[1]:
-                            keep.append([hi, r[1], r[2], r[3], r[4], dict(r[5])])
-                    else:
-                        keep.append(r)
-                keep.append([lo, hi, unit, clk, idx, {}])
-                self.records[buf] = keep
-            else:
-                hit = False
-                for r in recs:
-                    if r[0] < hi and lo < r[1]:
-                        hit = True
-                        if r[2] >= 0 and vc[r[2]] < r[3]:
-                            self._race(buf, max(lo, r[0]), min(hi, r[1]), idx, r[4],
-                                       "reads rows written by")
-                        r[5][unit] = (clk, idx)
-                if not hit:
-                    recs.append([lo, hi, -1, 0, -1, {unit: (clk, idx)}])
+                for r in hits:  # trim what is left of partly overwritten records
+                    del recs[r[0]]
+                    if r[0] < lo:
+                        recs[r[0]] = [r[0], lo, r[2], r[3], r[4], dict(r[5])]
+                    if hi < r[1]:
+                        recs[hi] = [hi, r[1], r[2], r[3], r[4], dict(r[5])]
+                recs[lo] = [lo, hi, unit, clk, idx, {}]
+            elif not hits:
+                recs[lo] = [lo, hi, -1, 0, -1, {unit: (clk, idx)}]
