@@ -257,3 +257,9 @@ def test_program_load_errors(tmp_path):
         b'{"format_version": 1}', np.uint8), words=np.zeros(16, np.uint8))
     with pytest.raises(ModelFormatError, match="words.npz: bad instruction stream"):
         Program.load(tmp_path / "words.npz")
+
+
+def test_progress_bar_same_timing(cfg, capsys):
+    prog = _contention_program()
+    assert simulate(prog, cfg, count_only=True, progress=True).stats.latency_cycles == 50
+    assert "simulate" in capsys.readouterr().err
