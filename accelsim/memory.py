@@ -48,7 +48,7 @@ class Buffer:
         if tile is None:
             raise AccelsimError(f"{who}: {self.name} row {addr} holds no data (tiles start at "
                                 f"rows {sorted(self.tiles)[:8]})")
-        rows, tbits, flat = tile
+        _, tbits, flat = tile
         if tbits != bits:
             raise AccelsimError(f"{who}: {self.name} tile at row {start} holds {tbits}-bit "
                                 f"elements, read as {bits}-bit")
@@ -67,18 +67,16 @@ class Buffer:
         flat = np.ascontiguousarray(data).reshape(-1)
         rows = tile_rows(flat.size, bits, self.row_bits)
         start, tile = self._find(addr)
-        if tile is not None and tile[1] == bits and addr + rows <= start + tile[0]:
+        if tile is not None and start != addr and tile[1] == bits and \
+                addr + rows <= start + tile[0]:  # a write into part of a tile updates it
             off_bits = (addr - start) * self.row_bits
             if off_bits % bits == 0 and off_bits // bits + flat.size <= tile[2].size:
                 off = off_bits // bits
-                if start == addr and flat.size == tile[2].size:
-                    self.tiles[addr] = (rows, bits, flat.copy())
-                else:
-                    arr = tile[2]
-                    if not np.can_cast(flat.dtype, arr.dtype):  # e.g. int8 into a uint8 tile
-                        arr = arr.astype(np.promote_types(arr.dtype, flat.dtype))
-                        self.tiles[start] = (tile[0], tile[1], arr)
-                    arr[off:off + flat.size] = flat
+                arr = tile[2]
+                if not np.can_cast(flat.dtype, arr.dtype):  # e.g. int8 into a uint8 tile
+                    arr = arr.astype(np.promote_types(arr.dtype, flat.dtype))
+                    self.tiles[start] = (tile[0], tile[1], arr)
+                arr[off:off + flat.size] = flat
                 return
         end = addr + rows
         for s in [s for s, t in self.tiles.items() if s < end and addr < s + t[0]]:

@@ -43,6 +43,7 @@ from accelsim.units.vector import Vector
 UNITS: dict = {Unit.LOAD: LoadEngine, Unit.STORE: StoreEngine, Unit.QUANTIZER: Quantizer,
                Unit.MATMUL: Matmul, Unit.RESCALE: Rescale, Unit.VECTOR: Vector}
 
+
 @dataclass
 class SimResult:
     """What a run returns: `stats`, named `outputs` (empty with count_only), the final `dram`
@@ -71,7 +72,6 @@ def _plan(program, cfg, units, chans):
 
     Profiles are cached by the instructions' non-address fields (tiled programs repeat a few
     tile shapes), so the per-instruction work here is a key lookup and the range checks."""
-    row_bits = cfg.buffers.row_bits
     cap = [cfg.buffers.capacity_rows(b.name) for b in Buf] + [program.dram.size]  # [-1]: DRAM
     chan_cache: dict = {}
     profiles: dict = {}  # (unit, profile key) -> [cycles, template, counts, {tag: count}]
@@ -166,11 +166,14 @@ def _stats(program, cfg, counters, rec, chans) -> Stats:
     end = np.asarray(rec.end, np.int64)
     start = np.asarray(rec.start, np.int64)
     real = np.array([i.op != Op.FINISH for i in insns], bool)
-    tags = np.array([i.tag for i in insns], np.int64)
+    tags = np.array([i.tag for i in insns], np.int64)[real]
     spans = {}
-    for t in np.unique(tags[real]):
-        sel = real & (tags == t)
-        spans[int(t)] = (int(start[sel].min()), int(end[sel].max()))
+    if tags.size:
+        order = np.argsort(tags, kind="stable")
+        uniq, first = np.unique(tags[order], return_index=True)
+        lo = np.minimum.reduceat(start[real][order], first)
+        hi = np.maximum.reduceat(end[real][order], first)
+        spans = {int(t): (int(a), int(b)) for t, a, b in zip(uniq, lo, hi)}
     peaks = {}
     mm = cfg.matmul
     for row in counters.values():
@@ -194,8 +197,8 @@ def simulate(program, cfg, *, count_only: bool = False, check_races: bool = True
     detector (RaceError on an unordered buffer access). trace: None; a callable (or list)
     receiving one line of unit states (`cycle  unit: state | ...`) whenever an instruction
     starts or ends; or a file path (str / Path) that gets a Chrome / Perfetto trace JSON of
-    the run (`chrome_trace`). progress: show a tqdm bar. inputs: name -> array placed into a copy of the
-    DRAM image before the run. strict_tokens: raise IsaError if tokens are left in a FIFO.
+    the run (`chrome_trace`). progress: show a tqdm bar. inputs: name -> array placed into a
+    copy of the DRAM image before the run. strict_tokens: raise IsaError if tokens are left in a FIFO.
     Raises DeadlockError, RaceError, IsaError (bad stream or capacity) or AccelsimError.
     """
     env = simpy.Environment()

@@ -133,7 +133,7 @@ def bench_sim(results, size=512, tile=16, repeats=3):
     n = len(prog.insns)
     for key, races in (("sim_instructions_per_s", True),
                        ("sim_instructions_per_s_no_races", False)):
-        best = min(_seconds(lambda: simulate(prog, cfg, count_only=True, check_races=races))
+        best = min(_seconds(lambda r=races: simulate(prog, cfg, count_only=True, check_races=r))
                    for _ in range(repeats))
         results[key] = round(n / best)
     results["simpy_bare_pipeline_insn_per_s"] = round(max(_bare_simpy_rate(n)

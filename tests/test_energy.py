@@ -1,6 +1,7 @@
 """Energy: table loading, per-op figures, exact breakdowns, monotonicity, re-costing."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,7 +82,7 @@ def test_recompute_with_another_table(tmp_path, table):
     saved = json.loads(json.dumps(stats.to_dict()))
     base = recompute_energy(saved, "horowitz45")
     assert base.to_dict() == energy_report(stats, table).to_dict()
-    text = open(TABLE_PATH).read().replace("pj_per_64b = 1950.0", "pj_per_64b = 3900.0")
+    text = Path(TABLE_PATH).read_text().replace("pj_per_64b = 1950.0", "pj_per_64b = 3900.0")
     (tmp_path / "dram2x.toml").write_text(text)
     other = recompute_energy(saved, str(tmp_path / "dram2x.toml"))
     assert other.by_component["dram"] == 2 * base.by_component["dram"]
@@ -90,7 +91,7 @@ def test_recompute_with_another_table(tmp_path, table):
 
 
 def test_table_errors(tmp_path):
-    text = open(TABLE_PATH).read()
+    text = Path(TABLE_PATH).read_text()
     (tmp_path / "extra.toml").write_text(text.replace("[dram]", "[dram]\nfoo_pj = 1.0"))
     with pytest.raises(ConfigError, match=r"extra.toml: unknown key dram.foo_pj"):
         load_energy_table(str(tmp_path / "extra.toml"))

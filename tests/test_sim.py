@@ -226,7 +226,7 @@ def test_trace_lines_and_chrome_trace(cfg, tmp_path):
     assert len(lines) == 4 and "load: #0 LOAD" in lines[0] and lines[-1].split()[0] == "50"
     simulate(_contention_program(), cfg, count_only=True, trace=str(tmp_path / "t.json"))
     events = json.loads((tmp_path / "t.json").read_text())["traceEvents"]
-    store = [e for e in events if e.get("name") == "STORE"][0]
+    store = next(e for e in events if e.get("name") == "STORE")
     assert (store["ts"], store["dur"]) == (0.0, 50 / 500)  # 500 MHz: 1 cycle = 0.002 us
 
 

@@ -37,7 +37,8 @@ _MODE_NAME = {Mode.SIGNED: "signed", Mode.UNSIGNED: "unsigned", Mode.BIPOLAR: "b
 def dma_data_cycles(cfg, rows: int, cols: int, bits: int) -> int:
     """Cycles the DRAM bus is busy moving `rows` rows of `cols` elements of `bits` bits."""
     d = cfg.dram
-    bursts = -(-(-(-cols * bits // 8)) // d.burst_bytes)
+    row_bytes = -(-cols * bits // 8)
+    bursts = -(-row_bytes // d.burst_bytes)
     return rows * bursts * _ceil_ratio(d.burst_bytes, d.bw_bytes_per_cycle)
 
 
@@ -68,11 +69,10 @@ class DramBus:
         """Reserve the bus for a transfer issued at `now`: returns (delay, contention stall)."""
         issue = max(now, self.last_end) if self.serial else now
         ready = issue + self.latency
-        begin = ready if ready >= self.free_at else self.free_at
+        begin = max(ready, self.free_at)
         end = begin + data_cycles
         self.free_at = end
-        if end > self.last_end:
-            self.last_end = end
+        self.last_end = max(self.last_end, end)
         return end - now, (begin - ready) + (issue - now)
 
 
