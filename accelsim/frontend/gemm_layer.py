@@ -124,7 +124,7 @@ def _load_input(em, L, P, image, oy0, ox0, oh, ow, c0, cin):
     if d0 < 1 or d1 < 1 or max(pt, pb, pl, pr) > 15:
         raise AccelsimError(f"conv tile at output ({oy0}, {ox0}) reads only padding or pads by "
                             f"more than 15 (pads {pt}, {pb}, {pl}, {pr}); not supported")
-    key = (P.in_addr, image, "patch", oy0, ox0, oh, ow, c0, cin)
+    key = (P.in_addr, image, "patch", iy0, ix0, ph, pw, c0, cin, P.pad_value)
     rows = rows_for(ph * pw * cin, L.a_bits, em.row_bits)
     slot = inp.lookup(key)
     if slot is None:
