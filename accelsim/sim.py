@@ -28,7 +28,7 @@ import numpy as np
 import simpy
 
 from accelsim.errors import DeadlockError, IsaError
-from accelsim.isa import Buf, Op, Unit
+from accelsim.isa import TABLE, Buf, Op, Unit
 from accelsim.memory import Memory
 from accelsim.races import RaceDetector
 from accelsim.stats import Recorder, Stats
@@ -42,6 +42,9 @@ from accelsim.units.vector import Vector
 # Unit -> class. The sparse voxel group engine adds itself: UNITS[Unit.SVGE] = Svge.
 UNITS: dict = {Unit.LOAD: LoadEngine, Unit.STORE: StoreEngine, Unit.QUANTIZER: Quantizer,
                Unit.MATMUL: Matmul, Unit.RESCALE: Rescale, Unit.VECTOR: Vector}
+
+
+_OP_UNIT = {op: spec.unit for op, spec in TABLE.items()}
 
 
 @dataclass
@@ -85,7 +88,7 @@ def _plan(program, cfg, units, chans):
                 raise IsaError(f"insn {idx} FINISH must not wait or signal (every unit runs it)")
             finished = True
             continue
-        u = insn.unit
+        u = _OP_UNIT[insn.op]
         ws = chan_cache.get((u, insn.wait, insn.signal))
         if ws is None:
             if u not in units:
@@ -158,10 +161,10 @@ def _stats(program, cfg, counters, rec, chans) -> Stats:
     for name, arr in (("stall_token_cycles", rec.stall_token),
                       ("stall_dram_cycles", rec.stall_dram)):
         for i in np.flatnonzero(np.asarray(arr, np.int64)):
-            row = counters[(insns[i].tag, insns[i].unit)]
+            row = counters[(insns[i].tag, _OP_UNIT[insns[i].op])]
             row[name] = row.get(name, 0) + int(arr[i])
     for i, name, value in rec.extra:
-        row = counters[(insns[i].tag, insns[i].unit)]
+        row = counters[(insns[i].tag, _OP_UNIT[insns[i].op])]
         row[name] = row.get(name, 0) + value
     end = np.asarray(rec.end, np.int64)
     start = np.asarray(rec.start, np.int64)
