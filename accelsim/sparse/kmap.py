@@ -28,11 +28,11 @@ import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 from numba import njit, prange
 
 from accelsim.errors import SparseInputError
+from accelsim.sparse.hashing import build_table, probe_columns, probe_voxels
 from accelsim.sparse.tensor import (
     check_coords,
     check_groups,
@@ -284,22 +284,51 @@ def _build(cin, cout, ksize, stride, dilation, pad, groups, coeffs, transposed, 
     )
 
 
+def _duplicate_error(src, r0, r1):
+    r0, r1 = sorted((int(r0), int(r1)))
+    return SparseInputError(
+        f"coords: duplicate coordinate {src[r1].tolist()} at rows {r0} and {r1}; "
+        "each active voxel must appear once"
+    )
+
+
 def _pairs_hash(src, dst, stride, rel, groups, coeffs):
+    if src is dst and stride == 1 and bool((rel == -rel[::-1]).all()):
+        return _pairs_columns(src, rel, groups, coeffs)
     shift, extent = packing([src], 0)
-    table, dup = _build_table(pack(src, shift, extent))
+    table, dup = build_table(pack(src, shift, extent))
     if dup[0] >= 0:
-        r0, r1 = int(dup[0]), int(dup[1])
-        raise SparseInputError(
-            f"coords: duplicate coordinate {src[r1].tolist()} at rows {r0} and {r1}; "
-            "each active voxel must appear once"
-        )
+        raise _duplicate_error(src, dup[0], dup[1])
     hi = src.max(axis=0).astype(np.int64)
     gsrc = group_of(src, groups, coeffs) if groups > 1 else np.zeros(1, np.int32)
     gdst = group_of(dst, groups, coeffs) if groups > 1 else gsrc
-    # submanifold with a symmetric kernel: pair (i, o, k) implies (o, i, K**3-1-k), so probe
-    # only offsets below the centre and mirror each hit (halves the hash lookups)
-    half = src is dst and stride == 1 and bool((rel == -rel[::-1]).all())
-    return _probe(dst, stride, rel, table, hi, extent, gsrc, gdst, groups, half)
+    return probe_voxels(dst, stride, rel, table, hi, extent, gsrc, gdst, groups, False)
+
+
+def _pairs_columns(src, rel, groups, coeffs):
+    """Submanifold map by column hashing (see `hashing.probe_columns`)."""
+    shift, extent = packing([src], 0)
+    keys = pack(src, shift, extent)
+    if keys.size > 1 and not (keys[1:] > keys[:-1]).all():
+        order = np.argsort(keys, kind="stable")
+        sk = keys[order]
+        dup = np.flatnonzero(sk[1:] == sk[:-1])
+        if dup.size:
+            raise _duplicate_error(src, order[dup[0]], order[dup[0] + 1])
+    else:
+        order = np.arange(keys.size)
+    sc = src[order].astype(np.int64)
+    col_key = (sc[:, 0] * extent[1] + sc[:, 1]) * extent[2] + sc[:, 2]
+    starts = np.flatnonzero(np.concatenate(([True], col_key[1:] != col_key[:-1])))
+    col_first = np.append(starts, keys.size).astype(np.int64)
+    table, _ = build_table(col_key[starts])
+    hi = src.max(axis=0).astype(np.int64)
+    ksize = round(rel.shape[0] ** (1 / 3))
+    dilation = int(rel[1, 2] - rel[0, 2]) if ksize > 1 else 1
+    gsrc = group_of(src, groups, coeffs) if groups > 1 else np.zeros(1, np.int32)
+    return probe_columns(
+        sc, order.astype(np.int64), col_first, table, hi, extent, ksize, dilation, groups, gsrc
+    )
 
 
 def _pairs_brute(src, dst, stride, rel, groups, coeffs):
@@ -314,82 +343,6 @@ def _pairs_brute(src, dst, stride, rel, groups, coeffs):
         eq &= gsrc[None, :] == gdst[:, None]
         o, i = np.nonzero(eq)
         nbr[k, o] = i
-    return nbr
-
-
-@njit(cache=True)
-def _slot(key, mask, bits):
-    """Fibonacci hashing: the top `bits` bits of key * 2**64/golden ratio (mod 2**64)."""
-    h = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
-    return np.int64(h >> np.uint64(64 - bits)) & mask
-
-
-if numba.config.DISABLE_JIT:  # plain-Python run (coverage): same hash without uint64 warnings
-
-    def _slot(key, mask, bits):
-        return (((int(key) * 0x9E3779B97F4A7C15) & (2**64 - 1)) >> (64 - bits)) & mask
-
-
-@njit(cache=True)
-def _build_table(keys):
-    """Open-addressing table, load <= 1/2, linear probing; slot s holds (key, row) in
-    table[s, 0:2] so a hit costs one cache line. Returns (table, dup rows or -1)."""
-    n = keys.shape[0]
-    bits = 4
-    while (1 << bits) < 2 * n:
-        bits += 1
-    mask = (1 << bits) - 1
-    table = np.full((1 << bits, 2), -1, dtype=np.int64)
-    dup = np.full(2, -1, dtype=np.int64)
-    for i in range(n):
-        s = _slot(keys[i], mask, bits)
-        while table[s, 0] != -1 and table[s, 0] != keys[i]:
-            s = (s + 1) & mask
-        if table[s, 0] == keys[i]:
-            dup[0] = table[s, 1]
-            dup[1] = i
-            return table, dup
-        table[s, 0] = keys[i]
-        table[s, 1] = i
-    return table, dup
-
-
-@njit(cache=True, parallel=True)
-def _probe(dst, stride, rel, table, hi, extent, gsrc, gdst, groups, half):
-    n_k = rel.shape[0]
-    n = dst.shape[0]
-    size = table.shape[0]
-    mask = size - 1
-    bits = 0
-    while (1 << bits) < size:
-        bits += 1
-    nbr = np.full((n_k, n), -1, dtype=np.int32)
-    for o in prange(n):
-        b = np.int64(dst[o, 0])
-        x0 = np.int64(dst[o, 1]) * stride
-        y0 = np.int64(dst[o, 2]) * stride
-        z0 = np.int64(dst[o, 3]) * stride
-        if b > hi[0]:
-            continue
-        for k in range(n_k // 2 if half else n_k):
-            x = x0 + rel[k, 0]
-            y = y0 + rel[k, 1]
-            z = z0 + rel[k, 2]
-            if x < 0 or y < 0 or z < 0 or x > hi[1] or y > hi[2] or z > hi[3]:
-                continue
-            key = ((b * extent[1] + x) * extent[2] + y) * extent[3] + z
-            s = _slot(key, mask, bits)
-            while table[s, 0] != -1:
-                if table[s, 0] == key:
-                    i = table[s, 1]
-                    if groups == 1 or gsrc[i] == gdst[o]:
-                        nbr[k, o] = i
-                        if half:
-                            nbr[n_k - 1 - k, i] = o
-                    break
-                s = (s + 1) & mask
-        if half:
-            nbr[n_k // 2, o] = o
     return nbr
 
 
