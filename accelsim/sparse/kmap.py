@@ -17,9 +17,10 @@ default padding offset 0 is (dx, dy, dz) = (-r, -r, -r) and the centre is (K**3 
 
 With `groups=G` a pair is kept only if its input and output voxels lie in the same voxel group
 `(a*x + b*y + c*z) mod G`. Pairs are sorted by offset, then by output index, so one offset's
-pairs are one contiguous gather-GEMM-scatter. Maps are built with an open-addressing hash
-table of packed coordinates (`kernel_map`), with a brute-force twin (`kernel_map_ref`), and are
-cached per coordinate set and geometry.
+pairs are one contiguous gather-GEMM-scatter. Maps are built with open-addressing hash tables
+of packed coordinates (`kernel_map`, kernels in `hashing.py`: per-voxel probes in general,
+(batch, x, y) column probes for submanifold maps), with a brute-force twin
+(`kernel_map_ref`), and are cached per coordinate set and geometry.
 """
 
 from __future__ import annotations
