@@ -193,7 +193,7 @@ def _stats(program, cfg, counters, rec, chans) -> Stats:
 
 def simulate(program, cfg, *, count_only: bool = False, check_races: bool = True, trace=None,
              progress: bool = False, inputs: dict | None = None,
-             strict_tokens: bool = False) -> SimResult:
+             strict_tokens: bool = False, units: dict | None = None) -> SimResult:
     """Run `program` on the processor described by `cfg` (an `HwConfig`).
 
     count_only: skip the datapath (no data, identical timing). check_races: run the race
@@ -201,13 +201,14 @@ def simulate(program, cfg, *, count_only: bool = False, check_races: bool = True
     receiving one line of unit states (`cycle  unit: state | ...`) whenever an instruction
     starts or ends; or a file path (str / Path) that gets a Chrome / Perfetto trace JSON of
     the run (`chrome_trace`). progress: show a tqdm bar. inputs: name -> array placed into a
-    copy of the DRAM image before the run. strict_tokens: raise IsaError if tokens are left in a FIFO.
+    copy of the DRAM image before the run. strict_tokens: raise IsaError if tokens are left
+    in a FIFO. units: Unit -> class mapping to build the machine from (default `UNITS`).
     Raises DeadlockError, RaceError, IsaError (bad stream or capacity) or AccelsimError.
     """
     env = simpy.Environment()
     n = len(program.insns)
     rec = Recorder(n)
-    units = {u: cls(env, cfg, rec) for u, cls in UNITS.items()}
+    units = {u: cls(env, cfg, rec) for u, cls in (UNITS if units is None else units).items()}
     chans = [[Channel(s, d) for d in range(len(Unit))] for s in range(len(Unit))]
     counters = _plan(program, cfg, units, chans)
     bus = DramBus(cfg)

@@ -263,3 +263,30 @@ def test_progress_bar_same_timing(cfg, capsys):
     prog = _contention_program()
     assert simulate(prog, cfg, count_only=True, progress=True).stats.latency_cycles == 50
     assert "simulate" in capsys.readouterr().err
+
+
+def test_extra_unit_registers_by_class(cfg):
+    """A unit class for the sparse engine plugs in through the Unit -> class mapping: here a
+    stand-in SVGE that takes 7 cycles per SVG_MAP, waiting on a LOAD (18 cycles) -> 25."""
+    from accelsim.sim import UNITS
+    from accelsim.units.base import UnitBase
+
+    class FakeSvge(UnitBase):
+        unit = Unit.SVGE
+
+        def cycles(self, insn):
+            return 7
+
+        def profile(self, insn):
+            return 7, (), ()
+
+        def run(self, insn, mem):
+            pass
+
+    b = ProgramBuilder()
+    b.alloc(64)
+    b.emit(Op.LOAD, signal=1 << Unit.SVGE, buf=Buf.COORD, d0=8, d1=1, d2=16, bits=8)
+    b.emit(Op.SVG_MAP, wait=L)
+    res = simulate(b.build(), cfg, units={**UNITS, Unit.SVGE: FakeSvge})
+    assert res.stats.latency_cycles == 25
+    assert res.stats.total("busy_cycles", unit="svge") == 7
