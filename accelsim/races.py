@@ -66,8 +66,20 @@ class RaceDetector:
             hi = lo + rows
             recs = self.records[buf]
             r = recs.get(lo)
-            hits = [r] if r is not None and r[1] == hi else [
-                q for q in recs.values() if q[0] < hi and lo < q[1]]
+            if r is not None and r[1] == hi:  # fast path: exactly one record, same rows
+                if r[2] >= 0 and vc[r[2]] < r[3]:
+                    self._race(buf, lo, hi, idx, r[4], "writes rows last written by" if write
+                               else "reads rows written by")
+                if write:
+                    for ru, (rclk, ridx) in r[5].items():
+                        if vc[ru] < rclk:
+                            self._race(buf, lo, hi, idx, ridx, "overwrites rows being read by")
+                    r[2], r[3], r[4] = unit, clk, idx
+                    r[5].clear()
+                else:
+                    r[5][unit] = (clk, idx)
+                continue
+            hits = [q for q in recs.values() if q[0] < hi and lo < q[1]]
             for r in hits:
                 if r[2] >= 0 and vc[r[2]] < r[3]:
                     self._race(buf, max(lo, r[0]), min(hi, r[1]), idx, r[4],

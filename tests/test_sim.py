@@ -175,6 +175,12 @@ def test_race_detector(cfg):
     b.emit(Op.LOAD, buf=Buf.INP, d0=1, d1=1, d2=16, bits=8)
     with pytest.raises(RaceError, match="insn 3 LOAD .* overwrites rows being read by insn 1"):
         simulate(b.build(), cfg, count_only=True)
+    b = ProgramBuilder()  # partial overlap: LOAD writes rows [0, 4), GEMM reads row 2 only
+    b.alloc(64)
+    b.emit(Op.LOAD, buf=Buf.INP, d0=4, d1=1, d2=16, s0=16, bits=8)
+    b.emit(Op.GEMM, inp_addr=2, m=1, k=16, n=1, reset=1)
+    with pytest.raises(RaceError, match=r"INP rows \[2, 3\): insn 1 GEMM"):
+        simulate(b.build(), cfg, count_only=True)
     simulate(prog(0, 0, MM), cfg, count_only=True, check_races=False)
 
 
