@@ -28,6 +28,10 @@ def dma_bytes(d0: int, d1: int, d2: int, bits: int) -> int:
     return d0 * d1 * -(-d2 * bits // 8)
 
 
+class OverBudget(Exception):
+    """A dry run exceeded `Emitter.budget_bytes` (the tiling search abandons that candidate)."""
+
+
 class Slots:
     """A buffer cut into `n` equal slots, each holding one tile identified by a key."""
 
@@ -72,6 +76,7 @@ class Emitter:
         self.insns: list[Insn] = []
         self.accesses: list[Access] = []
         self.dram_bytes = 0
+        self.budget_bytes = None  # dry runs: stop once DRAM bytes exceed this
         self.tiles = 0
         self.tag = 0
         self.chunks: list[np.ndarray] = []
@@ -121,6 +126,8 @@ class Emitter:
         n = (d0 + pt + pb) * (d1 + pl + pr) * d2
         rows = rows_for(n, bits, self.row_bits)
         self.dram_bytes += dma_bytes(d0, d1, d2, bits)
+        if self.budget_bytes is not None and self.dram_bytes > self.budget_bytes:
+            raise OverBudget
         base = self.slots[buf].base(slot)
         end = dram_addr + (d0 - 1) * s0 + (d1 - 1) * s1 + d2
         if not self.dry:

@@ -8,11 +8,12 @@ where bracketed loads are skipped when the tile is still resident (see `Emitter.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from accelsim.config import HwConfig
 from accelsim.errors import AccelsimError
-from accelsim.frontend.emit import MODE_BY_NAME, Emitter, rows_for
+from accelsim.frontend.emit import MODE_BY_NAME, Emitter, OverBudget, dma_bytes, rows_for
 from accelsim.frontend.tiling import ACC_BITS, PARAM_BITS, GemmLayer, Tiling, candidates
 from accelsim.isa import Buf, Insn, Op
 
@@ -64,12 +65,17 @@ def emit_gemm_layer(em: Emitter, L: GemmLayer, t: Tiling, P: GemmPlace, image: i
         for ct in range(n_ci):
             c0 = n0 if L.depthwise else ct * t.cin_t
             cin = n if L.depthwise else min(t.cin_t, L.cin - c0)
-            inp_slot, inp_rows, pw = _load_input(em, L, P, image, oy0, ox0, oh, ow, c0, cin)
+            # weights first: they do not depend on the previous layer, so the load engine
+            # fetches them while that layer is still running
             wgt_slot, wgt_rows = _load_weights(em, L, P, n0, n, c0, cin)
+            inp_slot, inp_rows, pw = _load_input(em, L, P, image, oy0, ox0, oh, ow, c0, cin)
             k = L.kh * L.kw * (1 if L.depthwise else cin)
             reads = [(Buf.INP, inp_slot, inp_rows), (Buf.WGT, wgt_slot, wgt_rows)]
             if ct:
                 reads.append((Buf.ACC, acc_slot, acc_rows))
+            if em.dry:
+                em.tiles += 1
+                continue
             em.compute(Insn(
                 Op.GEMM, inp_addr=em.slots[Buf.INP].base(inp_slot),
                 wgt_addr=em.slots[Buf.WGT].base(wgt_slot),
@@ -87,6 +93,9 @@ def emit_gemm_layer(em: Emitter, L: GemmLayer, t: Tiling, P: GemmPlace, image: i
                     "signed")
         out_slot = em.slots[Buf.OUT].take()
         out_rows = rows_for(m * n, L.out_bits, rb)
+        if em.dry:
+            em.dram_bytes += dma_bytes(1, oh * ow, n, L.out_bits)  # the STORE
+            continue
         lo, hi = P.clip if P.clip is not None else (0, 0)
         em.compute(Insn(
             Op.RESCALE, acc_addr=em.slots[Buf.ACC].base(acc_slot),
@@ -154,13 +163,23 @@ def _load_weights(em, L, P, n0, n, c0, cin):
 
 
 def choose_tiling(L: GemmLayer, cfg: HwConfig, images: int = 1) -> Tiling:
-    """The candidate tiling with the fewest DRAM bytes (then fewest tiles) for `images`."""
+    """The candidate tiling with the fewest DRAM bytes (then fewest tiles) for `images`.
+
+    Candidates are tried from the fewest tiles up, and a dry run stops as soon as its DRAM
+    bytes exceed the best so far (branch and bound), so big layers are planned quickly."""
     best, best_cost = None, None
     P = GemmPlace(0, L.cin, 0, L.cout, 0, L.cout, 0)
-    for t in candidates(L, cfg):
+    cands = sorted(candidates(L, cfg), key=lambda t: math.prod(t.counts(L)))
+    for t in cands:
         em = Emitter(cfg, dry=True)
-        for img in range(min(images, 2)):  # two images show whether weights stay resident
-            emit_gemm_layer(em, L, t, P, image=img)
+        if best_cost is not None:
+            # later candidates have at least as many tiles: they win only with fewer bytes
+            em.budget_bytes = best_cost[0] - 1
+        try:
+            for img in range(min(images, 2)):  # two images show whether weights stay resident
+                emit_gemm_layer(em, L, t, P, image=img)
+        except OverBudget:
+            continue
         cost = (em.dram_bytes, em.tiles)
         if best_cost is None or cost < best_cost:
             best, best_cost = t, cost

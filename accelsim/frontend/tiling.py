@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import product
 
 from accelsim.config import HwConfig
+from accelsim.frontend.emit import rows_for
 
 ACC_BITS = 32  # accumulator width
 PARAM_BITS = 3 * 32  # per output channel: bias, multiplier, shift (int32 each)
@@ -72,11 +72,6 @@ class Tiling:
                 math.ceil(L.cout / self.n_t), math.ceil(L.cin / self.cin_t))
 
 
-def rows_for(elements: int, bits: int, row_bits: int) -> int:
-    """Buffer rows taken by `elements` values of `bits` bits, packed."""
-    return -(-elements * bits // row_bits)
-
-
 def tile_rows(L: GemmLayer, t: Tiling, row_bits: int) -> dict[str, int]:
     """Rows each buffer needs for one tile of `t` (the largest tile of the layer)."""
     ph, pw = L.patch(t.oh_t, t.ow_t)
@@ -122,18 +117,29 @@ def candidates(L: GemmLayer, cfg: HwConfig) -> list[Tiling]:
     n_opts = sorted({L.cout} | {min(L.cout, cols << i) for i in range(16) if cols << i < L.cout})
     cin_opts = [L.cin] if L.depthwise else _halvings(L.cin)
     out = []
-    for n_t, cin_t in product(n_opts, cin_opts):
-        for ow_t in _halvings(L.ow):
-            best = None
-            lo, hi = 1, L.oh  # largest oh_t that fits (fits is monotone in oh_t)
-            while lo <= hi:
-                mid = (lo + hi) // 2
-                if fits(L, Tiling(mid, ow_t, n_t, cin_t, "spatial"), cfg):
-                    best, lo = mid, mid + 1
-                else:
-                    hi = mid - 1
-            if best is not None:
-                for order in ("spatial", "channel"):
-                    out.append(Tiling(best, ow_t, n_t, cin_t, order))
-                break  # full-width rows fit: narrower ones only add tiles
+    for n_t in n_opts:
+        fitting = 0  # input-channel slices beyond the widest that fits add passes, not reuse:
+        for cin_t in cin_opts:  # try the widest fitting cin_t and two narrower ones
+            if fitting == 3:
+                break
+            before = len(out)
+            _add_spatial(L, cfg, n_t, cin_t, out)
+            fitting += len(out) > before
     return out
+
+
+def _add_spatial(L: GemmLayer, cfg: HwConfig, n_t: int, cin_t: int, out: list) -> None:
+    """Append the tilings with the tallest output tiles that fit for (n_t, cin_t)."""
+    for ow_t in _halvings(L.ow):
+        best = None
+        lo, hi = 1, L.oh  # largest oh_t that fits (fits is monotone in oh_t)
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            if fits(L, Tiling(mid, ow_t, n_t, cin_t, "spatial"), cfg):
+                best, lo = mid, mid + 1
+            else:
+                hi = mid - 1
+        if best is not None:
+            for order in ("spatial", "channel"):
+                out.append(Tiling(best, ow_t, n_t, cin_t, order))
+            return  # full-width rows fit: narrower ones only add tiles
