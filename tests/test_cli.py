@@ -1,0 +1,93 @@
+"""The `accelsim` command as a new user meets it: the default run, files, and bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from accelsim.cli import main
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_run_builtin_workload_prints_table_and_writes_json(capsys, tmp_path):
+    out_json = tmp_path / "r.json"
+    code, out, err = _run(capsys, "run", "mlp", "--bits", "4/4", "--json", str(out_json),
+                          "--check")
+    assert code == 0, err
+    assert "fc1" in out and "latency" in out and "TOPS/W" in out
+    assert "check passed" in out
+    doc = json.loads(out_json.read_text())
+    for key in ("latency_cycles", "latency_ms", "dram_bytes", "energy_pj", "macs", "layers"):
+        assert key in doc
+    assert [r["name"] for r in doc["layers"]] == ["fc1", "fc2", "logits"]
+    for row in doc["layers"]:
+        assert {"name", "cycles", "macs", "dram_bytes", "energy_pj"} <= set(row)
+    assert doc["macs"] == sum(r["macs"] for r in doc["layers"])
+    assert doc["energy_pj"] == pytest.approx(sum(doc["energy_by_component_pj"].values()))
+
+
+def test_compile_disasm_and_csv(capsys, tmp_path):
+    prog = tmp_path / "p.npz"
+    code, out, err = _run(capsys, "compile", "mlp", "-o", str(prog))
+    assert code == 0, err
+    code, out, err = _run(capsys, "disasm", str(prog))
+    assert code == 0 and out.splitlines()[-1].startswith("FINISH")
+    assert any(line.startswith("GEMM") for line in out.splitlines())
+    csv = tmp_path / "r.csv"
+    code, out, err = _run(capsys, "run", "mlp", "--timing-only", "--csv", str(csv))
+    assert code == 0 and csv.read_text().startswith("name,cycles")
+
+
+def test_run_with_input_file(capsys, tmp_path):
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(0).random((1, 64)))
+    code, out, err = _run(capsys, "run", "mlp", "--input", str(x), "--check")
+    assert code == 0 and "check passed" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "missing_model.npz"], "does not exist"),
+    (["run", "no_such_workload"], "neither a model file nor a built-in workload"),
+    (["run", "mlp", "--set", "matmul.bogus=1"], "unknown key matmul.bogus"),
+    (["run", "mlp", "--config", "nope"], "no such file or preset"),
+    (["run", "mlp", "--input", "missing.npy"], "does not exist"),
+    (["disasm", "missing.npz"], "no such file"),
+])
+def test_bad_input_gives_one_clear_message(capsys, argv, message):
+    code, out, err = _run(capsys, *argv)
+    assert code == 2
+    assert err.startswith("error: ") and message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_wrong_input_shape(capsys, tmp_path):
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((1, 3, 3)))
+    code, out, err = _run(capsys, "run", "mlp", "--input", str(x))
+    assert code == 2 and "expects" in err and "(1, 64)" in err
+
+
+def test_unsupported_op_is_named(capsys, tmp_path):
+    """An average pool with padding cannot run on the vector unit: the node is named."""
+    from accelsim.frontend.native import save_model
+    from accelsim.ir.builder import GraphBuilder
+
+    b = GraphBuilder("padded_avg", (1, 6, 6, 4), np.random.default_rng(0))
+    x = b.quantize(8, signed=False)
+    x = b.avgpool(x, 3, stride=1, padding=1, name="pool_with_pad")
+    path = tmp_path / "m.npz"
+    save_model(b.finish(x), path)
+    code, out, err = _run(capsys, "run", str(path))
+    assert code == 2 and "pool_with_pad" in err and "not supported" in err
+
+
+def test_workloads_lists_builtins(capsys):
+    code, out, err = _run(capsys, "workloads")
+    assert code == 0
+    for name in ("small_cnn", "mlp", "resnet18"):
+        assert name in out
