@@ -74,3 +74,7 @@ class Op:
             fail(self, f"takes {self.N_INPUTS} input(s), got {len(self.inputs)}")
         if not self.inputs:
             fail(self, "needs at least one input")
+
+    def macs(self, graph: Graph) -> int:
+        """Multiply-accumulates of this op (0 except for conv / linear)."""
+        return 0

@@ -31,7 +31,7 @@ from accelsim.ir.ops import (
     QuantLinear,
     infer_shape,
 )
-from accelsim.ir.reference import conv_acc, run_node
+from accelsim.ir.reference import JIT_ENABLED, conv_acc, run_node
 
 
 def _mode(bits: int, signed: bool) -> str:
@@ -127,7 +127,9 @@ class GraphBuilder:
         self.graph.tensors[op.output] = TensorInfo(op.output, shape, bits, mode, scale, zp)
         self.graph.nodes.append(op)
         ins = [self.values[i] for i in op.inputs]
-        self.values[op.output] = run_node(op, ins, self.graph, mult_bits=self.mult_bits, fast=True)
+        self.values[op.output] = run_node(
+            op, ins, self.graph, mult_bits=self.mult_bits, fast=JIT_ENABLED
+        )
         return op.output
 
     def _same_as(self, op, x: str) -> str:
@@ -158,7 +160,7 @@ class GraphBuilder:
         """Real values s_in*s_w*(acc + bias - zp_in*sum w) on the calibration input."""
         src = self.graph.tensors[x]
         if isinstance(op, QuantConv2d):
-            acc = conv_acc(op, self.values[x], self.graph, fast=True).astype(np.int64)
+            acc = conv_acc(op, self.values[x], self.graph, fast=JIT_ENABLED).astype(np.int64)
         else:
             acc = self.values[x].astype(np.int64) @ op.weight.astype(np.int64)
         wsum = op.weight.reshape(-1, op.cout).astype(np.int64).sum(axis=0)

@@ -11,6 +11,7 @@ the same functions lowering uses.
 from __future__ import annotations
 
 import numpy as np
+from numba import config as numba_config
 
 from accelsim.errors import AccelsimError
 from accelsim.ir import params as P
@@ -31,6 +32,10 @@ from accelsim.ir.ops import (
 )
 from accelsim.kernels import alu, gemm, quant
 from accelsim.kernels.rescale import rescale, rescale_ref
+
+# The Numba twins are only faster when compiled; with NUMBA_DISABLE_JIT=1 (coverage runs)
+# their loops run as Python, far slower than the NumPy `_ref` definitions.
+JIT_ENABLED = not numba_config.DISABLE_JIT
 
 
 class _Ctx:

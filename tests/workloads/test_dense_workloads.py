@@ -14,6 +14,7 @@ from accelsim.ir import (
     QuantLinear,
     run_reference,
 )
+from accelsim.ir.reference import JIT_ENABLED
 from workloads.dense import WORKLOADS, mlp, random_cnn, resnet18, small_cnn
 
 
@@ -67,7 +68,7 @@ def test_small_cnn_runs_with_sensible_ranges(bits):
     conv1 = g.node("conv1")
     assert conv1.w_bits == bits[1] and g.tensors["conv1"].bits == bits[0]
     x = np.random.default_rng(7).standard_normal((4, 16, 16, 3))  # not the calibration input
-    _assert_sensible(g, run_reference(g, x, fast=True))
+    _assert_sensible(g, run_reference(g, x, fast=JIT_ENABLED))
 
 
 def test_mlp_and_resnet18_tiny_run():
@@ -76,7 +77,9 @@ def test_mlp_and_resnet18_tiny_run():
     _assert_sensible(g, env)
     assert env["logits"].shape == (4, 10)
     r = resnet18(8, 4, seed=0, input_hw=32, num_classes=10)
-    env = run_reference(r, np.random.default_rng(1).standard_normal((2, 32, 32, 3)), fast=True)
+    env = run_reference(
+        r, np.random.default_rng(1).standard_normal((2, 32, 32, 3)), fast=JIT_ENABLED
+    )
     assert env["fc"].shape == (2, 10)
     _assert_sensible(r, env)
 
