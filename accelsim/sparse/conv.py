@@ -119,7 +119,7 @@ def conv(
         out = np.zeros((kmap.n_out, c_out), dtype=np.int32)
         if c_in * xmax * wmax <= FLOAT_EXACT:
             _conv_f32(
-                np.ascontiguousarray(x, dtype=np.float32),
+                np.ascontiguousarray(x),  # any integer dtype: the kernel converts on load
                 np.ascontiguousarray(w, dtype=np.float32),
                 nbr,
                 out,

@@ -1,7 +1,8 @@
 """MAC-array work of one kernel-map pair: `acc[:] += x @ W` with float32 products, int32 sums.
 
-`acc_dot_f32(x, w, acc)` adds `x @ w` (x float32 [c_in], w float32 [c_in, c_out], both
-C-contiguous) into the int32 accumulator row `acc` [c_out]. The operands hold small integers
+`acc_dot_f32(x, w, acc)` adds `x @ w` (x [c_in] of any integer or float dtype, w float32
+[c_in, c_out], both C-contiguous) into the int32 accumulator row `acc` [c_out]; x elements
+are converted to float32 as they are loaded, so int8 activations are gathered 1 byte each. The operands hold small integers
 and the caller guarantees c_in * max|x| * max|w| <= 2**24, so every float32 partial sum is an
 exact integer and the conversion to int32 loses nothing.
 
@@ -25,22 +26,35 @@ from numba.extending import intrinsic
 LANES = 8  # float32 lanes per LLVM vector in the kernel
 
 
+def _to_f32(builder, value, dtype, f32):
+    """Convert one x element (any integer or float type) to float32 in LLVM IR."""
+    if isinstance(dtype, types.Float):
+        return value if dtype.bitwidth == 32 else builder.fptrunc(value, f32)
+    return builder.sitofp(value, f32) if dtype.signed else builder.uitofp(value, f32)
+
+
 def _make_block(n_vec: int):
-    """Intrinsic adding x[0:n] @ w[0:n, 0:8*n_vec] (row stride `stride` floats) into acc."""
+    """Intrinsic adding x[0:n] @ w[0:n, 0:8*n_vec] (row stride `stride` floats) into acc.
+
+    x is a contiguous 1-D array of any integer or float dtype (converted to float32 as it is
+    loaded, so int8 activations are gathered as 1 byte each); w and acc are addresses."""
 
     @intrinsic
-    def block(typingctx, x_addr, w_addr, acc_addr, n, stride):
-        sig = types.void(types.intp, types.intp, types.intp, types.intp, types.intp)
+    def block(typingctx, x_row, w_addr, acc_addr, n, stride):
+        if not isinstance(x_row, types.Array) or x_row.ndim != 1 or x_row.layout != "C":
+            return None
+        sig = types.void(x_row, types.intp, types.intp, types.intp, types.intp)
+        x_dtype = x_row.dtype
 
         def codegen(context, builder, signature, args):
-            xa, wa, aa, count, row = args
+            x_arr, wa, aa, count, row = args
             f32, i32 = ir.FloatType(), ir.IntType(32)
             vf, vi = ir.VectorType(f32, LANES), ir.VectorType(i32, LANES)
             intp = count.type
             fma = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(vf, [vf, vf, vf]), f"llvm.fmuladd.v{LANES}f32"
             )
-            xp = builder.inttoptr(xa, f32.as_pointer())
+            xp = context.make_array(signature.args[0])(context, builder, x_arr).data
             wp = builder.inttoptr(wa, f32.as_pointer())
             ap = builder.inttoptr(aa, i32.as_pointer())
             zero_v = ir.Constant(vf, None)
@@ -53,7 +67,7 @@ def _make_block(n_vec: int):
             builder.position_at_end(loop)
             ci = builder.phi(intp)
             accs = [builder.phi(vf) for _ in range(n_vec)]
-            a = builder.load(builder.gep(xp, [ci]), align=4)
+            a = _to_f32(builder, builder.load(builder.gep(xp, [ci])), x_dtype, f32)
             splat = builder.shuffle_vector(
                 builder.insert_element(ir.Constant(vf, ir.Undefined), a, ir.Constant(i32, 0)),
                 ir.Constant(vf, ir.Undefined),
@@ -100,24 +114,24 @@ _block1 = _make_block(1)
 @njit(cache=True)
 def _acc_dot_f32_jit(x, w, acc):
     c_in, c_out = w.shape
-    xa, wa, aa = x.ctypes.data, w.ctypes.data, acc.ctypes.data
+    wa, aa = w.ctypes.data, acc.ctypes.data
     cb = 0
     while cb + 64 <= c_out:
-        _block8(xa, wa + 4 * cb, aa + 4 * cb, c_in, c_out)
+        _block8(x, wa + 4 * cb, aa + 4 * cb, c_in, c_out)
         cb += 64
     if cb + 32 <= c_out:
-        _block4(xa, wa + 4 * cb, aa + 4 * cb, c_in, c_out)
+        _block4(x, wa + 4 * cb, aa + 4 * cb, c_in, c_out)
         cb += 32
     if cb + 16 <= c_out:
-        _block2(xa, wa + 4 * cb, aa + 4 * cb, c_in, c_out)
+        _block2(x, wa + 4 * cb, aa + 4 * cb, c_in, c_out)
         cb += 16
     if cb + 8 <= c_out:
-        _block1(xa, wa + 4 * cb, aa + 4 * cb, c_in, c_out)
+        _block1(x, wa + 4 * cb, aa + 4 * cb, c_in, c_out)
         cb += 8
     for co in range(cb, c_out):
         s = np.float32(0)
         for ci in range(c_in):
-            s += x[ci] * w[ci, co]
+            s += np.float32(x[ci]) * w[ci, co]
         acc[co] += np.int32(s)
 
 

@@ -104,9 +104,10 @@ def test_parallel_path_is_exact(rng):
     np.testing.assert_array_equal(one, conv_ref(x, w, km))
 
 
+@pytest.mark.parametrize("x_dtype", [np.int8, np.uint8, np.int32, np.float32])
 @pytest.mark.parametrize("c_in,c_out", [(64, 64), (5, 3), (3, 96), (17, 120), (0, 16), (9, 7)])
-def test_microkernel_equals_ref(rng, c_in, c_out):
-    x = rng.integers(-128, 128, c_in).astype(np.float32)
+def test_microkernel_equals_ref(rng, c_in, c_out, x_dtype):
+    x = rng.integers(0 if x_dtype == np.uint8 else -128, 128, c_in).astype(x_dtype)
     w = rng.integers(-128, 128, (c_in, c_out)).astype(np.float32)
     acc = rng.integers(-1000, 1000, c_out).astype(np.int32)
     expected = acc_dot_ref(x, w, acc)
