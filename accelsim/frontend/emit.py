@@ -28,6 +28,20 @@ def dma_bytes(d0: int, d1: int, d2: int, bits: int) -> int:
     return d0 * d1 * -(-d2 * bits // 8)
 
 
+MAX_DIM = 65535  # widest d0 / d1 / d2 field of a LOAD or STORE
+
+
+def coalesce(d0: int, d1: int, d2: int, s0: int, s1: int, pads=(0, 0, 0, 0)):
+    """The same block with contiguous dimensions merged into longer rows (the DMA moves whole
+    bursts per row, so short rows waste bandwidth). The element order is unchanged."""
+    pt, pb, pl, pr = pads
+    if d1 > 1 and s1 == d2 and not (pl or pr) and d1 * d2 <= MAX_DIM:
+        d1, d2, s1 = 1, d1 * d2, d1 * d2
+    if d0 > 1 and d1 == 1 and s0 == d2 and not (pt or pb) and d0 * d2 <= MAX_DIM:
+        d0, d2, s0 = 1, d0 * d2, d0 * d2
+    return d0, d1, d2, s0, s1
+
+
 class OverBudget(Exception):
     """A dry run exceeded `Emitter.budget_bytes` (the tiling search abandons that candidate)."""
 
@@ -125,6 +139,7 @@ class Emitter:
         pt, pb, pl, pr = pads
         n = (d0 + pt + pb) * (d1 + pl + pr) * d2
         rows = rows_for(n, bits, self.row_bits)
+        d0, d1, d2, s0, s1 = coalesce(d0, d1, d2, s0, s1, pads)
         self.dram_bytes += dma_bytes(d0, d1, d2, bits)
         if self.budget_bytes is not None and self.dram_bytes > self.budget_bytes:
             raise OverBudget
@@ -141,6 +156,7 @@ class Emitter:
     def store(self, buf: Buf, slot: int, dram_addr: int, d0: int, d1: int, d2: int, s0: int,
               s1: int, bits: int, mode: str) -> None:
         rows = rows_for(d0 * d1 * d2, bits, self.row_bits)
+        d0, d1, d2, s0, s1 = coalesce(d0, d1, d2, s0, s1)
         self.dram_bytes += dma_bytes(d0, d1, d2, bits)
         base = self.slots[buf].base(slot)
         end = dram_addr + (d0 - 1) * s0 + (d1 - 1) * s1 + d2

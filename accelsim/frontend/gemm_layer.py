@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from accelsim.config import HwConfig
 from accelsim.errors import AccelsimError
 from accelsim.frontend.emit import MODE_BY_NAME, Emitter, OverBudget, dma_bytes, rows_for
@@ -24,19 +26,18 @@ class GemmPlace:
 
     in_addr / out_addr: first element of this image's NHWC input / output; in_c / out_c: the
     channel counts of those tensors (row pitch) and in_c_off / out_c_off the first channel this
-    layer reads / writes (grouped conv). w_addr: [K, w_cols] weight matrix, w_col_off its first
-    column; p_addr: [cout, 3] (bias, multiplier, shift) rows. pad_value: input zero point."""
+    layer reads / writes (grouped conv). w_blocks: (n0, c0) -> DRAM address of each packed
+    weight tile (`pack_weights`; None in dry runs); p_addr: [cout, 3] (bias, multiplier, shift)
+    rows. pad_value: input zero point."""
 
     in_addr: int
     in_c: int
     out_addr: int
     out_c: int
-    w_addr: int
-    w_cols: int
     p_addr: int
+    w_blocks: dict | None = None
     in_c_off: int = 0
     out_c_off: int = 0
-    w_col_off: int = 0
     a_mode: str = "unsigned"
     w_mode: str = "signed"
     out_mode: str = "signed"
@@ -145,21 +146,41 @@ def _load_input(em, L, P, image, oy0, ox0, oh, ow, c0, cin):
 
 
 def _load_weights(em, L, P, n0, n, c0, cin):
-    """Weight tile [k, n] -> (slot, rows); for depthwise the [kh*kw, n] slice."""
+    """Weight tile [k, n] -> (slot, rows); for depthwise the [kh*kw, n] slice. Weights are
+    stored in DRAM pre-packed tile by tile (`pack_weights`), so each tile is one contiguous
+    block."""
     wgt = em.slots[Buf.WGT]
     key = (P.key, "w", n0, c0)
-    taps = L.kh * L.kw
-    rows = rows_for(taps * (1 if L.depthwise else cin) * n, L.w_bits, em.row_bits)
+    elems = L.kh * L.kw * (1 if L.depthwise else cin) * n
+    rows = rows_for(elems, L.w_bits, em.row_bits)
     slot = wgt.lookup(key)
     if slot is None:
         slot = wgt.take(key)
-        col = P.w_addr + P.w_col_off + n0
-        if L.depthwise:
-            em.load(Buf.WGT, slot, col, 1, taps, n, 0, P.w_cols, L.w_bits, P.w_mode)
-        else:  # rows of K are (tap, cin): taps apart by L.cin rows, cin rows contiguous
-            em.load(Buf.WGT, slot, col + c0 * P.w_cols, taps, cin, n, L.cin * P.w_cols,
-                    P.w_cols, L.w_bits, P.w_mode)
+        addr = P.w_blocks[(n0, c0)] if P.w_blocks is not None else 0
+        d1 = L.kh * L.kw * (1 if L.depthwise else cin)
+        em.load(Buf.WGT, slot, addr, 1, d1, n, 0, n, L.w_bits, P.w_mode)
     return slot, rows
+
+
+def pack_weights(em: Emitter, L: GemmLayer, t: Tiling, w: np.ndarray) -> dict:
+    """Lay the weights of one GEMM group out in DRAM tile by tile, in the order the tiles are
+    used; returns (n0, c0) -> DRAM address. `w` is [KH, KW, Cin_g, Cout_g] ([KH, KW, 1, C] for
+    depthwise)."""
+    blocks = {}
+    taps = L.kh * L.kw
+    w = w.reshape(taps, -1, w.shape[-1])
+    n_oh, n_ow, n_n, n_ci = t.counts(L)
+    for nt in range(n_n):
+        n0 = nt * t.n_t
+        n = min(t.n_t, L.cout - n0)
+        if L.depthwise:
+            blocks[(n0, n0)] = em.alloc(taps * n, w[:, 0, n0:n0 + n])
+            continue
+        for ct in range(n_ci):
+            c0 = ct * t.cin_t
+            cin = min(t.cin_t, L.cin - c0)
+            blocks[(n0, c0)] = em.alloc(taps * cin * n, w[:, c0:c0 + cin, n0:n0 + n])
+    return blocks
 
 
 def choose_tiling(L: GemmLayer, cfg: HwConfig, images: int = 1) -> Tiling:
@@ -168,7 +189,7 @@ def choose_tiling(L: GemmLayer, cfg: HwConfig, images: int = 1) -> Tiling:
     Candidates are tried from the fewest tiles up, and a dry run stops as soon as its DRAM
     bytes exceed the best so far (branch and bound), so big layers are planned quickly."""
     best, best_cost = None, None
-    P = GemmPlace(0, L.cin, 0, L.cout, 0, L.cout, 0)
+    P = GemmPlace(0, L.cin, 0, L.cout, 0)
     cands = sorted(candidates(L, cfg), key=lambda t: math.prod(t.counts(L)))
     for t in cands:
         em = Emitter(cfg, dry=True)

@@ -13,7 +13,7 @@ from accelsim.config import HwConfig
 from accelsim.errors import AccelsimError
 from accelsim.frontend.emit import Emitter
 from accelsim.frontend.fold import fold_batchnorm
-from accelsim.frontend.gemm_layer import GemmPlace, choose_tiling, emit_gemm_layer
+from accelsim.frontend.gemm_layer import GemmPlace, choose_tiling, emit_gemm_layer, pack_weights
 from accelsim.frontend.tiling import GemmLayer, Tiling
 from accelsim.frontend.tokens import insert_tokens
 from accelsim.frontend.validate import validate_stream
@@ -132,8 +132,6 @@ def _emit_gemm_node(em: Emitter, op, g: Graph, t: Tiling, places, cfg: HwConfig,
     if np.any(np.abs(params) >= 2**31):
         raise AccelsimError(f"node {op.name!r}: rescale parameters do not fit int32")
     p_addr = em.alloc(params.size, params.astype(np.int32))
-    weight = op.weight.reshape(-1, op.cout)
-    w_addr = em.alloc(weight.size, weight)
     pin, pout = places[op.inputs[0]], places[op.output]
     in_img = int(np.prod(pin.shape[1:]))
     out_img = int(np.prod(pout.shape[1:]))
@@ -142,14 +140,16 @@ def _emit_gemm_node(em: Emitter, op, g: Graph, t: Tiling, places, cfg: HwConfig,
     if rp.clip_lo is not None or rp.clip_hi is not None:
         lo, hi = dst.qrange
         clip = (lo if rp.clip_lo is None else rp.clip_lo, hi if rp.clip_hi is None else rp.clip_hi)
+    blocks = [pack_weights(em, L, t, op.weight[..., g * L.cout:(g + 1) * L.cout])
+              for g in range(groups)]
     for img in range(images):
         for grp in range(groups):
             P = GemmPlace(
                 in_addr=pin.dram_addr + img * in_img, in_c=pin.shape[-1],
                 out_addr=pout.dram_addr + img * out_img, out_c=pout.shape[-1],
-                w_addr=w_addr, w_cols=op.cout, p_addr=p_addr,
+                p_addr=p_addr, w_blocks=blocks[grp],
                 in_c_off=0 if L.depthwise else grp * L.cin, out_c_off=grp * L.cout,
-                w_col_off=grp * L.cout, a_mode=src.mode, w_mode=op.w_mode, out_mode=dst.mode,
+                a_mode=src.mode, w_mode=op.w_mode, out_mode=dst.mode,
                 pad_value=rp.pad_value, zp=rp.zp, relu=rp.relu, clip=clip,
                 key=(op.name, grp))
             emit_gemm_layer(em, L, t, P, image=img)

@@ -21,7 +21,7 @@ LAYERS = [
 
 def _bytes(L, t, cfg):
     em = Emitter(cfg, dry=True)
-    emit_gemm_layer(em, L, t, GemmPlace(0, L.cin, 0, L.cout, 0, L.cout, 0))
+    emit_gemm_layer(em, L, t, GemmPlace(0, L.cin, 0, L.cout, 0))
     return em.dram_bytes
 
 
