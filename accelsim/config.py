@@ -38,7 +38,8 @@ class DramConfig:
     latency_cycles: int = _f(100, "fixed latency of one transfer (request to first data)", min=0)
     burst_bytes: int = _f(64, "DRAM burst size in bytes; rows are rounded up to whole bursts",
                           min=1)
-    max_outstanding: int = _f(2, "transfers that may hold the DRAM data bus at once", min=1)
+    max_outstanding: int = _f(2, "DMA transfers in flight at once (their latency phases overlap; "
+                              "data phases share the bus)", min=1)
 
 
 @dataclass(frozen=True)
