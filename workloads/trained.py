@@ -22,16 +22,16 @@ METHODS = ("lsq", "ulq")
 CONFIGS = {
     ("digits", "cnn"): TrainConfig(
         fp_epochs=40, fp_lr=0.1, q_lr=0.01, batch_size=64, shift_px=1, label_smoothing=0.1,
-        model_kwargs=dict(channels=(32, 32, 64), pools=(False, True, False))),
+        model_kwargs={"channels": (32, 32, 64), "pools": (False, True, False)}),
     ("digits", "mlp"): TrainConfig(
         fp_epochs=40, fp_lr=0.1, q_lr=0.01, batch_size=64, shift_px=1, label_smoothing=0.1,
-        model_kwargs=dict(hidden=(256, 128))),
+        model_kwargs={"hidden": (256, 128)}),
     ("mnist", "cnn"): TrainConfig(
         fp_epochs=20, fp_lr=0.1, q_lr=0.01, batch_size=64, shift_px=2, label_smoothing=0.1,
-        model_kwargs=dict(channels=(16, 32), pools=(True, True))),
+        model_kwargs={"channels": (16, 32), "pools": (True, True)}),
     ("mnist", "mlp"): TrainConfig(
         fp_epochs=20, fp_lr=0.1, q_lr=0.01, batch_size=64, shift_px=2, label_smoothing=0.1,
-        model_kwargs=dict(hidden=(256, 128))),
+        model_kwargs={"hidden": (256, 128)}),
 }
 Q_EPOCHS = {"digits": 30, "mnist": 15}  # epochs of LSQ and of ULQ (all stages), after the teacher
 

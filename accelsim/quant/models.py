@@ -115,8 +115,8 @@ def cnn(in_shape=(8, 8, 1), classes: int = 10, channels=(16, 32), pools=None,
         layers += [Flatten(), Linear(h * w * cin, classes, rng=rng, dtype=dtype)]
     else:
         raise AccelsimError(f"cnn head: expected 'flatten' or 'gap', got {head!r}")
-    spec = dict(arch="cnn", in_shape=list(in_shape), classes=classes, channels=list(channels),
-                pools=[bool(p) for p in pools], head=head, residual=residual, seed=seed)
+    spec = {"arch": "cnn", "in_shape": list(in_shape), "classes": classes, "channels": list(channels),
+                "pools": [bool(p) for p in pools], "head": head, "residual": residual, "seed": seed}
     _name_and_sign(layers, {}, signed=False)
     return Model(layers, spec)
 
@@ -131,8 +131,8 @@ def mlp(in_shape=(8, 8, 1), classes: int = 10, hidden=(256, 128), seed: int = 0,
         layers += [Linear(k, n, bias=False, rng=rng, dtype=dtype), BatchNorm(n, dtype=dtype), ReLU()]
         k = n
     layers.append(Linear(k, classes, rng=rng, dtype=dtype))
-    spec = dict(arch="mlp", in_shape=list(in_shape), classes=classes, hidden=list(hidden),
-                seed=seed)
+    spec = {"arch": "mlp", "in_shape": list(in_shape), "classes": classes, "hidden": list(hidden),
+                "seed": seed}
     _name_and_sign(layers, {}, signed=False)
     return Model(layers, spec)
 
@@ -164,8 +164,8 @@ def quantize(model: Model, w_bits: int, a_bits: int, first_a_bits: int = 8,
             layer.aq = LsqQuantizer(first_a_bits, "unsigned", "act", init_step=1.0 / 255.0)
         else:
             layer.aq = LsqQuantizer(a_bits, "signed" if layer.in_signed else "unsigned", "act")
-    q.spec = dict(model.spec, quant=dict(w_bits=w_bits, a_bits=a_bits,
-                                         first_a_bits=first_a_bits, per_channel=per_channel))
+    q.spec = dict(model.spec, quant={"w_bits": w_bits, "a_bits": a_bits,
+                                         "first_a_bits": first_a_bits, "per_channel": per_channel})
     return q
 
 

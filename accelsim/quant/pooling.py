@@ -46,7 +46,7 @@ class GlobalAvgPool(Module):
         return x.mean(axis=(1, 2))
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        n, h, w, c = self._shape
+        _n, h, w, _c = self._shape
         return np.broadcast_to(dy[:, None, None, :] / (h * w), self._shape).copy()
 
 

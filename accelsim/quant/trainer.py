@@ -21,7 +21,15 @@ from tqdm import tqdm
 from accelsim.errors import AccelsimError
 from accelsim.quant.data import Dataset, load_dataset, shift_augment
 from accelsim.quant.models import (
-    Model, calibrate, cnn, load_state_dict, mlp, quantize, set_bits, state_dict)
+    Model,
+    calibrate,
+    cnn,
+    load_state_dict,
+    mlp,
+    quantize,
+    set_bits,
+    state_dict,
+)
 from accelsim.quant.optim import SGD, Adam, cosine_lr
 
 METHODS = ("fp", "lsq", "ulq")
@@ -45,12 +53,14 @@ class TrainConfig:
     first_a_bits: int = 8  # input image quantizer width
     ulq_lambda: float = 1.0  # weight of the logit MSE to the fp teacher
     ulq_last_fraction: float = 0.5  # share of the epochs spent at the target widths
+    ulq_start_bits: int = 8  # widths of the first ULQ stage (then halved down to the target)
     model_kwargs: dict = field(default_factory=dict)  # extra arguments of `cnn` / `mlp`
 
 
-def ulq_stages(w_bits: int, a_bits: int) -> list[tuple[int, int]]:
-    """Widths (w, a) of the ULQ stages: from 8/8 halving to the target (W1A2: 8/8, 4/4, 2/2, 1/2)."""
-    stages, w, a = [], 8, 8
+def ulq_stages(w_bits: int, a_bits: int, start_bits: int = 8) -> list[tuple[int, int]]:
+    """Widths (w, a) of the ULQ stages: from `start_bits` halving down to the target
+    (W1A2 from 8: 8/8, 4/4, 2/2, 1/2)."""
+    stages, w, a = [], start_bits, start_bits
     while True:
         w, a = max(w, w_bits), max(a, a_bits)
         stages.append((w, a))
@@ -63,7 +73,7 @@ def stage_epochs(total: int, n_stages: int, last_fraction: float) -> list[int]:
     """Split `total` epochs: `last_fraction` to the last stage, the rest equally before it."""
     if n_stages == 1:
         return [total]
-    last = max(1, int(round(total * last_fraction)))
+    last = max(1, round(total * last_fraction))
     rest = total - last
     early = [rest // (n_stages - 1) + (i < rest % (n_stages - 1)) for i in range(n_stages - 1)]
     return early + [last]
@@ -167,10 +177,10 @@ def train(dataset="digits", model="cnn", method: str = "fp", a_bits: int = 8, w_
     cfg = config or TrainConfig()
     data = load_dataset(dataset) if isinstance(dataset, str) else dataset
     t0 = time.perf_counter()
-    metrics = dict(dataset=data.name, model=model if isinstance(model, str) else model.spec["arch"],
-                   method=method, epochs=epochs, seed=seed, config=asdict(cfg),
-                   w_bits=None if method == "fp" else w_bits,
-                   a_bits=None if method == "fp" else a_bits, stages=[], images_seen=0)
+    metrics = {"dataset": data.name, "model": model if isinstance(model, str) else model.spec["arch"],
+                   "method": method, "epochs": epochs, "seed": seed, "config": asdict(cfg),
+                   "w_bits": None if method == "fp" else w_bits,
+                   "a_bits": None if method == "fp" else a_bits, "stages": [], "images_seen": 0}
     interrupted = False
     rng = np.random.default_rng(seed)
     if method == "fp" or teacher is None:
@@ -179,13 +189,16 @@ def train(dataset="digits", model="cnn", method: str = "fp", a_bits: int = 8, w_
         losses, seen, interrupted = _fit(net, data, n_ep, cfg.fp_lr, cfg.fp_weight_decay, cfg, rng,
                                          "fp", progress, warmup_epochs=cfg.warmup_epochs)
         metrics["images_seen"] += seen
-        metrics["stages"].append(dict(w_bits=None, a_bits=None, epochs=n_ep, losses=losses,
-                                      test_accuracy=accuracy(net, data.x_test, data.y_test)))
+        metrics["stages"].append({"w_bits": None, "a_bits": None, "epochs": n_ep, "losses": losses,
+                                      "test_accuracy": accuracy(net, data.x_test, data.y_test)})
         teacher = net
     metrics["teacher_test_accuracy"] = accuracy(teacher, data.x_test, data.y_test)
     net = teacher
     if method != "fp" and not interrupted:
-        plan = [(w_bits, a_bits)] if method == "lsq" else ulq_stages(w_bits, a_bits)
+        if method == "lsq":
+            plan = [(w_bits, a_bits)]
+        else:
+            plan = ulq_stages(w_bits, a_bits, cfg.ulq_start_bits)
         split = stage_epochs(epochs, len(plan), cfg.ulq_last_fraction)
         lam = cfg.ulq_lambda if method == "ulq" else 0.0
         net = None
@@ -201,8 +214,8 @@ def train(dataset="digits", model="cnn", method: str = "fp", a_bits: int = 8, w_
                                              srng, f"{method} W{w}A{a}", progress,
                                              teacher=teacher if lam > 0 else None, lam=lam)
             metrics["images_seen"] += seen
-            metrics["stages"].append(dict(w_bits=w, a_bits=a, epochs=n_ep, losses=losses,
-                                          test_accuracy=accuracy(net, data.x_test, data.y_test)))
+            metrics["stages"].append({"w_bits": w, "a_bits": a, "epochs": n_ep, "losses": losses,
+                                          "test_accuracy": accuracy(net, data.x_test, data.y_test)})
             if interrupted:
                 break
     seconds = time.perf_counter() - t0

@@ -8,7 +8,14 @@ from accelsim.quant.data import load_dataset
 from accelsim.quant.export import export_layers, fake_quant_logits, fake_quant_predict, int_range
 from accelsim.quant.layers import BatchNorm
 from accelsim.quant.models import (
-    build_model, calibrate, cnn, load_state_dict, mlp, quantize, state_dict)
+    build_model,
+    calibrate,
+    cnn,
+    load_state_dict,
+    mlp,
+    quantize,
+    state_dict,
+)
 
 
 @pytest.fixture(scope="module")

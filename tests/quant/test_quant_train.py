@@ -9,7 +9,7 @@ from accelsim.quant.models import state_dict
 from accelsim.quant.trainer import TrainConfig, stage_epochs, train, ulq_stages
 
 TINY = TrainConfig(batch_size=32, fp_epochs=2, fp_lr=0.05, q_lr=0.01, shift_px=1,
-                   model_kwargs=dict(channels=(4, 8)))
+                   model_kwargs={"channels": (4, 8)})
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_fp_loss_decreases_and_reproduces(tiny):
 @pytest.mark.parametrize("method, w_bits, a_bits", [("lsq", 2, 2), ("ulq", 1, 2)])
 def test_quantized_training_runs(tiny, method, w_bits, a_bits):
     cfg = TrainConfig(batch_size=32, warmup_epochs=0, fp_lr=0.1, q_lr=0.02,
-                      model_kwargs=dict(hidden=(32,)))
+                      model_kwargs={"hidden": (32,)})
     teacher, _ = train(tiny, "mlp", "fp", epochs=4, seed=0, progress=False, config=cfg)
     model, m = train(tiny, "mlp", method, a_bits, w_bits, epochs=4, seed=0, progress=False,
                      config=cfg, teacher=teacher)
