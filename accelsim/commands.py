@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,7 @@ def run(args) -> int:
     graph = resolve_model(args.model, args.bits, args.seed)
     x = make_input(graph, args.input, args.seed)
     result = run_model(graph, cfg, x, count_only=args.timing_only, check=args.check,
-                       trace=args.trace)
+                       trace=args.trace, progress=sys.stderr.isatty())
     print_report(result, cfg)
     if args.json:
         write_json(result, cfg, args.json)
