@@ -15,7 +15,8 @@ from accelsim.sparse import (
     restrict_outputs,
 )
 from accelsim.sparse.microkernel import acc_dot_f32, acc_dot_ref
-from tests.sparse.conftest import random_coords, random_operand
+
+from .helpers import random_coords, random_operand
 
 # (kernel_size, stride, dilation, transposed)
 OPS = {

@@ -11,7 +11,8 @@ from accelsim.sparse import (
     kernel_map_ref,
     tap_offsets,
 )
-from tests.sparse.conftest import random_coords
+
+from .helpers import random_coords
 
 FIELDS = (
     "in_index",

@@ -21,7 +21,8 @@ from accelsim.sparse import (
     voxelize,
     voxelize_ref,
 )
-from tests.sparse.conftest import random_coords, random_operand
+
+from .helpers import random_coords, random_operand
 
 
 def test_relu(rng):
