@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("workloads", help="list the built-in workloads")
 
+    from accelsim.train_cli import add_train_parser
+    add_train_parser(sub)
+
     return p
 
 
