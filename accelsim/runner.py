@@ -45,8 +45,15 @@ def run_model(graph: Graph, cfg: HwConfig, x: np.ndarray, *, count_only: bool = 
               check: bool = False, trace: str | None = None, progress: bool = False,
               program: Program | None = None) -> RunResult:
     """Lower `graph` for `cfg` (unless `program` is given), simulate it on input `x` (float
-    NHWC, batch = the model's) and return statistics and outputs."""
+    NHWC, batch = the model's) and return statistics and outputs. A sparse graph takes
+    x = (coords, features) (see `accelsim.sparse_runner`)."""
     from accelsim.sim import simulate  # noqa: PLC0415
+
+    if getattr(graph, "is_sparse", False):
+        from accelsim.sparse_runner import run_sparse_model  # noqa: PLC0415
+
+        return run_sparse_model(graph, cfg, x, count_only=count_only, check=check, trace=trace,
+                                progress=progress, program=program)
 
     x = np.asarray(x)
     batch = x.shape[0]

@@ -37,11 +37,12 @@ from accelsim.units.dma import DramBus, LoadEngine, StoreEngine
 from accelsim.units.matmul import Matmul, precision
 from accelsim.units.quantizer import Quantizer
 from accelsim.units.rescale import Rescale
+from accelsim.units.svge import Svge
 from accelsim.units.vector import Vector
 
 # Unit -> class. The sparse voxel group engine adds itself: UNITS[Unit.SVGE] = Svge.
 UNITS: dict = {Unit.LOAD: LoadEngine, Unit.STORE: StoreEngine, Unit.QUANTIZER: Quantizer,
-               Unit.MATMUL: Matmul, Unit.RESCALE: Rescale, Unit.VECTOR: Vector}
+               Unit.MATMUL: Matmul, Unit.RESCALE: Rescale, Unit.VECTOR: Vector, Unit.SVGE: Svge}
 
 
 _OP_UNIT = {op: spec.unit for op, spec in TABLE.items()}

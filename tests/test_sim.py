@@ -211,7 +211,7 @@ def test_bad_streams(cfg, case):
         b.emit(Op.FINISH)
         b.emit(Op.LOAD, buf=Buf.INP, d0=1, d1=1, d2=1, bits=8)
     else:
-        b.emit(Op.SVG_MAP)
+        b.emit(Op.SVG_MAP, engine=7)  # an engine beyond svge.engines
     with pytest.raises(IsaError):
         simulate(b.build(), cfg, count_only=True)
 

@@ -26,8 +26,13 @@ from accelsim.program import Program, TensorPlace
 QUANT_INPUT = "__quantized_input__"  # the Quantize op runs on the host
 
 
-def lower(graph: Graph, cfg: HwConfig, *, batch: int | None = None) -> Program:
-    """Lower `graph` for hardware `cfg`. `batch` overrides the graph's batch size."""
+def lower(graph: Graph, cfg: HwConfig, *, batch: int | None = None, coords=None) -> Program:
+    """Lower `graph` for hardware `cfg`. `batch` overrides the graph's batch size. A sparse
+    graph (`accelsim.ir.sparse_ops.SparseGraph`) is lowered for the input voxels `coords`."""
+    if getattr(graph, "is_sparse", False):
+        from accelsim.frontend.sparse_lower import lower_sparse  # noqa: PLC0415
+
+        return lower_sparse(graph, cfg, coords)
     g = fold_batchnorm(graph)  # 1. fold batch norm into the preceding conv / linear
     g.validate()  # 2. shapes, bit widths and ranges are consistent
     plans = plan_layers(g, cfg, batch)  # 3. rescale integers (zero points folded into bias),

@@ -1,0 +1,368 @@
+"""Lowering of sparse networks (`SparseGraph`) to SVG_MAP / SVG_CONV instructions.
+
+A sparse program is compiled for one input scene (as an inference engine is built for one
+shape): the kernel maps decide how much work each instruction carries, and putting those counts
+in the instructions (n_pairs, P_k per offset) makes the timing a function of the stream alone,
+so count_only runs give identical cycles. The engine still rebuilds each map on chip (SVG_MAP,
+costed and checked against the instruction) from coordinates in COORD.
+
+Layout. Every sparse tensor lives in DRAM as [n, c] rows in *hardware order*: the rows of its
+coordinate set grouped by voxel group `(a*x+b*y+c*z) mod G` (G, a, b, c from `svge.groups` and
+`svge.group_coeffs`), canonical (b, x, y, z) order inside a group, so one group's voxels are one
+contiguous block. Coordinates of every set are in DRAM too (16 bits per value); those of the
+strided convs' new sets are computed here (downsampling) -- a simplification: on chip they
+would come out of the map builder.
+
+Per conv layer, the output rows of each group are cut into tiles of at most T voxels (one work
+item = one group tile). Per item, in program order:
+
+    LOAD COORD (input window)  LOAD COORD (output tile)  SVG_MAP
+    LOAD INP (input window feature rows; one LOAD per contiguous segment)
+    per output-channel tile:  [LOAD WGT]  SVG_CONV per offset with pairs  [LOAD PARAM]
+                              RESCALE  STORE
+
+The input window is the smallest set of row ranges (one per voxel-group block touched) holding
+every input voxel the tile's pairs read, its halo included; segments are padded to whole buffer
+rows. Items go to the least-loaded engine (list scheduling on `units.svge` costs); each engine
+has its own INP, COORD, MAP and ACC slots, so engines never touch each other's data. Weights
+are stored per output-channel tile with each used offset's [c_in, n_t] block padded to whole
+rows (offsets with no pairs anywhere in the layer are not stored), and stay resident when they
+fit. ReLU / Add / Concat use the dense vector-layer emitter on the [n, c] rows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from accelsim import sparse as sp
+from accelsim.errors import AccelsimError, SparseInputError
+from accelsim.frontend.emit import MODE_BY_NAME, Emitter, Slots, coalesce, dma_bytes, rows_for
+from accelsim.frontend.tokens import insert_tokens
+from accelsim.frontend.validate import validate_stream
+from accelsim.frontend.vector_layer import emit_vector_node
+from accelsim.ir.params import rescale_params
+from accelsim.ir.sparse_ops import HOST_OPS, SparseConv, SparseGraph, _dense_twin, coord_sets
+from accelsim.isa import Buf, Insn, Op
+from accelsim.program import Program, TensorPlace
+from accelsim.units.svge import COORD_BITS, MAP_BITS, conv_cycles, map_cycles
+
+MAX_TILE = 4096  # largest output tile tried, voxels
+COORD_MAX = 2**COORD_BITS - 1
+
+
+def hardware_order(coords, groups: int, group_coeffs) -> np.ndarray:
+    """Row permutation (hardware row -> canonical row): group-major, canonical within."""
+    return np.argsort(sp.group_of(coords, groups, group_coeffs), kind="stable")
+
+
+def lower_sparse(graph: SparseGraph, cfg, coords) -> Program:
+    """Lower `graph` for hardware `cfg` and the input voxels `coords` (int32 [n, 4])."""
+    graph.validate()  # 1. ops, channels and coordinate sets are consistent
+    G, coeffs = sp.check_groups(cfg.svge.groups, cfg.svge.group_coeffs)
+    c = sp.check_coords(coords, "input coords")
+    sp.tensor.check_unique(c, "input coords")
+    c = c[np.lexsort((c[:, 3], c[:, 2], c[:, 1], c[:, 0]))]
+    sets = coord_sets(graph, c)  # 2. every coordinate set (strided convs downsample)
+    if max(int(s.max()) for s in sets.values()) > COORD_MAX:
+        raise SparseInputError(f"coords: values above {COORD_MAX} do not fit 16-bit COORD")
+    hw = {k: v[hardware_order(v, G, coeffs)] for k, v in sets.items()}  # 3. group-major rows
+    em = Emitter(cfg)
+    coord_addr = {k: em.alloc(v.size, v) for k, v in hw.items()}  # 4. DRAM layout
+    places = {}
+    for name, t in graph.tensors.items():
+        if not t.is_float and not isinstance(graph.producer(name), HOST_OPS[1:]):
+            n = hw[t.coord_set].shape[0]
+            places[name] = TensorPlace(em.alloc(n * t.channels), (n, t.channels), t.bits,
+                                       t.mode)
+    dense = graph.dense_view({k: v.shape[0] for k, v in sets.items()})
+    first = graph.nodes[0].output
+    for tag, op in enumerate(graph.nodes, start=1):  # 5. instructions per layer
+        em.tag = tag
+        if isinstance(op, HOST_OPS):
+            continue
+        if isinstance(op, SparseConv):
+            _SparseConvEmitter(em, op, graph, dense, hw, coord_addr, places, cfg).emit()
+        else:
+            emit_vector_node(em, _dense_twin(op, graph), dense, places, cfg)
+    insns = em.finish()
+    insert_tokens(insns, em.accesses)  # 6. wait / signal bits from read-write analysis
+    validate_stream(insns, cfg)  # 7. every word fits the ISA table, tokens balance
+    return Program(insns, em.dram_image(), inputs={graph.input: places[first]},
+                   outputs=places, tags={i + 1: n.name for i, n in enumerate(graph.nodes)},
+                   meta={"model": graph.name, "config": cfg.chip.name,
+                         "sparse": {"groups": G, "group_coeffs": list(coeffs),
+                                    "voxels": int(c.shape[0]),
+                                    "coord_sets": {k: t.coord_set for k, t in
+                                                   graph.tensors.items()}}})
+
+
+def _segments(rows: np.ndarray, block_of: np.ndarray, align: int) -> list[list[int]]:
+    """Row ranges [lo, hi) covering `rows` (sorted unique): one per voxel-group block touched,
+    merged when they overlap; every range but the last padded to a multiple of `align` rows."""
+    if rows.size == 0:
+        return []
+    b = block_of[rows]
+    cut = np.flatnonzero(np.diff(b)) + 1
+    segs = [[int(r[0]), int(r[-1]) + 1] for r in np.split(rows, cut)]
+    out: list[list[int]] = []
+    for seg in segs:
+        if out:
+            prev = out[-1]
+            prev[1] = prev[0] + -(-(prev[1] - prev[0]) // align) * align
+            if prev[1] >= seg[0]:
+                prev[1] = max(prev[1], seg[1])
+                continue
+        out.append(seg)
+    return out
+
+
+class _SparseConvEmitter:
+    """Emission of one sparse conv layer (see the module docstring)."""
+
+    def __init__(self, em: Emitter, op: SparseConv, graph, dense, hw, coord_addr, places, cfg):
+        self.em, self.op, self.cfg = em, op, cfg
+        self.E = cfg.svge.engines
+        src, dst = graph.tensors[op.inputs[0]], graph.tensors[op.output]
+        self.src, self.dst = src, dst
+        self.in_set, self.out_set = src.coord_set, dst.coord_set
+        self.hw, self.coord_addr = hw, coord_addr
+        self.pin, self.pout = places[op.inputs[0]], places[op.output]
+        geo = op.geometry(cfg.svge.groups, cfg.svge.group_coeffs)
+        self.geo = geo
+        cin_xyz, cout_xyz = hw[self.in_set], hw[self.out_set]
+        sub = op.stride == 1 and not op.transposed
+        self.kmap = sp.kernel_map(cin_xyz, **geo, out_coords=None if sub else cout_xyz)
+        self.rp = rescale_params(op, dense, cfg.rescale.mult_bits)
+        self.cin, self.cout, self.a, self.w = src.channels, op.cout, src.bits, op.w_bits
+        rb = em.row_bits
+        self.rb = rb
+        self.align = math.lcm(rb // math.gcd(rb, self.cin * self.a), rb // math.gcd(rb, 64))
+        g_in = sp.group_of(cin_xyz, cfg.svge.groups, cfg.svge.group_coeffs)
+        g_out = sp.group_of(cout_xyz, cfg.svge.groups, cfg.svge.group_coeffs)
+        self.block_in, self.g_out = g_in, g_out
+        for buf, n in ((Buf.INP, 2 * self.E), (Buf.MAP, 2 * self.E), (Buf.ACC, 2 * self.E),
+                       (Buf.COORD, 4 * self.E), (Buf.OUT, 2), (Buf.PARAM, 2)):
+            em.slots[buf] = Slots(buf, cfg, n)
+        self.used = np.flatnonzero(self.kmap.pairs_per_offset > 0)
+        if self.used.size == 0:  # no pairs at all: keep one offset so tiles still reset ACC
+            self.used = np.array([0])
+        self.acc_count = [0] * self.E
+
+    # -- planning ----------------------------------------------------------------------------
+    def _cap_bits(self, buf) -> int:
+        return self.em.slots[buf].rows * self.rb
+
+    def _n_tile(self) -> int:
+        e_cap = self._cap_bits(Buf.WGT)
+        for n_t in [self.cout] + [v for v in (256, 128, 64, 32, 16, 8, 4, 2, 1) if v < self.cout]:
+            e_pad = self._e_pad(n_t)
+            if e_pad * self.w <= e_cap and e_pad <= 65535:
+                return n_t
+        raise AccelsimError(f"node {self.op.name!r}: one offset's weights do not fit WGT")
+
+    def _e_pad(self, n_t: int) -> int:
+        unit = self.rb // math.gcd(self.rb, self.w)
+        return -(-self.cin * n_t // unit) * unit
+
+    def _tiles(self, T: int) -> list[tuple[int, int, int]]:
+        """(group, first row, end row) output tiles of at most T voxels, group by group."""
+        bounds = np.flatnonzero(np.diff(self.g_out)) + 1
+        starts = np.concatenate(([0], bounds))
+        ends = np.concatenate((bounds, [self.g_out.size]))
+        return [(int(self.g_out[s]), r, min(r + T, int(e)))
+                for s, e in zip(starts, ends) for r in range(int(s), int(e), T)]
+
+    def _plan(self, T: int, n_t: int):
+        nbr = self.kmap.neighbors
+        items = []
+        for g, r0, r1 in self._tiles(T):
+            part = nbr[:, r0:r1]
+            rows = np.unique(part[part >= 0])
+            segs = _segments(rows, self.block_in, self.align)
+            n_in = sum(h - lo for lo, h in segs) or self.align
+            p_k = (part >= 0).sum(axis=1)
+            items.append((g, r0, r1, segs, n_in, p_k, rows))
+        rb = self.rb
+        worst_in = max(it[4] for it in items)
+        worst_pairs = max(int(it[5].sum()) for it in items)
+        ok = (worst_in <= 65535 and worst_pairs < 2**21
+              and worst_in * self.cin * self.a <= self._cap_bits(Buf.INP)
+              and worst_in * 4 * COORD_BITS <= self._cap_bits(Buf.COORD)
+              and T * 4 * COORD_BITS <= self._cap_bits(Buf.COORD)
+              and rows_for(3 * worst_pairs, MAP_BITS, rb) * rb <= self._cap_bits(Buf.MAP)
+              and T * n_t * 32 <= self._cap_bits(Buf.ACC)
+              and T * n_t * self.dst.bits <= self._cap_bits(Buf.OUT))
+        return items if ok else None
+
+    def _choose(self):
+        n_t = self._n_tile()
+        T = min(MAX_TILE, max(1, self.kmap.n_out))
+        while T >= 1:
+            items = self._plan(T, n_t)
+            if items is not None:
+                return T, n_t, items
+            T //= 2
+        raise AccelsimError(f"node {self.op.name!r}: no output tile fits the COORD / MAP / "
+                            f"INP / ACC buffers; increase buffer sizes")
+
+    # -- emission ----------------------------------------------------------------------------
+    def _load_at(self, buf, addr, dram_addr, d1, d2, bits, mode):
+        """LOAD d1 rows of d2 contiguous elements to buffer row `addr` (no slot base)."""
+        em = self.em
+        rows = rows_for(d1 * d2, bits, self.rb)
+        d0, d1c, d2c, s0, s1 = coalesce(1, d1, d2, 0, d2)
+        em.dram_bytes += dma_bytes(d0, d1c, d2c, bits)
+        em._add(Insn(Op.LOAD, buf=buf, sram_addr=addr, dram_addr=dram_addr, d0=d0, d1=d1c,
+                     d2=d2c, s0=s0, s1=s1, bits=bits, mode=MODE_BY_NAME[mode]),
+                reads=[("dram", dram_addr, dram_addr + d1 * d2)],
+                writes=[(buf, addr, addr + rows)])
+        return rows
+
+    def _weights(self, n_t: int) -> dict:
+        """Pack each output-channel tile's used-offset weight blocks; returns chunk table
+        (n0, chunk index) -> (DRAM address, offsets, rows per offset block, n)."""
+        em, op = self.em, self.op
+        chunks = {}
+        cap_rows = self.em.slots[Buf.WGT].rows  # rows of one of two WGT slots
+        for n0 in range(0, self.cout, n_t):
+            n = min(n_t, self.cout - n0)
+            e_pad = self._e_pad(n)
+            blk_rows = rows_for(e_pad, self.w, self.rb)
+            per = max(1, cap_rows // blk_rows)
+            for ci, j in enumerate(range(0, self.used.size, per)):
+                offs = self.used[j:j + per]
+                data = np.zeros((offs.size, e_pad), np.int32)
+                data[:, :self.cin * n] = op.weight[offs, :, n0:n0 + n].reshape(offs.size, -1)
+                chunks[(n0, ci)] = (em.alloc(data.size, data), offs, blk_rows, n, e_pad)
+        return chunks
+
+    def emit(self) -> None:
+        em, op, cfg = self.em, self.op, self.cfg
+        em.slots[Buf.WGT] = Slots(Buf.WGT, cfg, 2)
+        _, n_t, items = self._choose()
+        chunks = self._weights(n_t)
+        if len(chunks) > 2 and max(c[2] * c[1].size for c in chunks.values()) <= \
+                cfg.buffers.capacity_rows("wgt") // len(chunks):
+            em.slots[Buf.WGT] = Slots(Buf.WGT, cfg, len(chunks))  # all resident
+        rp = self.rp
+        params = np.stack([rp.bias, rp.mult, rp.shift], axis=1).astype(np.int64)
+        if np.any(np.abs(params) >= 2**31):
+            raise AccelsimError(f"node {op.name!r}: rescale parameters do not fit int32")
+        p_addr = em.alloc(params.size, params.astype(np.int32))
+        tile_id = np.zeros(self.kmap.n_out, np.int64)
+        for i, it in enumerate(items):
+            tile_id[it[1]:it[2]] = i
+        halo = self._halo(tile_id, len(items))
+        load = [0] * self.E
+        count = [0] * self.E
+        for i, (g, r0, r1, segs, n_in, p_k, rows) in enumerate(items):
+            cost = map_cycles(cfg, n_in, r1 - r0, self.kmap.kernel_size) + sum(
+                conv_cycles(cfg, int(p), self.cin, min(n_t, self.cout - n0), self.a, self.w)
+                for n0 in range(0, self.cout, n_t) for p in p_k)
+            e = int(np.argmin(load))
+            load[e] += cost
+            self._item(e, count[e], g, r0, r1, segs, n_in, p_k, rows.size, int(halo[i]),
+                       n_t, chunks, p_addr)
+            count[e] += 1
+
+    def _halo(self, tile_id, n_tiles) -> np.ndarray:
+        km = self.kmap
+        keys = np.unique(tile_id[km.out_index] * km.n_in + km.in_index)
+        inputs = keys % max(km.n_in, 1)
+        shared = np.bincount(inputs, minlength=km.n_in)[inputs] > 1
+        return np.bincount(keys // max(km.n_in, 1), weights=shared, minlength=n_tiles)
+
+    def _item(self, e, k, g, r0, r1, segs, n_in, p_k, used, halo, n_t, chunks, p_addr):
+        em, rb, op = self.em, self.rb, self.op
+        n_out = r1 - r0
+        ca_in, ca_out = self.coord_addr[self.in_set], self.coord_addr[self.out_set]
+        cs = em.slots[Buf.COORD]
+        c_in_base, c_out_base = cs.base(4 * e + 2 * (k % 2)), cs.base(4 * e + 2 * (k % 2) + 1)
+        row = c_in_base
+        if not segs:  # no pairs at all: the map still needs an input voxel to read
+            segs = [[0, min(self.align, self.hw[self.in_set].shape[0])]]
+            n_in = segs[0][1]
+        for lo, hi in segs:
+            row += self._load_at(Buf.COORD, row, ca_in + 4 * lo, hi - lo, 4, COORD_BITS,
+                                 "unsigned")
+        self._load_at(Buf.COORD, c_out_base, ca_out + 4 * r0, n_out, 4, COORD_BITS, "unsigned")
+        n_pairs = int(p_k.sum())
+        map_base = em.slots[Buf.MAP].base(2 * e + k % 2)
+        map_rows = rows_for(3 * n_pairs, MAP_BITS, rb)
+        geo = self.geo
+        ga, gb, gc = geo["group_coeffs"]
+        em._add(Insn(Op.SVG_MAP, coord_addr=c_in_base, out_coord_addr=c_out_base,
+                     map_addr=map_base, n_in=n_in, n_out=n_out, n_pairs=n_pairs,
+                     kernel=geo["kernel_size"], stride=geo["stride"], dilation=geo["dilation"],
+                     transposed=int(geo["transposed"]), groups=geo["groups"], ga=ga, gb=gb,
+                     gc=gc, group=g, engine=e, used=min(used, 65535), halo=min(halo, 65535)),
+                reads=[(Buf.COORD, c_in_base, c_in_base + rows_for(4 * n_in, COORD_BITS, rb)),
+                       (Buf.COORD, c_out_base, c_out_base + rows_for(4 * n_out, COORD_BITS,
+                                                                     rb))],
+                writes=[(Buf.MAP, map_base, map_base + map_rows)])
+        inp_base = em.slots[Buf.INP].base(2 * e + k % 2)
+        row = inp_base
+        for lo, hi in segs:
+            row += self._load_at(Buf.INP, row, self.pin.dram_addr + lo * self.cin, hi - lo,
+                                 self.cin, self.a, self.src.mode)
+        inp_rows = rows_for(n_in * self.cin, self.a, rb)
+        for n0 in range(0, self.cout, n_t):
+            n = min(n_t, self.cout - n0)
+            acc_slot = 2 * e + self.acc_count[e] % 2
+            self.acc_count[e] += 1
+            acc_base = em.slots[Buf.ACC].base(acc_slot)
+            acc_rows = rows_for(n_out * n, 32, rb)
+            todo = [int(j) for j in np.flatnonzero(p_k)] or [int(self.used[0])]
+            for idx, off in enumerate(todo):
+                wbase, wrows = self._weight_tile(n0, off, chunks)
+                reads = [(Buf.INP, inp_base, inp_base + inp_rows), (Buf.WGT, wbase, wbase + wrows),
+                         (Buf.MAP, map_base, map_base + map_rows)]
+                if idx:
+                    reads.append((Buf.ACC, acc_base, acc_base + acc_rows))
+                em._add(Insn(Op.SVG_CONV, inp_addr=inp_base, wgt_addr=wbase, acc_addr=acc_base,
+                             map_addr=map_base, n_in=n_in, n_out=n_out, n_pairs=n_pairs,
+                             offset=off, pairs=int(p_k[off]), cin=self.cin, cout=n,
+                             a_bits=self.a, w_bits=self.w, a_mode=MODE_BY_NAME[self.src.mode],
+                             w_mode=MODE_BY_NAME[op.w_mode], reset=int(idx == 0), group=g,
+                             engine=e), reads, [(Buf.ACC, acc_base, acc_base + acc_rows)])
+            self._rescale_store(acc_base, acc_rows, r0, n_out, n0, n, p_addr)
+
+    def _weight_tile(self, n0, off, chunks):
+        """Buffer rows of offset `off`'s weights for channel tile n0 (loading if needed)."""
+        em = self.em
+        for (c0, ci), (addr, offs, blk_rows, n, e_pad) in chunks.items():
+            if c0 != n0 or off not in offs:
+                continue
+            ws = em.slots[Buf.WGT]
+            key = (self.op.name, "w", n0, ci)
+            slot = ws.lookup(key)
+            if slot is None:
+                slot = ws.take(key)
+                em.load(Buf.WGT, slot, addr, 1, offs.size, e_pad, 0, e_pad, self.w,
+                        self.op.w_mode)
+            j = int(np.flatnonzero(offs == off)[0])
+            return ws.base(slot) + j * blk_rows, rows_for(self.cin * n, self.w, self.rb)
+        raise AccelsimError(f"node {self.op.name!r}: offset {off} has no stored weights")
+
+    def _rescale_store(self, acc_base, acc_rows, r0, n_out, n0, n, p_addr):
+        em, rb, rp, dst = self.em, self.rb, self.rp, self.dst
+        prm = em.slots[Buf.PARAM]
+        key = (self.op.name, "param", n0)
+        p_slot = prm.lookup(key)
+        if p_slot is None:
+            p_slot = prm.take(key)
+            em.load(Buf.PARAM, p_slot, p_addr + 3 * n0, 1, n, 3, 3 * n, 3, 32, "signed")
+        out_slot = em.slots[Buf.OUT].take()
+        out_base = em.slots[Buf.OUT].base(out_slot)
+        out_rows = rows_for(n_out * n, dst.bits, rb)
+        em._add(Insn(Op.RESCALE, acc_addr=acc_base, param_addr=prm.base(p_slot),
+                     out_addr=out_base, m=n_out, n=n, bits=dst.bits,
+                     mode=MODE_BY_NAME[dst.mode], zp=rp.zp, relu=int(rp.relu)),
+                reads=[(Buf.ACC, acc_base, acc_base + acc_rows),
+                       (Buf.PARAM, prm.base(p_slot), prm.base(p_slot) + rows_for(3 * n, 32, rb))],
+                writes=[(Buf.OUT, out_base, out_base + out_rows)])
+        c = self.cout
+        em.store(Buf.OUT, out_slot, self.pout.dram_addr + r0 * c + n0, 1, n_out, n, 0, c,
+                 dst.bits, dst.mode)
