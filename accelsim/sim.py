@@ -153,6 +153,7 @@ def _machine(cfg) -> dict:
     return {"clock_mhz": cfg.chip.clock_mhz, "peak_dram_bytes_per_cycle": cfg.dram.bw_bytes_per_cycle,
             "array_rows": cfg.matmul.rows, "array_cols": cfg.matmul.cols,
             "mac_model": cfg.matmul.mac_model, "row_bits": b.row_bits,
+            "svge_groups": cfg.svge.groups, "svge_engines": cfg.svge.engines,
             "buffer_bytes": {buf.name.lower(): getattr(b, buf.name.lower() + "_bytes")
                              for buf in Buf}}
 

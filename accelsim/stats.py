@@ -32,6 +32,22 @@ FIELDS: dict[str, tuple[str, str]] = {
     "vector_ops": ("elements", "elements processed by the vector ALU (window reads for pooling)"),
     "rescale_mismatch_vs_rne": ("elements", "rescaled outputs that differ from round-half-even "
                                 "(datapath mode only; 0 with count_only)"),
+    "svge_pairs": ("pairs", "kernel-map pairs processed by SVG_CONV (one gather-GEMM-scatter "
+                   "row each)"),
+    "svge_gathers": ("rows", "input feature rows gathered by SVG_CONV"),
+    "svge_scatters": ("rows", "accumulator rows scatter-added by SVG_CONV"),
+    "svge_pairs_g<g>": ("pairs", "pairs of the tiles of voxel group g (hardware layout groups)"),
+    "svge_map_cycles": ("cycles", "busy cycles of SVG_MAP (kernel map building)"),
+    "svge_conv_cycles": ("cycles", "busy cycles of SVG_CONV (gather-GEMM-scatter)"),
+    "svge_engine_cycles_e<e>": ("cycles", "busy cycles of SVGE engine e"),
+    "svge_used_inputs": ("voxels", "input voxels the tiles' maps read (summed over tiles)"),
+    "svge_halo_inputs": ("voxels", "of those, voxels also read by another tile (halo)"),
+    "svge_group_imbalance": ("ratio", "derived: max / mean of svge_pairs_g<g> over the "
+                             "svge.groups groups (1.0 = even)"),
+    "svge_engine_imbalance": ("ratio", "derived: max / mean of svge_engine_cycles_e<e> over the "
+                              "svge.engines engines (the makespan's overhead)"),
+    "svge_halo_fraction": ("fraction", "derived: svge_halo_inputs / svge_used_inputs"),
+    "svge_map_share": ("fraction", "derived: svge_map_cycles / (map + conv cycles)"),
     "tag": ("id", "layer row: instruction tag of the layer"),
     "layer": ("name", "layer row: layer name (Program.tags)"),
     "layer_cycles": ("cycles", "span of a layer: first start to last end of its instructions"),
@@ -56,6 +72,27 @@ def fields_markdown() -> str:
     lines = ["| field | unit | description |", "|---|---|---|"]
     lines += [f"| `{k}` | {u} | {d} |" for k, (u, d) in FIELDS.items()]
     return "\n".join(lines)
+
+
+def svge_derived(s: dict, machine: dict) -> dict:
+    """Ratios of the sparse engine's counters in `s` (empty if it did no work): group and
+    engine imbalance (max / mean, mean over all svge_groups / svge_engines of `machine`),
+    halo fraction and the share of map building in its busy cycles."""
+    if not s.get("svge_map_cycles") and not s.get("svge_conv_cycles"):
+        return {}
+
+    def imbalance(prefix: str, n: int) -> float:
+        vals = [v for k, v in s.items() if k.startswith(prefix)]
+        total = sum(vals)
+        return max(vals) * max(n, len(vals)) / total if total else 1.0
+
+    busy = s.get("svge_map_cycles", 0) + s.get("svge_conv_cycles", 0)
+    used = s.get("svge_used_inputs", 0)
+    return {"svge_group_imbalance": imbalance("svge_pairs_g", machine.get("svge_groups", 1)),
+            "svge_engine_imbalance": imbalance("svge_engine_cycles_e",
+                                               machine.get("svge_engines", 1)),
+            "svge_halo_fraction": s.get("svge_halo_inputs", 0) / used if used else 0.0,
+            "svge_map_share": s.get("svge_map_cycles", 0) / busy if busy else 0.0}
 
 
 def _add_into(dst: dict, src: dict) -> None:
@@ -158,6 +195,7 @@ class Stats:
                 if t == tag:
                     row[f"busy_cycles_{u}"] = c.get("busy_cycles", 0)
             row.update({k: v for k, v in sorted(s.items()) if k != "busy_cycles"})
+            row.update(svge_derived(s, self.machine))
             rows.append(row)
         return rows
 
