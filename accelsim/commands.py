@@ -28,7 +28,12 @@ def resolve_model(name: str | None, bits=(8, 8), seed: int = 0):
 
 
 def make_input(graph, path: str | None, seed: int) -> np.ndarray:
-    """The model input: from a .npy file (shape-checked) or a seeded random float tensor."""
+    """The model input: from a .npy file (shape-checked) or a seeded random float tensor.
+    Sparse models: (coords, features) from a .npz or the workload's generated scene."""
+    if getattr(graph, "is_sparse", False):
+        from accelsim.sparse_runner import make_sparse_input  # noqa: PLC0415
+
+        return make_sparse_input(graph, path, seed)
     shape = graph.tensors[graph.input].shape
     if path is None:
         return np.random.default_rng(seed).random(shape)
@@ -71,7 +76,9 @@ def compile(args) -> int:  # noqa: A001 (the command is called compile)
 
     cfg = load_config(args.config, args.set)
     graph = resolve_model(args.model, args.bits, args.seed)
-    program = lower(graph, cfg)
+    coords = make_input(graph, None, args.seed)[0] if getattr(graph, "is_sparse", False) \
+        else None
+    program = lower(graph, cfg, coords=coords)
     program.save(args.output)
     print(f"wrote {args.output}: {len(program.insns)} instructions, "
           f"{program.dram.size} DRAM elements")

@@ -3,7 +3,7 @@ SECOND-style VoxelBackBone8x encoder, on procedural scenes from `workloads.lidar
 
 Both take (bits_a, bits_w, seed) like the dense workloads, plus the scene: `voxel_size_m`
 (0.05 is the full 80k-110k voxel frame) and `crop_m` (a square of that side around the sensor,
-None = the whole 102.4 m scene). The defaults (0.2 m voxels, 25.6 m crop, a few thousand
+None = the whole 102.4 m scene). The defaults (0.4 m voxels, 25.6 m crop, about 2,400
 voxels) keep `accelsim run minkunet` to seconds; `accelsim run` takes the scene from
 `graph.meta["scene"]`. Every activation is unsigned at bits_a with one shared scale and zero
 point 0 (post-ReLU), so Concat is a copy and Add a same-scale add; the input features
@@ -108,7 +108,7 @@ def _scene_kwargs(voxel_size_m, crop_m):
             "crop_m": None if crop_m is None else float(crop_m)}
 
 
-def minkunet(bits_a=8, bits_w=8, seed=0, voxel_size_m=0.2, crop_m=25.6, num_classes=19):
+def minkunet(bits_a=8, bits_w=8, seed=0, voxel_size_m=0.4, crop_m=25.6, num_classes=19):
     """MinkUNet-style U-Net: stem (2 convs), 4 encoder stages (k2 s2 down + residual block),
     4 decoder stages (k2 s2 transposed conv, concat skip, residual block), conv1 head.
     Channels 32, 32, 64, 128, 256 | 256, 128, 96, 96 as TorchSparse's MinkUNet."""
@@ -134,7 +134,7 @@ def minkunet(bits_a=8, bits_w=8, seed=0, voxel_size_m=0.2, crop_m=25.6, num_clas
     return b.g
 
 
-def second(bits_a=8, bits_w=8, seed=0, voxel_size_m=0.2, crop_m=25.6):
+def second(bits_a=8, bits_w=8, seed=0, voxel_size_m=0.4, crop_m=25.6):
     """SECOND-style VoxelBackBone8x: subm conv 16, then stages of a k3 s2 sparse conv and two
     submanifold convs at 16, 32, 64, 64 channels, a final k3 s2 conv to 128 channels (the
     original's (3,1,1) kernel is cubic here) and the BEV collapse (host side)."""
@@ -155,6 +155,27 @@ def second(bits_a=8, bits_w=8, seed=0, voxel_size_m=0.2, crop_m=25.6):
     return b.g
 
 
+def sparse_tiny(bits_a=8, bits_w=8, seed=0, voxel_size_m=0.4, crop_m=12.8, channels=8):
+    """A small network using every sparse op (for tests and quick checks): submanifold
+    conv, k2 s2 down, residual block with conv1 shortcut and Add-ReLU, transposed conv,
+    Concat, a k3 s2 strided conv and a signed conv1 head followed by a standalone ReLU."""
+    from accelsim.ir.sparse_ops import SparseReLU  # noqa: PLC0415
+
+    c = channels
+    b = _Builder("sparse_tiny", bits_a, bits_w, seed, 4, _scene_kwargs(voxel_size_m, crop_m))
+    x0 = b.conv("stem", "x0", c)
+    x = b.conv("down", x0, c, k=2, stride=2, coord_set="s2")
+    x = b.block("block", x, 2 * c)
+    x = b.conv("up", x, c, k=2, stride=2, transposed=True, coord_set="s1")
+    x = b.concat("cat", x, x0)
+    x = b.conv("strided", x, c, k=3, stride=2, coord_set="t2", k_eff=7)
+    h = b.conv("head", x, 5, k=1, relu=False, signed=True)
+    y = b.tensor("out", 5, "t2", signed=True)
+    b.g.nodes.append(SparseReLU(name="relu", inputs=(h,), output=y))
+    b.g.outputs = [y]
+    return b.g
+
+
 def _extent(voxel_size_m, crop_m) -> tuple[int, int, int]:
     """Voxel grid extent (X, Y, Z) of a scene (upper bound of the coordinates + 1)."""
     span = [hi - lo for lo, hi in zip(CROP_MIN_M, CROP_MAX_M)]
@@ -165,7 +186,9 @@ def _extent(voxel_size_m, crop_m) -> tuple[int, int, int]:
 
 WORKLOADS: dict[str, Workload] = {
     "minkunet": Workload(minkunet, "MinkUNet-style sparse U-Net (32..256..96 channels) on a "
-                                   "LiDAR scene (default 0.2 m voxels, 25.6 m crop)"),
+                                   "LiDAR scene (default 0.4 m voxels, 25.6 m crop)"),
     "second": Workload(second, "SECOND-style VoxelBackBone8x sparse encoder + BEV on a LiDAR "
-                               "scene (default 0.2 m voxels, 25.6 m crop)"),
+                               "scene (default 0.4 m voxels, 25.6 m crop)"),
+    "sparse_tiny": Workload(sparse_tiny, "tiny sparse net using every sparse op (8 channels, "
+                                         "about 1,000 voxels; tests)"),
 }
