@@ -18,19 +18,20 @@ from accelsim.quant.trainer import TrainConfig, train
 BITS = ((8, 8), (4, 4), (3, 3), (2, 2), (1, 2))  # (w_bits, a_bits)
 METHODS = ("lsq", "ulq")
 
-# Hyperparameters per (dataset, model). fp_* train the teacher; q_* the quantized stages.
+# Hyperparameters per (dataset, model). fp_* train the teacher; q_* the quantized stages; ULQ
+# stages start at 4/4 and give 60% of the budget to the target widths (TrainConfig defaults).
 CONFIGS = {
     ("digits", "cnn"): TrainConfig(
-        fp_epochs=40, fp_lr=0.1, q_lr=0.01, batch_size=64, shift_px=1, label_smoothing=0.1,
+        fp_epochs=40, fp_lr=0.1, q_lr=0.02, batch_size=64, shift_px=1, label_smoothing=0.1,
         model_kwargs={"channels": (32, 32, 64), "pools": (False, True, False)}),
     ("digits", "mlp"): TrainConfig(
-        fp_epochs=40, fp_lr=0.1, q_lr=0.01, batch_size=64, shift_px=1, label_smoothing=0.1,
+        fp_epochs=40, fp_lr=0.1, q_lr=0.02, batch_size=64, shift_px=1, label_smoothing=0.1,
         model_kwargs={"hidden": (256, 128)}),
     ("mnist", "cnn"): TrainConfig(
-        fp_epochs=20, fp_lr=0.1, q_lr=0.01, batch_size=64, shift_px=2, label_smoothing=0.1,
+        fp_epochs=20, fp_lr=0.1, q_lr=0.02, batch_size=64, shift_px=2, label_smoothing=0.1,
         model_kwargs={"channels": (16, 32), "pools": (True, True)}),
     ("mnist", "mlp"): TrainConfig(
-        fp_epochs=20, fp_lr=0.1, q_lr=0.01, batch_size=64, shift_px=2, label_smoothing=0.1,
+        fp_epochs=20, fp_lr=0.1, q_lr=0.02, batch_size=64, shift_px=2, label_smoothing=0.1,
         model_kwargs={"hidden": (256, 128)}),
 }
 Q_EPOCHS = {"digits": 30, "mnist": 15}  # epochs of LSQ and of ULQ (all stages), after the teacher

@@ -92,7 +92,7 @@ class _QuantGemm(Module):
 
     def params(self) -> list[Param]:
         ps = [self.w] + ([self.b] if self.b is not None else [])
-        return ps + [q.step for q in self.quantizers()]
+        return ps + [q.step for q in self.quantizers() if q.trainable]
 
     def quantizers(self) -> list:
         return [q for q in (self.wq, self.aq) if q is not None]

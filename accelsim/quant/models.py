@@ -4,7 +4,9 @@ A `Model` is a list of layers run in order (a `Residual` layer holds its own bod
 attaches LSQ quantizers to every Linear/Conv2d: weights at `w_bits` (bipolar at 1 bit,
 symmetric above, per output channel or per tensor) and input activations at `a_bits` (unsigned
 where the input follows a ReLU, signed otherwise); the first layer's input (pixels in [0, 1]) is
-quantized unsigned at `first_a_bits` (8) with the step initialised to 1/255. The last layer's
+quantized unsigned at `first_a_bits` (8) on the fixed grid of step 1/(2**bits - 1) = 1/255: the
+pixels are 8-bit data already, and a learned input step proved unstable (one gradient spike
+sent it to 4e3 and zeroed the input). The last layer's
 weights are quantized too, so every GEMM runs on the integer matrix multiplier.
 """
 
@@ -161,7 +163,8 @@ def quantize(model: Model, w_bits: int, a_bits: int, first_a_bits: int = 8,
     for i, layer in enumerate(q.gemms()):
         layer.wq = LsqQuantizer(w_bits, weight_mode(w_bits), "weight", per_channel)
         if i == 0:
-            layer.aq = LsqQuantizer(first_a_bits, "unsigned", "act", init_step=1.0 / 255.0)
+            layer.aq = LsqQuantizer(first_a_bits, "unsigned", "act",
+                                    init_step=1.0 / (2**first_a_bits - 1), trainable=False)
         else:
             layer.aq = LsqQuantizer(a_bits, "signed" if layer.in_signed else "unsigned", "act")
     q.spec = dict(model.spec, quant={"w_bits": w_bits, "a_bits": a_bits,

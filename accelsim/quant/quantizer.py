@@ -88,17 +88,19 @@ class LsqQuantizer:
     kind: "weight" (N in the gradient scale = weights per step) or "act" (N = elements per
     sample). per_channel: one step per index of the last axis (output channels of a [K, N]
     weight), else one step. The step initialises from the first tensor seen by `forward`
-    (`init_step`) unless `init_step` fixes it (1/255 suits 8-bit pixels in [0, 1]);
+    (`init_step`) unless `init_step` fixes it (1/255 suits 8-bit pixels in [0, 1]); with
+    `trainable=False` the step is not learned (not listed by the layer's `params()`).
     `set_bits` changes the width and re-initialises it on the next forward.
     """
 
     def __init__(self, bits: int, mode: str, kind: str = "act", per_channel: bool = False,
-                 init_step: float | None = None):
+                 init_step: float | None = None, trainable: bool = True):
         if kind not in ("weight", "act"):
             raise ValueError(f"quantizer kind must be 'weight' or 'act', got {kind!r}")
         self.kind = kind
         self.per_channel = per_channel
         self.init_value = init_step  # fixed initial step (e.g. 1/255 for [0, 1] pixels) or None
+        self.trainable = trainable  # False: the step stays at its initial value
         self.step = Param(np.ones(1), decay=False)
         self.initialized = False
         self.grad_scale = 1.0
@@ -151,7 +153,8 @@ class LsqQuantizer:
             ds = ds_el.reshape(-1, ds_el.shape[-1]).sum(axis=0)
         else:
             ds = np.array([ds_el.sum()])
-        self.step.grad += ds * self.grad_scale
+        if self.trainable:
+            self.step.grad += ds * self.grad_scale
         return dy * inside
 
     def int_codes(self, v: np.ndarray) -> np.ndarray:

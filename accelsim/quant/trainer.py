@@ -3,9 +3,11 @@
 - `fp`: train the float model from scratch (the teacher and the start point of the others).
 - `lsq`: quantize the fp model (steps from LSQ init) and fine-tune it at the target widths for
   `epochs` with the task loss (cross entropy).
-- `ulq`: the same budget of `epochs` spent over stages of decreasing width (8 -> 4 -> 2 -> 1,
-  `ulq_stages`), each stage starting from the previous one's weights with steps re-initialised,
-  on the loss `CE + lambda * MSE(student logits, fp teacher logits)`.
+- `ulq`: the same budget of `epochs` spent over stages of decreasing width (`ulq_stages`:
+  halving from `ulq_start_bits`, e.g. 4/4 -> 2/2 -> 1/2 for W1A2; starting at 8/8 only spent
+  budget on a stage that is as good as fp already), the last stage taking `ulq_last_fraction`
+  of the epochs; each stage starts from the previous one's weights with the steps
+  re-initialised, on the loss `CE + lambda * MSE(student logits, fp teacher logits)`.
 
 Both quantized methods start from the same fp model, so they compare on equal epochs.
 Training is reproducible for fixed seeds. Ctrl-C (KeyboardInterrupt) stops cleanly and returns
@@ -41,19 +43,20 @@ class TrainConfig:
 
     batch_size: int = 64
     optimizer: str = "sgd"  # "sgd" (momentum 0.9, Nesterov) or "adam"
-    fp_epochs: int = 30  # epochs of the fp teacher when none is given
-    fp_lr: float = 0.05
+    fp_epochs: int = 40  # epochs of the fp teacher when none is given
+    fp_lr: float = 0.1
     fp_weight_decay: float = 5e-4
-    q_lr: float = 0.01
+    q_lr: float = 0.02
     q_weight_decay: float = 5e-5
     warmup_epochs: float = 1.0  # linear warm-up before the cosine decay (fp training only)
     shift_px: int = 1  # random translation augmentation, pixels
-    label_smoothing: float = 0.0  # weight of the uniform distribution in the CE targets
+    label_smoothing: float = 0.1  # weight of the uniform distribution in the CE targets
     per_channel: bool = True  # weight step per output channel
     first_a_bits: int = 8  # input image quantizer width
     ulq_lambda: float = 1.0  # weight of the logit MSE to the fp teacher
-    ulq_last_fraction: float = 0.5  # share of the epochs spent at the target widths
-    ulq_start_bits: int = 8  # widths of the first ULQ stage (then halved down to the target)
+    ulq_last_fraction: float = 0.6  # share of the epochs spent at the target widths
+    ulq_start_bits: int = 4  # widths of the first ULQ stage (then halved down to the target)
+    grad_clip_norm: float | None = 10.0  # global gradient-norm clip (guards against spikes)
     model_kwargs: dict = field(default_factory=dict)  # extra arguments of `cnn` / `mlp`
 
 
@@ -102,6 +105,15 @@ def accuracy(model: Model, x: np.ndarray, y: np.ndarray) -> float:
     return float((model.predict(x) == y).mean())
 
 
+def _clip_grad_norm(params: list, max_norm: float | None) -> float:
+    """Scale all gradients down so their global L2 norm is at most `max_norm`; returns the norm."""
+    norm = float(np.sqrt(sum(float((p.grad.astype(np.float64) ** 2).sum()) for p in params)))
+    if max_norm is not None and norm > max_norm:
+        for p in params:
+            p.grad *= max_norm / norm
+    return norm
+
+
 def _fit(model, data, epochs, lr, weight_decay, cfg, rng, desc, progress,
          teacher=None, lam=0.0, warmup_epochs=0.0):
     """Train `model` in place; returns (losses per epoch, images seen, interrupted)."""
@@ -131,6 +143,7 @@ def _fit(model, data, epochs, lr, weight_decay, cfg, rng, desc, progress,
                     dloss, dt = mse(logits, teacher.forward(x))
                     loss, dz = loss + lam * dloss, dz + lam * dt
                 model.backward(dz.astype(logits.dtype))
+                _clip_grad_norm(params, cfg.grad_clip_norm)
                 opt.step()
                 run += loss
                 seen += len(idx)

@@ -96,3 +96,13 @@ def test_state_dict_round_trip(digits):
             np.testing.assert_array_equal(d0["w_int"], d1["w_int"])
     with pytest.raises(AccelsimError, match="missing"):
         load_state_dict(build_model(q.spec), {})
+
+
+def test_input_quantizer_is_fixed_8bit_grid():
+    """The first layer's input uses the fixed step 1/255 (not learned); others are learned."""
+    q = quantize(cnn(channels=(4, 8)), 2, 2)
+    first, second = q.gemms()[0], q.gemms()[1]
+    assert first.aq.bits == 8 and not first.aq.trainable
+    assert first.aq.step not in q.params() and second.aq.step in q.params()
+    calibrate(q, np.random.default_rng(0).uniform(0, 1, (8, 8, 8, 1)).astype(np.float32))
+    np.testing.assert_allclose(first.aq.step.value, [1 / 255])

@@ -23,6 +23,8 @@ def test_ulq_stages_and_epoch_split():
     assert ulq_stages(1, 2) == [(8, 8), (4, 4), (2, 2), (1, 2)]
     assert ulq_stages(3, 3) == [(8, 8), (4, 4), (3, 3)]
     assert ulq_stages(8, 8) == [(8, 8)]
+    assert ulq_stages(1, 2, start_bits=4) == [(4, 4), (2, 2), (1, 2)]
+    assert ulq_stages(4, 4, start_bits=4) == [(4, 4)]
     assert stage_epochs(10, 3, 0.5) == [3, 2, 5]
     assert stage_epochs(7, 1, 0.5) == [7]
     assert sum(stage_epochs(31, 4, 0.5)) == 31
