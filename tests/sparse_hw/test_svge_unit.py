@@ -1,0 +1,128 @@
+"""The svge unit: cost model by hand, the map datapath against accelsim.sparse, and the
+E-engine schedule with in-order retirement on hand-built streams."""
+
+import numpy as np
+import pytest
+
+from accelsim import sparse as sp
+from accelsim.config import load_config
+from accelsim.isa import Buf, Op, Unit
+from accelsim.program import ProgramBuilder
+from accelsim.sim import simulate
+from accelsim.units.svge import conv_cycles, map_cycles, tile_map
+
+from .conftest import random_coords
+
+
+def test_map_cycles_by_hand(edge):
+    """hash (edge: 8 lanes, 2 cycles per probe round): n_in=10, n_out=6, K=3:
+    ceil((10 + 6*27)/8) * 2 = ceil(172/8) * 2 = 22 * 2 = 44.
+    sort (16 wide, 16 merge): n = 16: ceil(16*4/16) + 27*ceil(16/16) = 4 + 27 = 31.
+    kernel 1: ceil((10 + 6)/8) * 2 = 4."""
+    assert map_cycles(edge, 10, 6, 3) == 44
+    assert map_cycles(edge, 10, 6, 1) == 4
+    srt = edge.with_overrides(["svge.map_method=sort"])
+    assert map_cycles(srt, 10, 6, 3) == 31
+
+
+def test_conv_cycles_by_hand(edge):
+    """edge: 16x16 output-stationary Bit Fusion array, fill/drain 16+16-2 = 30.
+    P=20, 8x8 ch, 8 bit (f=1): ceil(20/16)*ceil(8/16)*(8 + 30) = 2*1*38 = 76 > gather 20.
+    4-bit (f=4): 2*1*(ceil(8/4) + 30) = 64. P=200, 1x1 ch, 2-bit, no fill/drain:
+    matmul ceil(200/16)*1*ceil(1/16) = 13 < gather 200 / scatter 200 -> 200.
+    P=0 (an empty offset that only resets ACC): 0."""
+    assert conv_cycles(edge, 20, 8, 8, 8, 8) == 76
+    assert conv_cycles(edge, 20, 8, 8, 4, 4) == 64
+    nofd = edge.with_overrides(["matmul.fill_drain=false"])
+    assert conv_cycles(nofd, 200, 1, 1, 2, 2) == 200
+    assert conv_cycles(edge, 0, 8, 8) == 0
+
+
+@pytest.mark.parametrize("case", ["subm", "subm_g4", "subm_dil2", "k1", "down2", "down3", "up2"])
+def test_tile_map_equals_kernel_map(case):
+    c = random_coords(3, 90, extent=7, batches=2)
+    kw = dict(kernel_size=3, stride=1, dilation=1, groups=1, group_coeffs=(1, 2, 3),
+              transposed=False)
+    src, dst = c, c
+    if case == "subm_g4":
+        kw["groups"] = 4
+    elif case == "subm_dil2":
+        kw["dilation"] = 2
+    elif case == "k1":
+        kw["kernel_size"] = 1
+    elif case in ("down2", "down3"):
+        kw.update(kernel_size=int(case[-1]), stride=2)
+        dst = sp.downsample_coords(c, 2)
+    else:  # transposed k2 s2: coarse -> fine
+        kw.update(kernel_size=2, stride=2, transposed=True)
+        src, dst = sp.downsample_coords(c, 2), c
+    ref = sp.kernel_map_ref(src, **kw, out_coords=dst)
+    got = tile_map(src, dst, kw["kernel_size"], kw["stride"], kw["dilation"], kw["groups"],
+                   kw["group_coeffs"], kw["transposed"])
+    want = np.stack([ref.in_index, ref.out_index, ref.offset], axis=1)
+    np.testing.assert_array_equal(got, want)
+
+
+def _conv(b, engine, pairs, signal=0, acc=0):
+    return b.emit(Op.SVG_CONV, signal=signal, n_in=4, n_out=4, n_pairs=pairs, pairs=pairs,
+                  cin=8, cout=8, a_bits=8, w_bits=8, reset=1, engine=engine, acc_addr=acc)
+
+
+def test_engines_run_in_parallel_and_retire_in_order(edge):
+    """A: engine 0, P=40: ceil(40/16)*(8+30) = 3*38 = 114 cycles; B: engine 1, P=20: 76;
+    C: engine 0, P=20: 76. A and B start at 0, C at 114 (engine 0 free) and ends 190.
+    B ends at 76 but signals the rescale unit only when it retires, after A: at 114. The
+    RESCALE (m=n=1: 4 + ceil(1/16) + ceil(1/4) = 6 cycles) runs 114..120. Latency 190
+    (one engine would take 114 + 76 + 76 = 266)."""
+    b = ProgramBuilder()
+    b.alloc(16)
+    _conv(b, 0, 40, acc=0)
+    _conv(b, 1, 20, signal=1 << Unit.RESCALE, acc=100)
+    _conv(b, 0, 20, acc=200)
+    b.emit(Op.RESCALE, wait=1 << Unit.SVGE, acc_addr=100, m=1, n=1, bits=8, out_addr=0)
+    res = simulate(b.build(), edge, count_only=True, strict_tokens=True)
+    np.testing.assert_array_equal(res.start_cycles[:4], [0, 0, 114, 114])
+    np.testing.assert_array_equal(res.end_cycles[:4], [114, 76, 190, 120])
+    assert res.stats.latency_cycles == 190
+    one = load_config("edge", ["svge.engines=1"])
+    b2 = ProgramBuilder()
+    b2.alloc(16)
+    for p in (40, 20, 20):
+        _conv(b2, 0, p)
+    assert simulate(b2.build(), one, count_only=True).stats.latency_cycles == 266
+
+
+def test_stats_counters_by_hand(edge):
+    """The three convs above: pairs 80 = gathers = scatters; MACs 80*8*8 = 5120; engine 0
+    busy 190, engine 1 busy 76 -> engine imbalance 190 / ((190+76)/2) = 1.4286."""
+    b = ProgramBuilder()
+    b.alloc(16)
+    for e, p in ((0, 40), (1, 20), (0, 20)):
+        _conv(b, e, p)
+    stats = simulate(b.build(), edge, count_only=True).stats
+    row = stats.layer_rows()[0]
+    assert row["svge_pairs"] == row["svge_gathers"] == row["svge_scatters"] == 80
+    assert row["macs_8x8"] == 5120
+    assert row["svge_engine_cycles_e0"] == 190 and row["svge_engine_cycles_e1"] == 76
+    assert row["svge_engine_imbalance"] == pytest.approx(190 / 133)
+
+
+def test_engine_field_beyond_config_is_rejected(edge):
+    b = ProgramBuilder()
+    b.alloc(16)
+    _conv(b, 3, 4)
+    with pytest.raises(Exception, match="engine 3"):
+        simulate(b.build(), edge, count_only=True)
+
+
+def test_map_datapath_checks_pair_count(edge):
+    """SVG_MAP rebuilds the map from COORD; a wrong n_pairs field is reported."""
+    c = random_coords(5, 6, extent=3)
+    b = ProgramBuilder()
+    addr = b.add_tensor("c", c.reshape(-1), 16, "unsigned")
+    b.emit(Op.LOAD, buf=Buf.COORD, dram_addr=addr, d0=1, d1=1, d2=c.size, bits=16, mode=1,
+           signal=1 << Unit.SVGE)
+    b.emit(Op.SVG_MAP, wait=1, coord_addr=0, out_coord_addr=0, map_addr=0, n_in=6, n_out=6,
+           n_pairs=1, kernel=3, groups=1)
+    with pytest.raises(Exception, match="pairs"):
+        simulate(b.build(), edge)
