@@ -21,9 +21,9 @@ item = one group tile). Per item, in program order:
     per output-channel tile:  [LOAD WGT]  SVG_CONV per offset with pairs  [LOAD PARAM]
                               RESCALE  STORE
 
-The input window is the smallest set of row ranges (one per voxel-group block touched) holding
-every input voxel the tile's pairs read, its halo included; segments are padded to whole buffer
-rows. Items go to the least-loaded engine (list scheduling on `units.svge` costs); each engine
+The input window is a few row ranges (cut at voxel-group blocks and at gaps of more than
+GAP_ROWS unused rows) holding every input voxel the tile's pairs read, its halo included;
+segments are padded to whole buffer rows. Items go to the least-loaded engine (list scheduling on `units.svge` costs); each engine
 has its own INP, COORD, MAP and ACC slots, so engines never touch each other's data. Weights
 are stored per output-channel tile with each used offset's [c_in, n_t] block padded to whole
 rows (offsets with no pairs anywhere in the layer are not stored), and stay resident when they
@@ -49,6 +49,7 @@ from accelsim.program import Program, TensorPlace
 from accelsim.units.svge import COORD_BITS, MAP_BITS, conv_cycles, map_cycles
 
 MAX_TILE = 4096  # largest output tile tried, voxels
+GAP_ROWS = 32  # unused input rows between two used ones that start a new window segment
 COORD_MAX = 2**COORD_BITS - 1
 
 
@@ -99,12 +100,14 @@ def lower_sparse(graph: SparseGraph, cfg, coords) -> Program:
 
 
 def _segments(rows: np.ndarray, block_of: np.ndarray, align: int) -> list[list[int]]:
-    """Row ranges [lo, hi) covering `rows` (sorted unique): one per voxel-group block touched,
-    merged when they overlap; every range but the last padded to a multiple of `align` rows."""
+    """Row ranges [lo, hi) covering `rows` (sorted unique): cut where the voxel-group block
+    changes or more than GAP_ROWS unused rows lie between two used ones (one LOAD per range
+    is cheaper than loading the gap), merged when they overlap; every range but the last
+    padded to a multiple of `align` rows."""
     if rows.size == 0:
         return []
     b = block_of[rows]
-    cut = np.flatnonzero(np.diff(b)) + 1
+    cut = np.flatnonzero((np.diff(b) != 0) | (np.diff(rows) > GAP_ROWS)) + 1
     segs = [[int(r[0]), int(r[-1]) + 1] for r in np.split(rows, cut)]
     out: list[list[int]] = []
     for seg in segs:
