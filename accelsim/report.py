@@ -38,7 +38,12 @@ RUN_FIELDS: dict[str, tuple[str, str]] = {
     "cycles": ("cycles", "span of the layer: its first instruction start to its last end"),
     "share": ("fraction", "cycles / latency_cycles (layers may overlap, so shares can exceed "
                           "1 in sum)"),
+    "svge_*": ("-", "sparse layers only: svge_pairs, svge_map_cycles, svge_conv_cycles and the "
+                    "derived svge_group_imbalance, svge_engine_imbalance, svge_halo_fraction, "
+                    "svge_map_share (see stats FIELDS)"),
 }
+SVGE_KEYS = ("svge_pairs", "svge_map_cycles", "svge_conv_cycles", "svge_group_imbalance",
+             "svge_engine_imbalance", "svge_halo_fraction", "svge_map_share")
 
 
 def run_fields_markdown() -> str:
@@ -61,7 +66,8 @@ def summarize(result, cfg: HwConfig) -> dict:
                        "share": row["layer_cycles"] / tot["latency_cycles"]
                        if tot["latency_cycles"] else 0.0,
                        "macs": row["macs"], "utilisation": row["utilisation"],
-                       "dram_bytes": dram, "energy_pj": e})
+                       "dram_bytes": dram, "energy_pj": e,
+                       **{k: row[k] for k in SVGE_KEYS if k in row}})
     return {
         "model": result.graph.name, "config": cfg.chip.name,
         "latency_cycles": tot["latency_cycles"], "latency_ms": tot["latency_s"] * 1e3,
@@ -105,6 +111,15 @@ def format_report(summary: dict) -> str:
                       if s["energy_pj"] and v / s["energy_pj"] >= 0.01)
     print(f"energy     {s['energy_pj'] / 1e6:.3f} uJ ({parts})", file=out)
     print(f"efficiency {s['tops_per_w']:.2f} TOPS/W", file=out)
+    sparse = [r for r in s["layers"] if "svge_pairs" in r]
+    if sparse:
+        pairs = sum(r["svge_pairs"] for r in sparse)
+        mp = sum(r["svge_map_cycles"] for r in sparse)
+        cv = sum(r["svge_conv_cycles"] for r in sparse)
+        worst = max(sparse, key=lambda r: r["svge_engine_imbalance"])
+        print(f"sparse     {pairs:,} pairs; map {mp:,} / conv {cv:,} engine cycles; worst "
+              f"engine imbalance {worst['svge_engine_imbalance']:.2f} ({worst['name']})",
+              file=out)
     return out.getvalue()
 
 

@@ -22,7 +22,7 @@ item = one group tile). Per item, in program order:
                               RESCALE  STORE
 
 The input window is a few row ranges (cut at voxel-group blocks and at gaps of more than
-GAP_ROWS unused rows) holding every input voxel the tile's pairs read, its halo included;
+GAP_BYTES of unused rows) holding every input voxel the tile's pairs read, its halo included;
 segments are padded to whole buffer rows. Items go to the least-loaded engine (list scheduling on `units.svge` costs); each engine
 has its own INP, COORD, MAP and ACC slots, so engines never touch each other's data. Weights
 are stored per output-channel tile with each used offset's [c_in, n_t] block padded to whole
@@ -49,7 +49,8 @@ from accelsim.program import Program, TensorPlace
 from accelsim.units.svge import COORD_BITS, MAP_BITS, conv_cycles, map_cycles
 
 MAX_TILE = 4096  # largest output tile tried, voxels
-GAP_ROWS = 32  # unused input rows between two used ones that start a new window segment
+GAP_BYTES = 2048  # unused input bytes between two used rows that start a new window segment
+#                   (about what the DRAM moves during one transfer's latency on edge)
 COORD_MAX = 2**COORD_BITS - 1
 
 
@@ -99,15 +100,16 @@ def lower_sparse(graph: SparseGraph, cfg, coords) -> Program:
                                                    graph.tensors.items()}}})
 
 
-def _segments(rows: np.ndarray, block_of: np.ndarray, align: int) -> list[list[int]]:
+def _segments(rows: np.ndarray, block_of: np.ndarray, align: int,
+              gap_rows: int) -> list[list[int]]:
     """Row ranges [lo, hi) covering `rows` (sorted unique): cut where the voxel-group block
-    changes or more than GAP_ROWS unused rows lie between two used ones (one LOAD per range
+    changes or more than `gap_rows` unused rows lie between two used ones (one LOAD per range
     is cheaper than loading the gap), merged when they overlap; every range but the last
     padded to a multiple of `align` rows."""
     if rows.size == 0:
         return []
     b = block_of[rows]
-    cut = np.flatnonzero((np.diff(b) != 0) | (np.diff(rows) > GAP_ROWS)) + 1
+    cut = np.flatnonzero((np.diff(b) != 0) | (np.diff(rows) > gap_rows)) + 1
     segs = [[int(r[0]), int(r[-1]) + 1] for r in np.split(rows, cut)]
     out: list[list[int]] = []
     for seg in segs:
@@ -141,6 +143,7 @@ class _SparseConvEmitter:
         self.cin, self.cout, self.a, self.w = src.channels, op.cout, src.bits, op.w_bits
         rb = em.row_bits
         self.rb = rb
+        self.gap_rows = max(8, GAP_BYTES * 8 // (self.cin * self.a))
         self.align = math.lcm(rb // math.gcd(rb, self.cin * self.a), rb // math.gcd(rb, 64))
         g_in = sp.group_of(cin_xyz, cfg.svge.groups, cfg.svge.group_coeffs)
         g_out = sp.group_of(cout_xyz, cfg.svge.groups, cfg.svge.group_coeffs)
@@ -183,7 +186,7 @@ class _SparseConvEmitter:
         for g, r0, r1 in self._tiles(T):
             part = nbr[:, r0:r1]
             rows = np.unique(part[part >= 0])
-            segs = _segments(rows, self.block_in, self.align)
+            segs = _segments(rows, self.block_in, self.align, self.gap_rows)
             n_in = sum(h - lo for lo, h in segs) or self.align
             p_k = (part >= 0).sum(axis=1)
             items.append((g, r0, r1, segs, n_in, p_k, rows))
