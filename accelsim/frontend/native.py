@@ -100,7 +100,12 @@ def graph_to_json(graph: Graph) -> tuple[dict, dict[str, np.ndarray]]:
 def save_model(graph: Graph, path: str | os.PathLike) -> None:
     """Validate `graph` and write it to `path` (.npz) atomically (temp file + os.replace)."""
     graph.validate()
-    doc, arrays = graph_to_json(graph)
+    if getattr(graph, "is_sparse", False):  # sparse graphs: accelsim.frontend.sparse_native
+        from accelsim.frontend.sparse_native import sparse_graph_to_json  # noqa: PLC0415
+
+        doc, arrays = sparse_graph_to_json(graph)
+    else:
+        doc, arrays = graph_to_json(graph)
     text = json.dumps(doc, indent=1, allow_nan=False).encode("utf-8")
     members = {GRAPH_KEY: np.frombuffer(text, dtype=np.uint8), **arrays}
     path = Path(path)
@@ -232,7 +237,12 @@ def load_model(path: str | os.PathLike) -> Graph:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ModelFormatError(f"{path}: {GRAPH_KEY!r} is not valid JSON: {e}") from None
     try:
-        graph = graph_from_json(doc, arrays)
+        if isinstance(doc, dict) and doc.get("format") == "accelsim-sparse-model":
+            from accelsim.frontend.sparse_native import sparse_graph_from_json  # noqa: PLC0415
+
+            graph = sparse_graph_from_json(doc, arrays)
+        else:
+            graph = graph_from_json(doc, arrays)
         graph.validate()
     except ModelFormatError as e:
         raise ModelFormatError(f"{path}: {e}") from None

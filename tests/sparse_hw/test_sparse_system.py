@@ -124,3 +124,20 @@ def test_lidar_workloads_are_registered_and_valid():
     convs = [n for n in mink.nodes if type(n).__name__ == "SparseConv"]
     assert {n.cout for n in convs} >= {32, 64, 128, 256, 96}
     registry.build("second", (8, 8), 0).validate()
+
+
+def test_native_roundtrip_and_cli_model_file(tmp_path, capsys):
+    from accelsim.frontend.native import load_model, save_model
+
+    g = sparse_tiny(4, 4, seed=2, channels=4)
+    path = tmp_path / "tiny.npz"
+    save_model(g, path)
+    back = load_model(path)
+    x = random_input(9, 50, extent=6)
+    a, _ = run_sparse_reference(g, *x, groups=2)
+    b, _ = run_sparse_reference(back, *x, groups=2)
+    for name in a:
+        np.testing.assert_array_equal(np.asarray(a[name]), np.asarray(b[name]))
+    assert back.meta == g.meta
+    assert main(["run", str(path), "--timing-only"]) == 0
+    assert "sparse" in capsys.readouterr().out
