@@ -160,13 +160,15 @@ class _SparseConvEmitter:
     def _cap_bits(self, buf) -> int:
         return self.em.slots[buf].rows * self.rb
 
-    def _n_tile(self) -> int:
+    def _n_tiles(self) -> list[int]:
+        """Output-channel tile widths whose one-offset weight block fits a WGT slot."""
         e_cap = self._cap_bits(Buf.WGT)
-        for n_t in [self.cout] + [v for v in (256, 128, 64, 32, 16, 8, 4, 2, 1) if v < self.cout]:
-            e_pad = self._e_pad(n_t)
-            if e_pad * self.w <= e_cap and e_pad <= 65535:
-                return n_t
-        raise AccelsimError(f"node {self.op.name!r}: one offset's weights do not fit WGT")
+        out = [n_t for n_t in dict.fromkeys([self.cout] + [v for v in (256, 128, 64, 32, 16, 8)
+                                                           if v < self.cout])
+               if self._e_pad(n_t) * self.w <= e_cap and self._e_pad(n_t) <= 65535]
+        if not out:
+            raise AccelsimError(f"node {self.op.name!r}: one offset's weights do not fit WGT")
+        return out
 
     def _e_pad(self, n_t: int) -> int:
         unit = self.rb // math.gcd(self.rb, self.w)
@@ -180,38 +182,59 @@ class _SparseConvEmitter:
         return [(int(self.g_out[s]), r, min(r + T, int(e)))
                 for s, e in zip(starts, ends) for r in range(int(s), int(e), T)]
 
-    def _plan(self, T: int, n_t: int):
-        nbr = self.kmap.neighbors
-        items = []
-        for g, r0, r1 in self._tiles(T):
-            part = nbr[:, r0:r1]
-            rows = np.unique(part[part >= 0])
-            segs = _segments(rows, self.block_in, self.align, self.gap_rows)
-            n_in = sum(h - lo for lo, h in segs) or self.align
-            p_k = (part >= 0).sum(axis=1)
-            items.append((g, r0, r1, segs, n_in, p_k, rows))
+    def _items(self, T: int):
+        """Work items of T-voxel tiles: (group, r0, r1, segments, n_in, P_k, used rows)."""
+        if T not in self._item_cache:
+            nbr = self.kmap.neighbors
+            items = []
+            for g, r0, r1 in self._tiles(T):
+                part = nbr[:, r0:r1]
+                rows = np.unique(part[part >= 0])
+                segs = _segments(rows, self.block_in, self.align, self.gap_rows)
+                n_in = sum(h - lo for lo, h in segs) or self.align
+                items.append((g, r0, r1, segs, n_in, (part >= 0).sum(axis=1), rows))
+            self._item_cache[T] = items
+        return self._item_cache[T]
+
+    def _fits(self, items, T: int, n_t: int) -> bool:
         rb = self.rb
         worst_in = max(it[4] for it in items)
         worst_pairs = max(int(it[5].sum()) for it in items)
-        ok = (worst_in <= 65535 and worst_pairs < 2**21
-              and worst_in * self.cin * self.a <= self._cap_bits(Buf.INP)
-              and worst_in * 4 * COORD_BITS <= self._cap_bits(Buf.COORD)
-              and T * 4 * COORD_BITS <= self._cap_bits(Buf.COORD)
-              and rows_for(3 * worst_pairs, MAP_BITS, rb) * rb <= self._cap_bits(Buf.MAP)
-              and T * n_t * 32 <= self._cap_bits(Buf.ACC)
-              and T * n_t * self.dst.bits <= self._cap_bits(Buf.OUT))
-        return items if ok else None
+        return (worst_in <= 65535 and worst_pairs < 2**21
+                and worst_in * self.cin * self.a <= self._cap_bits(Buf.INP)
+                and worst_in * 4 * COORD_BITS <= self._cap_bits(Buf.COORD)
+                and T * 4 * COORD_BITS <= self._cap_bits(Buf.COORD)
+                and rows_for(3 * worst_pairs, MAP_BITS, rb) * rb <= self._cap_bits(Buf.MAP)
+                and T * n_t * 32 <= self._cap_bits(Buf.ACC)
+                and T * n_t * self.dst.bits <= self._cap_bits(Buf.OUT))
+
+    def _dram_bytes(self, items, n_t: int) -> float:
+        """Estimated DRAM bytes of the layer: windows, coordinates, and weights (once if they
+        all stay resident in WGT, else once per tile)."""
+        wbits = sum(self._e_pad(min(n_t, self.cout - n0)) * self.w * self.used.size
+                    for n0 in range(0, self.cout, n_t))
+        resident = wbits <= self.cfg.buffers.capacity_bits("wgt")
+        windows = sum(it[4] * (self.cin * self.a / 8 + 8) + (it[2] - it[1]) * 8
+                      for it in items)
+        return windows + wbits / 8 * (1 if resident else len(items))
 
     def _choose(self):
-        n_t = self._n_tile()
-        T = min(MAX_TILE, max(1, self.kmap.n_out))
-        while T >= 1:
-            items = self._plan(T, n_t)
-            if items is not None:
-                return T, n_t, items
-            T //= 2
-        raise AccelsimError(f"node {self.op.name!r}: no output tile fits the COORD / MAP / "
-                            f"INP / ACC buffers; increase buffer sizes")
+        """(T, n_t, items) with the fewest estimated DRAM bytes among the largest fitting
+        tile sizes of each channel-tile width."""
+        self._item_cache = {}
+        best = None
+        for n_t in self._n_tiles():
+            T = min(MAX_TILE, max(1, self.kmap.n_out))
+            while T >= 1 and not self._fits(self._items(T), T, n_t):
+                T //= 2
+            if T >= 1:
+                cost = self._dram_bytes(self._items(T), n_t)
+                if best is None or cost < best[0]:
+                    best = (cost, T, n_t)
+        if best is None:
+            raise AccelsimError(f"node {self.op.name!r}: no output tile fits the COORD / MAP "
+                                f"/ INP / ACC buffers; increase buffer sizes")
+        return best[1], best[2], self._items(best[1])
 
     # -- emission ----------------------------------------------------------------------------
     def _load_at(self, buf, addr, dram_addr, d1, d2, bits, mode):
