@@ -100,7 +100,8 @@ def resnet18(
     then re-declared for input_hw (weights and steps unchanged).
     """
     hw = min(input_hw, calib_hw)
-    b = GraphBuilder("resnet18", (1, hw, hw, 3), np.random.default_rng(seed), calib_batch=2)
+    batch = max(2, min(8, 8192 // (hw * hw)))  # enough calibration pixels at small sizes
+    b = GraphBuilder("resnet18", (1, hw, hw, 3), np.random.default_rng(seed), calib_batch=batch)
     x = b.quantize(8, signed=True)
     x = b.conv(x, 64, 7, stride=2, padding=3, w_bits=bits_w, bits=bits_a, name="conv1")
     x = b.maxpool(x, 3, stride=2, padding=1, name="maxpool")

@@ -190,7 +190,7 @@ class GraphBuilder:
     def quantize(self, bits: int = 8, signed: bool = True, name: str | None = None) -> str:
         """Quantize the float input (signed: symmetric LSQ step; unsigned: min/max + zp)."""
         name = self._name("xq", name)
-        mode = _mode(bits, signed)
+        mode = "signed" if signed else "unsigned"  # the input quantizer has no bipolar mode
         scale, zp = self._quant(self.values["input"], bits, mode, relu=False)
         return self._add_node(
             Quantize(name=name, inputs=("input",), output=name), bits, mode, scale, zp
