@@ -32,9 +32,9 @@ FIELDS: dict[str, tuple[str, str]] = {
     "vector_ops": ("elements", "elements processed by the vector ALU (window reads for pooling)"),
     "rescale_mismatch_vs_rne": ("elements", "rescaled outputs that differ from round-half-even "
                                 "(datapath mode only; 0 with count_only)"),
-    "svge_pairs": ("pairs", "kernel-map pairs processed by SVG_CONV (one gather-GEMM-scatter "
-                   "row each)"),
-    "svge_gathers": ("rows", "input feature rows gathered by SVG_CONV"),
+    "svge_pairs": ("pairs", "kernel-map pairs (in, out, offset) built by SVG_MAP"),
+    "svge_gathers": ("rows", "input feature rows gathered by SVG_CONV (each pair once per "
+                     "output-channel tile)"),
     "svge_scatters": ("rows", "accumulator rows scatter-added by SVG_CONV"),
     "svge_pairs_g<g>": ("pairs", "pairs of the tiles of voxel group g (hardware layout groups)"),
     "svge_map_cycles": ("cycles", "busy cycles of SVG_MAP (kernel map building)"),

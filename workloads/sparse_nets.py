@@ -17,6 +17,7 @@ convs use G = 1.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 
@@ -189,6 +190,11 @@ WORKLOADS: dict[str, Workload] = {
                                    "LiDAR scene (default 0.4 m voxels, 25.6 m crop)"),
     "second": Workload(second, "SECOND-style VoxelBackBone8x sparse encoder + BEV on a LiDAR "
                                "scene (default 0.4 m voxels, 25.6 m crop)"),
+    "minkunet_full": Workload(partial(minkunet, voxel_size_m=0.05, crop_m=None),
+                              "minkunet on the full 102.4 m scene at 5 cm (about 82k voxels; "
+                              "slow: use --timing-only)"),
+    "second_full": Workload(partial(second, voxel_size_m=0.05, crop_m=None),
+                            "second on the full 102.4 m scene at 5 cm (about 82k voxels)"),
     "sparse_tiny": Workload(sparse_tiny, "tiny sparse net using every sparse op (8 channels, "
                                          "about 1,000 voxels; tests)"),
 }

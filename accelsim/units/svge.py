@@ -139,7 +139,9 @@ class Svge(UnitBase):
             acc = ((Buf.COORD, "coord_addr", c_in, False),
                    (Buf.COORD, "out_coord_addr", c_out, False),
                    (Buf.MAP, "map_addr", map_rows, True))
-            counts = (("svge_map_cycles", cyc), eng, ("svge_used_inputs", f["used"]),
+            counts = (("svge_map_cycles", cyc), eng, ("svge_pairs", f["n_pairs"]),
+                      (f"svge_pairs_g{f['group']}", f["n_pairs"]),
+                      ("svge_used_inputs", f["used"]),
                       ("svge_halo_inputs", f["halo"]),
                       ("sram_read_bits_coord", (c_in + c_out) * rb),
                       ("sram_write_bits_map", map_rows * rb))
@@ -154,9 +156,8 @@ class Svge(UnitBase):
             acc.append((Buf.ACC, "acc_addr", acc_rows, False))
         acc.append((Buf.ACC, "acc_addr", acc_rows, True))
         row_bits = tile_rows(cout, 32, rb) * rb  # one scattered accumulator row
-        counts = ((f"macs_{a}x{w}", p * cin * cout), ("svge_pairs", p), ("svge_gathers", p),
-                  ("svge_scatters", p), (f"svge_pairs_g{f['group']}", p),
-                  ("svge_conv_cycles", cyc), eng,
+        counts = ((f"macs_{a}x{w}", p * cin * cout), ("svge_gathers", p),
+                  ("svge_scatters", p), ("svge_conv_cycles", cyc), eng,
                   ("sram_read_bits_inp", p * tile_rows(cin, a, rb) * rb),
                   ("sram_read_bits_wgt", wgt * rb),
                   ("sram_read_bits_map", tile_rows(3 * p, MAP_BITS, rb) * rb),
