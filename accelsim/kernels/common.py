@@ -10,6 +10,7 @@ bipolar, <= 8 bits), uint8 (unsigned, <= 8 bits), int32 otherwise.
 """
 
 import numpy as np
+from numba import config as numba_config
 from numba import njit
 
 from accelsim.errors import AccelsimError
@@ -75,7 +76,10 @@ def _minmax_kernel(x):
 
 
 def minmax(x):
-    """(min, max) of a non-empty integer array as Python ints, in one pass."""
+    """(min, max) of a non-empty integer array as Python ints, in one pass (two NumPy
+    reductions when Numba's JIT is disabled, where the loop would run in Python)."""
+    if numba_config.DISABLE_JIT:
+        return int(x.min()), int(x.max())
     lo, hi = _minmax_kernel(x.reshape(-1))
     return int(lo), int(hi)
 
