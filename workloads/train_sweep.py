@@ -22,6 +22,7 @@ import numpy as np
 def _group(dataset: str, model: str, seed: int, bits: list, methods: list, epochs, progress):
     """Train one teacher and its quantized variants; returns a list of metrics dicts."""
     from accelsim.quant.data import load_dataset
+    from accelsim.quant.export import fake_quant_predict
     from workloads.trained import get_recipe, run_recipe
 
     data = load_dataset(dataset)
@@ -34,11 +35,16 @@ def _group(dataset: str, model: str, seed: int, bits: list, methods: list, epoch
             r = get_recipe(f"{dataset}-{model}-{method}-w{w}a{a}", seed)
             if epochs is not None:
                 r = type(r)(**{**r.__dict__, "epochs": epochs})
-            _, m = run_recipe(r, progress, teacher=teacher, dataset=data)
+            model, m = run_recipe(r, progress, teacher=teacher, dataset=data)
             m.pop("config", None)
+            # the float reference of the exported integer model (BN folded) vs the training model
+            fq = fake_quant_predict(model, data.x_test)
+            m["fake_quant_test_accuracy"] = float((fq == data.y_test).mean())
+            m["fake_quant_disagreements"] = int((fq != model.predict(data.x_test)).sum())
             out.append(m)
             print(f"[seed {seed}] {r.name}: {m['test_accuracy']:.4f} "
-                  f"(stages {[round(s['test_accuracy'], 4) for s in m['stages']]})", flush=True)
+                  f"(stages {[round(s['test_accuracy'], 4) for s in m['stages']]}; "
+                  f"fake-quant disagreements {m['fake_quant_disagreements']})", flush=True)
     for m in out:
         m.pop("config", None)
     return out
