@@ -160,7 +160,7 @@ def sparse_tiny(bits_a=8, bits_w=8, seed=0, voxel_size_m=0.4, crop_m=12.8, chann
     """A small network using every sparse op (for tests and quick checks): submanifold
     conv, k2 s2 down, residual block with conv1 shortcut and Add-ReLU, transposed conv,
     Concat, a k3 s2 strided conv and a signed conv1 head followed by a standalone ReLU."""
-    from accelsim.ir.sparse_ops import SparseReLU  # noqa: PLC0415
+    from accelsim.ir.sparse_ops import SparseReLU
 
     c = channels
     b = _Builder("sparse_tiny", bits_a, bits_w, seed, 4, _scene_kwargs(voxel_size_m, crop_m))
@@ -182,7 +182,7 @@ def _extent(voxel_size_m, crop_m) -> tuple[int, int, int]:
     span = [hi - lo for lo, hi in zip(CROP_MIN_M, CROP_MAX_M)]
     if crop_m is not None:
         span[0] = span[1] = crop_m
-    return tuple(int(math.ceil(s / voxel_size_m)) + 1 for s in span)
+    return tuple(math.ceil(s / voxel_size_m) + 1 for s in span)
 
 
 WORKLOADS: dict[str, Workload] = {

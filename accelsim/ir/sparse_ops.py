@@ -88,14 +88,14 @@ class SparseConv(_Weighted):
 
     @property
     def kernel_size(self) -> int:
-        return int(round(self.weight.shape[0] ** (1 / 3)))
+        return round(self.weight.shape[0] ** (1 / 3))
 
     def geometry(self, groups: int, coeffs) -> dict:
         """Keyword arguments of `accelsim.sparse.kernel_map` for this op."""
-        return dict(kernel_size=self.kernel_size, stride=self.stride, dilation=self.dilation,
-                    groups=self.groups if self.groups is not None else groups,
-                    group_coeffs=tuple(self.group_coeffs if self.group_coeffs is not None
-                                       else coeffs), transposed=self.transposed)
+        return {"kernel_size": self.kernel_size, "stride": self.stride, "dilation": self.dilation,
+                    "groups": self.groups if self.groups is not None else groups,
+                    "group_coeffs": tuple(self.group_coeffs if self.group_coeffs is not None
+                                       else coeffs), "transposed": self.transposed}
 
 
 @dataclass(kw_only=True)

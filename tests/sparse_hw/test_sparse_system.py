@@ -38,7 +38,7 @@ def test_reference_twins_and_dense_definition():
     slow, _ = run_sparse_reference(g, coords, feats, groups=4, fast=False)
     for name in fast:
         np.testing.assert_array_equal(np.asarray(fast[name]), np.asarray(slow[name]))
-    op = g.node("stem") if hasattr(g, "node") else [n for n in g.nodes if n.name == "stem"][0]
+    op = g.node("stem") if hasattr(g, "node") else next(n for n in g.nodes if n.name == "stem")
     _, acc = sp.dense_conv_ref(sets["s1"], fast["x0"], op.weight, 3, groups=4)
     p = rescale_params(op, g.dense_view(), 32)
     want = rescale_ref(acc.astype(np.int32), p.bias, p.mult, p.shift, mode="single",

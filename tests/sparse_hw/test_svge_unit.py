@@ -41,8 +41,8 @@ def test_conv_cycles_by_hand(edge):
 @pytest.mark.parametrize("case", ["subm", "subm_g4", "subm_dil2", "k1", "down2", "down3", "up2"])
 def test_tile_map_equals_kernel_map(case):
     c = random_coords(3, 90, extent=7, batches=2)
-    kw = dict(kernel_size=3, stride=1, dilation=1, groups=1, group_coeffs=(1, 2, 3),
-              transposed=False)
+    kw = {"kernel_size": 3, "stride": 1, "dilation": 1, "groups": 1, "group_coeffs": (1, 2, 3),
+              "transposed": False}
     src, dst = c, c
     if case == "subm_g4":
         kw["groups"] = 4
