@@ -300,6 +300,9 @@ def run_train(args) -> int:
         simulated_accuracy=None,
         disagreements=None,
     )
+    if args.method != "fp" and not model.spec.get("quant"):  # Ctrl-C while training the teacher
+        print("interrupted while training the fp teacher: no model written", file=sys.stderr)
+        return 130
     if args.method == "fp":
         save_checkpoint(model, out)
     else:
