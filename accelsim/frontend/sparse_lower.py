@@ -22,7 +22,7 @@ item = one group tile). Per item, in program order:
                               RESCALE  STORE
 
 The input window is a few row ranges (cut at voxel-group blocks and at gaps of more than
-GAP_BYTES of unused rows) holding every input voxel the tile's pairs read, its halo included;
+what the DRAM moves in one transfer latency of unused rows) holding every input voxel the tile's pairs read, its halo included;
 segments are padded to whole buffer rows. Items go to the least-loaded engine (list scheduling on `units.svge` costs); each engine
 has its own INP, COORD, MAP and ACC slots, so engines never touch each other's data. Weights
 are stored per output-channel tile with each used offset's [c_in, n_t] block padded to whole
@@ -48,9 +48,7 @@ from accelsim.isa import Buf, Insn, Op
 from accelsim.program import Program, TensorPlace
 from accelsim.units.svge import COORD_BITS, MAP_BITS, conv_cycles, map_cycles
 
-MAX_TILE = 4096  # largest output tile tried, voxels
-GAP_BYTES = 2048  # unused input bytes between two used rows that start a new window segment
-#                   (about what the DRAM moves during one transfer's latency on edge)
+MAX_TILE = 16384  # largest output tile tried, voxels
 COORD_MAX = 2**COORD_BITS - 1
 
 
@@ -143,7 +141,9 @@ class _SparseConvEmitter:
         self.cin, self.cout, self.a, self.w = src.channels, op.cout, src.bits, op.w_bits
         rb = em.row_bits
         self.rb = rb
-        self.gap_rows = max(8, GAP_BYTES * 8 // (self.cin * self.a))
+        # a gap costs gap/bandwidth cycles to load, a new LOAD about one DRAM latency
+        gap_bytes = cfg.dram.latency_cycles * cfg.dram.bw_bytes_per_cycle
+        self.gap_rows = max(8, int(gap_bytes * 8 // (self.cin * self.a)))
         self.align = math.lcm(rb // math.gcd(rb, self.cin * self.a), rb // math.gcd(rb, 64))
         g_in = sp.group_of(cin_xyz, cfg.svge.groups, cfg.svge.group_coeffs)
         g_out = sp.group_of(cout_xyz, cfg.svge.groups, cfg.svge.group_coeffs)
