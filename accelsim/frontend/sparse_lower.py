@@ -21,9 +21,10 @@ item = one group tile). Per item, in program order:
     per output-channel tile:  [LOAD WGT]  SVG_CONV per offset with pairs  [LOAD PARAM]
                               RESCALE  STORE
 
-The input window is a few row ranges (cut at voxel-group blocks and at gaps of more than
-what the DRAM moves in one transfer latency of unused rows) holding every input voxel the tile's pairs read, its halo included;
-segments are padded to whole buffer rows. Items go to the least-loaded engine (list scheduling on `units.svge` costs); each engine
+The input window is a few row ranges (cut at voxel-group blocks and at gaps wider than what
+the DRAM moves during one transfer latency) holding every input voxel the tile's pairs read,
+its halo included; segments are padded to whole buffer rows. Items go to the least-loaded
+engine (list scheduling on `units.svge` costs); each engine
 has its own INP, COORD, MAP and ACC slots, so engines never touch each other's data. Weights
 are stored per output-channel tile with each used offset's [c_in, n_t] block padded to whole
 rows (offsets with no pairs anywhere in the layer are not stored), and stay resident when they
