@@ -21,12 +21,16 @@ lowering runs on the machine:
 - `MaxPool`, `GlobalAvgPool` (+ `Flatten` to [N, C]), `Flatten`, residual `Add`, and `Clip`
   for a standalone ReLU.
 
-Why the machine's class can differ from `fake_quant_predict` (float64): the int32 bias is
-rounded to accumulator units (an error of up to 0.5 * s_in * s_w[c] before the next rounding),
-RESCALE rounds half up in fixed point where the float model rounds half to even, the
-multiplier is a 32-bit fixed-point approximation, and the logits are 16-bit integers (two
-logits closer than one step tie; argmax takes the first). Each can move an activation by one
-step where the float value lies within a hair of a rounding boundary.
+Why the machine's class can differ from `fake_quant_predict` (float64): mainly the int32 bias,
+rounded to accumulator units, which moves a pre-activation by up to 0.5 * s_in * s_w[c] /
+s_out output steps (a few hundredths at 4 bits, more at 2 bits), so activations near a
+rounding boundary round the other way. `integer_bias_layers` gives the fake-quantized model
+with the same int32 biases; its integer codes equal the machine's exactly in the trained
+digit/MNIST CNNs. Smaller causes remain possible: RESCALE rounds ties half up in fixed point
+where the float model rounds half to even, the 32-bit fixed-point multiplier, and 16-bit
+logits (two logits closer than one step tie and argmax takes the first). Residual blocks add
+a model difference: the skip path is the integer tensor at the body's input quantizer where
+the float model adds the unquantized value, and global average pooling requantizes.
 """
 
 from __future__ import annotations
