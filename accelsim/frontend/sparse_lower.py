@@ -21,8 +21,8 @@ item = one group tile). Per item, in program order:
     per output-channel tile:  [LOAD WGT]  SVG_CONV per offset with pairs  [LOAD PARAM]
                               RESCALE  STORE
 
-The input window is a few row ranges (cut at voxel-group blocks and at gaps wider than what
-the DRAM moves during one transfer latency) holding every input voxel the tile's pairs read,
+The input window is a few row ranges (cut at voxel-group blocks and at gaps wider than
+GAP_BYTES) holding every input voxel the tile's pairs read,
 its halo included; segments are padded to whole buffer rows. Items go to the least-loaded
 engine (list scheduling on `units.svge` costs); each engine
 has its own INP, COORD, MAP and ACC slots, so engines never touch each other's data. Weights
@@ -49,7 +49,10 @@ from accelsim.isa import Buf, Insn, Op
 from accelsim.program import Program, TensorPlace
 from accelsim.units.svge import COORD_BITS, MAP_BITS, conv_cycles, map_cycles
 
-MAX_TILE = 16384  # largest output tile tried, voxels
+MAX_TILE = 4096  # largest output tile tried, voxels
+GAP_BYTES = 2048  # unused input bytes between two used rows that start a new window segment
+#                   (about what edge's DRAM moves during one transfer latency; measured
+#                   better than scaling it with the configured latency * bandwidth)
 COORD_MAX = 2**COORD_BITS - 1
 
 
@@ -142,9 +145,7 @@ class _SparseConvEmitter:
         self.cin, self.cout, self.a, self.w = src.channels, op.cout, src.bits, op.w_bits
         rb = em.row_bits
         self.rb = rb
-        # a gap costs gap/bandwidth cycles to load, a new LOAD about one DRAM latency
-        gap_bytes = cfg.dram.latency_cycles * cfg.dram.bw_bytes_per_cycle
-        self.gap_rows = max(8, int(gap_bytes * 8 // (self.cin * self.a)))
+        self.gap_rows = max(8, GAP_BYTES * 8 // (self.cin * self.a))
         self.align = math.lcm(rb // math.gcd(rb, self.cin * self.a), rb // math.gcd(rb, 64))
         g_in = sp.group_of(cin_xyz, cfg.svge.groups, cfg.svge.group_coeffs)
         g_out = sp.group_of(cout_xyz, cfg.svge.groups, cfg.svge.group_coeffs)
