@@ -21,6 +21,7 @@ from functools import partial
 
 import numpy as np
 
+from accelsim.errors import SparseInputError
 from accelsim.ir.sparse_ops import (
     SparseAdd,
     SparseConcat,
@@ -47,6 +48,9 @@ def make_scene(seed: int = 0, voxel_size_m: float = 0.2, crop_m: float | None = 
         half = crop_m / 2 / voxel_size_m
         keep = (np.abs(coords[:, 1:3] + 0.5 - centre) <= half).all(axis=1)
         coords, feats = coords[keep], feats[keep]
+        if coords.shape[0] == 0:
+            raise SparseInputError(f"empty scene: no voxel lies in the {crop_m} m crop around "
+                                   f"the sensor (the nearest ground returns are ~3.7 m away)")
         coords[:, 1:] -= coords[:, 1:].min(axis=0)
     return np.ascontiguousarray(coords), np.ascontiguousarray(feats)
 

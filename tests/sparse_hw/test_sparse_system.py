@@ -141,3 +141,10 @@ def test_native_roundtrip_and_cli_model_file(tmp_path, capsys):
     assert back.meta == g.meta
     assert main(["run", str(path), "--timing-only"]) == 0
     assert "sparse" in capsys.readouterr().out
+
+
+def test_empty_generated_scene_is_a_clear_error():
+    from workloads.sparse_nets import make_scene
+
+    with pytest.raises(SparseInputError, match="empty scene"):
+        make_scene(0, 0.4, 2.0)
