@@ -35,12 +35,12 @@ def _group(dataset: str, model: str, seed: int, bits: list, methods: list, epoch
             r = get_recipe(f"{dataset}-{model}-{method}-w{w}a{a}", seed)
             if epochs is not None:
                 r = type(r)(**{**r.__dict__, "epochs": epochs})
-            model, m = run_recipe(r, progress, teacher=teacher, dataset=data)
+            qmodel, m = run_recipe(r, progress, teacher=teacher, dataset=data)
             m.pop("config", None)
             # the float reference of the exported integer model (BN folded) vs the training model
-            fq = fake_quant_predict(model, data.x_test)
+            fq = fake_quant_predict(qmodel, data.x_test)
             m["fake_quant_test_accuracy"] = float((fq == data.y_test).mean())
-            m["fake_quant_disagreements"] = int((fq != model.predict(data.x_test)).sum())
+            m["fake_quant_disagreements"] = int((fq != qmodel.predict(data.x_test)).sum())
             out.append(m)
             print(f"[seed {seed}] {r.name}: {m['test_accuracy']:.4f} "
                   f"(stages {[round(s['test_accuracy'], 4) for s in m['stages']]}; "
