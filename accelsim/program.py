@@ -11,8 +11,6 @@ hand (tests, benchmarks).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from accelsim.errors import AccelsimError, IsaError, ModelFormatError
+from accelsim.fileio import atomic_write
 from accelsim.isa import Insn, Op, decode_program, encode_program
 
 FORMAT_VERSION = 1  # bumped when the file layout changes
@@ -131,17 +130,9 @@ class Program:
 
     def save(self, path) -> None:
         """Write the program to one `.npz` file atomically (temporary file, then rename)."""
-        path = Path(path)
         words = np.frombuffer(encode_program(self.insns), dtype=np.uint8)
         meta = np.frombuffer(json.dumps(self._metadata()).encode(), dtype=np.uint8)
-        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, words=words, dram=self.dram, meta=meta)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        atomic_write(path, lambda fh: np.savez(fh, words=words, dram=self.dram, meta=meta))
 
     @classmethod
     def load(cls, path) -> "Program":

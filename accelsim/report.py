@@ -9,12 +9,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
-from pathlib import Path
 
 from accelsim.config import HwConfig
 from accelsim.energy import energy_report, load_energy_table
+from accelsim.fileio import atomic_write_text
 
 # key -> (unit, description) for the totals and per-layer rows of `accelsim run --json/--csv`
 RUN_FIELDS: dict[str, tuple[str, str]] = {
@@ -127,20 +125,6 @@ def print_report(result, cfg: HwConfig) -> dict:
     summary = summarize(result, cfg)
     print(format_report(summary), end="")
     return summary
-
-
-def atomic_write_text(path, text: str) -> None:
-    """Write `text` to `path` via a temporary file and rename (never half-written)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
-                               prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def write_json(result, cfg: HwConfig, path) -> None:

@@ -315,7 +315,7 @@ def run_train(args) -> int:
     print(format_table(metrics))
     print(f"wrote {out}")
     if args.json:
-        from accelsim.report import atomic_write_text
+        from accelsim.fileio import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(metrics, indent=1, default=_jsonable) + "\n")
         print(f"wrote {args.json}")

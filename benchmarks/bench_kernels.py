@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import numba
 import numpy as np
 
 from accelsim.kernels import gemm as gemm_mod
+from accelsim.fileio import atomic_write_json
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "kernels.json"
 
@@ -167,23 +167,6 @@ def machine_info():
     return info
 
 
-def write_json_atomic(path, data):
-    """Write `data` as JSON to `path` via a temp file in the same directory + os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def main(argv=None):
     """Run the benchmarks, print the results and write them to --out."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -196,7 +179,7 @@ def main(argv=None):
     bench_sim(results)
     results["unix_time_s"] = round(time.time(), 1)
     print(json.dumps(results, indent=2, sort_keys=True))
-    write_json_atomic(args.out, results)
+    atomic_write_json(args.out, results, sort_keys=True)
     return results
 
 

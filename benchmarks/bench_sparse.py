@@ -13,11 +13,9 @@ Usage: python benchmarks/bench_sparse.py [--reps N] [--seed S] [--out PATH]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +24,7 @@ import numba
 import numpy as np
 
 from accelsim.sparse import conv, conv_ref, group_offsets, kernel_map, voxel_group_stats
+from accelsim.fileio import atomic_write_json
 from workloads.lidar import generate_scene
 
 CHANNELS = 64  # c_in = c_out of the benchmarked layer
@@ -111,20 +110,6 @@ def group_rows(coords):
     return rows
 
 
-def write_json_atomic(path: Path, data) -> None:
-    """Write JSON to a temp file in the same directory, then os.replace (atomic on POSIX)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=7, help="timed runs per measurement")
@@ -177,7 +162,7 @@ def main(argv=None):
         },
         "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    write_json_atomic(args.out, data)
+    atomic_write_json(args.out, data)
 
     print(f"scene: {coords.shape[0]} voxels (seed {args.seed}, {scene_s:.2f} s)")
     print(

@@ -26,7 +26,8 @@ from accelsim.frontend.lower import lower
 from accelsim.quant.data import load_dataset
 from accelsim.quant.models import calibrate, cnn, mlp, quantize
 from accelsim.quant.to_ir import model_to_graph
-from accelsim.report import atomic_write_text, summarize
+from accelsim.fileio import atomic_write_text
+from accelsim.report import summarize
 from accelsim.runner import run_model
 from workloads.trained import BITS, CONFIGS
 

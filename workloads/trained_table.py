@@ -119,7 +119,7 @@ def main(argv=None) -> None:
         )
     print(table(results))
     if args.json:
-        from accelsim.report import atomic_write_text
+        from accelsim.fileio import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(results, indent=1) + "\n")
 

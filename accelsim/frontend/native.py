@@ -26,13 +26,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from accelsim.errors import ModelFormatError
+from accelsim.fileio import atomic_write
 from accelsim.ir import OP_TYPES, Graph, TensorInfo
 
 FORMAT = "accelsim-model"
@@ -108,16 +108,7 @@ def save_model(graph: Graph, path: str | os.PathLike) -> None:
         doc, arrays = graph_to_json(graph)
     text = json.dumps(doc, indent=1, allow_nan=False).encode("utf-8")
     members = {GRAPH_KEY: np.frombuffer(text, dtype=np.uint8), **arrays}
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **members)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: np.savez(f, **members))
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
