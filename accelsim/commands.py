@@ -18,7 +18,7 @@ def resolve_model(name: str | None, bits=(8, 8), seed: int = 0):
     if name is None:
         return registry.default_model(bits, seed)
     path = Path(name)
-    if path.suffix or path.exists():
+    if path.suffix or path.is_file():
         from accelsim.frontend.native import load_model  # noqa: PLC0415
 
         if not path.exists():
@@ -67,7 +67,7 @@ def run(args) -> int:
         write_csv(result, cfg, args.csv)
     if args.check:
         print(result.check_message)
-        return 0 if result.check_ok else 1
+        return 1 if result.check_ok is False else 0
     return 0
 
 

@@ -196,7 +196,7 @@ def _check_value(cls, f, value, where: str):
         allowed = ", ".join(str(c) for c in meta["choices"])
         raise ConfigError(f"{where}: expected one of {allowed}, got {value!r}")
     if meta.get("min") is not None and value < meta["min"]:
-        kind = "positive" if meta["min"] > 0 else f">= {meta['min']}"
+        kind = "positive" if 0 < meta["min"] <= 1 else f">= {meta['min']}"
         raise ConfigError(f"{where}: must be {kind}, got {value!r}")
     return value
 

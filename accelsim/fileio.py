@@ -10,27 +10,37 @@ import tempfile
 from pathlib import Path
 from collections.abc import Callable
 
+from accelsim.errors import AccelsimError
+
+_UMASK = os.umask(0o022)  # read once at import (setting and restoring it is process-wide)
+os.umask(_UMASK)
+
 
 def atomic_write(path, write: Callable, binary: bool = True) -> None:
     """Call `write(fileobj)` on a temporary file next to `path`, then rename it to `path`.
-    The file gets the usual permissions (0666 less the umask)."""
+    A new file gets the usual permissions (0666 less the umask), a replaced one keeps its mode.
+    Raises `AccelsimError` naming the path if it cannot be written."""
     path = Path(path)
-    if str(path.parent):
+    if path.is_dir():
+        raise AccelsimError(f"cannot write {path}: it is a directory")
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
-                               prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise AccelsimError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb" if binary else "w") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_UMASK
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise AccelsimError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
 
 

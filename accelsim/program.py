@@ -184,8 +184,12 @@ class ProgramBuilder:
         self.inputs, self.outputs, self.tags, self.meta = {}, {}, {}, {}
 
     def alloc(self, n: int, data=None) -> int:
+        """Reserve `n` DRAM elements (holding `data`, which must have n elements, if given);
+        returns their address."""
         addr = self.size
         chunk = np.zeros(n, np.int32) if data is None else np.asarray(data, np.int32).reshape(-1)
+        if chunk.size != n:
+            raise ValueError(f"alloc({n}) given {chunk.size} elements of data")
         self.chunks.append(chunk)
         self.size += n
         return addr

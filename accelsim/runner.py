@@ -80,8 +80,10 @@ def compare(graph: Graph, program: Program, outputs: dict, x: np.ndarray, cfg: H
     checked = 0
     for node in graph.nodes:
         name = node.output
-        if name not in outputs or name not in ref:
-            continue
+        if name not in ref:
+            continue  # e.g. a float tensor folded away
+        if name not in outputs:
+            return False, f"check FAILED: layer {node.name!r} output {name!r} was not simulated"
         got, want = outputs[name], np.asarray(ref[name]).reshape(outputs[name].shape)
         bad = np.flatnonzero(got.reshape(-1).astype(np.int64) != want.reshape(-1))
         if bad.size:
@@ -90,4 +92,6 @@ def compare(graph: Graph, program: Program, outputs: dict, x: np.ndarray, cfg: H
                            f"{tuple(int(i) for i in idx)}: simulated {int(got[idx])}, reference "
                            f"{int(want[idx])} ({bad.size} of {got.size} elements differ)")
         checked += 1
+    if checked == 0:
+        return False, "check FAILED: no layer output was compared"
     return True, f"check passed: {checked} layer outputs equal the IR integer reference exactly"

@@ -19,14 +19,13 @@ tokens left in a FIFO are reported in `Stats.tokens_left` (or raise with strict_
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import simpy
 
+from accelsim.fileio import atomic_write_json
 from accelsim.errors import DeadlockError, IsaError
 from accelsim.isa import TABLE, Buf, Op, Unit
 from accelsim.memory import Memory
@@ -248,7 +247,7 @@ def simulate(program, cfg, *, count_only: bool = False, check_races: bool = True
     result = SimResult(stats, outputs, dram, np.asarray(rec.start, np.int64),
                        np.asarray(rec.end, np.int64))
     if trace_path is not None:
-        Path(trace_path).write_text(json.dumps(chrome_trace(program, result, cfg)))
+        atomic_write_json(trace_path, chrome_trace(program, result, cfg), indent=None)
     return result
 
 

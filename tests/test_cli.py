@@ -86,6 +86,18 @@ def test_unsupported_op_is_named(capsys, tmp_path):
     assert code == 2 and "pool_with_pad" in err and "not supported" in err
 
 
+def test_output_path_problems_are_clear_errors(capsys, tmp_path):
+    code, out, err = _run(capsys, "run", "mlp", "--timing-only", "--json", str(tmp_path))
+    assert code == 2 and "is a directory" in err and "Traceback" not in err
+    code, out, err = _run(capsys, "compile", "mlp", "-o", str(tmp_path))
+    assert code == 2 and "is a directory" in err
+
+
+def test_check_with_timing_only_is_skipped_not_failed(capsys):
+    code, out, err = _run(capsys, "run", "mlp", "--timing-only", "--check")
+    assert code == 0 and "check skipped" in out
+
+
 def test_workloads_lists_builtins(capsys):
     code, out, err = _run(capsys, "workloads")
     assert code == 0

@@ -40,4 +40,6 @@ def build(name: str, bits=(8, 8), seed: int = 0, **kwargs):
 
 def default_model(bits=(8, 8), seed: int = 0):
     """The workload `accelsim run` simulates when no model is given."""
-    return build(DEFAULT, bits, seed, **DEFAULT_KWARGS)
+    graph = build(DEFAULT, bits, seed, **DEFAULT_KWARGS)
+    graph.name = f"{DEFAULT}_{DEFAULT_KWARGS['input_hw']}x{DEFAULT_KWARGS['input_hw']}"
+    return graph

@@ -108,7 +108,10 @@ class Emitter:
         if not self.dry:
             chunk = np.zeros(size, np.int32)
             if data is not None:
-                chunk[:] = np.asarray(data).reshape(-1)
+                flat = np.asarray(data).reshape(-1)
+                if flat.size != size:
+                    raise ValueError(f"alloc({size}) given {flat.size} elements of data")
+                chunk[:] = flat
             self.chunks.append(chunk)
         self.dram_size += size
         return addr

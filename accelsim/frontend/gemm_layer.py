@@ -15,7 +15,7 @@ import numpy as np
 
 from accelsim.config import HwConfig
 from accelsim.errors import AccelsimError
-from accelsim.frontend.emit import MODE_BY_NAME, Emitter, OverBudget, dma_bytes, rows_for
+from accelsim.frontend.emit import MODE_BY_NAME, Emitter, OverBudget, rows_for
 from accelsim.frontend.tiling import ACC_BITS, PARAM_BITS, GemmLayer, Tiling, candidates
 from accelsim.isa import Buf, Insn, Op
 
@@ -94,17 +94,15 @@ def emit_gemm_layer(em: Emitter, L: GemmLayer, t: Tiling, P: GemmPlace, image: i
                     "signed")
         out_slot = em.slots[Buf.OUT].take()
         out_rows = rows_for(m * n, L.out_bits, rb)
-        if em.dry:
-            em.dram_bytes += dma_bytes(1, oh * ow, n, L.out_bits)  # the STORE
-            continue
         lo, hi = P.clip if P.clip is not None else (0, 0)
-        em.compute(Insn(
-            Op.RESCALE, acc_addr=em.slots[Buf.ACC].base(acc_slot),
-            param_addr=prm.base(p_slot), out_addr=em.slots[Buf.OUT].base(out_slot), m=m, n=n,
-            bits=L.out_bits, mode=MODE_BY_NAME[P.out_mode], zp=P.zp, relu=int(P.relu),
-            clip=int(P.clip is not None), clip_lo=lo, clip_hi=hi),
-            [(Buf.ACC, acc_slot, acc_rows), (Buf.PARAM, p_slot, p_rows)],
-            [(Buf.OUT, out_slot, out_rows)])
+        if not em.dry:
+            em.compute(Insn(
+                Op.RESCALE, acc_addr=em.slots[Buf.ACC].base(acc_slot),
+                param_addr=prm.base(p_slot), out_addr=em.slots[Buf.OUT].base(out_slot), m=m, n=n,
+                bits=L.out_bits, mode=MODE_BY_NAME[P.out_mode], zp=P.zp, relu=int(P.relu),
+                clip=int(P.clip is not None), clip_lo=lo, clip_hi=hi),
+                [(Buf.ACC, acc_slot, acc_rows), (Buf.PARAM, p_slot, p_rows)],
+                [(Buf.OUT, out_slot, out_rows)])
         c = P.out_c
         if L.conv:
             em.store(Buf.OUT, out_slot, P.out_addr + (oy0 * L.ow + ox0) * c + P.out_c_off + n0,
@@ -183,7 +181,7 @@ def pack_weights(em: Emitter, L: GemmLayer, t: Tiling, w: np.ndarray) -> dict:
     return blocks
 
 
-def choose_tiling(L: GemmLayer, cfg: HwConfig, images: int = 1) -> Tiling:
+def choose_tiling(L: GemmLayer, cfg: HwConfig, images: int = 1, name: str = "layer") -> Tiling:
     """The candidate tiling with the fewest DRAM bytes (then fewest tiles) for `images`.
 
     Candidates are tried from the fewest tiles up, and a dry run stops as soon as its DRAM
@@ -205,6 +203,7 @@ def choose_tiling(L: GemmLayer, cfg: HwConfig, images: int = 1) -> Tiling:
         if best_cost is None or cost < best_cost:
             best, best_cost = t, cost
     if best is None:
-        raise AccelsimError(f"layer {L} does not fit the buffers even with 1-row tiles; "
-                            f"increase buffer sizes")
+        raise AccelsimError(f"node {name!r} does not fit the buffers even with one-row tiles "
+                            f"(input {L.h}x{L.w}x{L.cin}, kernel {L.kh}x{L.kw}, {L.cout} "
+                            f"outputs); increase the buffer sizes")
     return best

@@ -92,7 +92,7 @@ def plan_layers(g: Graph, cfg: HwConfig, batch: int | None) -> dict[str, Tiling]
     for op in g.nodes:
         if isinstance(op, (QuantConv2d, QuantLinear)):
             L, images = gemm_layer_of(op, g, batch)
-            plans[op.name] = choose_tiling(L, cfg, images)
+            plans[op.name] = choose_tiling(L, cfg, images, op.name)
     return plans
 
 
