@@ -53,7 +53,7 @@ class TrainConfig:
     label_smoothing: float = 0.1  # weight of the uniform distribution in the CE targets
     per_channel: bool = True  # weight step per output channel
     first_a_bits: int = 8  # input image quantizer width
-    ulq_lambda: float = 1.0  # weight of the logit MSE to the fp teacher
+    ulq_lambda: float = 0.3  # weight of the logit MSE to the fp teacher
     ulq_last_fraction: float = 0.6  # share of the epochs spent at the target widths
     ulq_start_bits: int = 4  # widths of the first ULQ stage (then halved down to the target)
     grad_clip_norm: float | None = 10.0  # global gradient-norm clip (guards against spikes)
