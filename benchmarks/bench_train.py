@@ -1,11 +1,12 @@
 """Training throughput of the NumPy LSQ/ULQ trainer (images per second) per model and bit width.
 
-Times forward + backward + optimizer steps on digits (8x8) for the MLP and the small CNN, full
+Times forward + backward + optimizer steps on digits (8x8) for the recipe MLP (64-256-128-10)
+and CNN (conv 32, 32, pool, 64, linear; `workloads/trained.py`), full
 precision and quantized at W/A 8/8, 4/4, 2/2 and 1/2, plus the ULQ step (which adds the
 teacher's forward pass). Prints a table and writes benchmarks/results/train.json atomically.
 The lead adds simulated latency and energy per image on `edge` to the same rows.
 
-    python benchmarks/bench_train.py [--steps 40] [--batch 64] [--out PATH]
+    python benchmarks/bench_train.py [--steps 50] [--batch 64] [--out PATH]
 """
 
 import argparse
@@ -21,6 +22,7 @@ from accelsim.quant.data import load_dataset, shift_augment
 from accelsim.quant.models import calibrate, cnn, mlp, quantize
 from accelsim.quant.optim import SGD
 from accelsim.quant.trainer import cross_entropy, mse
+from workloads.trained import CONFIGS
 
 BITS = [None, (8, 8), (4, 4), (2, 2), (1, 2)]  # (w_bits, a_bits); None = full precision
 OUT = Path(__file__).parent / "results" / "train.json"
@@ -58,7 +60,8 @@ def run(steps: int, batch: int) -> list[dict]:
     data = load_dataset("digits")
     rows = []
     for arch, build in (("mlp", mlp), ("cnn", cnn)):
-        fp = build(in_shape=data.image_shape, classes=10, seed=0)
+        kwargs = CONFIGS[("digits", arch)].model_kwargs  # the recipe's architecture
+        fp = build(in_shape=data.image_shape, classes=10, seed=0, **kwargs)
         for bits in BITS:
             methods = ["fp"] if bits is None else ["lsq", "ulq"]
             for method in methods:
@@ -86,7 +89,7 @@ def write_atomic(path: Path, payload: dict) -> None:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=40, help="timed SGD steps per row")
+    ap.add_argument("--steps", type=int, default=50, help="timed SGD steps per row")
     ap.add_argument("--batch", type=int, default=64, help="images per step")
     ap.add_argument("--out", type=Path, default=OUT, help="JSON output path")
     args = ap.parse_args(argv)
