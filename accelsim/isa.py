@@ -79,6 +79,10 @@ class Mode(IntEnum):
     BIPOLAR = 2  # 1-bit values meaning -1 / +1
 
 
+MODE_NAMES = {m: m.name.lower() for m in Mode}  # Mode -> "signed" / "unsigned" / "bipolar"
+MODE_BY_NAME = {name: m for m, name in MODE_NAMES.items()}
+
+
 class AluOp(IntEnum):
     """Vector ALU operations (see accelsim/kernels/alu.py for their exact meaning)."""
 

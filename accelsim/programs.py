@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from accelsim.isa import Buf, Op, Unit
+from accelsim.isa import MODE_BY_NAME, Buf, Op, Unit
 from accelsim.memory import tile_rows
 from accelsim.program import Program, ProgramBuilder
 
 L, S, MM, RS = (1 << Unit.LOAD, 1 << Unit.STORE, 1 << Unit.MATMUL, 1 << Unit.RESCALE)
-_MODE = {"signed": 0, "unsigned": 1, "bipolar": 2}
 
 
 def tiled_gemm_program(cfg, x, w, bias, mult, shift, *, a_bits, w_bits, out_bits=8,
@@ -52,7 +51,7 @@ def tiled_gemm_program(cfg, x, w, bias, mult, shift, *, a_bits, w_bits, out_bits
     wgt_slot = tile_rows(tk * tn, w_bits, row_bits)
     acc_slot = tile_rows(tm * tn, 32, row_bits)
     out_slot = tile_rows(tm * tn, out_bits, row_bits)
-    am, wm = _MODE[a_mode], _MODE[w_mode]
+    am, wm = MODE_BY_NAME[a_mode], MODE_BY_NAME[w_mode]
     mi, nj, kk_n = -(-M // tm), -(-N // tn), -(-K // tk)
     n_tiles, n_steps = mi * nj, mi * nj * kk_n
     b.emit(Op.LOAD, signal=RS, tag=tag, buf=Buf.PARAM, sram_addr=0, dram_addr=pa, d0=1, d1=1,

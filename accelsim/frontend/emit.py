@@ -13,9 +13,8 @@ import numpy as np
 
 from accelsim.config import HwConfig
 from accelsim.frontend.tokens import Access
-from accelsim.isa import Buf, Insn, Mode, Op
+from accelsim.isa import MODE_BY_NAME, Buf, Insn, Op
 
-MODE_BY_NAME = {"signed": Mode.SIGNED, "unsigned": Mode.UNSIGNED, "bipolar": Mode.BIPOLAR}
 
 
 def rows_for(elements: int, bits: int, row_bits: int) -> int:

@@ -27,11 +27,10 @@ from __future__ import annotations
 import numpy as np
 
 from accelsim.errors import AccelsimError
-from accelsim.isa import Buf, Mode, Unit
+from accelsim.isa import MODE_NAMES, Buf, Mode, Unit
 from accelsim.program import value_bounds
 from accelsim.units.base import DRAM, SRAM_READ, SRAM_WRITE, UnitBase
 
-_MODE_NAME = {Mode.SIGNED: "signed", Mode.UNSIGNED: "unsigned", Mode.BIPOLAR: "bipolar"}
 
 
 def dma_data_cycles(cfg, rows: int, cols: int, bits: int) -> int:
@@ -111,11 +110,11 @@ class _DmaEngine(UnitBase):
         return total
 
     def _check_range(self, values, insn, what):
-        lo, hi = value_bounds(insn.bits, _MODE_NAME[Mode(insn.mode)])
+        lo, hi = value_bounds(insn.bits, MODE_NAMES[Mode(insn.mode)])
         if values.size and (values.min() < lo or values.max() > hi):
             bad = values[(values < lo) | (values > hi)].flat[0]
             raise AccelsimError(f"insn {insn.index} {insn.op.name}: {what} value {bad} is outside "
-                                f"the {insn.bits}-bit {_MODE_NAME[Mode(insn.mode)]} range "
+                                f"the {insn.bits}-bit {MODE_NAMES[Mode(insn.mode)]} range "
                                 f"[{lo}, {hi}]")
 
 
@@ -139,7 +138,7 @@ class LoadEngine(_DmaEngine):
         pads = ((insn.pad_top, insn.pad_bottom), (insn.pad_left, insn.pad_right), (0, 0))
         if any(p for pair in pads for p in pair):
             block = np.pad(block, pads, constant_values=insn.pad_value)
-        mode = _MODE_NAME[Mode(insn.mode)]
+        mode = MODE_NAMES[Mode(insn.mode)]
         dtype = np.int32 if insn.bits > 8 else (np.uint8 if mode == "unsigned" else np.int8)
         mem.write(insn.buf, insn.sram_addr, block.astype(dtype), insn.bits)
 

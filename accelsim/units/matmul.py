@@ -37,11 +37,10 @@ from __future__ import annotations
 import numpy as np
 
 from accelsim.errors import IsaError
-from accelsim.isa import Buf, Mode, Unit
+from accelsim.isa import MODE_NAMES, Buf, Unit
 from accelsim.kernels.gemm import gemm, im2col
 from accelsim.units.base import UnitBase
 
-_MODE_NAME = {Mode.SIGNED: "signed", Mode.UNSIGNED: "unsigned", Mode.BIPOLAR: "bipolar"}
 
 
 def _round_pow2(bits: int) -> int:
@@ -169,8 +168,8 @@ class Matmul(UnitBase):
         w = mem.read(Buf.WGT, f["wgt_addr"], k * n, f["w_bits"], who).reshape(k, n)
         acc = None if f["reset"] else mem.read(Buf.ACC, f["acc_addr"], m * n, 32,
                                                who).reshape(m, n)
-        kw = dict(a_bits=f["a_bits"], w_bits=f["w_bits"], a_mode=_MODE_NAME[f["a_mode"]],
-                  w_mode=_MODE_NAME[f["w_mode"]], overflow=self.cfg.matmul.overflow)
+        kw = dict(a_bits=f["a_bits"], w_bits=f["w_bits"], a_mode=MODE_NAMES[f["a_mode"]],
+                  w_mode=MODE_NAMES[f["w_mode"]], overflow=self.cfg.matmul.overflow)
         if f["conv"]:
             ph, pw, cin = conv_patch(insn)
             patch = x.reshape(ph, pw, cin)

@@ -34,12 +34,12 @@ from collections import deque
 import numpy as np
 
 from accelsim.errors import IsaError
-from accelsim.isa import Buf, Op, Unit
+from accelsim.isa import MODE_NAMES, Buf, Op, Unit
 from accelsim.kernels.gemm import gemm
 from accelsim.memory import tile_rows
 from accelsim.sparse import tap_offsets
 from accelsim.units.base import UnitBase
-from accelsim.units.matmul import _MODE_NAME, matmul_cycles
+from accelsim.units.matmul import matmul_cycles
 
 COORD_BITS = 16  # bits per coordinate value in COORD (4 per voxel)
 MAP_BITS = 16  # bits per map value in MAP (3 per pair)
@@ -195,7 +195,7 @@ class Svge(UnitBase):
             rows = sel[:, 1]
             acc[rows] = gemm(x.reshape(n_in, cin)[sel[:, 0]], w.reshape(cin, cout), acc[rows],
                              a_bits=f["a_bits"], w_bits=f["w_bits"],
-                             a_mode=_MODE_NAME[f["a_mode"]], w_mode=_MODE_NAME[f["w_mode"]],
+                             a_mode=MODE_NAMES[f["a_mode"]], w_mode=MODE_NAMES[f["w_mode"]],
                              overflow=self.cfg.matmul.overflow)
         mem.write(Buf.ACC, f["acc_addr"], acc, 32)
 
