@@ -102,29 +102,35 @@ class UnitBase:
         """Cycles the instruction occupies the unit once started (the DMA adds bus waits)."""
         return cycles
 
+    def pop_tokens(self, waits, idx: int):
+        """Pop one token from each FIFO in `waits`, blocking while one is empty, and record the
+        token-wait stall of instruction `idx`. A generator: `yield from self.pop_tokens(...)`."""
+        env, races, uid = self.env, self.races, int(self.unit)
+        t0 = env.now
+        for ch in waits:
+            while ch.count == 0:
+                self.blocked = ch
+                ch.waiter = env.event()
+                yield ch.waiter
+            self.blocked = None
+            ch.count -= 1
+            if races is not None:
+                races.pop(ch, uid)
+        if env.now != t0:
+            self.stats.stall_token[idx] = env.now - t0
+
     def process(self):
         """SimPy process: run `plan` in order, then finish. (The body first runs inside
         `env.run`, after the simulator has set plan, mem, races and on_event.)"""
         env, stats, races, mem, hook = self.env, self.stats, self.races, self.mem, self.on_event
-        start, end, stall = stats.start, stats.end, stats.stall_token
+        start, end = stats.start, stats.end
         delay, run, timeout = self.delay, self.run, env.timeout
         uid = int(self.unit)
         for pos, (insn, cyc, waits, sigs, accesses) in enumerate(self.plan):
             self.pos = pos
             idx = insn.index
             if waits:
-                t0 = env.now
-                for ch in waits:
-                    while ch.count == 0:
-                        self.blocked = ch
-                        ch.waiter = env.event()
-                        yield ch.waiter
-                    self.blocked = None
-                    ch.count -= 1
-                    if races is not None:
-                        races.pop(ch, uid)
-                if env.now != t0:
-                    stall[idx] = env.now - t0
+                yield from self.pop_tokens(waits, idx)
             if races is not None:
                 races.check(insn, uid, accesses)
             if mem is not None:

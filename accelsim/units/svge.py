@@ -202,7 +202,7 @@ class Svge(UnitBase):
     def process(self):
         """In-order issue to E engines, in-order retirement (see module docstring)."""
         env, stats, races, mem, hook = self.env, self.stats, self.races, self.mem, self.on_event
-        start, end, stall = stats.start, stats.end, stats.stall_token
+        start, end = stats.start, stats.end
         free = [0] * self.cfg.svge.engines
         retire = 0
         uid = int(self.unit)
@@ -210,18 +210,7 @@ class Svge(UnitBase):
             self.pos = pos
             idx = insn.index
             if waits:
-                t0 = env.now
-                for ch in waits:
-                    while ch.count == 0:
-                        self.blocked = ch
-                        ch.waiter = env.event()
-                        yield ch.waiter
-                    self.blocked = None
-                    ch.count -= 1
-                    if races is not None:
-                        races.pop(ch, uid)
-                if env.now != t0:
-                    stall[idx] = env.now - t0
+                yield from self.pop_tokens(waits, idx)
             snap = None
             if races is not None:
                 races.check(insn, uid, accesses)
