@@ -13,6 +13,7 @@ KEYS = (
     "test_accuracy",
     "simulated_accuracy",
     "disagreements",
+    "disagreements_export",
     "disagreements_int_bias",
     "reference_exact",
     "w_bits",
@@ -90,7 +91,8 @@ def test_lsq_writes_native_model_and_metrics(capsys, tmp_path, teacher):
     assert (doc["w_bits"], doc["a_bits"], doc["method"]) == (1, 2, "lsq")
     assert doc["reference_exact"] is True
     assert doc["simulated_images"] == 24
-    assert doc["disagreements_int_bias"] == 0
+    # The returned model is BN-folded with int32-grid biases: all three references agree.
+    assert doc["disagreements"] == doc["disagreements_export"] == doc["disagreements_int_bias"] == 0
     assert 0 <= doc["simulated_accuracy"] <= 1 and doc["latency_cycles_per_image"] > 0
     g = load_model(out)
     assert g.tensors[g.input].shape == (1, 8, 8, 1)

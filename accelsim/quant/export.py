@@ -27,7 +27,7 @@ def _gemm_dict(layer, bn, relu: bool, src: str, shape: tuple) -> dict:
     w_int = layer.wq.int_codes(layer.w.value)
     n = w_int.shape[1]
     scale = layer.wq.steps(n)
-    bias = layer.b.value.astype(np.float64) if layer.b is not None else np.zeros(n)
+    bias = layer.bias_value(np.float64) if layer.b is not None else np.zeros(n)
     if bn is not None:
         scale, bias = fold_bn(scale, bias, bn)
     neg = scale < 0  # negative BN gamma: flip the integers (symmetric/bipolar codes stay in range)

@@ -89,6 +89,9 @@ class _QuantGemm(Module):
         self.wq = None  # LsqQuantizer for weights [K, N] (per tensor or per output channel)
         self.aq = None  # LsqQuantizer for the input activations
         self.in_signed = True  # input may be negative (set False by builders after ReLU)
+        # After batch-norm folding (`fold.fold_batchnorm`) the bias is fake-quantized to the
+        # accumulator grid s_a*s_w[c]: the hardware adds it as an int32 in accumulator units.
+        self.quant_bias = False
 
     def params(self) -> list[Param]:
         ps = [self.w] + ([self.b] if self.b is not None else [])
@@ -102,6 +105,19 @@ class _QuantGemm(Module):
 
     def _input(self, x: np.ndarray, train: bool) -> np.ndarray:
         return x if self.aq is None else self.aq.forward(x, train)
+
+    def bias_value(self, dtype) -> np.ndarray | None:
+        """The bias the layer adds, in `dtype`: the raw bias, or with `quant_bias` the bias
+        rounded half to even to whole accumulator units s_a*s_w[c] (computed in float64 so the
+        export and the int32 bias of the hardware round identically). Straight-through in
+        backward. Needs initialised steps (call after `_input` and `_weights`)."""
+        if self.b is None:
+            return None
+        if not (self.quant_bias and self.wq is not None and self.aq is not None):
+            return self.b.value.astype(dtype, copy=False)
+        n = self.b.value.shape[0]
+        unit = float(self.aq.steps(1)[0]) * self.wq.steps(n)
+        return (np.round(self.b.value.astype(np.float64) / unit) * unit).astype(dtype)
 
     def _gemm_backward(self, cols, wq_val, dy2):
         dwq = cols.T @ dy2
@@ -127,7 +143,7 @@ class Linear(_QuantGemm):
         wq = self._weights(train)
         y = xq @ wq
         if self.b is not None:
-            y = y + self.b.value
+            y = y + self.bias_value(y.dtype)
         self._cache = (xq, wq) if train else None
         return y
 
@@ -155,7 +171,7 @@ class Conv2d(_QuantGemm):
         cols = cols.reshape(n * oh * ow, -1)
         y = cols @ wq
         if self.b is not None:
-            y += self.b.value
+            y += self.bias_value(y.dtype)
         self._cache = (cols, wq, x.shape, (n, oh, ow)) if train else None
         return y.reshape(n, oh, ow, self.cout)
 

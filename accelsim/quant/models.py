@@ -15,6 +15,7 @@ import copy
 import numpy as np
 
 from accelsim.errors import AccelsimError
+from accelsim.quant.fold import fold_batchnorm
 from accelsim.quant.layers import BatchNorm, Conv2d, Linear, Module, ReLU, _QuantGemm
 from accelsim.quant.pooling import Flatten, GlobalAvgPool, MaxPool2d, Residual
 from accelsim.quant.quantizer import LsqQuantizer, weight_mode
@@ -57,7 +58,9 @@ class Model(Module):
         return [m for m in self.modules() if isinstance(m, _QuantGemm)]
 
     def logits(self, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
-        """Eval-mode outputs [N, classes] (fake-quantized if the model is quantized)."""
+        """Eval-mode outputs [N, classes] (fake-quantized if the model is quantized), computed in
+        float64 so rounding to the integer grids is not disturbed by float32 sums."""
+        x = np.asarray(x, dtype=np.float64)
         outs = [self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         return np.concatenate(outs)
 
@@ -140,8 +143,9 @@ def mlp(in_shape=(8, 8, 1), classes: int = 10, hidden=(256, 128), seed: int = 0,
 
 
 def build_model(spec: dict) -> Model:
-    """Rebuild a model (fresh weights) from its `spec`, including its quantizers if any."""
-    kwargs = {k: v for k, v in spec.items() if k not in ("arch", "quant")}
+    """Rebuild a model (fresh weights) from its `spec`, including its quantizers and batch-norm
+    folding if any."""
+    kwargs = {k: v for k, v in spec.items() if k not in ("arch", "quant", "folded")}
     if spec.get("arch") == "cnn":
         model = cnn(**kwargs)
     elif spec.get("arch") == "mlp":
@@ -149,7 +153,8 @@ def build_model(spec: dict) -> Model:
     else:
         raise AccelsimError(f"model spec 'arch': expected one of {ARCHS}, got {spec.get('arch')!r}")
     quant = spec.get("quant")
-    return quantize(model, **quant) if quant else model
+    model = quantize(model, **quant) if quant else model
+    return fold_batchnorm(model) if spec.get("folded") else model
 
 
 def quantize(model: Model, w_bits: int, a_bits: int, first_a_bits: int = 8,

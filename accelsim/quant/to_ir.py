@@ -14,9 +14,9 @@ lowering runs on the machine:
   fake-quantized training model feeds its GEMMs, up to the rounding of the rescale.
 - Tensors no GEMM reads (the logits; the body output of a residual block; the input of a
   global average pool) have no trained quantizer. They get `free_bits` (16, the widest RESCALE
-  output) with a step that covers their range: the largest |value| over `calib_x` times
-  `CALIB_MARGIN` (clamped to the worst-case bound), or the worst-case bound from the integer
-  ranges if no calibration data is given. The logits are signed; argmax over their integers is
+  output) with the smallest power-of-two step that covers their range: the largest |value|
+  over `calib_x` times `CALIB_MARGIN` (clamped to the worst-case bound), or the worst-case
+  bound from the integer ranges if no calibration data is given. The logits are signed; argmax over their integers is
   the machine's predicted class.
 - `MaxPool`, `GlobalAvgPool` (+ `Flatten` to [N, C]), `Flatten`, residual `Add`, and `Clip`
   for a standalone ReLU.
@@ -123,7 +123,11 @@ def assign_quant(
         rng = bound[name]
         if name in seen and seen[name] > 0:
             rng = min(rng, CALIB_MARGIN * seen[name])
-        return free_bits, mode, max(rng, 1e-12) / int_range(free_bits, mode)[1]
+        # A power-of-two step: a step sized exactly to the calibrated maximum makes the
+        # rescale multiplier s_in*s_w/s_out a ratio of small integers on that channel, so
+        # exact .5 ties (where fixed-point half-up and float half-even rounding differ) recur.
+        step = max(rng, 1e-12) / int_range(free_bits, mode)[1]
+        return free_bits, mode, float(2.0 ** np.ceil(np.log2(step)))
 
     def of(name: str) -> tuple[int, str, float]:
         if name in quant:

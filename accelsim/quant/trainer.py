@@ -8,6 +8,10 @@
   budget on a stage that is as good as fp already), the last stage taking `ulq_last_fraction`
   of the epochs; each stage starts from the previous one's weights with the steps
   re-initialised, on the loss `CE + lambda * MSE(student logits, fp teacher logits)`.
+- both quantized methods end with `fold_epochs` on the batch-norm-folded model
+  (`fold.fold_batchnorm`): no BN, bias on the int32 accumulator grid, i.e. the arithmetic of the
+  machine, with the method's own loss. The returned model is the folded one, so its eval-mode
+  predictions are the classes the machine reproduces.
 
 Both quantized methods start from the same fp model, so they compare on equal epochs.
 Training is reproducible for fixed seeds. Ctrl-C (KeyboardInterrupt) stops cleanly and returns
@@ -22,6 +26,7 @@ from tqdm import tqdm
 
 from accelsim.errors import AccelsimError
 from accelsim.quant.data import Dataset, load_dataset, shift_augment
+from accelsim.quant.fold import fold_batchnorm
 from accelsim.quant.models import (
     Model,
     calibrate,
@@ -56,6 +61,8 @@ class TrainConfig:
     ulq_lambda: float = 0.3  # weight of the logit MSE to the fp teacher
     ulq_last_fraction: float = 0.6  # share of the epochs spent at the target widths
     ulq_start_bits: int = 4  # widths of the first ULQ stage (then halved down to the target)
+    fold_epochs: int = 5  # final epochs on the BN-folded model (bias on the int32 grid); 0: none
+    fold_lr: float = 0.005  # peak learning rate of the folded fine-tune (cosine decay)
     grad_clip_norm: float | None = 10.0  # global gradient-norm clip (guards against spikes)
     model_kwargs: dict = field(default_factory=dict)  # extra arguments of `cnn` / `mlp`
 
@@ -231,6 +238,19 @@ def train(dataset="digits", model="cnn", method: str = "fp", a_bits: int = 8, w_
                                           "test_accuracy": accuracy(net, data.x_test, data.y_test)})
             if interrupted:
                 break
+        if cfg.fold_epochs > 0:
+            # Interrupted or not, the model handed out is folded: it is the one the machine runs.
+            net = fold_batchnorm(net)
+        if cfg.fold_epochs > 0 and not interrupted:
+            srng = np.random.default_rng([seed, len(plan) + 1])
+            losses, seen, interrupted = _fit(net, data, cfg.fold_epochs, cfg.fold_lr,
+                                             cfg.q_weight_decay, cfg, srng,
+                                             f"{method} W{w_bits}A{a_bits} folded", progress,
+                                             teacher=teacher if lam > 0 else None, lam=lam)
+            metrics["images_seen"] += seen
+            metrics["stages"].append({"w_bits": w_bits, "a_bits": a_bits, "folded": True,
+                                          "epochs": cfg.fold_epochs, "losses": losses,
+                                          "test_accuracy": accuracy(net, data.x_test, data.y_test)})
     seconds = time.perf_counter() - t0
     metrics.update(test_accuracy=accuracy(net, data.x_test, data.y_test),
                    train_accuracy=accuracy(net, data.x_train, data.y_train),

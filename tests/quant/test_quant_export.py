@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from accelsim.errors import AccelsimError
-from accelsim.quant.data import load_dataset
 from accelsim.quant.export import export_layers, fake_quant_logits, fake_quant_predict, int_range
 from accelsim.quant.layers import BatchNorm
 from accelsim.quant.models import (
@@ -18,29 +17,12 @@ from accelsim.quant.models import (
 )
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-def _randomise_bn(model, seed):
-    """Give every BN non-trivial statistics (one negative gamma) as if trained."""
-    rng = np.random.default_rng(seed)
-    for m in model.modules():
-        if isinstance(m, BatchNorm):
-            c = m.gamma.value.size
-            m.gamma.value = rng.uniform(0.5, 1.5, c).astype(np.float32)
-            m.gamma.value[0] = -0.7
-            m.beta.value = rng.normal(0, 0.2, c).astype(np.float32)
-            m.running_mean = rng.normal(0, 0.5, c)
-            m.running_var = rng.uniform(0.5, 2.0, c)
-
-
 @pytest.mark.parametrize("w_bits, a_bits, per_channel", [(1, 2, True), (2, 2, False), (4, 4, True),
                                                           (8, 8, False)])
-def test_export_int_ranges_and_fake_quant_matches_model(digits, w_bits, a_bits, per_channel):
+def test_export_int_ranges_and_fake_quant_matches_model(digits, randomise_bn, w_bits, a_bits,
+                                                         per_channel):
     model = cnn(residual=True, channels=(4, 8), seed=3)
-    _randomise_bn(model, 1)
+    randomise_bn(model, 1)
     q = quantize(model, w_bits, a_bits, per_channel=per_channel)
     calibrate(q, digits.x_train[:64])
     layers = export_layers(q)
@@ -82,9 +64,9 @@ def test_mlp_export_shapes(digits):
     assert layers[3]["act_mode"] == "unsigned" and layers[3]["inputs"] == [layers[2]["name"]]
 
 
-def test_state_dict_round_trip(digits):
+def test_state_dict_round_trip(digits, randomise_bn):
     q = quantize(cnn(channels=(4, 8), seed=2), 2, 2)
-    _randomise_bn(q, 2)
+    randomise_bn(q, 2)
     calibrate(q, digits.x_train[:32])
     state = {k: v.copy() for k, v in state_dict(q).items()}
     fresh = build_model(q.spec)

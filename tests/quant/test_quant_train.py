@@ -5,6 +5,7 @@ import pytest
 
 import accelsim.quant.trainer as train_mod
 from accelsim.quant.data import Dataset, load_dataset
+from accelsim.quant.layers import BatchNorm
 from accelsim.quant.models import state_dict
 from accelsim.quant.trainer import TrainConfig, stage_epochs, train, ulq_stages
 
@@ -43,15 +44,24 @@ def test_fp_loss_decreases_and_reproduces(tiny):
 
 @pytest.mark.parametrize("method, w_bits, a_bits", [("lsq", 2, 2), ("ulq", 1, 2)])
 def test_quantized_training_runs(tiny, method, w_bits, a_bits):
-    cfg = TrainConfig(batch_size=32, warmup_epochs=0, fp_lr=0.1, q_lr=0.02,
-                      model_kwargs={"hidden": (32,)})
+    """ULQ W1A2 runs stages 4/4, 2/2, 1/2 of 2 epochs each (last fraction 1/3 of 6), then the
+    folded fine-tune; LSQ one 6-epoch stage, then the same."""
+    cfg = TrainConfig(batch_size=32, warmup_epochs=0, fp_lr=0.1, q_lr=0.02, fold_epochs=2,
+                      ulq_last_fraction=1 / 3, model_kwargs={"hidden": (32,)})
     teacher, _ = train(tiny, "mlp", "fp", epochs=4, seed=0, progress=False, config=cfg)
-    model, m = train(tiny, "mlp", method, a_bits, w_bits, epochs=4, seed=0, progress=False,
+    model, m = train(tiny, "mlp", method, a_bits, w_bits, epochs=6, seed=0, progress=False,
                      config=cfg, teacher=teacher)
-    assert [(s["w_bits"], s["a_bits"]) for s in m["stages"]][-1] == (w_bits, a_bits)
-    assert model.spec["quant"]["w_bits"] == w_bits
+    *stages, fold = m["stages"]
+    assert stages[-1]["w_bits"] == fold["w_bits"] == w_bits
+    assert stages[-1]["a_bits"] == fold["a_bits"] == a_bits
+    assert fold["folded"] and fold["epochs"] == cfg.fold_epochs
+    assert model.spec["quant"]["w_bits"] == w_bits and model.spec["folded"]
+    assert not any(isinstance(layer, BatchNorm) for layer in model.modules())
     assert m["test_accuracy"] > 0.4
-    assert m["stages"][-1]["losses"][-1] < m["stages"][-1]["losses"][0] + 0.5
+    assert [s["epochs"] for s in stages] == ([2, 2, 2] if method == "ulq" else [6])
+    # Each stage starts on weights trained at other widths (or in fp): its loss must fall.
+    for stage in stages:
+        assert stage["losses"][-1] < stage["losses"][0], stage
 
 
 def test_keyboard_interrupt_returns_last_epoch(tiny, monkeypatch):

@@ -32,7 +32,7 @@ def test_table_rows():
     lines = table([FP, Q]).splitlines()
     assert len(lines) == 4
     assert lines[2] == "| digits | cnn | fp | fp | 99.00 | - | - | - | - |"
-    assert lines[3] == "| digits | cnn | lsq | 2/2 | 98.00 | 98.50 | 3 / 0 of 359 | 3177 | 3.96 |"
+    assert lines[3] == "| digits | cnn | lsq | 2/2 | 98.00 | 98.50 | 3 of 359 | 3177 | 3.96 |"
 
 
 def test_from_json(tmp_path, capsys):
