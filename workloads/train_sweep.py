@@ -7,10 +7,17 @@ width x accuracy and optionally writes all metrics as JSON.
 
 --jobs N runs (dataset, model, seed) groups in N processes with one BLAS thread each (on two
 cores this beats one process with two BLAS threads on these small GEMMs).
+
+--validation trains on 85% of the training images and reports accuracy on the other 15%
+(`data.validation_split`), never the test split: use it with --set to choose hyperparameters,
+
+    python workloads/train_sweep.py --bits 2/2 1/2 --methods ulq --seeds 0 1 2 --jobs 2 \
+        --validation --set ulq_lambda=1.0
 """
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -19,30 +26,41 @@ from pathlib import Path
 import numpy as np
 
 
-def _group(dataset: str, model: str, seed: int, bits: list, methods: list, epochs, progress):
+def _group(dataset: str, model: str, seed: int, bits: list, methods: list, epochs, progress,
+           validation: bool = False, overrides: dict | None = None):
     """Train one teacher and its quantized variants; returns a list of metrics dicts."""
-    from accelsim.quant.data import load_dataset
+    from dataclasses import replace
+
+    from accelsim.quant.data import load_dataset, validation_split
     from accelsim.quant.export import fake_quant_predict
     from workloads.trained import get_recipe, run_recipe
 
     data = load_dataset(dataset)
-    fp_recipe = get_recipe(f"{dataset}-{model}-fp", seed)
+    if validation:
+        data = validation_split(data)
+
+    def recipe(name):
+        r = get_recipe(name, seed)
+        return replace(r, config=replace(r.config, **overrides)) if overrides else r
+
+    fp_recipe = recipe(f"{dataset}-{model}-fp")
     teacher, fp_metrics = run_recipe(fp_recipe, progress, dataset=data)
     out = [fp_metrics]
     print(f"[seed {seed}] {fp_recipe.name}: {fp_metrics['test_accuracy']:.4f}", flush=True)
     for w, a in bits:
         for method in methods:
-            r = get_recipe(f"{dataset}-{model}-{method}-w{w}a{a}", seed)
+            r = recipe(f"{dataset}-{model}-{method}-w{w}a{a}")
             if epochs is not None:
                 r = type(r)(**{**r.__dict__, "epochs": epochs})
             qmodel, m = run_recipe(r, progress, teacher=teacher, dataset=data)
             m.pop("config", None)
-            # the float reference of the exported integer model (BN folded) vs the training model
+            m["overrides"] = overrides or {}
+            # the float64 export (what the machine runs, up to RESCALE rounding) vs the model
             fq = fake_quant_predict(qmodel, data.x_test)
             m["fake_quant_test_accuracy"] = float((fq == data.y_test).mean())
             m["fake_quant_disagreements"] = int((fq != qmodel.predict(data.x_test)).sum())
             out.append(m)
-            print(f"[seed {seed}] {r.name}: {m['test_accuracy']:.4f} "
+            print(f"[seed {seed}] {r.name}: {m['test_accuracy']:.4f} loss {m['test_loss']:.4f} "
                   f"(stages {[round(s['test_accuracy'], 4) for s in m['stages']]}; "
                   f"fake-quant disagreements {m['fake_quant_disagreements']})", flush=True)
     for m in out:
@@ -51,16 +69,38 @@ def _group(dataset: str, model: str, seed: int, bits: list, methods: list, epoch
 
 
 def _table(results: list, bits: list, methods: list) -> str:
-    def acc(method, w, a):
-        xs = [m["test_accuracy"] for m in results if m["method"] == method
-              and m["w_bits"] == w and m["a_bits"] == a]
-        return f"{100 * np.mean(xs):6.2f} ({len(xs)})" if xs else "   -   "
+    def cell(method, w, a):
+        ms = [m for m in results if m["method"] == method and m["w_bits"] == w
+              and m["a_bits"] == a]
+        if not ms:
+            return "-"
+        acc = 100 * np.mean([m["test_accuracy"] for m in ms])
+        loss = np.mean([m["test_loss"] for m in ms])
+        return f"{acc:.2f} / {loss:.4f} ({len(ms)})"
 
-    lines = [f"{'W/A':6s} " + " ".join(f"{m:>11s}" for m in methods)]
-    lines.append(f"{'fp':6s} {acc('fp', None, None)}")
+    lines = [f"{'W/A':6s} " + " ".join(f"{m:>22s}" for m in methods)]
+    lines.append(f"{'fp':6s} {cell('fp', None, None):>22s}")
     for w, a in bits:
-        lines.append(f"{w}/{a:<4d} " + " ".join(f"{acc(m, w, a):>11s}" for m in methods))
-    return "\n".join(lines) + "\n(test accuracy %, mean over (n) seeds)"
+        lines.append(f"{w}/{a:<4d} " + " ".join(f"{cell(m, w, a):>22s}" for m in methods))
+    split = "validation" if results and results[0]["dataset"].endswith("-val") else "test"
+    return "\n".join(lines) + f"\n({split} accuracy % / cross entropy, mean over (n) seeds)"
+
+
+def _overrides(items: list) -> dict:
+    """`FIELD=VALUE` strings -> TrainConfig overrides, each value converted to the field's type."""
+    from dataclasses import fields
+
+    from accelsim.quant.trainer import TrainConfig
+
+    types = {f.name: type(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)}
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in types or types[key] in (dict, type(None)):
+            raise SystemExit(f"--set {item!r}: expected FIELD=VALUE with FIELD a scalar "
+                             f"TrainConfig field ({', '.join(sorted(types))})")
+        out[key] = types[key](value) if types[key] is not bool else value.lower() == "true"
+    return out
 
 
 def main(argv=None) -> None:
@@ -73,14 +113,21 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", nargs="*", type=int, default=[0])
     ap.add_argument("--epochs", type=int, default=None, help="override the quantized epochs")
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--validation", action="store_true",
+                    help="hold out 15%% of the training images and report accuracy on them")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a TrainConfig field of every recipe; repeatable")
     ap.add_argument("--json", type=Path, default=None, help="write all metrics here")
     args = ap.parse_args(argv)
     bits = [tuple(int(v) for v in b.split("/")) for b in args.bits]
-    jobs = [(args.dataset, args.model, s, bits, args.methods, args.epochs, args.jobs == 1)
-            for s in args.seeds]
+    overrides = _overrides(args.set)
+    jobs = [(args.dataset, args.model, s, bits, args.methods, args.epochs, args.jobs == 1,
+             args.validation, overrides) for s in args.seeds]
     if args.jobs > 1:
-        os.environ["OPENBLAS_NUM_THREADS"] = "1"  # inherited by the worker processes
-        with ProcessPoolExecutor(args.jobs) as pool:
+        # Fresh (spawned) workers read OPENBLAS_NUM_THREADS at start; forked ones would keep
+        # the parent's already-started BLAS pool and oversubscribe the cores.
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             groups = list(pool.map(_group, *zip(*jobs)))
     else:
         groups = [_group(*j) for j in jobs]

@@ -95,3 +95,12 @@ def shift_augment(x: np.ndarray, max_shift_px: int, rng: np.random.Generator) ->
             if sel.any():
                 out[sel] = padded[sel, oy : oy + h, ox : ox + w, :]
     return out
+
+
+def validation_split(data: Dataset, fraction: float = 0.15, seed: int = 1) -> Dataset:
+    """A Dataset whose test split is a stratified `fraction` of `data`'s training images (fixed
+    by `seed`) and whose training split is the rest: for choosing hyperparameters without
+    looking at the held-out test images. Named `<name>-val`."""
+    train, val = _stratified_split(data.y_train, fraction, seed)
+    return Dataset(f"{data.name}-val", data.x_train[train], data.y_train[train],
+                   data.x_train[val], data.y_train[val], data.classes)

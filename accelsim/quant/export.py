@@ -1,9 +1,11 @@
 """Export of a trained quantized model as the integer hardware sees it, and its float reference.
 
-`export_layers` folds batch norm into each GEMM's per-channel weight scale and bias and returns
-integer weights, scales and activation formats layer by layer; `run_exported` evaluates that
-list in float64 (fake quantization, eval mode, BN folded), and `fake_quant_predict` gives the
-predicted classes the lowered model on the machine should reproduce.
+`export_layers` folds any remaining batch norm into each GEMM's per-channel weight scale and
+bias and returns integer weights, scales and activation formats layer by layer (a model that
+finished training is folded already, `fold.fold_batchnorm`, and its biases lie on the int32
+accumulator grid); `run_exported` evaluates that list in float64 (fake quantization, eval mode,
+BN folded), and `fake_quant_predict` gives the predicted classes the lowered model on the
+machine should reproduce.
 """
 
 import numpy as np

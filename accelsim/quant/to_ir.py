@@ -21,16 +21,16 @@ lowering runs on the machine:
 - `MaxPool`, `GlobalAvgPool` (+ `Flatten` to [N, C]), `Flatten`, residual `Add`, and `Clip`
   for a standalone ReLU.
 
-Why the machine's class can differ from `fake_quant_predict` (float64): mainly the int32 bias,
-rounded to accumulator units, which moves a pre-activation by up to 0.5 * s_in * s_w[c] /
-s_out output steps (a few hundredths at 4 bits, more at 2 bits), so activations near a
-rounding boundary round the other way. `integer_bias_layers` gives the fake-quantized model
-with the same int32 biases; its integer codes equal the machine's exactly in the trained
-digit/MNIST CNNs. Smaller causes remain possible: RESCALE rounds ties half up in fixed point
-where the float model rounds half to even, the 32-bit fixed-point multiplier, and 16-bit
-logits (two logits closer than one step tie and argmax takes the first). Residual blocks add
-a model difference: the skip path is the integer tensor at the body's input quantizer where
-the float model adds the unquantized value, and global average pooling requantizes.
+Why the machine's class could differ from the trained model's: trained models end BN-folded
+with every bias on the int32 accumulator grid (`fold.fold_batchnorm`), so the model adds the
+same integer bias the hardware holds, and their integer codes agree exactly in the trained
+digit/MNIST CNNs. What is left is RESCALE, which rounds ties half up in fixed point where the
+float model rounds half to even, and its 32-bit fixed-point multiplier; and 16-bit logits (two
+logits closer than one step tie and argmax takes the first). For a model exported before
+folding (BN and float biases) `integer_bias_layers` rounds the biases the same way. Residual
+blocks add a model difference: the skip path is the integer tensor at the body's input
+quantizer where the float model adds the unquantized value, and global average pooling
+requantizes.
 """
 
 from __future__ import annotations
