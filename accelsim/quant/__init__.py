@@ -4,8 +4,9 @@ layers with backward passes, the digit classifiers and their export for the inte
 Training knows nothing of the hardware; `export_layers` is the hand-off to the front end.
 """
 
-from accelsim.quant.data import Dataset, load_dataset
+from accelsim.quant.data import Dataset, load_dataset, validation_split
 from accelsim.quant.export import export_layers, fake_quant_logits, fake_quant_predict, run_exported
+from accelsim.quant.fold import fold_batchnorm
 from accelsim.quant.models import (
     Model,
     build_model,
@@ -22,7 +23,7 @@ from accelsim.quant.trainer import TrainConfig, train, ulq_stages
 
 __all__ = [
     "Dataset", "LsqQuantizer", "Model", "TrainConfig", "build_model", "calibrate", "cnn",
-    "export_layers", "fake_quant_logits", "fake_quant_predict", "load_dataset",
+    "export_layers", "fake_quant_logits", "fake_quant_predict", "fold_batchnorm", "load_dataset",
     "load_state_dict", "mlp", "q_range", "quantize", "run_exported", "set_bits", "state_dict",
-    "train", "ulq_stages", "weight_mode",
+    "train", "ulq_stages", "validation_split", "weight_mode",
 ]

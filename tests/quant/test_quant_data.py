@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from accelsim.errors import AccelsimError
-from accelsim.quant.data import load_dataset, shift_augment
+from accelsim.quant.data import load_dataset, shift_augment, validation_split
 
 
 def test_digits_split_is_fixed_and_disjoint():
@@ -36,3 +36,16 @@ def test_shift_augment_moves_pixels_and_fills_zero():
     assert np.all(y.sum(axis=(1, 2, 3)) == 1.0)  # the centre pixel moves by at most 1
     pos = np.argwhere(y[..., 0] == 1.0)[:, 1:]
     assert np.all(np.abs(pos - 2) <= 1) and len(np.unique(pos, axis=0)) == 9
+
+
+def test_validation_split_holds_out_training_images_only(digits):
+    """15% of each class of the 1,438 training images is held out (216 in all); the test split
+    is never touched and the split is fixed by its seed."""
+    val = validation_split(digits)
+    assert val.name == "digits-val"
+    assert len(val.x_test) == 216 and len(val.x_train) + len(val.x_test) == len(digits.x_train)
+    both = np.concatenate([val.x_train, val.x_test])  # the training images, each once
+    assert sorted(i.tobytes() for i in both) == sorted(i.tobytes() for i in digits.x_train)
+    per_class = np.bincount(digits.y_train)  # stratified: 15% of each class, rounded
+    np.testing.assert_array_equal(np.bincount(val.y_test), np.round(0.15 * per_class))
+    np.testing.assert_array_equal(validation_split(digits).y_test, val.y_test)
