@@ -66,6 +66,10 @@ class TrainConfig:
     ulq_start_bits: int = 4  # widths of the first ULQ stage (then halved down to the target)
     fold_epochs: int = 0  # epochs of fine-tuning after BN folding (0: fold only; see docstring)
     fold_lr: float = 0.005  # peak learning rate of the folded fine-tune (cosine decay)
+    # BLAS threads while training. OpenBLAS splits a GEMM differently at each thread count, so
+    # float sums, and after a few epochs the trained weights, depend on it: 1 makes a fixed seed
+    # give the same model on every machine (same BLAS kernel). 0 keeps the BLAS default.
+    blas_threads: int = 1
     grad_clip_norm: float | None = 10.0  # global gradient-norm clip (guards against spikes)
     model_kwargs: dict = field(default_factory=dict)  # extra arguments of `cnn` / `mlp`
 
@@ -199,6 +203,18 @@ def train(dataset="digits", model="cnn", method: str = "fp", a_bits: int = 8, w_
     if method not in METHODS:
         raise AccelsimError(f"train: method must be one of {METHODS}, got {method!r}")
     cfg = config or TrainConfig()
+    if cfg.blas_threads <= 0:
+        return _train(dataset, model, method, a_bits, w_bits, epochs, seed, progress, cfg, teacher)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        raise AccelsimError("train: threadpoolctl is missing; install the training extras with "
+                            "pip install -e '.[data]'") from None
+    with threadpool_limits(limits=cfg.blas_threads, user_api="blas"):
+        return _train(dataset, model, method, a_bits, w_bits, epochs, seed, progress, cfg, teacher)
+
+
+def _train(dataset, model, method, a_bits, w_bits, epochs, seed, progress, cfg, teacher):
     data = load_dataset(dataset) if isinstance(dataset, str) else dataset
     t0 = time.perf_counter()
     metrics = {"dataset": data.name, "model": model if isinstance(model, str) else model.spec["arch"],

@@ -104,3 +104,25 @@ def test_cross_entropy_and_mse_gradients(smoothing):
     if smoothing == 0.0:
         p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
         np.testing.assert_allclose(loss, -np.log(p[np.arange(4), y]).mean())
+
+
+def test_training_runs_with_one_blas_thread(tiny, monkeypatch):
+    """Training runs under `blas_threads` = 1 BLAS thread inside a caller that allows 2 (float
+    sums, and so the trained weights, depend on the thread count); the caller's limit is back
+    afterwards."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen = []
+    real = train_mod._fit
+
+    def spy(*args, **kwargs):
+        seen.append({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "_fit", spy)
+    cfg = TrainConfig(batch_size=64, fp_epochs=1, blas_threads=1, model_kwargs={"hidden": (8,)})
+    with threadpool_limits(limits=2, user_api="blas"):
+        train(tiny, "mlp", "fp", epochs=1, seed=0, progress=False, config=cfg)
+        after = {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+    assert seen == [{1}]
+    assert after == {2}
