@@ -4,10 +4,11 @@
 - `lsq`: quantize the fp model (steps from LSQ init) and fine-tune it at the target widths for
   `epochs` with the task loss (cross entropy).
 - `ulq`: the same budget of `epochs` spent over stages of decreasing width (`ulq_stages`:
-  halving from `ulq_start_bits`, e.g. 4/4 -> 2/2 -> 1/2 for W1A2; starting at 8/8 only spent
-  budget on a stage that is as good as fp already), the last stage taking `ulq_last_fraction`
-  of the epochs; each stage starts from the previous one's weights with the steps
-  re-initialised, on the loss `CE + lambda * MSE(student logits, fp teacher logits)`.
+  halving from `ulq_start_bits`, by default twice the target weight width, capped at 8: W2A2
+  runs 4/4 -> 2/2 and W1A2 runs 2/2 -> 1/2), the last stage taking `ulq_last_fraction` of the
+  epochs; each stage starts from the previous one's weights with the steps re-initialised, on
+  the loss `CE + lambda * MSE(student logits, fp teacher logits)`. The start width and lambda
+  were chosen on a validation split (see `workloads/trained.py`).
 - both quantized methods end by folding batch norm into the model (`fold.fold_batchnorm`):
   no BN, every bias on the int32 accumulator grid, i.e. the arithmetic of the machine. The
   returned model is the folded one, so its eval-mode predictions are the classes the machine
@@ -63,7 +64,8 @@ class TrainConfig:
     first_a_bits: int = 8  # input image quantizer width
     ulq_lambda: float = 3.0  # weight of the logit MSE to the fp teacher (chosen on validation)
     ulq_last_fraction: float = 0.6  # share of the epochs spent at the target widths
-    ulq_start_bits: int = 4  # widths of the first ULQ stage (then halved down to the target)
+    ulq_start_bits: int = 0  # widths of the first ULQ stage, halved down to the target;
+    #                          0: twice the target weight width, capped at 8
     fold_epochs: int = 0  # epochs of fine-tuning after BN folding (0: fold only; see docstring)
     fold_lr: float = 0.005  # peak learning rate of the folded fine-tune (cosine decay)
     # BLAS threads while training. OpenBLAS splits a GEMM differently at each thread count, so
@@ -238,7 +240,7 @@ def _train(dataset, model, method, a_bits, w_bits, epochs, seed, progress, cfg, 
         if method == "lsq":
             plan = [(w_bits, a_bits)]
         else:
-            plan = ulq_stages(w_bits, a_bits, cfg.ulq_start_bits)
+            plan = ulq_stages(w_bits, a_bits, cfg.ulq_start_bits or min(8, 2 * w_bits))
         split = stage_epochs(epochs, len(plan), cfg.ulq_last_fraction)
         lam = cfg.ulq_lambda if method == "ulq" else 0.0
         net = None

@@ -44,8 +44,8 @@ def test_fp_loss_decreases_and_reproduces(tiny):
 
 @pytest.mark.parametrize("method, w_bits, a_bits", [("lsq", 2, 2), ("ulq", 1, 2)])
 def test_quantized_training_runs(tiny, method, w_bits, a_bits):
-    """ULQ W1A2 runs stages 4/4, 2/2, 1/2 of 2 epochs each (last fraction 1/3 of 6), then the
-    folded fine-tune; LSQ one 6-epoch stage, then the same."""
+    """ULQ W1A2 starts at twice the weight width: stages 2/2 (4 epochs) and 1/2 (the last
+    third of 6 epochs), then the folded fine-tune; LSQ one 6-epoch stage, then the same."""
     cfg = TrainConfig(batch_size=32, warmup_epochs=0, fp_lr=0.1, q_lr=0.02, fold_epochs=2,
                       ulq_last_fraction=1 / 3, model_kwargs={"hidden": (32,)})
     teacher, _ = train(tiny, "mlp", "fp", epochs=4, seed=0, progress=False, config=cfg)
@@ -58,7 +58,9 @@ def test_quantized_training_runs(tiny, method, w_bits, a_bits):
     assert model.spec["quant"]["w_bits"] == w_bits and model.spec["folded"]
     assert not any(isinstance(layer, BatchNorm) for layer in model.modules())
     assert m["test_accuracy"] > 0.4
-    assert [s["epochs"] for s in stages] == ([2, 2, 2] if method == "ulq" else [6])
+    widths = [(s["w_bits"], s["a_bits"]) for s in stages]
+    assert widths == ([(2, 2), (1, 2)] if method == "ulq" else [(2, 2)])
+    assert [s["epochs"] for s in stages] == ([4, 2] if method == "ulq" else [6])
     # Each stage starts on weights trained at other widths (or in fp): its loss must fall.
     for stage in stages:
         assert stage["losses"][-1] < stage["losses"][0], stage
