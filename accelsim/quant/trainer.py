@@ -68,6 +68,7 @@ class TrainConfig:
     #                          0: twice the target weight width, capped at 8
     fold_epochs: int = 0  # epochs of fine-tuning after BN folding (0: fold only; see docstring)
     fold_lr: float = 0.005  # peak learning rate of the folded fine-tune (cosine decay)
+    fold_train: str = "all"  # what the folded fine-tune trains: "all" or "bias" (biases only)
     # BLAS threads while training. OpenBLAS splits a GEMM differently at each thread count, so
     # float sums, and after a few epochs the trained weights, depend on it: 1 makes a fixed seed
     # give the same model on every machine (same BLAS kernel). 0 keeps the BLAS default.
@@ -131,12 +132,13 @@ def _clip_grad_norm(params: list, max_norm: float | None) -> float:
 
 
 def _fit(model, data, epochs, lr, weight_decay, cfg, rng, desc, progress,
-         teacher=None, lam=0.0, warmup_epochs=0.0):
-    """Train `model` in place; returns (losses per epoch, images seen, interrupted)."""
+         teacher=None, lam=0.0, warmup_epochs=0.0, params=None):
+    """Train `model` in place (only `params` if given); returns (losses per epoch, images seen,
+    interrupted)."""
     n = len(data.x_train)
     steps_per_epoch = -(-n // cfg.batch_size)
     total = epochs * steps_per_epoch
-    params = model.params()
+    params = model.params() if params is None else params
     if cfg.optimizer == "adam":
         opt = Adam(params, lr, weight_decay=weight_decay)
     else:
@@ -175,6 +177,14 @@ def _fit(model, data, epochs, lr, weight_decay, cfg, rng, desc, progress,
     finally:
         bar.close()
     return losses, seen, False
+
+
+def _fold_params(model: Model, what: str) -> list:
+    if what == "all":
+        return model.params()
+    if what == "bias":
+        return [g.b for g in model.gemms() if g.b is not None]
+    raise AccelsimError(f"train: fold_train must be 'all' or 'bias', got {what!r}")
 
 
 def _build(model, data: Dataset, seed: int, cfg: TrainConfig) -> Model:
@@ -268,7 +278,8 @@ def _train(dataset, model, method, a_bits, w_bits, epochs, seed, progress, cfg, 
             losses, seen, interrupted = _fit(net, data, cfg.fold_epochs, cfg.fold_lr,
                                              cfg.q_weight_decay, cfg, srng,
                                              f"{method} W{w_bits}A{a_bits} folded", progress,
-                                             teacher=teacher if lam > 0 else None, lam=lam)
+                                             teacher=teacher if lam > 0 else None, lam=lam,
+                                             params=_fold_params(net, cfg.fold_train))
             metrics["images_seen"] += seen
         q = net.spec["quant"]  # the target widths unless Ctrl-C came in an earlier stage
         metrics["stages"].append({"w_bits": q["w_bits"], "a_bits": q["a_bits"], "folded": True,
