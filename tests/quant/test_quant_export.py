@@ -5,7 +5,6 @@ import pytest
 
 from accelsim.errors import AccelsimError
 from accelsim.quant.export import export_layers, fake_quant_logits, fake_quant_predict, int_range
-from accelsim.quant.layers import BatchNorm
 from accelsim.quant.models import (
     build_model,
     calibrate,

@@ -128,3 +128,27 @@ def test_training_runs_with_one_blas_thread(tiny, monkeypatch):
         after = {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
     assert seen == [{1}]
     assert after == {2}
+
+
+def test_bias_only_fine_tune_after_folding_keeps_the_weights(tiny):
+    """fold_train="bias": the fine-tune after folding moves the biases only, so the integer
+    weights and all steps equal those of folding alone (fold_epochs 0)."""
+    base = {"batch_size": 32, "warmup_epochs": 0, "fp_lr": 0.1, "q_lr": 0.02,
+            "model_kwargs": {"hidden": (32,)}}
+    teacher, _ = train(tiny, "mlp", "fp", epochs=2, seed=0, progress=False,
+                       config=TrainConfig(**base))
+    runs = {}
+    for name, extra in {"fold": {}, "bias": {"fold_epochs": 2, "fold_train": "bias"}}.items():
+        runs[name], m = train(tiny, "mlp", "lsq", 2, 2, epochs=2, seed=0, progress=False,
+                              config=TrainConfig(**base, **extra), teacher=teacher)
+        assert m["stages"][-1]["epochs"] == extra.get("fold_epochs", 0)
+    a, b = state_dict(runs["fold"]), state_dict(runs["bias"])
+    assert sorted(a) == sorted(b)
+    for key in a:
+        if key.endswith(".b"):
+            assert not np.array_equal(a[key], b[key]), key
+        else:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    with pytest.raises(train_mod.AccelsimError, match="fold_train"):
+        train(tiny, "mlp", "lsq", 2, 2, epochs=1, seed=0, progress=False, teacher=teacher,
+              config=TrainConfig(**base, fold_epochs=1, fold_train="weights"))
