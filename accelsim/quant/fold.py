@@ -2,10 +2,10 @@
 
 The processor has no batch norm: in eval mode BN is a per-channel affine map
 y = a[c]*x + (beta[c] - a[c]*mean[c]) with a[c] = gamma[c]/sqrt(var[c] + eps), which the export
-folds into the GEMM's per-channel weight scale and an int32 bias in accumulator units. A model
-trained with BN and then folded differs from the machine by that bias rounding, which moved
-1-6 of 360 predicted classes at 2 and 1 bits. `fold_batchnorm` does the fold in the training
-model itself:
+folds into the GEMM's per-channel weight scale and an int32 bias in accumulator units. The
+export of a model trained with BN and folded only there differed from its training model by
+that bias rounding, which moved 1-6 of 359 predicted classes at 2 and 1 bits. `fold_batchnorm`
+does the fold in the training model itself:
 
 - weights w[:, c] <- a[c]*w[:, c] and the weight step s_w[c] <- |a[c]|*s_w[c] (per channel from
   then on), so the integer weight codes keep their magnitude (the sign flips with a[c] < 0,
@@ -15,9 +15,10 @@ model itself:
   (`_QuantGemm.quant_bias`);
 - the BN layer is dropped.
 
-A short fine-tune of the folded model (`TrainConfig.fold_epochs`) then trains with exactly the
-arithmetic of the machine (integer codes, integer bias, requantization at the next layer's
-step), so its predicted classes are the ones the machine reproduces.
+The folded model computes with exactly the arithmetic of the machine (integer codes, integer
+bias, requantization at the next layer's step), so its predicted classes are the ones the
+machine reproduces. The trainer folds at the end of every quantized run and can fine-tune the
+folded model further (`TrainConfig.fold_epochs`, `fold_train`).
 """
 
 import copy
