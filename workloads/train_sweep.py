@@ -5,8 +5,8 @@ width x accuracy and optionally writes all metrics as JSON.
     python workloads/train_sweep.py --dataset digits --model cnn --bits 4/4 2/2 1/2 \\
         --seeds 0 1 2 --jobs 2 --json /tmp/digits_cnn.json
 
---jobs N runs (dataset, model, seed) groups in N processes with one BLAS thread each (on two
-cores this beats one process with two BLAS threads on these small GEMMs).
+--jobs N runs (dataset, model, seed) groups in N processes (training itself uses
+`TrainConfig.blas_threads`, one BLAS thread by default, so results do not depend on N).
 
 --validation trains on 85% of the training images and reports accuracy on the other 15%
 (`data.validation_split`), never the test split: use it with --set to choose hyperparameters,
@@ -41,7 +41,11 @@ def _group(dataset: str, model: str, seed: int, bits: list, methods: list, epoch
 
     def recipe(name):
         r = get_recipe(name, seed)
-        return replace(r, config=replace(r.config, **overrides)) if overrides else r
+        if not overrides:
+            return r
+        r = replace(r, config=replace(r.config, **overrides))
+        # an fp recipe's epoch count is its own field (fixed from fp_epochs when it was built)
+        return replace(r, epochs=r.config.fp_epochs) if r.method == "fp" else r
 
     fp_recipe = recipe(f"{dataset}-{model}-fp")
     teacher, fp_metrics = run_recipe(fp_recipe, progress, dataset=data)
@@ -99,7 +103,19 @@ def _overrides(items: list) -> dict:
         if not sep or key not in types or types[key] in (dict, type(None)):
             raise SystemExit(f"--set {item!r}: expected FIELD=VALUE with FIELD a scalar "
                              f"TrainConfig field ({', '.join(sorted(types))})")
-        out[key] = types[key](value) if types[key] is not bool else value.lower() == "true"
+        if types[key] is bool:
+            if value.lower() not in ("true", "false"):
+                raise SystemExit(f"--set {item!r}: expected true or false")
+            out[key] = value.lower() == "true"
+            continue
+        try:
+            out[key] = types[key](value)
+        except ValueError:
+            raise SystemExit(f"--set {item!r}: {key} takes a {types[key].__name__}") from None
+    try:
+        TrainConfig(**out)  # its own checks (e.g. fold_train) before any training starts
+    except ValueError as exc:
+        raise SystemExit(f"--set: {exc}") from None
     return out
 
 

@@ -68,6 +68,10 @@ def _export_seq(layers: list, src: str, shape: tuple, out: list):
             relu = isinstance(nxt, ReLU)
             d = {"type": "add", "name": f"add_{layer.name}", "inputs": [src, body_name],
                      "in_shape": tuple(shape), "out_shape": tuple(shape), "relu": relu}
+            aq = getattr(layer.body[0], "aq", None)
+            if aq is not None:  # the skip operand is x on the body's input grid (`Residual`)
+                d.update(skip_act_scale=float(aq.step.value[0]), skip_qmin=-aq.q_n,
+                         skip_qmax=aq.q_p)
             i += 1 + relu
         elif isinstance(layer, MaxPool2d):
             h, w, c = shape
@@ -103,7 +107,8 @@ def export_layers(model: Model) -> list[dict]:
     - `conv2d` / `linear`: `w_int` int8 [K, N] (conv K order (kh, kw, cin), cin fastest; linear
       K order = the NHWC flatten order), `w_bits`, `w_mode` ("signed" or "bipolar"),
       `w_scale` float64 [N] (weight step times folded BN scale, always per channel, >= 0),
-      `w_per_channel` (granularity of the trained step), `bias` float64 [N] (folded BN),
+      `w_per_channel` (granularity of the trained step; per channel once BN is folded),
+      `bias` float64 [N] (folded BN; on the int32 accumulator grid once folded in training),
       `act_bits`, `act_mode` ("unsigned" or "signed"), `act_scale` (input step s_a),
       `act_qmin`, `act_qmax` (input integer range); conv2d also `kernel`, `stride`, `padding`
       as (h, w) pairs (zero padding, which is integer 0).
@@ -114,7 +119,10 @@ def export_layers(model: Model) -> list[dict]:
       (act_scale*w_scale[c])). The last layer's y are the logits.
     - `maxpool`: `kernel`, `stride`, `padding` (pad value -inf); commutes with quantization.
     - `global_avgpool`: mean over H, W; `flatten`: NHWC -> [H*W*C]; `relu`: max(x, 0).
-    - `add`: elementwise sum of its two `inputs` (residual), then ReLU if `relu`.
+    - `add`: elementwise sum of its two `inputs` (residual: the block input and the body
+      output), then ReLU if `relu`. With `skip_act_scale`, `skip_qmin`, `skip_qmax` (a quantized
+      body) the block input is first fake-quantized to the body's input grid, the integer
+      tensor the hardware adds.
     """
     if not model.spec.get("quant"):
         raise AccelsimError("export: model is not quantized (train with method lsq or ulq)")
@@ -125,8 +133,13 @@ def export_layers(model: Model) -> list[dict]:
     return out
 
 
+def _codes(x: np.ndarray, scale: float, qmin: int, qmax: int) -> np.ndarray:
+    """Integer codes of `x` on the grid `scale`, clipped to [qmin, qmax] (round half to even)."""
+    return np.clip(np.round(x / scale), qmin, qmax)
+
+
 def _run_gemm(d: dict, x: np.ndarray) -> np.ndarray:
-    a = np.clip(np.round(x / d["act_scale"]), d["act_qmin"], d["act_qmax"])
+    a = _codes(x, d["act_scale"], d["act_qmin"], d["act_qmax"])
     w = d["w_int"].astype(np.float64)
     if d["type"] == "conv2d":
         cols = im2col(a, d["kernel"], d["stride"], d["padding"])
@@ -155,7 +168,11 @@ def run_exported(layers: list[dict], x: np.ndarray) -> np.ndarray:
         elif t == "flatten":
             y = args[0].reshape(len(args[0]), -1)
         elif t == "add":
-            y = args[0] + args[1]
+            skip = args[0]
+            if "skip_act_scale" in d:
+                scale = d["skip_act_scale"]
+                skip = _codes(skip, scale, d["skip_qmin"], d["skip_qmax"]) * scale
+            y = skip + args[1]
         elif t == "relu":
             y = args[0]
         else:

@@ -42,7 +42,7 @@ def _fold_into(gemm: _QuantGemm, bn: BatchNorm) -> None:
             n = a.shape[0]
             if not wq.per_channel:  # N in the LSQ gradient scale drops from K*N to K weights
                 wq.grad_scale *= np.sqrt(n)
-            wq.step.value = wq.steps(n) * np.abs(a)
+            wq.step.value = (wq.steps(n) * np.abs(a)).astype(wq.step.value.dtype)
             wq.step.grad = np.zeros_like(wq.step.value)
         wq.per_channel = True
 

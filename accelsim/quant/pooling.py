@@ -9,6 +9,7 @@ does not commute with rounding; a model that pools then quantizes is rescaled af
 import numpy as np
 
 from accelsim.quant.layers import Module, _pair, col2im, im2col
+from accelsim.quant.quantizer import lsq_forward
 
 
 class MaxPool2d(Module):
@@ -62,22 +63,39 @@ class Flatten(Module):
 
 
 class Residual(Module):
-    """Residual add: y = x + body(x), `body` a list of layers keeping the shape of x."""
+    """Residual add: y = skip(x) + body(x), `body` a list of layers keeping the shape of x.
+
+    On the machine the skip operand is the integer tensor the body's first GEMM reads, i.e. x
+    on that GEMM's input quantizer grid. So once the body is quantized, `skip(x)` is x
+    fake-quantized with that quantizer's step (straight-through gradient inside its range; the
+    step learns from the body's use only); before, it is x itself.
+    """
 
     def __init__(self, body: list):
         self.body = list(body)
+        self._skip_mask = None
+
+    def _skip(self, x: np.ndarray, train: bool) -> np.ndarray:
+        aq = getattr(self.body[0], "aq", None) if self.body else None
+        if aq is None or not aq.initialized:  # float body, or steps not yet initialised
+            self._skip_mask = None
+            return x
+        s = aq.step_for(x)
+        q, _, inside = lsq_forward(x, s, aq.q_n, aq.q_p, aq.mode == "bipolar")
+        self._skip_mask = inside if train else None
+        return (q * s).astype(x.dtype)
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         h = x
         for layer in self.body:
             h = layer.forward(h, train)
-        return x + h
+        return self._skip(x, train) + h
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         dh = dy
         for layer in reversed(self.body):
             dh = layer.backward(dh)
-        return dy + dh
+        return (dy if self._skip_mask is None else dy * self._skip_mask) + dh
 
     def params(self) -> list:
         return [p for layer in self.body for p in layer.params()]

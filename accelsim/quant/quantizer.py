@@ -138,6 +138,11 @@ class LsqQuantizer:
         np.maximum(self.step.value, MIN_STEP, out=self.step.value)
         return self.step.value.astype(v.dtype) if self.per_channel else self.step.value[0]
 
+    def step_for(self, v: np.ndarray):
+        """The step applied to `v` (per-channel steps in v's dtype), initialising it from `v`
+        if needed."""
+        return self._s(v)
+
     def forward(self, v: np.ndarray, train: bool = False) -> np.ndarray:
         """Fake-quantized `v` (same shape and dtype): round(clip(v/s)) * s."""
         s = self._s(v)

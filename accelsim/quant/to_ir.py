@@ -295,7 +295,9 @@ def integer_bias_layers(layers: list[dict]) -> list[dict]:
 
     `run_exported` on it is the fake-quantized model with integer biases: it differs from the
     machine only by RESCALE rounding (half up in fixed point vs half to even in float) and the
-    32-bit multiplier, where `fake_quant_logits` also differs by the bias rounding.
+    32-bit multiplier. For a model that finished training (BN folded, `fold.fold_batchnorm`)
+    the biases are on that grid already and this copy changes nothing; for one exported
+    before folding, `fake_quant_logits` also differs by the bias rounding.
     """
     out = []
     for d in layers:

@@ -76,6 +76,14 @@ class TrainConfig:
     grad_clip_norm: float | None = 10.0  # global gradient-norm clip (guards against spikes)
     model_kwargs: dict = field(default_factory=dict)  # extra arguments of `cnn` / `mlp`
 
+    def __post_init__(self):
+        if self.fold_train not in ("all", "bias"):
+            raise ValueError(f"TrainConfig.fold_train must be 'all' or 'bias', got "
+                             f"{self.fold_train!r}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"TrainConfig.optimizer must be 'sgd' or 'adam', got "
+                             f"{self.optimizer!r}")
+
 
 def ulq_stages(w_bits: int, a_bits: int, start_bits: int = 8) -> list[tuple[int, int]]:
     """Widths (w, a) of the ULQ stages: from `start_bits` halving down to the target
@@ -180,11 +188,8 @@ def _fit(model, data, epochs, lr, weight_decay, cfg, rng, desc, progress,
 
 
 def _fold_params(model: Model, what: str) -> list:
-    if what == "all":
-        return model.params()
-    if what == "bias":
-        return [g.b for g in model.gemms() if g.b is not None]
-    raise AccelsimError(f"train: fold_train must be 'all' or 'bias', got {what!r}")
+    """Parameters of the fine-tune after folding: all, or the biases alone (`fold_train`)."""
+    return model.params() if what == "all" else [g.b for g in model.gemms() if g.b is not None]
 
 
 def _build(model, data: Dataset, seed: int, cfg: TrainConfig) -> Model:

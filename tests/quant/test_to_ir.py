@@ -41,6 +41,7 @@ CASES = {  # name -> (arch, w_bits, a_bits, model kwargs)
     "cnn_w4a4": ("cnn", 4, 4, {"channels": (4, 8), "pools": (False, True)}),
     "cnn_w1a2_binary": ("cnn", 1, 2, {"channels": (4, 8)}),
     "mlp_w2a2_ternary": ("mlp", 2, 2, {"hidden": (16,)}),
+    "cnn_w2a2_residual": ("cnn", 2, 2, {"channels": (4, 8), "residual": True}),
 }
 
 
