@@ -28,9 +28,10 @@ digit/MNIST CNNs. What is left is RESCALE, which rounds ties half up in fixed po
 float model rounds half to even, and its 32-bit fixed-point multiplier; and 16-bit logits (two
 logits closer than one step tie and argmax takes the first). For a model exported before
 folding (BN and float biases) `integer_bias_layers` rounds the biases the same way. Residual
-blocks add a model difference: the skip path is the integer tensor at the body's input
-quantizer where the float model adds the unquantized value, and global average pooling
-requantizes.
+blocks match too: the model adds its skip operand on the body's input grid
+(`pooling.Residual`), the integer tensor the machine adds. Global average pooling does not: its
+input has no trained quantizer, so the machine requantizes it at `free_bits`, which can move
+a few classes.
 """
 
 from __future__ import annotations
