@@ -15,7 +15,7 @@
   reproduces; the last entry of `metrics["stages"]` (`folded`) gives its accuracy. Optionally
   `fold_epochs` fine-tune the folded model with the method's own loss. Off by default: on the
   digits CNN, 5 epochs at lr 0.005 lost 1-5 of 359 test images at W2A2 and W1A2 in most of
-  seeds 0-5, and lr 0.001 or 0.0002 gained nothing over folding alone (seeds 0 and 3).
+  seeds 0-3, and lr 0.001 or 0.0002 gained nothing over folding alone (seeds 0 and 3).
 
 Both quantized methods start from the same fp model, so they compare on equal epochs.
 Training is reproducible for fixed seeds. Ctrl-C (KeyboardInterrupt) stops cleanly and returns
