@@ -11,16 +11,11 @@ machine should reproduce.
 import numpy as np
 
 from accelsim.errors import AccelsimError
+from accelsim.quant.fold import fold_bn
 from accelsim.quant.layers import BatchNorm, Conv2d, Linear, ReLU, conv_out_size, im2col
 from accelsim.quant.models import Model
 from accelsim.quant.pooling import Flatten, GlobalAvgPool, MaxPool2d, Residual
 from accelsim.quant.quantizer import q_range
-
-
-def fold_bn(scale: np.ndarray, bias: np.ndarray, bn: BatchNorm):
-    """Fold eval-mode batch norm after y = scale*acc + bias: returns (scale', bias') per channel."""
-    a = bn.gamma.value.astype(np.float64) / np.sqrt(bn.running_var + bn.eps)
-    return scale * a, a * (bias - bn.running_mean) + bn.beta.value.astype(np.float64)
 
 
 def _gemm_dict(layer, bn, relu: bool, src: str, shape: tuple) -> dict:

@@ -30,16 +30,22 @@ from accelsim.quant.layers import BatchNorm, Param, _QuantGemm
 from accelsim.quant.pooling import Residual
 
 
+def fold_bn(scale: np.ndarray, bias: np.ndarray, bn: BatchNorm):
+    """Fold eval-mode batch norm after y = scale*acc + bias: returns (scale', bias') per channel."""
+    a = bn.gamma.value.astype(np.float64) / np.sqrt(bn.running_var + bn.eps)
+    return scale * a, a * (bias - bn.running_mean) + bn.beta.value.astype(np.float64)
+
+
 def _fold_into(gemm: _QuantGemm, bn: BatchNorm) -> None:
     dtype = gemm.w.value.dtype
-    a = bn.gamma.value.astype(np.float64) / np.sqrt(bn.running_var + bn.eps)
-    b = gemm.b.value.astype(np.float64) if gemm.b is not None else np.zeros(a.shape)
+    n = bn.gamma.value.shape[0]
+    b = gemm.b.value.astype(np.float64) if gemm.b is not None else np.zeros(n)
+    a, bias = fold_bn(np.ones(n), b, bn)
     gemm.w.value = (gemm.w.value.astype(np.float64) * a).astype(dtype)
-    gemm.b = Param((a * (b - bn.running_mean) + bn.beta.value).astype(dtype), decay=False)
+    gemm.b = Param(bias.astype(dtype), decay=False)
     wq = gemm.wq
     if wq is not None:
         if wq.initialized:
-            n = a.shape[0]
             if not wq.per_channel:  # N in the LSQ gradient scale drops from K*N to K weights
                 wq.grad_scale *= np.sqrt(n)
             wq.step.value = (wq.steps(n) * np.abs(a)).astype(wq.step.value.dtype)

@@ -187,7 +187,7 @@ class BatchNorm(Module):
     """Batch norm over the last (channel) axis; batch statistics in training, running in eval.
 
     Eval mode is y = gamma*(x - mean)/sqrt(var + eps) + beta, a per-channel affine map that
-    folds into the preceding GEMM's per-channel weight scale and bias (`export.fold_bn`).
+    folds into the preceding GEMM's per-channel weight scale and bias (`fold.fold_bn`).
     """
 
     def __init__(self, channels: int, momentum: float = 0.1, eps: float = 1e-5,

@@ -138,17 +138,18 @@ class LsqQuantizer:
         np.maximum(self.step.value, MIN_STEP, out=self.step.value)
         return self.step.value.astype(v.dtype) if self.per_channel else self.step.value[0]
 
-    def step_for(self, v: np.ndarray):
-        """The step applied to `v` (per-channel steps in v's dtype), initialising it from `v`
-        if needed."""
-        return self._s(v)
+    def fake_quant(self, v: np.ndarray):
+        """(round(clip(v/s)) * s in v's dtype, (q, r, inside)) without touching the backward
+        cache; `inside` is where the straight-through gradient passes."""
+        s = self._s(v)
+        q, r, inside = lsq_forward(v, s, self.q_n, self.q_p, self.mode == "bipolar")
+        return (q * s).astype(v.dtype), (q, r, inside)
 
     def forward(self, v: np.ndarray, train: bool = False) -> np.ndarray:
         """Fake-quantized `v` (same shape and dtype): round(clip(v/s)) * s."""
-        s = self._s(v)
-        q, r, inside = lsq_forward(v, s, self.q_n, self.q_p, self.mode == "bipolar")
-        self._cache = (q, r, inside) if train else None
-        return (q * s).astype(v.dtype)
+        v_hat, cache = self.fake_quant(v)
+        self._cache = cache if train else None
+        return v_hat
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """Accumulate the step gradient into `step.grad`; return the straight-through dv."""

@@ -22,6 +22,7 @@ Training is reproducible for fixed seeds. Ctrl-C (KeyboardInterrupt) stops clean
 the model as it was at the end of the last completed epoch, with `metrics["interrupted"]`.
 """
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -220,15 +221,20 @@ def train(dataset="digits", model="cnn", method: str = "fp", a_bits: int = 8, w_
     if method not in METHODS:
         raise AccelsimError(f"train: method must be one of {METHODS}, got {method!r}")
     cfg = config or TrainConfig()
-    if cfg.blas_threads <= 0:
+    with _blas_limit(cfg.blas_threads):
         return _train(dataset, model, method, a_bits, w_bits, epochs, seed, progress, cfg, teacher)
+
+
+def _blas_limit(threads: int):
+    """Context that runs BLAS with `threads` threads (0: leave the BLAS default)."""
+    if threads <= 0:
+        return contextlib.nullcontext()
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
         raise AccelsimError("train: threadpoolctl is missing; install the training extras with "
                             "pip install -e '.[data]'") from None
-    with threadpool_limits(limits=cfg.blas_threads, user_api="blas"):
-        return _train(dataset, model, method, a_bits, w_bits, epochs, seed, progress, cfg, teacher)
+    return threadpool_limits(limits=threads, user_api="blas")
 
 
 def _train(dataset, model, method, a_bits, w_bits, epochs, seed, progress, cfg, teacher):
