@@ -136,20 +136,10 @@ class TensorInfo:
             )
 
 
-@dataclass
-class Graph:
-    """A quantized network: tensors by name, nodes in topological order, one input.
+class NodeLookup:
+    """Node queries shared by `Graph` and the sparse graph (both hold `nodes` in order)."""
 
-    input: name of the float input tensor. outputs: names of the tensors the model returns.
-    Nodes are op dataclasses from `accelsim.ir.ops`; each names its input tensors and its one
-    output tensor.
-    """
-
-    name: str
-    tensors: dict[str, TensorInfo]
-    nodes: list = field(default_factory=list)
-    input: str = "input"
-    outputs: list[str] = field(default_factory=list)
+    nodes: list
 
     def node(self, name: str):
         """The node called `name` (KeyError if absent)."""
@@ -168,6 +158,22 @@ class Graph:
     def consumers(self, tensor: str) -> list:
         """Nodes that read `tensor`, in graph order."""
         return [n for n in self.nodes if tensor in n.inputs]
+
+
+@dataclass
+class Graph(NodeLookup):
+    """A quantized network: tensors by name, nodes in topological order, one input.
+
+    input: name of the float input tensor. outputs: names of the tensors the model returns.
+    Nodes are op dataclasses from `accelsim.ir.ops`; each names its input tensors and its one
+    output tensor.
+    """
+
+    name: str
+    tensors: dict[str, TensorInfo]
+    nodes: list = field(default_factory=list)
+    input: str = "input"
+    outputs: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         """Check the graph; raise ModelFormatError naming the node or tensor at fault.

@@ -33,7 +33,7 @@ import numpy as np
 from accelsim import sparse as sp
 from accelsim.errors import ModelFormatError, SparseInputError
 from accelsim.ir.base import Op, fail
-from accelsim.ir.graph import Graph, TensorInfo, check_int_array, int_dtype
+from accelsim.ir.graph import Graph, NodeLookup, TensorInfo, check_int_array, int_dtype
 from accelsim.ir.ops import Add, Clip, Concat, _Weighted
 from accelsim.ir.params import rescale_params
 from accelsim.ir.reference import run_node
@@ -131,7 +131,7 @@ HOST_OPS = (SparseQuantize, SparseToBEV)  # run on the host, not lowered to inst
 
 
 @dataclass
-class SparseGraph:
+class SparseGraph(NodeLookup):
     """A sparse network: `SparseTensor`s by name, nodes in topological order, one float input
     (the voxel features; the coordinates come with the data). `meta["scene"]`: keyword
     arguments of `workloads.lidar.generate_scene` for the default input."""
@@ -143,15 +143,6 @@ class SparseGraph:
     outputs: list = field(default_factory=list)
     meta: dict = field(default_factory=dict)
     is_sparse = True
-
-    def producer(self, tensor: str):
-        for n in self.nodes:
-            if n.output == tensor:
-                return n
-        return None
-
-    def consumers(self, tensor: str) -> list:
-        return [n for n in self.nodes if tensor in n.inputs]
 
     def dense_view(self, counts: dict | None = None) -> Graph:
         """Dense [n, c] twin of the tensor table (n from `counts[coord_set]`, default 1)."""
