@@ -26,21 +26,32 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="accelsim", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="simulate a model and print per-layer latency, bandwidth "
-                                     "and energy")
-    run.add_argument("model", nargs="?", default=None,
-                     help="model file (.npz) or built-in workload name (`accelsim workloads`; "
-                          "default: the built-in default workload)")
+    run = sub.add_parser(
+        "run", help="simulate a model and print per-layer latency, bandwidth and energy"
+    )
+    run.add_argument(
+        "model",
+        nargs="?",
+        default=None,
+        help="model file (.npz) or built-in workload name (`accelsim workloads`; "
+        "default: the built-in default workload)",
+    )
     _add_machine_args(run)
     run.add_argument("--input", help="input tensor .npy (float NHWC, or integers)")
     out = run.add_mutually_exclusive_group()
     out.add_argument("--json", metavar="OUT", help="write totals and per-layer rows as JSON")
     out.add_argument("--csv", metavar="OUT", help="write per-layer rows as CSV")
     run.add_argument("--trace", metavar="OUT", help="write a Chrome/Perfetto trace JSON")
-    run.add_argument("--timing-only", action="store_true",
-                     help="count-only simulation: timing and energy without the datapath")
-    run.add_argument("--check", action="store_true",
-                     help="compare every layer's output with the IR integer reference")
+    run.add_argument(
+        "--timing-only",
+        action="store_true",
+        help="count-only simulation: timing and energy without the datapath",
+    )
+    run.add_argument(
+        "--check",
+        action="store_true",
+        help="compare every layer's output with the IR integer reference",
+    )
 
     comp = sub.add_parser("compile", help="lower a model to a program file")
     comp.add_argument("model")
@@ -53,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("workloads", help="list the built-in workloads")
 
     from accelsim.train_cli import add_train_parser
+
     add_train_parser(sub)
 
     return p
@@ -60,10 +72,20 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_machine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="edge", help="preset name or TOML file (default: edge)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one config field; repeatable")
-    p.add_argument("--bits", type=_bits, default=(8, 8), metavar="A/W",
-                   help="activation/weight bits of a built-in workload (default 8/8)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config field; repeatable",
+    )
+    p.add_argument(
+        "--bits",
+        type=_bits,
+        default=(8, 8),
+        metavar="A/W",
+        help="activation/weight bits of a built-in workload (default 8/8)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of built-in weights and input")
 
 

@@ -46,8 +46,10 @@ def make_input(graph, path: str | None, seed: int) -> np.ndarray:
     if x.ndim == len(shape) - 1:
         x = x[None]
     if tuple(x.shape[1:]) != tuple(shape[1:]):
-        raise AccelsimError(f"input {path!r} has shape {x.shape}; model {graph.name!r} expects "
-                            f"{shape} (NHWC; batch may differ)")
+        raise AccelsimError(
+            f"input {path!r} has shape {x.shape}; model {graph.name!r} expects "
+            f"{shape} (NHWC; batch may differ)"
+        )
     return x
 
 
@@ -58,8 +60,15 @@ def run(args) -> int:
     cfg = load_config(args.config, args.set)
     graph = resolve_model(args.model, args.bits, args.seed)
     x = make_input(graph, args.input, args.seed)
-    result = run_model(graph, cfg, x, count_only=args.timing_only, check=args.check,
-                       trace=args.trace, progress=sys.stderr.isatty())
+    result = run_model(
+        graph,
+        cfg,
+        x,
+        count_only=args.timing_only,
+        check=args.check,
+        trace=args.trace,
+        progress=sys.stderr.isatty(),
+    )
     print_report(result, cfg)
     if args.json:
         write_json(result, cfg, args.json)
@@ -76,12 +85,12 @@ def compile(args) -> int:  # noqa: A001 (the command is called compile)
 
     cfg = load_config(args.config, args.set)
     graph = resolve_model(args.model, args.bits, args.seed)
-    coords = make_input(graph, None, args.seed)[0] if getattr(graph, "is_sparse", False) \
-        else None
+    coords = make_input(graph, None, args.seed)[0] if getattr(graph, "is_sparse", False) else None
     program = lower(graph, cfg, coords=coords)
     program.save(args.output)
-    print(f"wrote {args.output}: {len(program.insns)} instructions, "
-          f"{program.dram.size} DRAM elements")
+    print(
+        f"wrote {args.output}: {len(program.insns)} instructions, {program.dram.size} DRAM elements"
+    )
     return 0
 
 

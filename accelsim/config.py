@@ -36,10 +36,14 @@ class ChipConfig:
 class DramConfig:
     bw_bytes_per_cycle: float = _f(16.0, "peak DRAM bandwidth in bytes per core cycle", min=1e-6)
     latency_cycles: int = _f(100, "fixed latency of one transfer (request to first data)", min=0)
-    burst_bytes: int = _f(64, "DRAM burst size in bytes; rows are rounded up to whole bursts",
-                          min=1)
-    max_outstanding: int = _f(2, "DMA transfers in flight at once (their latency phases overlap; "
-                              "data phases share the bus)", min=1)
+    burst_bytes: int = _f(
+        64, "DRAM burst size in bytes; rows are rounded up to whole bursts", min=1
+    )
+    max_outstanding: int = _f(
+        2,
+        "DMA transfers in flight at once (their latency phases overlap; data phases share the bus)",
+        min=1,
+    )
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,7 @@ class BufferConfig:
     wgt_bytes: int = _f(128 * 1024, "weight buffer capacity in bytes", min=1)
     acc_bytes: int = _f(64 * 1024, "int32 accumulator buffer capacity in bytes", min=1)
     out_bytes: int = _f(32 * 1024, "output activation buffer capacity in bytes", min=1)
-    param_bytes: int = _f(8 * 1024, "per-channel parameter buffer (multiplier, shift, bias)",
-                          min=1)
+    param_bytes: int = _f(8 * 1024, "per-channel parameter buffer (multiplier, shift, bias)", min=1)
     coord_bytes: int = _f(64 * 1024, "voxel coordinate buffer capacity in bytes", min=1)
     map_bytes: int = _f(128 * 1024, "kernel map buffer capacity in bytes", min=1)
 
@@ -67,16 +70,23 @@ class BufferConfig:
 class MatmulConfig:
     rows: int = _f(16, "systolic array rows R (the reduction dimension K maps onto rows)", min=1)
     cols: int = _f(16, "systolic array columns C", min=1)
-    dataflow: str = _f("os", "os (output), ws (weight) or is (input) stationary",
-                       choices=("os", "ws", "is"))
-    mac_model: str = _f("fusion", "MAC precision model: fusion (Bit Fusion), serial_act "
-                        "(Stripes), serial_both (Loom) or fixed",
-                        choices=("fusion", "serial_act", "serial_both", "fixed"))
+    dataflow: str = _f(
+        "os", "os (output), ws (weight) or is (input) stationary", choices=("os", "ws", "is")
+    )
+    mac_model: str = _f(
+        "fusion",
+        "MAC precision model: fusion (Bit Fusion), serial_act "
+        "(Stripes), serial_both (Loom) or fixed",
+        choices=("fusion", "serial_act", "serial_both", "fixed"),
+    )
     serial_bits: int = _f(1, "bits processed per pass by the bit-serial MAC models", min=1)
     max_bits: int = _f(8, "widest operand the MACs accept, in bits", min=1)
     fill_drain: bool = _f(True, "include the array fill and drain terms (R + C - 2, 2R + C - 2)")
-    overflow: str = _f("error", "int32 accumulator overflow: error (detect and report) or wrap",
-                       choices=("error", "wrap"))
+    overflow: str = _f(
+        "error",
+        "int32 accumulator overflow: error (detect and report) or wrap",
+        choices=("error", "wrap"),
+    )
 
 
 @dataclass(frozen=True)
@@ -89,11 +99,13 @@ class QuantizerConfig:
 class RescaleConfig:
     lanes: int = _f(16, "accumulators rescaled per cycle", min=1)
     latency_cycles: int = _f(4, "pipeline latency in cycles", min=0)
-    param_channels_per_cycle: int = _f(4, "per-channel (multiplier, shift, bias) sets loaded "
-                                       "from PARAM per cycle", min=1)
+    param_channels_per_cycle: int = _f(
+        4, "per-channel (multiplier, shift, bias) sets loaded from PARAM per cycle", min=1
+    )
     mult_bits: int = _f(32, "width of the integer multiplier, 16 or 32 bits", choices=(16, 32))
-    round_mode: str = _f("single", "rounding: single, tflite (gemmlowp) or rne",
-                         choices=("single", "tflite", "rne"))
+    round_mode: str = _f(
+        "single", "rounding: single, tflite (gemmlowp) or rne", choices=("single", "tflite", "rne")
+    )
 
 
 @dataclass(frozen=True)
@@ -107,8 +119,7 @@ class SvgeConfig:
     groups: int = _f(4, "voxel groups G: voxel (x,y,z) is in group (a*x+b*y+c*z) mod G", min=1)
     engines: int = _f(2, "parallel engines E; groups go to the least-loaded engine", min=1)
     group_coeffs: tuple = _f((1, 2, 3), "group coefficients (a, b, c)")
-    map_method: str = _f("hash", "kernel map construction: hash or sort",
-                         choices=("hash", "sort"))
+    map_method: str = _f("hash", "kernel map construction: hash or sort", choices=("hash", "sort"))
     hash_lanes: int = _f(8, "hash probes issued per cycle", min=1)
     probe_cycles: int = _f(2, "cycles per hash probe round", min=1)
     sort_width: int = _f(16, "elements per cycle of the sorter", min=1)
@@ -119,8 +130,10 @@ class SvgeConfig:
 
 @dataclass(frozen=True)
 class EnergyConfig:
-    table: str = _f("horowitz45", "energy table: a preset name in accelsim/configs/energy_*.toml "
-                    "or a TOML file path")
+    table: str = _f(
+        "horowitz45",
+        "energy table: a preset name in accelsim/configs/energy_*.toml or a TOML file path",
+    )
 
 
 @dataclass(frozen=True)
@@ -142,7 +155,7 @@ class HwConfig:
         """Duration of one core cycle in seconds."""
         return 1e-6 / self.chip.clock_mhz
 
-    def with_overrides(self, overrides, source: str = "--set") -> "HwConfig":
+    def with_overrides(self, overrides, source: str = "--set") -> HwConfig:
         """A copy with `section.key=value` overrides applied (values parsed as TOML)."""
         data = to_dict(self)
         for text in overrides:
@@ -155,9 +168,15 @@ class HwConfig:
 
 
 _SECTION_CLASSES = {
-    "chip": ChipConfig, "dram": DramConfig, "buffers": BufferConfig, "matmul": MatmulConfig,
-    "quantizer": QuantizerConfig, "rescale": RescaleConfig, "vector": VectorConfig,
-    "svge": SvgeConfig, "energy": EnergyConfig,
+    "chip": ChipConfig,
+    "dram": DramConfig,
+    "buffers": BufferConfig,
+    "matmul": MatmulConfig,
+    "quantizer": QuantizerConfig,
+    "rescale": RescaleConfig,
+    "vector": VectorConfig,
+    "svge": SvgeConfig,
+    "energy": EnergyConfig,
 }
 
 
@@ -166,8 +185,10 @@ def to_dict(cfg: HwConfig) -> dict:
     out = {}
     for name in _SECTION_CLASSES:
         sec = getattr(cfg, name)
-        out[name] = {f.name: (list(v) if isinstance(v := getattr(sec, f.name), tuple) else v)
-                     for f in dataclasses.fields(sec)}
+        out[name] = {
+            f.name: (list(v) if isinstance(v := getattr(sec, f.name), tuple) else v)
+            for f in dataclasses.fields(sec)
+        }
     return out
 
 
@@ -187,10 +208,12 @@ def _check_value(cls, f, value, where: str):
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
     elif isinstance(default, tuple):
-        if not isinstance(value, (list, tuple)) or len(value) != len(default) or not all(
-                isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise ConfigError(f"{where}: expected a list of {len(default)} integers, "
-                              f"got {value!r}")
+        if (
+            not isinstance(value, (list, tuple))
+            or len(value) != len(default)
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        ):
+            raise ConfigError(f"{where}: expected a list of {len(default)} integers, got {value!r}")
         value = tuple(value)
     if meta.get("choices") is not None and value not in meta["choices"]:
         allowed = ", ".join(str(c) for c in meta["choices"])
@@ -209,16 +232,19 @@ def from_dict(data: dict, source: str) -> HwConfig:
     for name, table in data.items():
         cls = _SECTION_CLASSES.get(name)
         if cls is None:
-            raise ConfigError(f"{source}: unknown section [{name}]; known sections: "
-                              f"{', '.join(_SECTION_CLASSES)}")
+            raise ConfigError(
+                f"{source}: unknown section [{name}]; known sections: {', '.join(_SECTION_CLASSES)}"
+            )
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: [{name}] must be a table")
         fields = {f.name: f for f in dataclasses.fields(cls)}
         kwargs = {}
         for key, value in table.items():
             if key not in fields:
-                raise ConfigError(f"{source}: unknown key {name}.{key}; known keys in "
-                                  f"[{name}]: {', '.join(fields)}")
+                raise ConfigError(
+                    f"{source}: unknown key {name}.{key}; known keys in "
+                    f"[{name}]: {', '.join(fields)}"
+                )
             kwargs[key] = _check_value(cls, fields[key], value, f"{source}: {name}.{key}")
         sections[name] = cls(**kwargs)
     cfg = HwConfig(**sections)
@@ -229,11 +255,12 @@ def from_dict(data: dict, source: str) -> HwConfig:
 def _check_consistency(cfg: HwConfig, source: str) -> None:
     for buf in ("inp", "wgt", "acc", "out", "param", "coord", "map"):
         if cfg.buffers.capacity_bits(buf) < cfg.buffers.row_bits:
-            raise ConfigError(f"{source}: buffers.{buf}_bytes is smaller than one row "
-                              f"({cfg.buffers.row_bits} bits)")
+            raise ConfigError(
+                f"{source}: buffers.{buf}_bytes is smaller than one row "
+                f"({cfg.buffers.row_bits} bits)"
+            )
     if cfg.matmul.max_bits > 8:
-        raise ConfigError(f"{source}: matmul.max_bits must be at most 8, got "
-                          f"{cfg.matmul.max_bits}")
+        raise ConfigError(f"{source}: matmul.max_bits must be at most 8, got {cfg.matmul.max_bits}")
 
 
 def _parse_override(text: str, source: str):
@@ -260,8 +287,10 @@ def load_config(name_or_path: str = "edge", overrides=()) -> HwConfig:
     if not path.suffix and (PRESET_DIR / f"{name_or_path}.toml").exists():
         path = PRESET_DIR / f"{name_or_path}.toml"
     if not path.exists():
-        raise ConfigError(f"config {name_or_path!r}: no such file or preset (presets: "
-                          f"{', '.join(preset_names())})")
+        raise ConfigError(
+            f"config {name_or_path!r}: no such file or preset (presets: "
+            f"{', '.join(preset_names())})"
+        )
     try:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -275,6 +304,7 @@ def describe() -> list[tuple[str, str, object, str]]:
     rows = []
     for name, cls in _SECTION_CLASSES.items():
         for f in dataclasses.fields(cls):
-            rows.append((f"{name}.{f.name}", type(f.default).__name__, f.default,
-                         f.metadata.get("doc", "")))
+            rows.append(
+                (f"{name}.{f.name}", type(f.default).__name__, f.default, f.metadata.get("doc", ""))
+            )
     return rows

@@ -25,15 +25,19 @@ def sections() -> dict[str, str]:
     from accelsim.report import run_fields_markdown  # noqa: PLC0415
     from accelsim.stats import fields_markdown  # noqa: PLC0415
 
-    return {"config-fields": config_markdown(), "isa-table": table_markdown(),
-            "stats-fields": fields_markdown(), "run-fields": run_fields_markdown()}
+    return {
+        "config-fields": config_markdown(),
+        "isa-table": table_markdown(),
+        "stats-fields": fields_markdown(),
+        "run-fields": run_fields_markdown(),
+    }
 
 
 def render(text: str) -> str:
     """`text` with every generated section replaced by its current content."""
     for name, body in sections().items():
         pattern = re.compile(rf"(<!-- BEGIN {name} -->\n).*?(<!-- END {name} -->)", re.S)
-        text = pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)
     return text
 
 

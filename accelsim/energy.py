@@ -77,14 +77,23 @@ class EnergyTable:
 
 # TOML section -> {key: EnergyTable field}
 _KEYS = {
-    "mac": {"int8_mult_pj": "int8_mult_pj", "int8_add_pj": "int8_add_pj",
-            "int32_mult_pj": "int32_mult_pj", "int32_add_pj": "int32_add_pj",
-            "accumulator_bits": "accumulator_bits"},
-    "sram": {"sizes_bytes": "sram_sizes_bytes", "read_pj_per_64b": "sram_read_pj_per_64b",
-             "write_to_read": "sram_write_to_read"},
+    "mac": {
+        "int8_mult_pj": "int8_mult_pj",
+        "int8_add_pj": "int8_add_pj",
+        "int32_mult_pj": "int32_mult_pj",
+        "int32_add_pj": "int32_add_pj",
+        "accumulator_bits": "accumulator_bits",
+    },
+    "sram": {
+        "sizes_bytes": "sram_sizes_bytes",
+        "read_pj_per_64b": "sram_read_pj_per_64b",
+        "write_to_read": "sram_write_to_read",
+    },
     "dram": {"pj_per_64b": "dram_pj_per_64b"},
-    "leakage": {"pe_pj_per_cycle": "pe_leak_pj_per_cycle",
-                "sram_pj_per_cycle_per_kib": "sram_leak_pj_per_cycle_per_kib"},
+    "leakage": {
+        "pe_pj_per_cycle": "pe_leak_pj_per_cycle",
+        "sram_pj_per_cycle_per_kib": "sram_leak_pj_per_cycle_per_kib",
+    },
 }
 
 
@@ -106,23 +115,36 @@ def load_energy_table(name_or_path: str = "horowitz45") -> EnergyTable:
             raise ConfigError(f"{path}: unknown section [{section}]; known: {', '.join(_KEYS)}")
         for key, value in table.items():
             if key not in _KEYS[section]:
-                raise ConfigError(f"{path}: unknown key {section}.{key}; known keys in "
-                                  f"[{section}]: {', '.join(_KEYS[section])}")
+                raise ConfigError(
+                    f"{path}: unknown key {section}.{key}; known keys in "
+                    f"[{section}]: {', '.join(_KEYS[section])}"
+                )
             vals = value if isinstance(value, list) else [value]
-            if not vals or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                   and v >= 0 for v in vals):
-                raise ConfigError(f"{path}: {section}.{key} must be a number >= 0 (or a list of "
-                                  f"them), got {value!r}")
+            if not vals or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in vals
+            ):
+                raise ConfigError(
+                    f"{path}: {section}.{key} must be a number >= 0 (or a list of "
+                    f"them), got {value!r}"
+                )
             values[_KEYS[section][key]] = tuple(value) if isinstance(value, list) else value
-    missing = [f"{s}.{k}" for s, keys in _KEYS.items() for k, name in keys.items()
-               if name not in values]
+    missing = [
+        f"{s}.{k}" for s, keys in _KEYS.items() for k, name in keys.items() if name not in values
+    ]
     if missing:
         raise ConfigError(f"{path}: missing key(s) {', '.join(missing)}")
     sizes, energies = values["sram_sizes_bytes"], values["sram_read_pj_per_64b"]
-    if len(sizes) < 2 or len(sizes) != len(energies) or min(sizes) <= 0 or min(energies) <= 0 \
-            or list(sizes) != sorted(set(sizes)):
-        raise ConfigError(f"{path}: sram.sizes_bytes and sram.read_pj_per_64b must be equally "
-                          f"long (>= 2), positive, sizes strictly increasing")
+    if (
+        len(sizes) < 2
+        or len(sizes) != len(energies)
+        or min(sizes) <= 0
+        or min(energies) <= 0
+        or list(sizes) != sorted(set(sizes))
+    ):
+        raise ConfigError(
+            f"{path}: sram.sizes_bytes and sram.read_pj_per_64b must be equally "
+            f"long (>= 2), positive, sizes strictly increasing"
+        )
     return EnergyTable(**values, source=str(path))
 
 
@@ -141,9 +163,12 @@ class EnergyReport:
     tops_per_w: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"per_layer": {str(t): c for t, c in self.per_layer.items()},
-                "by_component": self.by_component, "total_pj": self.total_pj,
-                "tops_per_w": self.tops_per_w}
+        return {
+            "per_layer": {str(t): c for t, c in self.per_layer.items()},
+            "by_component": self.by_component,
+            "total_pj": self.total_pj,
+            "tops_per_w": self.tops_per_w,
+        }
 
 
 def energy_report(stats: Stats, table: EnergyTable) -> EnergyReport:
@@ -152,28 +177,40 @@ def energy_report(stats: Stats, table: EnergyTable) -> EnergyReport:
     m = stats.machine
     buf_bytes = m.get("buffer_bytes", {})
     e_read = {b: t.sram_pj_per_64b(s) / 64 for b, s in buf_bytes.items()}
-    leak_per_cycle = (t.pe_leak_pj_per_cycle * m.get("array_rows", 0) * m.get("array_cols", 0)
-                      + t.sram_leak_pj_per_cycle_per_kib * sum(buf_bytes.values()) / 1024)
+    leak_per_cycle = (
+        t.pe_leak_pj_per_cycle * m.get("array_rows", 0) * m.get("array_cols", 0)
+        + t.sram_leak_pj_per_cycle_per_kib * sum(buf_bytes.values()) / 1024
+    )
     tags = sorted({tag for tag, _ in stats.counters})
     busy = {tag: stats.total("busy_cycles", tag=tag) for tag in tags}
     all_busy = sum(busy.values())
     per_layer = {}
     for tag in tags:
         c = stats.summed(tag)
-        comp = {"mac": sum(v * t.mac_pj(*map(int, k[5:].split("x")))
-                           for k, v in c.items() if k.startswith("macs_"))}
+        comp = {
+            "mac": sum(
+                v * t.mac_pj(*map(int, k[5:].split("x")))
+                for k, v in c.items()
+                if k.startswith("macs_")
+            )
+        }
         for b in buf_bytes:
             bits_r = c.get(f"sram_read_bits_{b}", 0)
             bits_w = c.get(f"sram_write_bits_{b}", 0)
             if bits_r or bits_w:
                 comp[f"sram_{b}"] = (bits_r + bits_w * t.sram_write_to_read) * e_read[b]
-        comp["dram"] = (c.get("dram_read_bytes", 0) + c.get("dram_write_bytes", 0)) * 8 / 64 \
+        comp["dram"] = (
+            (c.get("dram_read_bytes", 0) + c.get("dram_write_bytes", 0))
+            * 8
+            / 64
             * t.dram_pj_per_64b
+        )
         comp["rescale"] = c.get("rescale_ops", 0) * (t.int32_mult_pj + 2 * t.int32_add_pj)
         comp["quant"] = c.get("quant_ops", 0) * (t.int32_mult_pj + t.int32_add_pj)
         comp["vector"] = c.get("vector_ops", 0) * t.int32_add_pj
-        comp["leakage"] = (leak_per_cycle * stats.latency_cycles * busy[tag] / all_busy
-                           if all_busy else 0.0)
+        comp["leakage"] = (
+            leak_per_cycle * stats.latency_cycles * busy[tag] / all_busy if all_busy else 0.0
+        )
         per_layer[tag] = {k: _q(v) for k, v in comp.items()}
     by_component: dict = {}
     for comp in per_layer.values():

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from accelsim.errors import AccelsimError
 

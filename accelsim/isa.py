@@ -168,69 +168,166 @@ class OpSpec:
     meaning: str
 
 
-TABLE: dict[Op, OpSpec] = {s.op: s for s in (
-    OpSpec(Op.LOAD, Unit.LOAD, 2, _fields(*_DMA, *_PAD),
-           "buffer[sram_addr] <- padded DRAM block d0 x d1 x d2 (strides s0, s1)"),
-    OpSpec(Op.STORE, Unit.STORE, 2, _fields(*_DMA),
-           "DRAM block d0 x d1 x d2 (strides s0, s1) <- buffer[sram_addr]"),
-    OpSpec(Op.GEMM, Unit.MATMUL, 2, _fields(
-        ("inp_addr", _ADDR), ("wgt_addr", _ADDR), ("acc_addr", _ADDR),
-        ("m", 16, dict(lo=1)), ("k", 16, dict(lo=1)), ("n", 16, dict(lo=1)),
-        *_OPERANDS,
-        ("conv", 1, dict(doc="1: INP holds an NHWC patch read as im2col (implicit GEMM)")),
-        ("depthwise", 1, dict(doc="1: output channel j uses only input channel j")),
-        ("kh", 4, dict(lo=1)), ("kw", 4, dict(lo=1)),
-        ("stride", 4, dict(lo=1)), ("dilation", 4, dict(lo=1)),
-        ("ow", 16, dict(lo=1, doc="output width of the tile (conv); m = oh * ow")),
-        ("patch_w", 16, dict(lo=1, doc="width of the INP patch in pixels (conv)")),
-    ), "ACC[acc_addr] (+)= INP(m x k) . WGT(k x n) at a_bits x w_bits"),
-    OpSpec(Op.QUANT, Unit.QUANTIZER, 2, _fields(
-        ("src_buf", 3, dict(hi=6, enum=Buf)), ("src_addr", _ADDR),
-        ("dst_buf", 3, dict(hi=6, enum=Buf)), ("dst_addr", _ADDR),
-        ("n", 24, dict(lo=1, doc="elements")),
-        ("in_bits", 6, dict(lo=1, hi=32)), *_OUTPUT,
-        ("mult", 32, dict(doc="fixed-point multiplier m of 1/s")), ("shift", 6, dict(hi=62)),
-    ), "dst = clamp(zp + round(src * mult / 2^shift)) at bits"),
-    OpSpec(Op.RESCALE, Unit.RESCALE, 2, _fields(
-        ("acc_addr", _ADDR), ("param_addr", _ADDR), ("out_addr", _ADDR),
-        ("m", 16, dict(lo=1)), ("n", 16, dict(lo=1)), *_OUTPUT,
-        ("relu", 1), ("clip", 1, dict(doc="1: also clamp to [clip_lo, clip_hi]")),
-        ("clip_lo", 16, dict(signed=True)), ("clip_hi", 16, dict(signed=True)),
-    ), "OUT = clamp(zp + R((ACC + bias_c) * m_c, sh_c)), params per channel from PARAM"),
-    OpSpec(Op.ALU, Unit.VECTOR, 2, _fields(
-        ("alu_op", 4, dict(hi=7, enum=AluOp)),
-        ("a_buf", 3, dict(hi=6, enum=Buf)), ("a_addr", _ADDR),
-        ("b_buf", 3, dict(hi=6, enum=Buf)), ("b_addr", _ADDR),
-        ("dst_buf", 3, dict(hi=6, enum=Buf)), ("dst_addr", _ADDR), ("param_addr", _ADDR),
-        ("h", 16, dict(lo=1)), ("w", 16, dict(lo=1)), ("c", 16, dict(lo=1)),
-        ("kh", 4, dict(lo=1)), ("kw", 4, dict(lo=1)), ("stride", 4, dict(lo=1)),
-        ("in_bits", 5, dict(lo=1, hi=16)), ("in_mode", 2, dict(hi=2, enum=Mode)),
-        *_OUTPUT, ("imm", 16, dict(signed=True, doc="shift amount or constant")),
-    ), "elementwise / pooling op on h x w x c integer tensors"),
-    OpSpec(Op.SVG_MAP, Unit.SVGE, 2, _fields(
-        ("coord_addr", _ADDR, dict(doc="COORD rows of the n_in input voxels (16-bit b,x,y,z)")),
-        ("out_coord_addr", _ADDR, dict(doc="COORD rows of the n_out output voxels")),
-        ("map_addr", _ADDR, dict(doc="MAP rows receiving the pairs (in, out, offset), 16 bit")),
-        ("n_in", 16, dict(lo=1)), ("n_out", 16, dict(lo=1)),
-        ("n_pairs", 21, dict(doc="pairs the map holds (cost and capacity; checked)")),
-        ("kernel", 3, dict(lo=1)), ("stride", 2, dict(lo=1)), ("dilation", 3, dict(lo=1)),
-        ("transposed", 1), ("groups", 8, dict(lo=1)),
-        ("ga", 4), ("gb", 4), ("gc", 4, dict(doc="group coefficients (a, b, c)")),
-        ("group", 8, dict(doc="voxel group of the output voxels (statistics)")),
-        ("engine", 3, dict(doc="engine of the sparse voxel group engine that runs it")),
-        ("used", 16, dict(doc="distinct input voxels the pairs read (statistics)")),
-        ("halo", 16, dict(doc="of those, voxels also read by another tile (statistics)")),
-    ), "MAP[map_addr] <- kernel map (in, out, offset) of one voxel group tile"),
-    OpSpec(Op.SVG_CONV, Unit.SVGE, 2, _fields(
-        ("inp_addr", _ADDR), ("wgt_addr", _ADDR), ("acc_addr", _ADDR), ("map_addr", _ADDR),
-        ("n_in", 16, dict(lo=1)), ("n_out", 16, dict(lo=1)), ("n_pairs", 21),
-        ("offset", 9, dict(doc="kernel offset k whose pairs this instruction runs")),
-        ("pairs", 16, dict(doc="P_k: pairs of offset k in the map (checked)")),
-        ("cin", 12, dict(lo=1)), ("cout", 12, dict(lo=1)),
-        *_OPERANDS, ("group", 8), ("engine", 3),
-    ), "ACC (+)= scatter(gather(INP, MAP[k]) . WGT[k]) over offset k of one group tile"),
-    OpSpec(Op.FINISH, None, 1, (), "end of program (every unit)"),
-)}
+TABLE: dict[Op, OpSpec] = {
+    s.op: s
+    for s in (
+        OpSpec(
+            Op.LOAD,
+            Unit.LOAD,
+            2,
+            _fields(*_DMA, *_PAD),
+            "buffer[sram_addr] <- padded DRAM block d0 x d1 x d2 (strides s0, s1)",
+        ),
+        OpSpec(
+            Op.STORE,
+            Unit.STORE,
+            2,
+            _fields(*_DMA),
+            "DRAM block d0 x d1 x d2 (strides s0, s1) <- buffer[sram_addr]",
+        ),
+        OpSpec(
+            Op.GEMM,
+            Unit.MATMUL,
+            2,
+            _fields(
+                ("inp_addr", _ADDR),
+                ("wgt_addr", _ADDR),
+                ("acc_addr", _ADDR),
+                ("m", 16, dict(lo=1)),
+                ("k", 16, dict(lo=1)),
+                ("n", 16, dict(lo=1)),
+                *_OPERANDS,
+                ("conv", 1, dict(doc="1: INP holds an NHWC patch read as im2col (implicit GEMM)")),
+                ("depthwise", 1, dict(doc="1: output channel j uses only input channel j")),
+                ("kh", 4, dict(lo=1)),
+                ("kw", 4, dict(lo=1)),
+                ("stride", 4, dict(lo=1)),
+                ("dilation", 4, dict(lo=1)),
+                ("ow", 16, dict(lo=1, doc="output width of the tile (conv); m = oh * ow")),
+                ("patch_w", 16, dict(lo=1, doc="width of the INP patch in pixels (conv)")),
+            ),
+            "ACC[acc_addr] (+)= INP(m x k) . WGT(k x n) at a_bits x w_bits",
+        ),
+        OpSpec(
+            Op.QUANT,
+            Unit.QUANTIZER,
+            2,
+            _fields(
+                ("src_buf", 3, dict(hi=6, enum=Buf)),
+                ("src_addr", _ADDR),
+                ("dst_buf", 3, dict(hi=6, enum=Buf)),
+                ("dst_addr", _ADDR),
+                ("n", 24, dict(lo=1, doc="elements")),
+                ("in_bits", 6, dict(lo=1, hi=32)),
+                *_OUTPUT,
+                ("mult", 32, dict(doc="fixed-point multiplier m of 1/s")),
+                ("shift", 6, dict(hi=62)),
+            ),
+            "dst = clamp(zp + round(src * mult / 2^shift)) at bits",
+        ),
+        OpSpec(
+            Op.RESCALE,
+            Unit.RESCALE,
+            2,
+            _fields(
+                ("acc_addr", _ADDR),
+                ("param_addr", _ADDR),
+                ("out_addr", _ADDR),
+                ("m", 16, dict(lo=1)),
+                ("n", 16, dict(lo=1)),
+                *_OUTPUT,
+                ("relu", 1),
+                ("clip", 1, dict(doc="1: also clamp to [clip_lo, clip_hi]")),
+                ("clip_lo", 16, dict(signed=True)),
+                ("clip_hi", 16, dict(signed=True)),
+            ),
+            "OUT = clamp(zp + R((ACC + bias_c) * m_c, sh_c)), params per channel from PARAM",
+        ),
+        OpSpec(
+            Op.ALU,
+            Unit.VECTOR,
+            2,
+            _fields(
+                ("alu_op", 4, dict(hi=7, enum=AluOp)),
+                ("a_buf", 3, dict(hi=6, enum=Buf)),
+                ("a_addr", _ADDR),
+                ("b_buf", 3, dict(hi=6, enum=Buf)),
+                ("b_addr", _ADDR),
+                ("dst_buf", 3, dict(hi=6, enum=Buf)),
+                ("dst_addr", _ADDR),
+                ("param_addr", _ADDR),
+                ("h", 16, dict(lo=1)),
+                ("w", 16, dict(lo=1)),
+                ("c", 16, dict(lo=1)),
+                ("kh", 4, dict(lo=1)),
+                ("kw", 4, dict(lo=1)),
+                ("stride", 4, dict(lo=1)),
+                ("in_bits", 5, dict(lo=1, hi=16)),
+                ("in_mode", 2, dict(hi=2, enum=Mode)),
+                *_OUTPUT,
+                ("imm", 16, dict(signed=True, doc="shift amount or constant")),
+            ),
+            "elementwise / pooling op on h x w x c integer tensors",
+        ),
+        OpSpec(
+            Op.SVG_MAP,
+            Unit.SVGE,
+            2,
+            _fields(
+                (
+                    "coord_addr",
+                    _ADDR,
+                    dict(doc="COORD rows of the n_in input voxels (16-bit b,x,y,z)"),
+                ),
+                ("out_coord_addr", _ADDR, dict(doc="COORD rows of the n_out output voxels")),
+                (
+                    "map_addr",
+                    _ADDR,
+                    dict(doc="MAP rows receiving the pairs (in, out, offset), 16 bit"),
+                ),
+                ("n_in", 16, dict(lo=1)),
+                ("n_out", 16, dict(lo=1)),
+                ("n_pairs", 21, dict(doc="pairs the map holds (cost and capacity; checked)")),
+                ("kernel", 3, dict(lo=1)),
+                ("stride", 2, dict(lo=1)),
+                ("dilation", 3, dict(lo=1)),
+                ("transposed", 1),
+                ("groups", 8, dict(lo=1)),
+                ("ga", 4),
+                ("gb", 4),
+                ("gc", 4, dict(doc="group coefficients (a, b, c)")),
+                ("group", 8, dict(doc="voxel group of the output voxels (statistics)")),
+                ("engine", 3, dict(doc="engine of the sparse voxel group engine that runs it")),
+                ("used", 16, dict(doc="distinct input voxels the pairs read (statistics)")),
+                ("halo", 16, dict(doc="of those, voxels also read by another tile (statistics)")),
+            ),
+            "MAP[map_addr] <- kernel map (in, out, offset) of one voxel group tile",
+        ),
+        OpSpec(
+            Op.SVG_CONV,
+            Unit.SVGE,
+            2,
+            _fields(
+                ("inp_addr", _ADDR),
+                ("wgt_addr", _ADDR),
+                ("acc_addr", _ADDR),
+                ("map_addr", _ADDR),
+                ("n_in", 16, dict(lo=1)),
+                ("n_out", 16, dict(lo=1)),
+                ("n_pairs", 21),
+                ("offset", 9, dict(doc="kernel offset k whose pairs this instruction runs")),
+                ("pairs", 16, dict(doc="P_k: pairs of offset k in the map (checked)")),
+                ("cin", 12, dict(lo=1)),
+                ("cout", 12, dict(lo=1)),
+                *_OPERANDS,
+                ("group", 8),
+                ("engine", 3),
+            ),
+            "ACC (+)= scatter(gather(INP, MAP[k]) . WGT[k]) over offset k of one group tile",
+        ),
+        OpSpec(Op.FINISH, None, 1, (), "end of program (every unit)"),
+    )
+}
 
 
 def _check_table():
@@ -270,9 +367,13 @@ class Insn:
         return TABLE[self.op].unit
 
     def __eq__(self, other):
-        return isinstance(other, Insn) and (self.op, self.wait, self.signal, self.tag,
-                                            self.f) == (other.op, other.wait, other.signal,
-                                                        other.tag, other.f)
+        return isinstance(other, Insn) and (self.op, self.wait, self.signal, self.tag, self.f) == (
+            other.op,
+            other.wait,
+            other.signal,
+            other.tag,
+            other.f,
+        )
 
     def __repr__(self):
         return f"Insn({disasm_one(self)})"
@@ -325,18 +426,24 @@ def decode(words, start: int = 0) -> tuple[Insn, int]:
         value |= int(words[start + i]) << (WORD_BITS * i)
     insn = Insn.__new__(Insn)
     insn.op, insn.index = spec.op, -1
-    insn.wait, insn.signal, insn.tag = (value >> 5) & 0xFF, (value >> 13) & 0xFF, value >> 21 & 0x7FF
+    insn.wait, insn.signal, insn.tag = (
+        (value >> 5) & 0xFF,
+        (value >> 13) & 0xFF,
+        value >> 21 & 0x7FF,
+    )
     if insn.wait > _MASK_MAX or insn.signal > _MASK_MAX:
-        raise IsaError(f"word {start}: {spec.op.name} wait/signal name unit bits beyond "
-                       f"{len(Unit) - 1}")
+        raise IsaError(
+            f"word {start}: {spec.op.name} wait/signal name unit bits beyond {len(Unit) - 1}"
+        )
     fields, pos = {}, HEADER_BITS
     for f in spec.fields:
         raw = (value >> pos) & ((1 << f.bits) - 1)
         if f.signed and raw >> (f.bits - 1):
             raw -= 1 << f.bits
         if not f.min <= raw <= f.max:
-            raise IsaError(f"word {start}: {spec.op.name}.{f.name} = {raw} is out of range "
-                           f"[{f.min}, {f.max}]")
+            raise IsaError(
+                f"word {start}: {spec.op.name}.{f.name} = {raw} is out of range [{f.min}, {f.max}]"
+            )
         fields[f.name] = raw
         pos += f.bits
     if value >> pos:
@@ -358,7 +465,7 @@ def decode_program(data: bytes) -> list[Insn]:
     """Inverse of `encode_program`; raises `IsaError` naming the word that is malformed."""
     if len(data) % 16:
         raise IsaError(f"program is {len(data)} bytes, not a whole number of 128-bit words")
-    words = [int.from_bytes(data[i:i + 16], "little") for i in range(0, len(data), 16)]
+    words = [int.from_bytes(data[i : i + 16], "little") for i in range(0, len(data), 16)]
     insns, i = [], 0
     while i < len(words):
         insn, n = decode(words, i)
@@ -374,8 +481,12 @@ def _mask_text(mask: int) -> str:
 
 def disasm_one(insn: Insn) -> str:
     """One line of assembly, `OP wait=.. signal=.. tag=N field=value ...`."""
-    parts = [insn.op.name, f"wait={_mask_text(insn.wait)}", f"signal={_mask_text(insn.signal)}",
-             f"tag={insn.tag}"]
+    parts = [
+        insn.op.name,
+        f"wait={_mask_text(insn.wait)}",
+        f"signal={_mask_text(insn.signal)}",
+        f"tag={insn.tag}",
+    ]
     for f in TABLE[insn.op].fields:
         v = insn.f[f.name]
         parts.append(f"{f.name}={f.enum(v).name if f.enum and v <= max(f.enum) else v}")
@@ -424,8 +535,9 @@ def assemble(text: str) -> list[Insn]:
                     try:
                         fields[key] = f.enum[val.upper()]
                     except KeyError:
-                        raise IsaError(f"{where}: {key}={val!r} is not a {f.enum.__name__}") \
-                            from None
+                        raise IsaError(
+                            f"{where}: {key}={val!r} is not a {f.enum.__name__}"
+                        ) from None
                     continue
                 try:
                     num = int(val, 0)
@@ -453,6 +565,7 @@ def table_markdown() -> str:
     for spec in TABLE.values():
         unit = spec.unit.name.lower() if spec.unit is not None else "all"
         fields = ", ".join(f"{f.name}:{f.bits}" for f in spec.fields) or "-"
-        lines.append(f"| {spec.op.name} | {unit} | {spec.words * WORD_BITS} | {fields} | "
-                     f"{spec.meaning} |")
+        lines.append(
+            f"| {spec.op.name} | {unit} | {spec.words * WORD_BITS} | {fields} | {spec.meaning} |"
+        )
     return "\n".join(lines)

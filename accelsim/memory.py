@@ -46,29 +46,41 @@ class Buffer:
         """Flat view of `n` elements of `bits` bits starting at row `addr`."""
         start, tile = self._find(addr)
         if tile is None:
-            raise AccelsimError(f"{who}: {self.name} row {addr} holds no data (tiles start at "
-                                f"rows {sorted(self.tiles)[:8]})")
+            raise AccelsimError(
+                f"{who}: {self.name} row {addr} holds no data (tiles start at "
+                f"rows {sorted(self.tiles)[:8]})"
+            )
         _, tbits, flat = tile
         if tbits != bits:
-            raise AccelsimError(f"{who}: {self.name} tile at row {start} holds {tbits}-bit "
-                                f"elements, read as {bits}-bit")
+            raise AccelsimError(
+                f"{who}: {self.name} tile at row {start} holds {tbits}-bit "
+                f"elements, read as {bits}-bit"
+            )
         off_bits = (addr - start) * self.row_bits
         if off_bits % bits:
-            raise AccelsimError(f"{who}: {self.name} row {addr} is not on an element boundary "
-                                f"of the {bits}-bit tile at row {start}")
+            raise AccelsimError(
+                f"{who}: {self.name} row {addr} is not on an element boundary "
+                f"of the {bits}-bit tile at row {start}"
+            )
         off = off_bits // bits
         if off + n > flat.size:
-            raise AccelsimError(f"{who}: reads {n} elements of {self.name} at row {addr}, but "
-                                f"the tile at row {start} has only {flat.size - off} from there")
-        return flat[off:off + n]
+            raise AccelsimError(
+                f"{who}: reads {n} elements of {self.name} at row {addr}, but "
+                f"the tile at row {start} has only {flat.size - off} from there"
+            )
+        return flat[off : off + n]
 
     def write(self, addr: int, data: np.ndarray, bits: int) -> None:
         """Store `data` (any shape, kept flat) as `bits`-bit elements starting at row `addr`."""
         flat = np.ascontiguousarray(data).reshape(-1)
         rows = tile_rows(flat.size, bits, self.row_bits)
         start, tile = self._find(addr)
-        if tile is not None and start != addr and tile[1] == bits and \
-                addr + rows <= start + tile[0]:  # a write into part of a tile updates it
+        if (
+            tile is not None
+            and start != addr
+            and tile[1] == bits
+            and addr + rows <= start + tile[0]
+        ):  # a write into part of a tile updates it
             off_bits = (addr - start) * self.row_bits
             if off_bits % bits == 0 and off_bits // bits + flat.size <= tile[2].size:
                 off = off_bits // bits
@@ -76,7 +88,7 @@ class Buffer:
                 if not np.can_cast(flat.dtype, arr.dtype):  # e.g. int8 into a uint8 tile
                     arr = arr.astype(np.promote_types(arr.dtype, flat.dtype))
                     self.tiles[start] = (tile[0], tile[1], arr)
-                arr[off:off + flat.size] = flat
+                arr[off : off + flat.size] = flat
                 return
         end = addr + rows
         for s in [s for s, t in self.tiles.items() if s < end and addr < s + t[0]]:

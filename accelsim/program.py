@@ -64,8 +64,9 @@ def _place(name, value, where) -> TensorPlace:
         addr, shape, bits, mode = value
         place = TensorPlace(int(addr), tuple(int(s) for s in shape), int(bits), str(mode))
     except (TypeError, ValueError):
-        raise ModelFormatError(f"{where}: tensor {name!r} must be (dram_addr, shape, bits, "
-                               f"mode), got {value!r}") from None
+        raise ModelFormatError(
+            f"{where}: tensor {name!r} must be (dram_addr, shape, bits, mode), got {value!r}"
+        ) from None
     if place.mode not in MODES or not 1 <= place.bits <= 32 or place.dram_addr < 0:
         raise ModelFormatError(f"{where}: tensor {name!r} has bad bits/mode/address {value!r}")
     return place
@@ -98,9 +99,11 @@ class Program:
         for kind, table in (("input", self.inputs), ("output", self.outputs)):
             for name, p in table.items():
                 if p.dram_addr + p.size > self.dram.size:
-                    raise ModelFormatError(f"{kind} {name!r} at DRAM [{p.dram_addr}, "
-                                           f"{p.dram_addr + p.size}) lies beyond the "
-                                           f"{self.dram.size}-element DRAM image")
+                    raise ModelFormatError(
+                        f"{kind} {name!r} at DRAM [{p.dram_addr}, "
+                        f"{p.dram_addr + p.size}) lies beyond the "
+                        f"{self.dram.size}-element DRAM image"
+                    )
 
     def place_inputs(self, dram: np.ndarray, arrays: dict) -> None:
         """Write named input arrays into `dram` (range-checked against their bits and mode)."""
@@ -113,20 +116,28 @@ class Program:
                 raise AccelsimError(f"input {name!r}: expected shape {p.shape}, got {arr.shape}")
             lo, hi = value_bounds(p.bits, p.mode)
             if arr.size and (arr.min() < lo or arr.max() > hi):
-                raise AccelsimError(f"input {name!r}: values outside the {p.bits}-bit {p.mode} "
-                                    f"range [{lo}, {hi}]")
-            dram[p.dram_addr:p.dram_addr + p.size] = arr.reshape(-1)
+                raise AccelsimError(
+                    f"input {name!r}: values outside the {p.bits}-bit {p.mode} range [{lo}, {hi}]"
+                )
+            dram[p.dram_addr : p.dram_addr + p.size] = arr.reshape(-1)
 
     def read_outputs(self, dram: np.ndarray) -> dict:
         """Named output arrays read from `dram`, in their storage dtype and shape."""
-        return {name: dram[p.dram_addr:p.dram_addr + p.size].astype(_dtype(p.bits, p.mode))
-                .reshape(p.shape) for name, p in self.outputs.items()}
+        return {
+            name: dram[p.dram_addr : p.dram_addr + p.size]
+            .astype(_dtype(p.bits, p.mode))
+            .reshape(p.shape)
+            for name, p in self.outputs.items()
+        }
 
     def _metadata(self) -> dict:
-        return {"format_version": FORMAT_VERSION,
-                "inputs": {k: v.to_list() for k, v in self.inputs.items()},
-                "outputs": {k: v.to_list() for k, v in self.outputs.items()},
-                "tags": {str(k): v for k, v in self.tags.items()}, "meta": self.meta}
+        return {
+            "format_version": FORMAT_VERSION,
+            "inputs": {k: v.to_list() for k, v in self.inputs.items()},
+            "outputs": {k: v.to_list() for k, v in self.outputs.items()},
+            "tags": {str(k): v for k, v in self.tags.items()},
+            "meta": self.meta,
+        }
 
     def save(self, path) -> None:
         """Write the program to one `.npz` file atomically (temporary file, then rename)."""
@@ -135,7 +146,7 @@ class Program:
         atomic_write(path, lambda fh: np.savez(fh, words=words, dram=self.dram, meta=meta))
 
     @classmethod
-    def load(cls, path) -> "Program":
+    def load(cls, path) -> Program:
         """Read a program written by `save`; raises `ModelFormatError` naming the file and fault."""
         path = Path(path)
         try:
@@ -149,23 +160,33 @@ class Program:
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
             raise ModelFormatError(f"{path}: not a program .npz file ({exc})") from None
         if words.dtype != np.uint8 or meta.dtype != np.uint8 or dram.dtype != np.int32:
-            raise ModelFormatError(f"{path}: expected uint8 words and meta and int32 dram, got "
-                                   f"{words.dtype}, {meta.dtype}, {dram.dtype}")
+            raise ModelFormatError(
+                f"{path}: expected uint8 words and meta and int32 dram, got "
+                f"{words.dtype}, {meta.dtype}, {dram.dtype}"
+            )
         try:
             info = json.loads(meta.tobytes().decode())
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ModelFormatError(f"{path}: metadata is not valid JSON ({exc})") from None
         if not isinstance(info, dict) or info.get("format_version") != FORMAT_VERSION:
-            raise ModelFormatError(f"{path}: unsupported format version "
-                                   f"{info.get('format_version') if isinstance(info, dict) else None!r}"
-                                   f" (expected {FORMAT_VERSION})")
+            raise ModelFormatError(
+                f"{path}: unsupported format version "
+                f"{info.get('format_version') if isinstance(info, dict) else None!r}"
+                f" (expected {FORMAT_VERSION})"
+            )
         try:
             insns = decode_program(words.tobytes())
         except IsaError as exc:
             raise ModelFormatError(f"{path}: bad instruction stream: {exc}") from None
         try:
-            return cls(insns, dram, info.get("inputs", {}), info.get("outputs", {}),
-                       info.get("tags", {}), info.get("meta", {}))
+            return cls(
+                insns,
+                dram,
+                info.get("inputs", {}),
+                info.get("outputs", {}),
+                info.get("tags", {}),
+                info.get("meta", {}),
+            )
         except (ModelFormatError, AttributeError, TypeError, ValueError) as exc:
             raise ModelFormatError(f"{path}: {exc}") from None
 
@@ -209,5 +230,11 @@ class ProgramBuilder:
 
     def build(self) -> Program:
         dram = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.int32)
-        return Program(list(self.insns), dram, dict(self.inputs), dict(self.outputs),
-                       dict(self.tags), dict(self.meta))
+        return Program(
+            list(self.insns),
+            dram,
+            dict(self.inputs),
+            dict(self.outputs),
+            dict(self.tags),
+            dict(self.meta),
+        )

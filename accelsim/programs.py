@@ -24,9 +24,26 @@ from accelsim.program import Program, ProgramBuilder
 L, S, MM, RS = (1 << Unit.LOAD, 1 << Unit.STORE, 1 << Unit.MATMUL, 1 << Unit.RESCALE)
 
 
-def tiled_gemm_program(cfg, x, w, bias, mult, shift, *, a_bits, w_bits, out_bits=8,
-                       tm=16, tk=16, tn=16, zp=0, relu=False, a_mode="signed",
-                       w_mode="signed", tag=0) -> Program:
+def tiled_gemm_program(
+    cfg,
+    x,
+    w,
+    bias,
+    mult,
+    shift,
+    *,
+    a_bits,
+    w_bits,
+    out_bits=8,
+    tm=16,
+    tk=16,
+    tn=16,
+    zp=0,
+    relu=False,
+    a_mode="signed",
+    w_mode="signed",
+    tag=0,
+) -> Program:
     """Program computing `rescale(x @ w + bias; mult, shift)` to `out_bits` signed outputs.
 
     x may be an array or a shape (M, K) (then zeros: enough for count_only timing runs).
@@ -43,8 +60,9 @@ def tiled_gemm_program(cfg, x, w, bias, mult, shift, *, a_bits, w_bits, out_bits
     b.tags[tag] = "gemm"
     xa = b.add_tensor("x", x, a_bits, a_mode, kind="input")
     wa = b.add_tensor("w", w, w_bits, w_mode)
-    params = np.stack([np.broadcast_to(bias, N), np.broadcast_to(mult, N),
-                       np.broadcast_to(shift, N)], axis=1)
+    params = np.stack(
+        [np.broadcast_to(bias, N), np.broadcast_to(mult, N), np.broadcast_to(shift, N)], axis=1
+    )
     pa = b.add_tensor("params", params, 32)
     ya = b.add_tensor("y", (M, N), out_bits, "signed", kind="output")
     inp_slot = tile_rows(tm * tk, a_bits, row_bits)
@@ -54,8 +72,20 @@ def tiled_gemm_program(cfg, x, w, bias, mult, shift, *, a_bits, w_bits, out_bits
     am, wm = MODE_BY_NAME[a_mode], MODE_BY_NAME[w_mode]
     mi, nj, kk_n = -(-M // tm), -(-N // tn), -(-K // tk)
     n_tiles, n_steps = mi * nj, mi * nj * kk_n
-    b.emit(Op.LOAD, signal=RS, tag=tag, buf=Buf.PARAM, sram_addr=0, dram_addr=pa, d0=1, d1=1,
-           d2=3 * N, s0=0, s1=0, bits=32)
+    b.emit(
+        Op.LOAD,
+        signal=RS,
+        tag=tag,
+        buf=Buf.PARAM,
+        sram_addr=0,
+        dram_addr=pa,
+        d0=1,
+        d1=1,
+        d2=3 * N,
+        s0=0,
+        s1=0,
+        bits=32,
+    )
     step = 0
     for t in range(n_tiles):
         i, j = divmod(t, nj)
@@ -65,25 +95,84 @@ def tiled_gemm_program(cfg, x, w, bias, mult, shift, *, a_bits, w_bits, out_bits
             k = min(tk, K - kk * tk)
             slot = step % 2
             wait = MM if step >= 2 else 0
-            b.emit(Op.LOAD, wait=wait, tag=tag, buf=Buf.INP, sram_addr=slot * inp_slot,
-                   dram_addr=xa + i * tm * K + kk * tk, d0=m, d1=1, d2=k, s0=K, s1=0,
-                   bits=a_bits, mode=am)
-            b.emit(Op.LOAD, signal=MM, tag=tag, buf=Buf.WGT, sram_addr=slot * wgt_slot,
-                   dram_addr=wa + kk * tk * N + j * tn, d0=k, d1=1, d2=n, s0=N, s1=0,
-                   bits=w_bits, mode=wm)
+            b.emit(
+                Op.LOAD,
+                wait=wait,
+                tag=tag,
+                buf=Buf.INP,
+                sram_addr=slot * inp_slot,
+                dram_addr=xa + i * tm * K + kk * tk,
+                d0=m,
+                d1=1,
+                d2=k,
+                s0=K,
+                s1=0,
+                bits=a_bits,
+                mode=am,
+            )
+            b.emit(
+                Op.LOAD,
+                signal=MM,
+                tag=tag,
+                buf=Buf.WGT,
+                sram_addr=slot * wgt_slot,
+                dram_addr=wa + kk * tk * N + j * tn,
+                d0=k,
+                d1=1,
+                d2=n,
+                s0=N,
+                s1=0,
+                bits=w_bits,
+                mode=wm,
+            )
             last = kk == kk_n - 1
-            b.emit(Op.GEMM, wait=L | (RS if kk == 0 and t >= 2 else 0),
-                   signal=(L if step < n_steps - 2 else 0) | (RS if last else 0), tag=tag,
-                   inp_addr=slot * inp_slot, wgt_addr=slot * wgt_slot,
-                   acc_addr=(t % 2) * acc_slot, m=m, k=k, n=n, a_bits=a_bits, w_bits=w_bits,
-                   a_mode=am, w_mode=wm, reset=int(kk == 0))
+            b.emit(
+                Op.GEMM,
+                wait=L | (RS if kk == 0 and t >= 2 else 0),
+                signal=(L if step < n_steps - 2 else 0) | (RS if last else 0),
+                tag=tag,
+                inp_addr=slot * inp_slot,
+                wgt_addr=slot * wgt_slot,
+                acc_addr=(t % 2) * acc_slot,
+                m=m,
+                k=k,
+                n=n,
+                a_bits=a_bits,
+                w_bits=w_bits,
+                a_mode=am,
+                w_mode=wm,
+                reset=int(kk == 0),
+            )
             step += 1
-        b.emit(Op.RESCALE, wait=MM | (L if t == 0 else 0) | (S if t >= 2 else 0),
-               signal=S | (MM if t < n_tiles - 2 else 0), tag=tag, acc_addr=(t % 2) * acc_slot,
-               param_addr=tile_rows(3 * j * tn, 32, row_bits), out_addr=(t % 2) * out_slot,
-               m=m, n=n, bits=out_bits, mode=0, zp=zp, relu=int(relu))
-        b.emit(Op.STORE, wait=RS, signal=RS if t < n_tiles - 2 else 0, tag=tag, buf=Buf.OUT,
-               sram_addr=(t % 2) * out_slot, dram_addr=ya + i * tm * N + j * tn, d0=m, d1=1,
-               d2=n, s0=N, s1=0, bits=out_bits)
+        b.emit(
+            Op.RESCALE,
+            wait=MM | (L if t == 0 else 0) | (S if t >= 2 else 0),
+            signal=S | (MM if t < n_tiles - 2 else 0),
+            tag=tag,
+            acc_addr=(t % 2) * acc_slot,
+            param_addr=tile_rows(3 * j * tn, 32, row_bits),
+            out_addr=(t % 2) * out_slot,
+            m=m,
+            n=n,
+            bits=out_bits,
+            mode=0,
+            zp=zp,
+            relu=int(relu),
+        )
+        b.emit(
+            Op.STORE,
+            wait=RS,
+            signal=RS if t < n_tiles - 2 else 0,
+            tag=tag,
+            buf=Buf.OUT,
+            sram_addr=(t % 2) * out_slot,
+            dram_addr=ya + i * tm * N + j * tn,
+            d0=m,
+            d1=1,
+            d2=n,
+            s0=N,
+            s1=0,
+            bits=out_bits,
+        )
     b.emit(Op.FINISH)
     return b.build()

@@ -48,7 +48,8 @@ class RaceDetector:
         raise RaceError(
             f"race on {Buf(buf).name} rows [{lo}, {hi}): insn {idx} {b.op.name} "
             f"({b.unit.name.lower()}) {what} insn {other} {a.op.name} "
-            f"({a.unit.name.lower()}) with no token chain ordering them")
+            f"({a.unit.name.lower()}) with no token chain ordering them"
+        )
 
     def check(self, insn, unit: int, template) -> None:
         """Tick `unit`'s clock and check/record the buffer accesses of `insn` (at its start);
@@ -68,8 +69,14 @@ class RaceDetector:
             r = recs.get(lo)
             if r is not None and r[1] == hi:  # fast path: exactly one record, same rows
                 if r[2] >= 0 and vc[r[2]] < r[3]:
-                    self._race(buf, lo, hi, idx, r[4], "writes rows last written by" if write
-                               else "reads rows written by")
+                    self._race(
+                        buf,
+                        lo,
+                        hi,
+                        idx,
+                        r[4],
+                        "writes rows last written by" if write else "reads rows written by",
+                    )
                 if write:
                     for ru, (rclk, ridx) in r[5].items():
                         if vc[ru] < rclk:
@@ -82,14 +89,25 @@ class RaceDetector:
             hits = [q for q in recs.values() if q[0] < hi and lo < q[1]]
             for r in hits:
                 if r[2] >= 0 and vc[r[2]] < r[3]:
-                    self._race(buf, max(lo, r[0]), min(hi, r[1]), idx, r[4],
-                               "writes rows last written by" if write else
-                               "reads rows written by")
+                    self._race(
+                        buf,
+                        max(lo, r[0]),
+                        min(hi, r[1]),
+                        idx,
+                        r[4],
+                        "writes rows last written by" if write else "reads rows written by",
+                    )
                 if write:
                     for ru, (rclk, ridx) in r[5].items():
                         if vc[ru] < rclk:
-                            self._race(buf, max(lo, r[0]), min(hi, r[1]), idx, ridx,
-                                       "overwrites rows being read by")
+                            self._race(
+                                buf,
+                                max(lo, r[0]),
+                                min(hi, r[1]),
+                                idx,
+                                ridx,
+                                "overwrites rows being read by",
+                            )
                 else:
                     r[5][unit] = (clk, idx)
             if write:

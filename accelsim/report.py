@@ -34,14 +34,26 @@ RUN_FIELDS: dict[str, tuple[str, str]] = {
     "layers": ("list", "one row per layer, in graph order, with the keys below"),
     "name": ("-", "layer (node) name"),
     "cycles": ("cycles", "span of the layer: its first instruction start to its last end"),
-    "share": ("fraction", "cycles / latency_cycles (layers may overlap, so shares can exceed "
-                          "1 in sum)"),
-    "svge_*": ("-", "sparse layers only: svge_pairs, svge_map_cycles, svge_conv_cycles and the "
-                    "derived svge_group_imbalance, svge_engine_imbalance, svge_halo_fraction, "
-                    "svge_map_share (see stats FIELDS)"),
+    "share": (
+        "fraction",
+        "cycles / latency_cycles (layers may overlap, so shares can exceed 1 in sum)",
+    ),
+    "svge_*": (
+        "-",
+        "sparse layers only: svge_pairs, svge_map_cycles, svge_conv_cycles and the "
+        "derived svge_group_imbalance, svge_engine_imbalance, svge_halo_fraction, "
+        "svge_map_share (see stats FIELDS)",
+    ),
 }
-SVGE_KEYS = ("svge_pairs", "svge_map_cycles", "svge_conv_cycles", "svge_group_imbalance",
-             "svge_engine_imbalance", "svge_halo_fraction", "svge_map_share")
+SVGE_KEYS = (
+    "svge_pairs",
+    "svge_map_cycles",
+    "svge_conv_cycles",
+    "svge_group_imbalance",
+    "svge_engine_imbalance",
+    "svge_halo_fraction",
+    "svge_map_share",
+)
 
 
 def run_fields_markdown() -> str:
@@ -60,21 +72,37 @@ def summarize(result, cfg: HwConfig) -> dict:
     for row in stats.layer_rows():
         e = sum(energy.per_layer.get(row["tag"], {}).values())
         dram = row.get("dram_read_bytes", 0) + row.get("dram_write_bytes", 0)
-        layers.append({"name": row["layer"], "cycles": row["layer_cycles"],
-                       "share": row["layer_cycles"] / tot["latency_cycles"]
-                       if tot["latency_cycles"] else 0.0,
-                       "macs": row["macs"], "utilisation": row["utilisation"],
-                       "dram_bytes": dram, "energy_pj": e,
-                       **{k: row[k] for k in SVGE_KEYS if k in row}})
+        layers.append(
+            {
+                "name": row["layer"],
+                "cycles": row["layer_cycles"],
+                "share": row["layer_cycles"] / tot["latency_cycles"]
+                if tot["latency_cycles"]
+                else 0.0,
+                "macs": row["macs"],
+                "utilisation": row["utilisation"],
+                "dram_bytes": dram,
+                "energy_pj": e,
+                **{k: row[k] for k in SVGE_KEYS if k in row},
+            }
+        )
     return {
-        "model": result.graph.name, "config": cfg.chip.name,
-        "latency_cycles": tot["latency_cycles"], "latency_ms": tot["latency_s"] * 1e3,
-        "macs": tot["macs"], "dram_bytes": tot["dram_bytes"],
-        "dram_bw_gbps": tot["dram_bw_gbps"], "dram_bw_share": tot["dram_bw_share"],
-        "utilisation": tot["utilisation"], "energy_pj": energy.total_pj,
-        "energy_by_component_pj": energy.by_component, "tops": tot["tops"],
-        "tops_per_w": energy.tops_per_w, "instructions": tot["instructions"],
-        "rescale_mismatch_vs_rne": tot["rescale_mismatch_vs_rne"], "layers": layers,
+        "model": result.graph.name,
+        "config": cfg.chip.name,
+        "latency_cycles": tot["latency_cycles"],
+        "latency_ms": tot["latency_s"] * 1e3,
+        "macs": tot["macs"],
+        "dram_bytes": tot["dram_bytes"],
+        "dram_bw_gbps": tot["dram_bw_gbps"],
+        "dram_bw_share": tot["dram_bw_share"],
+        "utilisation": tot["utilisation"],
+        "energy_pj": energy.total_pj,
+        "energy_by_component_pj": energy.by_component,
+        "tops": tot["tops"],
+        "tops_per_w": energy.tops_per_w,
+        "instructions": tot["instructions"],
+        "rescale_mismatch_vs_rne": tot["rescale_mismatch_vs_rne"],
+        "layers": layers,
     }
 
 
@@ -88,25 +116,38 @@ def _fmt(v: float) -> str:
 def format_report(summary: dict) -> str:
     """The text table `accelsim run` prints."""
     out = io.StringIO()
-    head = f"{'layer':<24}{'cycles':>10}{'share':>7}{'MACs':>10}{'util':>6}{'DRAM B':>10}" \
-           f"{'energy pJ':>11}"
+    head = (
+        f"{'layer':<24}{'cycles':>10}{'share':>7}{'MACs':>10}{'util':>6}{'DRAM B':>10}"
+        f"{'energy pJ':>11}"
+    )
     print(f"model {summary['model']} on {summary['config']}", file=out)
     print(head, file=out)
     print("-" * len(head), file=out)
     for r in summary["layers"]:
-        print(f"{r['name'][:23]:<24}{_fmt(r['cycles']):>10}{r['share'] * 100:>6.1f}%"
-              f"{_fmt(r['macs']):>10}{r['utilisation'] * 100:>5.0f}%{_fmt(r['dram_bytes']):>10}"
-              f"{_fmt(r['energy_pj']):>11}", file=out)
+        print(
+            f"{r['name'][:23]:<24}{_fmt(r['cycles']):>10}{r['share'] * 100:>6.1f}%"
+            f"{_fmt(r['macs']):>10}{r['utilisation'] * 100:>5.0f}%{_fmt(r['dram_bytes']):>10}"
+            f"{_fmt(r['energy_pj']):>11}",
+            file=out,
+        )
     print("-" * len(head), file=out)
     s = summary
     print(f"latency    {s['latency_cycles']:,} cycles = {s['latency_ms']:.3f} ms", file=out)
-    print(f"MACs       {s['macs']:,}  ({s['tops']:.3f} TOPS, array utilisation "
-          f"{s['utilisation'] * 100:.1f}%)", file=out)
-    print(f"DRAM       {s['dram_bytes']:,} bytes, {s['dram_bw_gbps']:.2f} GB/s "
-          f"({s['dram_bw_share'] * 100:.1f}% of peak)", file=out)
-    parts = ", ".join(f"{k} {v / s['energy_pj'] * 100:.0f}%" for k, v in
-                      sorted(s["energy_by_component_pj"].items(), key=lambda kv: -kv[1])
-                      if s["energy_pj"] and v / s["energy_pj"] >= 0.01)
+    print(
+        f"MACs       {s['macs']:,}  ({s['tops']:.3f} TOPS, array utilisation "
+        f"{s['utilisation'] * 100:.1f}%)",
+        file=out,
+    )
+    print(
+        f"DRAM       {s['dram_bytes']:,} bytes, {s['dram_bw_gbps']:.2f} GB/s "
+        f"({s['dram_bw_share'] * 100:.1f}% of peak)",
+        file=out,
+    )
+    parts = ", ".join(
+        f"{k} {v / s['energy_pj'] * 100:.0f}%"
+        for k, v in sorted(s["energy_by_component_pj"].items(), key=lambda kv: -kv[1])
+        if s["energy_pj"] and v / s["energy_pj"] >= 0.01
+    )
     print(f"energy     {s['energy_pj'] / 1e6:.3f} uJ ({parts})", file=out)
     print(f"efficiency {s['tops_per_w']:.2f} TOPS/W", file=out)
     sparse = [r for r in s["layers"] if "svge_pairs" in r]
@@ -115,9 +156,11 @@ def format_report(summary: dict) -> str:
         mp = sum(r["svge_map_cycles"] for r in sparse)
         cv = sum(r["svge_conv_cycles"] for r in sparse)
         worst = max(sparse, key=lambda r: r["svge_engine_imbalance"])
-        print(f"sparse     {pairs:,} pairs; map {mp:,} / conv {cv:,} engine cycles; worst "
-              f"engine imbalance {worst['svge_engine_imbalance']:.2f} ({worst['name']})",
-              file=out)
+        print(
+            f"sparse     {pairs:,} pairs; map {mp:,} / conv {cv:,} engine cycles; worst "
+            f"engine imbalance {worst['svge_engine_imbalance']:.2f} ({worst['name']})",
+            file=out,
+        )
     return out.getvalue()
 
 

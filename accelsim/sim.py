@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from accelsim.fileio import atomic_write_json
 from accelsim.errors import DeadlockError, IsaError
+from accelsim.fileio import atomic_write_json
 from accelsim.isa import TABLE, Buf, Op, Unit
 from accelsim.memory import Memory
 from accelsim.races import RaceDetector
@@ -40,8 +40,15 @@ from accelsim.units.svge import Svge
 from accelsim.units.vector import Vector
 
 # Unit -> class. The sparse voxel group engine adds itself: UNITS[Unit.SVGE] = Svge.
-UNITS: dict = {Unit.LOAD: LoadEngine, Unit.STORE: StoreEngine, Unit.QUANTIZER: Quantizer,
-               Unit.MATMUL: Matmul, Unit.RESCALE: Rescale, Unit.VECTOR: Vector, Unit.SVGE: Svge}
+UNITS: dict = {
+    Unit.LOAD: LoadEngine,
+    Unit.STORE: StoreEngine,
+    Unit.QUANTIZER: Quantizer,
+    Unit.MATMUL: Matmul,
+    Unit.RESCALE: Rescale,
+    Unit.VECTOR: Vector,
+    Unit.SVGE: Svge,
+}
 
 
 _OP_UNIT = {op: spec.unit for op, spec in TABLE.items()}
@@ -66,8 +73,10 @@ def _mask_units(mask: int):
 
 def _check_header(insn, u: int) -> None:
     if (insn.wait | insn.signal) >> u & 1:
-        raise IsaError(f"insn {insn.index} {insn.op.name}: waits on or signals its own unit "
-                       f"({Unit(u).name.lower()}); a unit is already ordered with itself")
+        raise IsaError(
+            f"insn {insn.index} {insn.op.name}: waits on or signals its own unit "
+            f"({Unit(u).name.lower()}); a unit is already ordered with itself"
+        )
 
 
 def _plan(program, cfg, units, chans):
@@ -92,12 +101,16 @@ def _plan(program, cfg, units, chans):
         ws = chan_cache.get((u, insn.wait, insn.signal))
         if ws is None:
             if u not in units:
-                raise IsaError(f"insn {idx} {insn.op.name}: no {u.name.lower()} unit is "
-                               f"registered in accelsim.sim.UNITS")
+                raise IsaError(
+                    f"insn {idx} {insn.op.name}: no {u.name.lower()} unit is "
+                    f"registered in accelsim.sim.UNITS"
+                )
             _check_header(insn, u)
             ws = chan_cache[(u, insn.wait, insn.signal)] = (
-                units[u], tuple(chans[j][u] for j in _mask_units(insn.wait)),
-                tuple(chans[u][j] for j in _mask_units(insn.signal)))
+                units[u],
+                tuple(chans[j][u] for j in _mask_units(insn.wait)),
+                tuple(chans[u][j] for j in _mask_units(insn.signal)),
+            )
         unit = ws[0]
         key = (u, unit.profile_key(insn))
         prof = profiles.get(key)
@@ -124,13 +137,17 @@ def _plan(program, cfg, units, chans):
 
 def _capacity_error(insn, cfg, buf, addr, rows, cap):
     if buf == DRAM:
-        raise IsaError(f"insn {insn.index} {insn.op.name}: DRAM block [{addr}, {addr + rows}) "
-                       f"lies beyond the {cap}-element DRAM image")
+        raise IsaError(
+            f"insn {insn.index} {insn.op.name}: DRAM block [{addr}, {addr + rows}) "
+            f"lies beyond the {cap}-element DRAM image"
+        )
     name = Buf(buf).name
-    raise IsaError(f"insn {insn.index} {insn.op.name}: {name} rows [{addr}, {addr + rows}) "
-                   f"exceed the buffer's {cap} rows ({name.lower()}_bytes = "
-                   f"{getattr(cfg.buffers, name.lower() + '_bytes')}, row_bits = "
-                   f"{cfg.buffers.row_bits})")
+    raise IsaError(
+        f"insn {insn.index} {insn.op.name}: {name} rows [{addr}, {addr + rows}) "
+        f"exceed the buffer's {cap} rows ({name.lower()}_bytes = "
+        f"{getattr(cfg.buffers, name.lower() + '_bytes')}, row_bits = "
+        f"{cfg.buffers.row_bits})"
+    )
 
 
 def _deadlock_message(units, chans) -> str:
@@ -139,28 +156,38 @@ def _deadlock_message(units, chans) -> str:
         if unit.done:
             continue
         insn = unit.current()
-        waits = ", ".join(f"{chans[j][int(unit.unit)].name} "
-                          f"({chans[j][int(unit.unit)].count} tokens)"
-                          for j in _mask_units(insn.wait))
-        lines.append(f"  {unit.name} blocked at insn {insn.index} {insn.op.name} (tag "
-                     f"{insn.tag}) waiting on {waits or 'nothing'}")
+        waits = ", ".join(
+            f"{chans[j][int(unit.unit)].name} ({chans[j][int(unit.unit)].count} tokens)"
+            for j in _mask_units(insn.wait)
+        )
+        lines.append(
+            f"  {unit.name} blocked at insn {insn.index} {insn.op.name} (tag "
+            f"{insn.tag}) waiting on {waits or 'nothing'}"
+        )
     return "deadlock: no unit can proceed\n" + "\n".join(lines)
 
 
 def _machine(cfg) -> dict:
     b = cfg.buffers
-    return {"clock_mhz": cfg.chip.clock_mhz, "peak_dram_bytes_per_cycle": cfg.dram.bw_bytes_per_cycle,
-            "array_rows": cfg.matmul.rows, "array_cols": cfg.matmul.cols,
-            "mac_model": cfg.matmul.mac_model, "row_bits": b.row_bits,
-            "svge_groups": cfg.svge.groups, "svge_engines": cfg.svge.engines,
-            "buffer_bytes": {buf.name.lower(): getattr(b, buf.name.lower() + "_bytes")
-                             for buf in Buf}}
+    return {
+        "clock_mhz": cfg.chip.clock_mhz,
+        "peak_dram_bytes_per_cycle": cfg.dram.bw_bytes_per_cycle,
+        "array_rows": cfg.matmul.rows,
+        "array_cols": cfg.matmul.cols,
+        "mac_model": cfg.matmul.mac_model,
+        "row_bits": b.row_bits,
+        "svge_groups": cfg.svge.groups,
+        "svge_engines": cfg.svge.engines,
+        "buffer_bytes": {buf.name.lower(): getattr(b, buf.name.lower() + "_bytes") for buf in Buf},
+    }
 
 
 def _stats(program, cfg, counters, rec, chans) -> Stats:
     insns = program.insns
-    for name, arr in (("stall_token_cycles", rec.stall_token),
-                      ("stall_dram_cycles", rec.stall_dram)):
+    for name, arr in (
+        ("stall_token_cycles", rec.stall_token),
+        ("stall_dram_cycles", rec.stall_dram),
+    ):
         for i in np.flatnonzero(np.asarray(arr, np.int64)):
             row = counters[(insns[i].tag, _OP_UNIT[insns[i].op])]
             row[name] = row.get(name, 0) + int(arr[i])
@@ -188,13 +215,29 @@ def _stats(program, cfg, counters, rec, chans) -> Stats:
                 peaks[k[5:]] = mm.rows * mm.cols * f / passes
     named = {(t, Unit(u).name.lower()): c for (t, u), c in counters.items()}
     tokens_left = {c.name: c.count for row in chans for c in row if c.count}
-    return Stats(named, int(end.max()) if end.size else 0, spans, dict(program.tags),
-                 _machine(cfg), peaks, tokens_left)
+    return Stats(
+        named,
+        int(end.max()) if end.size else 0,
+        spans,
+        dict(program.tags),
+        _machine(cfg),
+        peaks,
+        tokens_left,
+    )
 
 
-def simulate(program, cfg, *, count_only: bool = False, check_races: bool = True, trace=None,
-             progress: bool = False, inputs: dict | None = None,
-             strict_tokens: bool = False, units: dict | None = None) -> SimResult:
+def simulate(
+    program,
+    cfg,
+    *,
+    count_only: bool = False,
+    check_races: bool = True,
+    trace=None,
+    progress: bool = False,
+    inputs: dict | None = None,
+    strict_tokens: bool = False,
+    units: dict | None = None,
+) -> SimResult:
     """Run `program` on the processor described by `cfg` (an `HwConfig`).
 
     count_only: skip the datapath (no data, identical timing). check_races: run the race
@@ -241,11 +284,14 @@ def simulate(program, cfg, *, count_only: bool = False, check_races: bool = True
         raise DeadlockError(_deadlock_message(units, chans))
     stats = _stats(program, cfg, counters, rec, chans)
     if strict_tokens and stats.tokens_left:
-        raise IsaError("unbalanced tokens left at the end: " + ", ".join(
-            f"{k} ({v})" for k, v in stats.tokens_left.items()))
+        raise IsaError(
+            "unbalanced tokens left at the end: "
+            + ", ".join(f"{k} ({v})" for k, v in stats.tokens_left.items())
+        )
     outputs = program.read_outputs(dram) if dram is not None else {}
-    result = SimResult(stats, outputs, dram, np.asarray(rec.start, np.int64),
-                       np.asarray(rec.end, np.int64))
+    result = SimResult(
+        stats, outputs, dram, np.asarray(rec.start, np.int64), np.asarray(rec.end, np.int64)
+    )
     if trace_path is not None:
         atomic_write_json(trace_path, chrome_trace(program, result, cfg), indent=None)
     return result
@@ -255,14 +301,33 @@ def chrome_trace(program, result: SimResult, cfg) -> dict:
     """Trace-event JSON (chrome://tracing, ui.perfetto.dev): one complete event per
     instruction on its unit's track; timestamps in microseconds at the configured clock."""
     us = 1.0 / cfg.chip.clock_mhz
-    events = [{"name": "thread_name", "ph": "M", "pid": 0, "tid": int(u),
-               "args": {"name": u.name.lower()}} for u in Unit]
+    events = [
+        {
+            "name": "thread_name",
+            "ph": "M",
+            "pid": 0,
+            "tid": int(u),
+            "args": {"name": u.name.lower()},
+        }
+        for u in Unit
+    ]
     for insn, s, e in zip(program.insns, result.start_cycles, result.end_cycles):
         if insn.op != Op.FINISH:
-            events.append({"name": insn.op.name, "ph": "X", "pid": 0, "tid": int(insn.unit),
-                           "ts": float(s) * us, "dur": float(e - s) * us,
-                           "args": {"index": insn.index, "tag": insn.tag,
-                                    "layer": program.tags.get(insn.tag, "")}})
+            events.append(
+                {
+                    "name": insn.op.name,
+                    "ph": "X",
+                    "pid": 0,
+                    "tid": int(insn.unit),
+                    "ts": float(s) * us,
+                    "dur": float(e - s) * us,
+                    "args": {
+                        "index": insn.index,
+                        "tag": insn.tag,
+                        "layer": program.tags.get(insn.tag, ""),
+                    },
+                }
+            )
     return {"traceEvents": events, "displayTimeUnit": "ns"}
 
 

@@ -17,24 +17,34 @@ from dataclasses import dataclass, field
 # name -> (unit, description). Counters first (kept per (tag, unit)), then derived totals.
 FIELDS: dict[str, tuple[str, str]] = {
     "instructions": ("count", "instructions executed"),
-    "busy_cycles": ("cycles", "cycles a unit spends executing (sum of its cost model; a DMA "
-                    "transfer's latency and data phase, without bus waits)"),
+    "busy_cycles": (
+        "cycles",
+        "cycles a unit spends executing (sum of its cost model; a DMA "
+        "transfer's latency and data phase, without bus waits)",
+    ),
     "stall_token_cycles": ("cycles", "cycles an instruction waited for tokens before starting"),
     "stall_dram_cycles": ("cycles", "cycles a DMA transfer waited for the shared DRAM bus"),
     "macs_<a>x<w>": ("MACs", "multiply-accumulates at a-bit activations x w-bit weights"),
     "dram_read_bytes": ("bytes", "bytes read from DRAM (whole bytes per block row)"),
     "dram_write_bytes": ("bytes", "bytes written to DRAM"),
-    "sram_read_bits_<buf>": ("bits", "bits read from on-chip buffer <buf> (whole rows; "
-                             "includes the array re-reading operand tiles)"),
+    "sram_read_bits_<buf>": (
+        "bits",
+        "bits read from on-chip buffer <buf> (whole rows; "
+        "includes the array re-reading operand tiles)",
+    ),
     "sram_write_bits_<buf>": ("bits", "bits written to on-chip buffer <buf> (whole rows)"),
     "rescale_ops": ("elements", "accumulators rescaled"),
     "quant_ops": ("elements", "elements quantized"),
     "vector_ops": ("elements", "elements processed by the vector ALU (window reads for pooling)"),
-    "rescale_mismatch_vs_rne": ("elements", "rescaled outputs that differ from round-half-even "
-                                "(datapath mode only; 0 with count_only)"),
+    "rescale_mismatch_vs_rne": (
+        "elements",
+        "rescaled outputs that differ from round-half-even (datapath mode only; 0 with count_only)",
+    ),
     "svge_pairs": ("pairs", "kernel-map pairs (in, out, offset) built by SVG_MAP"),
-    "svge_gathers": ("rows", "input feature rows gathered by SVG_CONV (each pair once per "
-                     "output-channel tile)"),
+    "svge_gathers": (
+        "rows",
+        "input feature rows gathered by SVG_CONV (each pair once per output-channel tile)",
+    ),
     "svge_scatters": ("rows", "accumulator rows scatter-added by SVG_CONV"),
     "svge_pairs_g<g>": ("pairs", "pairs of the tiles of voxel group g (hardware layout groups)"),
     "svge_map_cycles": ("cycles", "busy cycles of SVG_MAP (kernel map building)"),
@@ -42,10 +52,15 @@ FIELDS: dict[str, tuple[str, str]] = {
     "svge_engine_cycles_e<e>": ("cycles", "busy cycles of SVGE engine e"),
     "svge_used_inputs": ("voxels", "input voxels the tiles' maps read (summed over tiles)"),
     "svge_halo_inputs": ("voxels", "of those, voxels also read by another tile (halo)"),
-    "svge_group_imbalance": ("ratio", "derived: max / mean of svge_pairs_g<g> over the "
-                             "svge.groups groups (1.0 = even)"),
-    "svge_engine_imbalance": ("ratio", "derived: max / mean of svge_engine_cycles_e<e> over the "
-                              "svge.engines engines (the makespan's overhead)"),
+    "svge_group_imbalance": (
+        "ratio",
+        "derived: max / mean of svge_pairs_g<g> over the svge.groups groups (1.0 = even)",
+    ),
+    "svge_engine_imbalance": (
+        "ratio",
+        "derived: max / mean of svge_engine_cycles_e<e> over the "
+        "svge.engines engines (the makespan's overhead)",
+    ),
     "svge_halo_fraction": ("fraction", "derived: svge_halo_inputs / svge_used_inputs"),
     "svge_map_share": ("fraction", "derived: svge_map_cycles / (map + conv cycles)"),
     "tag": ("id", "layer row: instruction tag of the layer"),
@@ -61,8 +76,11 @@ FIELDS: dict[str, tuple[str, str]] = {
     "dram_bytes": ("bytes", "DRAM bytes read plus written"),
     "dram_bw_gbps": ("GB/s", "achieved DRAM bandwidth: dram_bytes / latency_s / 1e9"),
     "dram_bw_share": ("fraction", "achieved DRAM bandwidth / peak bandwidth"),
-    "utilisation": ("fraction", "sum over widths of MACs / (latency * R * C * f / passes): "
-                    "array use relative to its peak at the operand widths run"),
+    "utilisation": (
+        "fraction",
+        "sum over widths of MACs / (latency * R * C * f / passes): "
+        "array use relative to its peak at the operand widths run",
+    ),
     "tokens_left": ("tokens", "tokens still in a FIFO at the end (unbalanced signal/wait)"),
 }
 
@@ -88,11 +106,12 @@ def svge_derived(s: dict, machine: dict) -> dict:
 
     busy = s.get("svge_map_cycles", 0) + s.get("svge_conv_cycles", 0)
     used = s.get("svge_used_inputs", 0)
-    return {"svge_group_imbalance": imbalance("svge_pairs_g", machine.get("svge_groups", 1)),
-            "svge_engine_imbalance": imbalance("svge_engine_cycles_e",
-                                               machine.get("svge_engines", 1)),
-            "svge_halo_fraction": s.get("svge_halo_inputs", 0) / used if used else 0.0,
-            "svge_map_share": s.get("svge_map_cycles", 0) / busy if busy else 0.0}
+    return {
+        "svge_group_imbalance": imbalance("svge_pairs_g", machine.get("svge_groups", 1)),
+        "svge_engine_imbalance": imbalance("svge_engine_cycles_e", machine.get("svge_engines", 1)),
+        "svge_halo_fraction": s.get("svge_halo_inputs", 0) / used if used else 0.0,
+        "svge_map_share": s.get("svge_map_cycles", 0) / busy if busy else 0.0,
+    }
 
 
 def _add_into(dst: dict, src: dict) -> None:
@@ -117,7 +136,7 @@ class Stats:
     peak_macs_per_cycle: dict = field(default_factory=dict)
     tokens_left: dict = field(default_factory=dict)
 
-    def __add__(self, other: "Stats") -> "Stats":
+    def __add__(self, other: Stats) -> Stats:
         """Two runs back to back: counters add, latencies add, the second run's layer spans
         are shifted by the first run's latency."""
         counters = {k: dict(v) for k, v in self.counters.items()}
@@ -129,15 +148,24 @@ class Stats:
             spans[tag] = (min(s, spans[tag][0]), max(e, spans[tag][1])) if tag in spans else (s, e)
         tokens = dict(self.tokens_left)
         _add_into(tokens, other.tokens_left)
-        return Stats(counters, self.latency_cycles + other.latency_cycles, spans,
-                     {**self.tags, **other.tags}, self.machine or other.machine,
-                     {**self.peak_macs_per_cycle, **other.peak_macs_per_cycle}, tokens)
+        return Stats(
+            counters,
+            self.latency_cycles + other.latency_cycles,
+            spans,
+            {**self.tags, **other.tags},
+            self.machine or other.machine,
+            {**self.peak_macs_per_cycle, **other.peak_macs_per_cycle},
+            tokens,
+        )
 
     # -- sums
     def total(self, name: str, tag: int | None = None, unit: str | None = None) -> int:
         """Sum of counter `name` over (tag, unit) rows matching the given tag and/or unit."""
-        return sum(c.get(name, 0) for (t, u), c in self.counters.items()
-                   if (tag is None or t == tag) and (unit is None or u == unit))
+        return sum(
+            c.get(name, 0)
+            for (t, u), c in self.counters.items()
+            if (tag is None or t == tag) and (unit is None or u == unit)
+        )
 
     def summed(self, tag: int | None = None) -> dict:
         """All counters summed over units (and over tags when tag is None)."""
@@ -155,8 +183,11 @@ class Stats:
         return self.latency_cycles * 1e-6 / self.machine.get("clock_mhz", 1.0)
 
     def _utilisation(self, counts: dict, cycles: int) -> float:
-        slots = sum(v / self.peak_macs_per_cycle[k[5:]] for k, v in counts.items()
-                    if k.startswith("macs_") and k[5:] in self.peak_macs_per_cycle)
+        slots = sum(
+            v / self.peak_macs_per_cycle[k[5:]]
+            for k, v in counts.items()
+            if k.startswith("macs_") and k[5:] in self.peak_macs_per_cycle
+        )
         return slots / cycles if cycles else 0.0
 
     def totals(self) -> dict:
@@ -167,14 +198,18 @@ class Stats:
         peak_bw = self.machine.get("peak_dram_bytes_per_cycle", 0.0)
         macs = self.macs()
         return {
-            "latency_cycles": self.latency_cycles, "latency_s": secs,
-            "instructions": s.get("instructions", 0), "macs": macs,
+            "latency_cycles": self.latency_cycles,
+            "latency_s": secs,
+            "instructions": s.get("instructions", 0),
+            "macs": macs,
             "tops": 2 * macs / secs / 1e12 if secs else 0.0,
-            "dram_bytes": dram, "dram_read_bytes": s.get("dram_read_bytes", 0),
+            "dram_bytes": dram,
+            "dram_read_bytes": s.get("dram_read_bytes", 0),
             "dram_write_bytes": s.get("dram_write_bytes", 0),
             "dram_bw_gbps": dram / secs / 1e9 if secs else 0.0,
             "dram_bw_share": dram / (self.latency_cycles * peak_bw)
-            if self.latency_cycles and peak_bw else 0.0,
+            if self.latency_cycles and peak_bw
+            else 0.0,
             "utilisation": self._utilisation(s, self.latency_cycles),
             "stall_token_cycles": s.get("stall_token_cycles", 0),
             "stall_dram_cycles": s.get("stall_dram_cycles", 0),
@@ -188,9 +223,15 @@ class Stats:
         for tag in sorted({t for t, _ in self.counters}):
             s = self.summed(tag)
             start, end = self.layer_span.get(tag, (0, 0))
-            row = {"tag": tag, "layer": self.tags.get(tag, f"tag{tag}"),
-                   "layer_cycles": end - start, "start_cycle": start, "end_cycle": end,
-                   "macs": self.macs(tag), "utilisation": self._utilisation(s, end - start)}
+            row = {
+                "tag": tag,
+                "layer": self.tags.get(tag, f"tag{tag}"),
+                "layer_cycles": end - start,
+                "start_cycle": start,
+                "end_cycle": end,
+                "macs": self.macs(tag),
+                "utilisation": self._utilisation(s, end - start),
+            }
             for (t, u), c in sorted(self.counters.items()):
                 if t == tag:
                     row[f"busy_cycles_{u}"] = c.get("busy_cycles", 0)
@@ -201,25 +242,33 @@ class Stats:
 
     def to_dict(self) -> dict:
         """JSON-ready dict (see `from_dict`); includes the totals for convenience."""
-        return {"counters": [{"tag": t, "unit": u, **c} for (t, u), c in
-                             sorted(self.counters.items())],
-                "latency_cycles": self.latency_cycles,
-                "layer_span": {str(t): list(v) for t, v in self.layer_span.items()},
-                "tags": {str(t): n for t, n in self.tags.items()}, "machine": dict(self.machine),
-                "peak_macs_per_cycle": dict(self.peak_macs_per_cycle),
-                "tokens_left": dict(self.tokens_left), "totals": self.totals()}
+        return {
+            "counters": [{"tag": t, "unit": u, **c} for (t, u), c in sorted(self.counters.items())],
+            "latency_cycles": self.latency_cycles,
+            "layer_span": {str(t): list(v) for t, v in self.layer_span.items()},
+            "tags": {str(t): n for t, n in self.tags.items()},
+            "machine": dict(self.machine),
+            "peak_macs_per_cycle": dict(self.peak_macs_per_cycle),
+            "tokens_left": dict(self.tokens_left),
+            "totals": self.totals(),
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Stats":
+    def from_dict(cls, d: dict) -> Stats:
         """Inverse of `to_dict` (the `totals` entry is ignored: it is derived)."""
         counters = {}
         for row in d.get("counters", []):
             row = dict(row)
             counters[(int(row.pop("tag")), str(row.pop("unit")))] = row
-        return cls(counters, int(d.get("latency_cycles", 0)),
-                   {int(t): tuple(v) for t, v in d.get("layer_span", {}).items()},
-                   {int(t): n for t, n in d.get("tags", {}).items()}, dict(d.get("machine", {})),
-                   dict(d.get("peak_macs_per_cycle", {})), dict(d.get("tokens_left", {})))
+        return cls(
+            counters,
+            int(d.get("latency_cycles", 0)),
+            {int(t): tuple(v) for t, v in d.get("layer_span", {}).items()},
+            {int(t): n for t, n in d.get("tags", {}).items()},
+            dict(d.get("machine", {})),
+            dict(d.get("peak_macs_per_cycle", {})),
+            dict(d.get("tokens_left", {})),
+        )
 
 
 class Recorder:
@@ -235,4 +284,3 @@ class Recorder:
 
     def add(self, insn, name: str, value: int) -> None:
         self.extra.append((insn.index, name, value))
-

@@ -190,8 +190,8 @@ def evaluate_on_machine(
     model in eval mode); disagreements (machine class != the trained model's class,
     `model.predict`); disagreements_export (vs `fake_quant_predict`, the exported layers in
     float64, biases as the model holds them); disagreements_int_bias (vs the exported layers
-    with biases rounded to the int32 the machine holds); reference_exact; per-image cost. For a model
-    trained to the end (BN folded, bias on the int32 grid) the three references coincide.
+    with biases rounded to the int32 the machine holds); reference_exact; per-image cost. For a
+    model trained to the end (BN folded, bias on the int32 grid) the three references coincide.
     """
     from accelsim.quant.export import export_layers, fake_quant_predict, run_exported
     from accelsim.quant.to_ir import integer_bias_layers, model_to_graph

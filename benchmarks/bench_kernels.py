@@ -26,8 +26,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from accelsim.kernels import gemm as gemm_mod
 from accelsim.fileio import atomic_write_json
+from accelsim.kernels import gemm as gemm_mod
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "kernels.json"
 
@@ -128,16 +128,22 @@ def bench_sim(results, size=512, tile=16, repeats=3):
 
     cfg = load_config("edge")
     w = np.zeros((size, size), np.int8)
-    prog = tiled_gemm_program(cfg, (size, size), w, 0, 1 << 30, 31, a_bits=4, w_bits=4,
-                              tm=tile, tk=tile, tn=tile)
+    prog = tiled_gemm_program(
+        cfg, (size, size), w, 0, 1 << 30, 31, a_bits=4, w_bits=4, tm=tile, tk=tile, tn=tile
+    )
     n = len(prog.insns)
-    for key, races in (("sim_instructions_per_s", True),
-                       ("sim_instructions_per_s_no_races", False)):
-        best = min(_seconds(lambda r=races: simulate(prog, cfg, count_only=True, check_races=r))
-                   for _ in range(repeats))
+    for key, races in (
+        ("sim_instructions_per_s", True),
+        ("sim_instructions_per_s_no_races", False),
+    ):
+        best = min(
+            _seconds(lambda r=races: simulate(prog, cfg, count_only=True, check_races=r))
+            for _ in range(repeats)
+        )
         results[key] = round(n / best)
-    results["simpy_bare_pipeline_insn_per_s"] = round(max(_bare_simpy_rate(n)
-                                                          for _ in range(repeats)))
+    results["simpy_bare_pipeline_insn_per_s"] = round(
+        max(_bare_simpy_rate(n) for _ in range(repeats))
+    )
     results["sim_program_instructions"] = n
     return results
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from accelsim.sparse import conv, conv_ref, group_offsets, kernel_map, voxel_group_stats
 from accelsim.fileio import atomic_write_json
+from accelsim.sparse import conv, conv_ref, group_offsets, kernel_map, voxel_group_stats
 from workloads.lidar import generate_scene
 
 CHANNELS = 64  # c_in = c_out of the benchmarked layer

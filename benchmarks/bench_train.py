@@ -30,9 +30,14 @@ OUT = Path(__file__).parent / "results" / "train.json"
 
 def _machine() -> dict:
     blas = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or "default"
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                "cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-                "blas_threads": blas}
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas_threads": blas,
+    }
 
 
 def time_steps(model, data, steps: int, batch: int, teacher=None) -> float:
@@ -69,13 +74,23 @@ def run(steps: int, batch: int) -> list[dict]:
                 if bits is not None:
                     calibrate(model, data.x_train[:256])
                 seconds = time_steps(model, data, steps, batch, fp if method == "ulq" else None)
-                rows.append({"dataset": "digits", "model": arch, "method": method,
-                                 "w_bits": None if bits is None else bits[0],
-                                 "a_bits": None if bits is None else bits[1], "batch": batch,
-                                 "steps": steps, "images_per_s": round(steps * batch / seconds, 1)})
+                rows.append(
+                    {
+                        "dataset": "digits",
+                        "model": arch,
+                        "method": method,
+                        "w_bits": None if bits is None else bits[0],
+                        "a_bits": None if bits is None else bits[1],
+                        "batch": batch,
+                        "steps": steps,
+                        "images_per_s": round(steps * batch / seconds, 1),
+                    }
+                )
                 label = "float" if bits is None else f"W{bits[0]}A{bits[1]}"
-                print(f"{arch:4s} {method:4s} {label:6s} {rows[-1]['images_per_s']:10.1f} images/s",
-                      flush=True)
+                print(
+                    f"{arch:4s} {method:4s} {label:6s} {rows[-1]['images_per_s']:10.1f} images/s",
+                    flush=True,
+                )
     return rows
 
 

@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from accelsim.config import load_config
+from accelsim.fileio import atomic_write_text
 from accelsim.frontend.lower import lower
 from accelsim.quant.data import load_dataset
 from accelsim.quant.models import calibrate, cnn, mlp, quantize
 from accelsim.quant.to_ir import model_to_graph
-from accelsim.fileio import atomic_write_text
 from accelsim.report import summarize
 from accelsim.runner import run_model
 from workloads.trained import BITS, CONFIGS

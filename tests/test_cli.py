@@ -16,8 +16,7 @@ def _run(capsys, *argv):
 
 def test_run_builtin_workload_prints_table_and_writes_json(capsys, tmp_path):
     out_json = tmp_path / "r.json"
-    code, out, err = _run(capsys, "run", "mlp", "--bits", "4/4", "--json", str(out_json),
-                          "--check")
+    code, out, err = _run(capsys, "run", "mlp", "--bits", "4/4", "--json", str(out_json), "--check")
     assert code == 0, err
     assert "fc1" in out and "latency" in out and "TOPS/W" in out
     assert "check passed" in out
@@ -50,14 +49,17 @@ def test_run_with_input_file(capsys, tmp_path):
     assert code == 0 and "check passed" in out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["run", "missing_model.npz"], "does not exist"),
-    (["run", "no_such_workload"], "neither a model file nor a built-in workload"),
-    (["run", "mlp", "--set", "matmul.bogus=1"], "unknown key matmul.bogus"),
-    (["run", "mlp", "--config", "nope"], "no such file or preset"),
-    (["run", "mlp", "--input", "missing.npy"], "does not exist"),
-    (["disasm", "missing.npz"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "missing_model.npz"], "does not exist"),
+        (["run", "no_such_workload"], "neither a model file nor a built-in workload"),
+        (["run", "mlp", "--set", "matmul.bogus=1"], "unknown key matmul.bogus"),
+        (["run", "mlp", "--config", "nope"], "no such file or preset"),
+        (["run", "mlp", "--input", "missing.npy"], "does not exist"),
+        (["disasm", "missing.npz"], "no such file"),
+    ],
+)
 def test_bad_input_gives_one_clear_message(capsys, argv, message):
     code, out, err = _run(capsys, *argv)
     assert code == 2

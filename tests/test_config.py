@@ -14,7 +14,11 @@ def test_presets_load_with_expected_arrays():
     assert (edge.matmul.rows, edge.matmul.cols, edge.matmul.mac_model) == (16, 16, "fusion")
     assert (server.matmul.rows, server.matmul.cols) == (128, 128)
     assert (ss.matmul.rows, ss.matmul.cols, ss.matmul.mac_model, ss.matmul.dataflow) == (
-        32, 32, "fixed", "os")
+        32,
+        32,
+        "fixed",
+        "os",
+    )
     total_kib = sum(getattr(edge.buffers, f"{b}_bytes") for b in ("inp", "wgt", "acc", "out"))
     assert 100 * 1024 <= total_kib <= 1024 * 1024
 
@@ -26,26 +30,37 @@ def test_frozen():
 
 
 def test_overrides_apply_and_parse_types():
-    cfg = load_config("edge", ["matmul.rows=32", "matmul.dataflow=ws", "dram.bw_bytes_per_cycle=8",
-                               "svge.group_coeffs=[1, 1, 1]", "matmul.fill_drain=false"])
+    cfg = load_config(
+        "edge",
+        [
+            "matmul.rows=32",
+            "matmul.dataflow=ws",
+            "dram.bw_bytes_per_cycle=8",
+            "svge.group_coeffs=[1, 1, 1]",
+            "matmul.fill_drain=false",
+        ],
+    )
     assert cfg.matmul.rows == 32 and cfg.matmul.dataflow == "ws"
     assert cfg.dram.bw_bytes_per_cycle == 8.0 and cfg.svge.group_coeffs == (1, 1, 1)
     assert cfg.matmul.fill_drain is False
     assert load_config("edge").matmul.rows == 16  # the preset is untouched
 
 
-@pytest.mark.parametrize("override, message", [
-    ("matmul.foo=1", "unknown key matmul.foo"),
-    ("nosuch.rows=1", r"unknown section \[nosuch\]"),
-    ("matmul.rows=0", "matmul.rows: must be positive"),
-    ("matmul.rows=-4", "matmul.rows: must be positive"),
-    ("matmul.rows=2.5", "matmul.rows: expected an integer"),
-    ("matmul.dataflow=diag", "matmul.dataflow: expected one of os, ws, is"),
-    ("rescale.mult_bits=24", "rescale.mult_bits: expected one of 16, 32"),
-    ("matmul.fill_drain=3", "expected true or false"),
-    ("svge.group_coeffs=[1,2]", "expected a list of 3 integers"),
-    ("rows=3", "must look like section.key=value"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("matmul.foo=1", "unknown key matmul.foo"),
+        ("nosuch.rows=1", r"unknown section \[nosuch\]"),
+        ("matmul.rows=0", "matmul.rows: must be positive"),
+        ("matmul.rows=-4", "matmul.rows: must be positive"),
+        ("matmul.rows=2.5", "matmul.rows: expected an integer"),
+        ("matmul.dataflow=diag", "matmul.dataflow: expected one of os, ws, is"),
+        ("rescale.mult_bits=24", "rescale.mult_bits: expected one of 16, 32"),
+        ("matmul.fill_drain=3", "expected true or false"),
+        ("svge.group_coeffs=[1,2]", "expected a list of 3 integers"),
+        ("rows=3", "must look like section.key=value"),
+    ],
+)
 def test_bad_overrides_are_rejected_with_the_key_named(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config("edge", [override])

@@ -39,7 +39,7 @@ def test_table_figures(table):
     assert table.add_pj(8) == pytest.approx(0.03) and table.add_pj(32) == pytest.approx(0.1)
     for size, e in ((8192, 10.0), (32768, 20.0), (1 << 20, 100.0)):
         assert table.sram_pj_per_64b(size) == pytest.approx(e)
-    assert table.sram_pj_per_64b(16384) == pytest.approx(200 ** 0.5)
+    assert table.sram_pj_per_64b(16384) == pytest.approx(200**0.5)
 
 
 def test_breakdown_sums_exactly(table):
@@ -62,8 +62,11 @@ def test_breakdown_sums_exactly(table):
 def test_energy_rises_with_bits_array_and_accesses(table):
     edge = load_config("edge")
     by_bits = [energy_report(_gemm_stats(edge, bits=b), table) for b in (2, 4, 8)]
-    assert by_bits[0].by_component["mac"] < by_bits[1].by_component["mac"] \
+    assert (
+        by_bits[0].by_component["mac"]
+        < by_bits[1].by_component["mac"]
         < by_bits[2].by_component["mac"]
+    )
     assert by_bits[0].total_pj < by_bits[1].total_pj < by_bits[2].total_pj
     # same GEMM (fits both arrays) on 16x16 and 32x32: more fill cycles and more PEs leaking
     big = load_config("edge", ["matmul.rows=32", "matmul.cols=32"])

@@ -11,8 +11,9 @@ from accelsim.isa import TABLE, Insn, Op
 
 def _random_insn(rng: random.Random, op: Op) -> Insn:
     fields = {f.name: rng.randint(f.min, f.max) for f in TABLE[op].fields}
-    return Insn(op, wait=rng.randint(0, 127), signal=rng.randint(0, 127),
-                tag=rng.randint(0, 2047), **fields)
+    return Insn(
+        op, wait=rng.randint(0, 127), signal=rng.randint(0, 127), tag=rng.randint(0, 2047), **fields
+    )
 
 
 def test_every_opcode_fits_its_words():
@@ -63,13 +64,16 @@ def test_fuzz_random_words_decode_or_raise_isa_error():
     assert isa.decode([int(Op.FINISH)])[0].op is Op.FINISH
 
 
-@pytest.mark.parametrize("words, message", [
-    ([0], "bad opcode 0"),
-    ([31], "bad opcode 31"),
-    ([int(Op.GEMM)], "needs 2 words"),
-    ([int(Op.FINISH) | 1 << 100], "unused bits"),
-    ([int(Op.FINISH) | 1 << (5 + 7)], "unit bits"),
-])
+@pytest.mark.parametrize(
+    "words, message",
+    [
+        ([0], "bad opcode 0"),
+        ([31], "bad opcode 31"),
+        ([int(Op.GEMM)], "needs 2 words"),
+        ([int(Op.FINISH) | 1 << 100], "unused bits"),
+        ([int(Op.FINISH) | 1 << (5 + 7)], "unit bits"),
+    ],
+)
 def test_malformed_words_name_the_problem(words, message):
     with pytest.raises(IsaError, match=message):
         isa.decode(words)

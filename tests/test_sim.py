@@ -20,8 +20,16 @@ L, S, MM, RS = (1 << Unit.LOAD, 1 << Unit.STORE, 1 << Unit.MATMUL, 1 << Unit.RES
 @pytest.fixture
 def cfg():
     """edge with DRAM latency 10 and 64 B/cycle (one cycle per 64 B burst), 4x4 fixed array."""
-    return load_config("edge", ["dram.latency_cycles=10", "dram.bw_bytes_per_cycle=64.0",
-                                "matmul.rows=4", "matmul.cols=4", "matmul.mac_model=fixed"])
+    return load_config(
+        "edge",
+        [
+            "dram.latency_cycles=10",
+            "dram.bw_bytes_per_cycle=64.0",
+            "matmul.rows=4",
+            "matmul.cols=4",
+            "matmul.mac_model=fixed",
+        ],
+    )
 
 
 def _chain_program(rng):
@@ -54,13 +62,17 @@ def test_serial_chain_by_hand(cfg):
     np.testing.assert_array_equal(res.start_cycles[:6], [0, 18, 44, 44, 88, 95])
     np.testing.assert_array_equal(res.end_cycles[:6], [18, 44, 55, 88, 95, 113])
     s = res.stats
-    assert [s.total("stall_token_cycles", unit=u) for u in ("matmul", "rescale", "store")] \
-        == [44, 88, 95]
+    assert [s.total("stall_token_cycles", unit=u) for u in ("matmul", "rescale", "store")] == [
+        44,
+        88,
+        95,
+    ]
     assert s.total("stall_dram_cycles") == 0
     assert s.total("busy_cycles", unit="load") == 18 + 26 + 11
     acc = gemm_ref(x, w, a_bits=8, w_bits=8)
-    expect = rescale_ref(acc, par[:, 0], par[:, 1], par[:, 2], zp=0, bits=8, signed=True,
-                         mode="single")
+    expect = rescale_ref(
+        acc, par[:, 0], par[:, 1], par[:, 2], zp=0, bits=8, signed=True, mode="single"
+    )
     np.testing.assert_array_equal(res.outputs["y"], expect)
     assert simulate(prog, cfg, count_only=True).stats.latency_cycles == 113
 
@@ -72,8 +84,7 @@ def test_dma_overlaps_compute_through_tokens(cfg):
     b = ProgramBuilder()
     b.alloc(256)
     for slot in (0, 8):
-        b.emit(Op.LOAD, signal=MM, buf=Buf.INP, sram_addr=slot, d0=8, d1=1, d2=16, s0=16,
-               bits=8)
+        b.emit(Op.LOAD, signal=MM, buf=Buf.INP, sram_addr=slot, d0=8, d1=1, d2=16, s0=16, bits=8)
     for slot, reset in ((0, 1), (8, 0)):
         b.emit(Op.GEMM, wait=L, inp_addr=slot, m=8, k=16, n=4, a_bits=8, w_bits=8, reset=reset)
     res = simulate(b.build(), cfg, count_only=True)
@@ -100,8 +111,9 @@ def test_dram_contention_between_load_and_store(cfg):
     assert res.stats.total("stall_dram_cycles", unit="store") == 20
     assert res.stats.total("busy_cycles") == 60
     # one outstanding transfer: the store is issued at 30, ready at 40, ends at 60
-    one = load_config("edge", ["dram.latency_cycles=10", "dram.bw_bytes_per_cycle=64.0",
-                               "dram.max_outstanding=1"])
+    one = load_config(
+        "edge", ["dram.latency_cycles=10", "dram.bw_bytes_per_cycle=64.0", "dram.max_outstanding=1"]
+    )
     res = simulate(_contention_program(), one, count_only=True)
     assert res.stats.latency_cycles == 60
     assert res.stats.total("stall_dram_cycles", unit="store") == 30
@@ -119,8 +131,16 @@ def test_tiled_int4_gemm_rescale_exact_and_count_only_identical():
     mult, shift = quantize_multiplier(rng.uniform(0.002, 0.03, N))
     prog = tiled_gemm_program(cfg, x, w, bias, mult, shift, a_bits=4, w_bits=4)
     res = simulate(prog, cfg)
-    expect = rescale_ref(gemm_ref(x, w, a_bits=4, w_bits=4), bias, mult, shift, zp=0, bits=8,
-                         signed=True, mode="single")
+    expect = rescale_ref(
+        gemm_ref(x, w, a_bits=4, w_bits=4),
+        bias,
+        mult,
+        shift,
+        zp=0,
+        bits=8,
+        signed=True,
+        mode="single",
+    )
     np.testing.assert_array_equal(res.outputs["y"], expect)
     assert res.stats.macs() == M * K * N and res.stats.tokens_left == {}
     fast = simulate(prog, cfg, count_only=True)
@@ -130,9 +150,19 @@ def test_tiled_int4_gemm_rescale_exact_and_count_only_identical():
     # new inputs placed at run time
     x2 = rng.integers(-8, 8, (M, K)).astype(np.int8)
     res2 = simulate(prog, cfg, inputs={"x": x2})
-    np.testing.assert_array_equal(res2.outputs["y"], rescale_ref(
-        gemm_ref(x2, w, a_bits=4, w_bits=4), bias, mult, shift, zp=0, bits=8, signed=True,
-        mode="single"))
+    np.testing.assert_array_equal(
+        res2.outputs["y"],
+        rescale_ref(
+            gemm_ref(x2, w, a_bits=4, w_bits=4),
+            bias,
+            mult,
+            shift,
+            zp=0,
+            bits=8,
+            signed=True,
+            mode="single",
+        ),
+    )
 
 
 def test_deadlock_names_units_and_channels(cfg):
@@ -153,6 +183,7 @@ def test_race_detector(cfg):
     """GEMM reading INP rows a LOAD writes, without a token: RaceError naming both. With the
     token it passes; a second LOAD overwriting the rows before the GEMM signals back races
     (whichever of the two starts first, the second one is reported)."""
+
     def prog(signal, wait, reload_wait):
         b = ProgramBuilder()
         b.alloc(64)
@@ -161,8 +192,11 @@ def test_race_detector(cfg):
         b.emit(Op.LOAD, wait=reload_wait, buf=Buf.INP, d0=1, d1=1, d2=16, bits=8)
         return b.build()
 
-    with pytest.raises(RaceError, match=r"INP rows \[0, 1\): insn 1 GEMM \(matmul\) reads rows "
-                                        r"written by insn 0 LOAD"):
+    with pytest.raises(
+        RaceError,
+        match=r"INP rows \[0, 1\): insn 1 GEMM \(matmul\) reads rows "
+        r"written by insn 0 LOAD",
+    ):
         simulate(prog(0, 0, MM), cfg, count_only=True)
     with pytest.raises(RaceError, match="insn 1 GEMM .* insn 2 LOAD"):  # both start at 18
         simulate(prog(MM, L, 0), cfg, count_only=True)
@@ -189,8 +223,11 @@ def test_capacity_and_range_errors(cfg):
     b = ProgramBuilder()
     b.alloc(64)
     b.emit(Op.LOAD, buf=Buf.INP, sram_addr=rows - 1, d0=2, d1=1, d2=16, bits=8)
-    with pytest.raises(IsaError, match=rf"insn 0 LOAD: INP rows \[{rows - 1}, {rows + 1}\) "
-                                       rf"exceed the buffer's {rows} rows"):
+    with pytest.raises(
+        IsaError,
+        match=rf"insn 0 LOAD: INP rows \[{rows - 1}, {rows + 1}\) "
+        rf"exceed the buffer's {rows} rows",
+    ):
         simulate(b.build(), cfg, count_only=True)
     b = ProgramBuilder()
     b.alloc(64)
@@ -245,8 +282,9 @@ def test_program_save_load_roundtrip(tmp_path, cfg):
     assert back.insns == prog.insns and back.tags == {0: "layer0"}
     np.testing.assert_array_equal(back.dram, prog.dram)
     assert back.inputs == prog.inputs and back.outputs == prog.outputs
-    np.testing.assert_array_equal(simulate(back, cfg).outputs["y"],
-                                  simulate(prog, cfg).outputs["y"])
+    np.testing.assert_array_equal(
+        simulate(back, cfg).outputs["y"], simulate(prog, cfg).outputs["y"]
+    )
 
 
 def test_program_load_errors(tmp_path):
@@ -259,8 +297,12 @@ def test_program_load_errors(tmp_path):
     np.savez(tmp_path / "partial.npz", dram=np.zeros(3, np.int32))
     with pytest.raises(ModelFormatError, match="missing array.*meta.*words"):
         Program.load(tmp_path / "partial.npz")
-    np.savez(tmp_path / "words.npz", dram=np.zeros(3, np.int32), meta=np.frombuffer(
-        b'{"format_version": 1}', np.uint8), words=np.zeros(16, np.uint8))
+    np.savez(
+        tmp_path / "words.npz",
+        dram=np.zeros(3, np.int32),
+        meta=np.frombuffer(b'{"format_version": 1}', np.uint8),
+        words=np.zeros(16, np.uint8),
+    )
     with pytest.raises(ModelFormatError, match="words.npz: bad instruction stream"):
         Program.load(tmp_path / "words.npz")
 

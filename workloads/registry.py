@@ -33,8 +33,10 @@ def build(name: str, bits=(8, 8), seed: int = 0, **kwargs):
     """Build workload `name` at (activation, weight) bits with seeded random weights."""
     table = _all()
     if name not in table:
-        raise AccelsimError(f"{name!r} is neither a model file nor a built-in workload "
-                            f"(built-in: {', '.join(sorted(table))})")
+        raise AccelsimError(
+            f"{name!r} is neither a model file nor a built-in workload "
+            f"(built-in: {', '.join(sorted(table))})"
+        )
     return table[name].build(bits[0], bits[1], seed, **kwargs)
 
 

@@ -49,8 +49,10 @@ def make_scene(seed: int = 0, voxel_size_m: float = 0.2, crop_m: float | None = 
         keep = (np.abs(coords[:, 1:3] + 0.5 - centre) <= half).all(axis=1)
         coords, feats = coords[keep], feats[keep]
         if coords.shape[0] == 0:
-            raise SparseInputError(f"empty scene: no voxel lies in the {crop_m} m crop around "
-                                   f"the sensor (the nearest ground returns are ~3.7 m away)")
+            raise SparseInputError(
+                f"empty scene: no voxel lies in the {crop_m} m crop around "
+                f"the sensor (the nearest ground returns are ~3.7 m away)"
+            )
         coords[:, 1:] -= coords[:, 1:].min(axis=0)
     return np.ascontiguousarray(coords), np.ascontiguousarray(feats)
 
@@ -67,13 +69,25 @@ class _Builder:
         self.g.nodes.append(SparseQuantize(name="quant", inputs=("features",), output=q))
 
     def tensor(self, name, c, coord_set, signed=False, scale=ACT_SCALE):
-        self.g.tensors[name] = SparseTensor(name, c, self.bits_a,
-                                            "signed" if signed else "unsigned", scale, 0,
-                                            coord_set)
+        self.g.tensors[name] = SparseTensor(
+            name, c, self.bits_a, "signed" if signed else "unsigned", scale, 0, coord_set
+        )
         return name
 
-    def conv(self, name, x, c_out, k=3, stride=1, transposed=False, coord_set=None,
-             relu=True, signed=False, groups=None, k_eff=None):
+    def conv(
+        self,
+        name,
+        x,
+        c_out,
+        k=3,
+        stride=1,
+        transposed=False,
+        coord_set=None,
+        relu=True,
+        signed=False,
+        groups=None,
+        k_eff=None,
+    ):
         src = self.g.tensors[x]
         out_set = coord_set or src.coord_set
         y = self.tensor(name, c_out, out_set, signed=signed)
@@ -86,17 +100,31 @@ class _Builder:
         w_scale = m * self.g.tensors[y].scale / src.scale
         if stride > 1 or transposed:
             groups = 1
-        self.g.nodes.append(SparseConv(name=name, inputs=(x,), output=y, weight=w, w_bits=wb,
-                                       w_scale=w_scale, relu=relu, stride=stride,
-                                       transposed=transposed, groups=groups))
+        self.g.nodes.append(
+            SparseConv(
+                name=name,
+                inputs=(x,),
+                output=y,
+                weight=w,
+                w_bits=wb,
+                w_scale=w_scale,
+                relu=relu,
+                stride=stride,
+                transposed=transposed,
+                groups=groups,
+            )
+        )
         return y
 
     def block(self, name, x, c_out):
         """Residual block: conv3-ReLU, conv3, shortcut (conv1 if channels change), add-ReLU."""
         h = self.conv(f"{name}.conv1", x, c_out)
         h = self.conv(f"{name}.conv2", h, c_out, relu=False)
-        sc = x if self.g.tensors[x].channels == c_out else \
-            self.conv(f"{name}.down", x, c_out, k=1, relu=False)
+        sc = (
+            x
+            if self.g.tensors[x].channels == c_out
+            else self.conv(f"{name}.down", x, c_out, k=1, relu=False)
+        )
         y = self.tensor(f"{name}.out", c_out, self.g.tensors[x].coord_set)
         self.g.nodes.append(SparseAdd(name=f"{name}.add", inputs=(h, sc), output=y, relu=True))
         return y
@@ -109,8 +137,10 @@ class _Builder:
 
 
 def _scene_kwargs(voxel_size_m, crop_m):
-    return {"voxel_size_m": float(voxel_size_m),
-            "crop_m": None if crop_m is None else float(crop_m)}
+    return {
+        "voxel_size_m": float(voxel_size_m),
+        "crop_m": None if crop_m is None else float(crop_m),
+    }
 
 
 def minkunet(bits_a=8, bits_w=8, seed=0, voxel_size_m=0.4, crop_m=25.6, num_classes=19):
@@ -130,8 +160,7 @@ def minkunet(bits_a=8, bits_w=8, seed=0, voxel_size_m=0.4, crop_m=25.6, num_clas
         sets.append(s)
     for i in range(4):
         s = sets[3 - i]
-        x = b.conv(f"up{i + 1}.deconv", x, cs[5 + i], k=2, stride=2, transposed=True,
-                   coord_set=s)
+        x = b.conv(f"up{i + 1}.deconv", x, cs[5 + i], k=2, stride=2, transposed=True, coord_set=s)
         x = b.concat(f"up{i + 1}.cat", x, skips[3 - i])
         x = b.block(f"up{i + 1}.block", x, cs[5 + i])
     y = b.conv("head", x, num_classes, k=1, relu=False, signed=True)
@@ -190,15 +219,25 @@ def _extent(voxel_size_m, crop_m) -> tuple[int, int, int]:
 
 
 WORKLOADS: dict[str, Workload] = {
-    "minkunet": Workload(minkunet, "MinkUNet-style sparse U-Net (32..256..96 channels) on a "
-                                   "LiDAR scene (default 0.4 m voxels, 25.6 m crop)"),
-    "second": Workload(second, "SECOND-style VoxelBackBone8x sparse encoder + BEV on a LiDAR "
-                               "scene (default 0.4 m voxels, 25.6 m crop)"),
-    "minkunet_full": Workload(partial(minkunet, voxel_size_m=0.05, crop_m=None),
-                              "minkunet on the full 102.4 m scene at 5 cm (about 82k voxels; "
-                              "slow: use --timing-only)"),
-    "second_full": Workload(partial(second, voxel_size_m=0.05, crop_m=None),
-                            "second on the full 102.4 m scene at 5 cm (about 82k voxels)"),
-    "sparse_tiny": Workload(sparse_tiny, "tiny sparse net using every sparse op (8 channels, "
-                                         "about 1,000 voxels; tests)"),
+    "minkunet": Workload(
+        minkunet,
+        "MinkUNet-style sparse U-Net (32..256..96 channels) on a "
+        "LiDAR scene (default 0.4 m voxels, 25.6 m crop)",
+    ),
+    "second": Workload(
+        second,
+        "SECOND-style VoxelBackBone8x sparse encoder + BEV on a LiDAR "
+        "scene (default 0.4 m voxels, 25.6 m crop)",
+    ),
+    "minkunet_full": Workload(
+        partial(minkunet, voxel_size_m=0.05, crop_m=None),
+        "minkunet on the full 102.4 m scene at 5 cm (about 82k voxels; slow: use --timing-only)",
+    ),
+    "second_full": Workload(
+        partial(second, voxel_size_m=0.05, crop_m=None),
+        "second on the full 102.4 m scene at 5 cm (about 82k voxels)",
+    ),
+    "sparse_tiny": Workload(
+        sparse_tiny, "tiny sparse net using every sparse op (8 channels, about 1,000 voxels; tests)"
+    ),
 }

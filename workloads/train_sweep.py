@@ -26,8 +26,17 @@ from pathlib import Path
 import numpy as np
 
 
-def _group(dataset: str, model: str, seed: int, bits: list, methods: list, epochs, progress,
-           validation: bool = False, overrides: dict | None = None):
+def _group(
+    dataset: str,
+    model: str,
+    seed: int,
+    bits: list,
+    methods: list,
+    epochs,
+    progress,
+    validation: bool = False,
+    overrides: dict | None = None,
+):
     """Train one teacher and its quantized variants; returns a list of metrics dicts."""
     from dataclasses import replace
 
@@ -64,9 +73,12 @@ def _group(dataset: str, model: str, seed: int, bits: list, methods: list, epoch
             m["fake_quant_test_accuracy"] = float((fq == data.y_test).mean())
             m["fake_quant_disagreements"] = int((fq != qmodel.predict(data.x_test)).sum())
             out.append(m)
-            print(f"[seed {seed}] {r.name}: {m['test_accuracy']:.4f} loss {m['test_loss']:.4f} "
-                  f"(stages {[round(s['test_accuracy'], 4) for s in m['stages']]}; "
-                  f"fake-quant disagreements {m['fake_quant_disagreements']})", flush=True)
+            print(
+                f"[seed {seed}] {r.name}: {m['test_accuracy']:.4f} loss {m['test_loss']:.4f} "
+                f"(stages {[round(s['test_accuracy'], 4) for s in m['stages']]}; "
+                f"fake-quant disagreements {m['fake_quant_disagreements']})",
+                flush=True,
+            )
     for m in out:
         m.pop("config", None)
     return out
@@ -74,8 +86,7 @@ def _group(dataset: str, model: str, seed: int, bits: list, methods: list, epoch
 
 def _table(results: list, bits: list, methods: list) -> str:
     def cell(method, w, a):
-        ms = [m for m in results if m["method"] == method and m["w_bits"] == w
-              and m["a_bits"] == a]
+        ms = [m for m in results if m["method"] == method and m["w_bits"] == w and m["a_bits"] == a]
         if not ms:
             return "-"
         acc = 100 * np.mean([m["test_accuracy"] for m in ms])
@@ -101,8 +112,10 @@ def _overrides(items: list) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or key not in types or types[key] in (dict, type(None)):
-            raise SystemExit(f"--set {item!r}: expected FIELD=VALUE with FIELD a scalar "
-                             f"TrainConfig field ({', '.join(sorted(types))})")
+            raise SystemExit(
+                f"--set {item!r}: expected FIELD=VALUE with FIELD a scalar "
+                f"TrainConfig field ({', '.join(sorted(types))})"
+            )
         if types[key] is bool:
             if value.lower() not in ("true", "false"):
                 raise SystemExit(f"--set {item!r}: expected true or false")
@@ -123,27 +136,50 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="digits", choices=("digits", "mnist"))
     ap.add_argument("--model", default="cnn", choices=("mlp", "cnn"))
-    ap.add_argument("--bits", nargs="*", default=["8/8", "4/4", "3/3", "2/2", "1/2"],
-                    help="W/A widths")
+    ap.add_argument(
+        "--bits", nargs="*", default=["8/8", "4/4", "3/3", "2/2", "1/2"], help="W/A widths"
+    )
     ap.add_argument("--methods", nargs="*", default=["lsq", "ulq"])
     ap.add_argument("--seeds", nargs="*", type=int, default=[0])
     ap.add_argument("--epochs", type=int, default=None, help="override the quantized epochs")
     ap.add_argument("--jobs", type=int, default=1)
-    ap.add_argument("--validation", action="store_true",
-                    help="hold out 15%% of the training images and report accuracy on them")
-    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                    help="override a TrainConfig field of every recipe; repeatable")
+    ap.add_argument(
+        "--validation",
+        action="store_true",
+        help="hold out 15%% of the training images and report accuracy on them",
+    )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a TrainConfig field of every recipe; repeatable",
+    )
     ap.add_argument("--json", type=Path, default=None, help="write all metrics here")
     args = ap.parse_args(argv)
     bits = [tuple(int(v) for v in b.split("/")) for b in args.bits]
     overrides = _overrides(args.set)
-    jobs = [(args.dataset, args.model, s, bits, args.methods, args.epochs, args.jobs == 1,
-             args.validation, overrides) for s in args.seeds]
+    jobs = [
+        (
+            args.dataset,
+            args.model,
+            s,
+            bits,
+            args.methods,
+            args.epochs,
+            args.jobs == 1,
+            args.validation,
+            overrides,
+        )
+        for s in args.seeds
+    ]
     if args.jobs > 1:
         # Fresh (spawned) workers read OPENBLAS_NUM_THREADS at start; forked ones would keep
         # the parent's already-started BLAS pool and oversubscribe the cores.
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
-        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(
+            args.jobs, mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
             groups = list(pool.map(_group, *zip(*jobs)))
     else:
         groups = [_group(*j) for j in jobs]

@@ -29,17 +29,41 @@ METHODS = ("lsq", "ulq")
 # by folding batch norm (bias on the int32 grid), with no fine-tune after it (`fold_epochs` 0).
 CONFIGS = {
     ("digits", "cnn"): TrainConfig(
-        fp_epochs=40, fp_lr=0.1, q_lr=0.02, batch_size=64, shift_px=1, label_smoothing=0.1,
-        model_kwargs={"channels": (32, 32, 64), "pools": (False, True, False)}),
+        fp_epochs=40,
+        fp_lr=0.1,
+        q_lr=0.02,
+        batch_size=64,
+        shift_px=1,
+        label_smoothing=0.1,
+        model_kwargs={"channels": (32, 32, 64), "pools": (False, True, False)},
+    ),
     ("digits", "mlp"): TrainConfig(
-        fp_epochs=40, fp_lr=0.1, q_lr=0.02, batch_size=64, shift_px=1, label_smoothing=0.1,
-        model_kwargs={"hidden": (256, 128)}),
+        fp_epochs=40,
+        fp_lr=0.1,
+        q_lr=0.02,
+        batch_size=64,
+        shift_px=1,
+        label_smoothing=0.1,
+        model_kwargs={"hidden": (256, 128)},
+    ),
     ("mnist", "cnn"): TrainConfig(
-        fp_epochs=20, fp_lr=0.1, q_lr=0.02, batch_size=64, shift_px=2, label_smoothing=0.1,
-        model_kwargs={"channels": (16, 32), "pools": (True, True)}),
+        fp_epochs=20,
+        fp_lr=0.1,
+        q_lr=0.02,
+        batch_size=64,
+        shift_px=2,
+        label_smoothing=0.1,
+        model_kwargs={"channels": (16, 32), "pools": (True, True)},
+    ),
     ("mnist", "mlp"): TrainConfig(
-        fp_epochs=20, fp_lr=0.1, q_lr=0.02, batch_size=64, shift_px=2, label_smoothing=0.1,
-        model_kwargs={"hidden": (256, 128)}),
+        fp_epochs=20,
+        fp_lr=0.1,
+        q_lr=0.02,
+        batch_size=64,
+        shift_px=2,
+        label_smoothing=0.1,
+        model_kwargs={"hidden": (256, 128)},
+    ),
 }
 Q_EPOCHS = {"digits": 30, "mnist": 15}  # epochs of LSQ and of ULQ (all stages), after the teacher
 
@@ -62,8 +86,17 @@ class Recipe:
     def teacher(self) -> "Recipe":
         """The fp recipe whose model this one starts from (itself for fp)."""
         cfg = self.config
-        return Recipe(f"{self.dataset}-{self.model}-fp", self.dataset, self.model, "fp", None,
-                      None, cfg.fp_epochs, cfg, self.seed)
+        return Recipe(
+            f"{self.dataset}-{self.model}-fp",
+            self.dataset,
+            self.model,
+            "fp",
+            None,
+            None,
+            cfg.fp_epochs,
+            cfg,
+            self.seed,
+        )
 
 
 def recipes() -> dict[str, Recipe]:
@@ -91,8 +124,17 @@ def run_recipe(recipe: Recipe, progress: bool = True, teacher=None, dataset=None
     """Train `recipe`; returns (model, metrics). `teacher`: its fp model if already trained
     (else trained here from `recipe.teacher`); `dataset`: a loaded `Dataset` to reuse."""
     data = dataset if dataset is not None else recipe.dataset
-    model, metrics = train(data, recipe.model, recipe.method, recipe.a_bits or 8,
-                           recipe.w_bits or 8, recipe.epochs, recipe.seed, progress,
-                           config=recipe.config, teacher=teacher)
+    model, metrics = train(
+        data,
+        recipe.model,
+        recipe.method,
+        recipe.a_bits or 8,
+        recipe.w_bits or 8,
+        recipe.epochs,
+        recipe.seed,
+        progress,
+        config=recipe.config,
+        teacher=teacher,
+    )
     metrics["recipe"] = recipe.name
     return model, metrics

@@ -4,8 +4,8 @@ For one (dataset, model): trains the fp teacher of `workloads/trained.py` once, 
 at each W/A width from it (the recipes' hyperparameters and epochs), converts each model to the
 graph IR, simulates it on the whole test set on a hardware preset, and prints a Markdown table:
 fake-quant test accuracy (the trained model: BN folded, int32-grid biases), machine accuracy,
-images whose machine class differs from the trained model's, latency and energy per image. Or, with --from-json, tabulates the
-metrics files that `accelsim train --json` wrote.
+images whose machine class differs from the trained model's, latency and energy
+per image. Or, with --from-json, tabulates the metrics files that `accelsim train --json` wrote.
 
     python workloads/trained_table.py --dataset digits --model cnn --bits 4/4 2/2 1/2 \\
         --json /tmp/digits_cnn_table.json

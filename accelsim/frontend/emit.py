@@ -16,7 +16,6 @@ from accelsim.frontend.tokens import Access
 from accelsim.isa import MODE_BY_NAME, Buf, Insn, Op
 
 
-
 def rows_for(elements: int, bits: int, row_bits: int) -> int:
     """Buffer rows taken by `elements` values of `bits` bits, packed."""
     return -(-elements * bits // row_bits)
@@ -95,8 +94,10 @@ class Emitter:
         self.chunks: list[np.ndarray] = []
         self.dram_size = 0
         self.slots = {
-            Buf.INP: Slots(Buf.INP, cfg, 2), Buf.WGT: Slots(Buf.WGT, cfg, 2),
-            Buf.ACC: Slots(Buf.ACC, cfg, 2), Buf.OUT: Slots(Buf.OUT, cfg, 2),
+            Buf.INP: Slots(Buf.INP, cfg, 2),
+            Buf.WGT: Slots(Buf.WGT, cfg, 2),
+            Buf.ACC: Slots(Buf.ACC, cfg, 2),
+            Buf.OUT: Slots(Buf.OUT, cfg, 2),
             Buf.PARAM: Slots(Buf.PARAM, cfg, 2),
         }
 
@@ -135,8 +136,21 @@ class Emitter:
             self.accesses.append(Access(reads, writes))
         return insn
 
-    def load(self, buf: Buf, slot: int, dram_addr: int, d0: int, d1: int, d2: int, s0: int,
-             s1: int, bits: int, mode: str, pads=(0, 0, 0, 0), pad_value: int = 0) -> int:
+    def load(
+        self,
+        buf: Buf,
+        slot: int,
+        dram_addr: int,
+        d0: int,
+        d1: int,
+        d2: int,
+        s0: int,
+        s1: int,
+        bits: int,
+        mode: str,
+        pads=(0, 0, 0, 0),
+        pad_value: int = 0,
+    ) -> int:
         """LOAD a padded block into `slot` of `buf`; returns the rows it occupies."""
         pt, pb, pl, pr = pads
         n = (d0 + pt + pb) * (d1 + pl + pr) * d2
@@ -148,32 +162,76 @@ class Emitter:
         base = self.slots[buf].base(slot)
         end = dram_addr + (d0 - 1) * s0 + (d1 - 1) * s1 + d2
         if not self.dry:
-            self._add(Insn(Op.LOAD, buf=buf, sram_addr=base, dram_addr=dram_addr, d0=d0, d1=d1,
-                           d2=d2, s0=s0, s1=s1, bits=bits, mode=MODE_BY_NAME[mode],
-                           pad_top=pt, pad_bottom=pb, pad_left=pl, pad_right=pr,
-                           pad_value=pad_value),
-                      reads=[("dram", dram_addr, end)], writes=[(buf, base, base + rows)])
+            self._add(
+                Insn(
+                    Op.LOAD,
+                    buf=buf,
+                    sram_addr=base,
+                    dram_addr=dram_addr,
+                    d0=d0,
+                    d1=d1,
+                    d2=d2,
+                    s0=s0,
+                    s1=s1,
+                    bits=bits,
+                    mode=MODE_BY_NAME[mode],
+                    pad_top=pt,
+                    pad_bottom=pb,
+                    pad_left=pl,
+                    pad_right=pr,
+                    pad_value=pad_value,
+                ),
+                reads=[("dram", dram_addr, end)],
+                writes=[(buf, base, base + rows)],
+            )
         return rows
 
-    def store(self, buf: Buf, slot: int, dram_addr: int, d0: int, d1: int, d2: int, s0: int,
-              s1: int, bits: int, mode: str) -> None:
+    def store(
+        self,
+        buf: Buf,
+        slot: int,
+        dram_addr: int,
+        d0: int,
+        d1: int,
+        d2: int,
+        s0: int,
+        s1: int,
+        bits: int,
+        mode: str,
+    ) -> None:
         rows = rows_for(d0 * d1 * d2, bits, self.row_bits)
         d0, d1, d2, s0, s1 = coalesce(d0, d1, d2, s0, s1)
         self.dram_bytes += dma_bytes(d0, d1, d2, bits)
         base = self.slots[buf].base(slot)
         end = dram_addr + (d0 - 1) * s0 + (d1 - 1) * s1 + d2
         if not self.dry:
-            self._add(Insn(Op.STORE, buf=buf, sram_addr=base, dram_addr=dram_addr, d0=d0,
-                           d1=d1, d2=d2, s0=s0, s1=s1, bits=bits, mode=MODE_BY_NAME[mode]),
-                      reads=[(buf, base, base + rows)], writes=[("dram", dram_addr, end)])
+            self._add(
+                Insn(
+                    Op.STORE,
+                    buf=buf,
+                    sram_addr=base,
+                    dram_addr=dram_addr,
+                    d0=d0,
+                    d1=d1,
+                    d2=d2,
+                    s0=s0,
+                    s1=s1,
+                    bits=bits,
+                    mode=MODE_BY_NAME[mode],
+                ),
+                reads=[(buf, base, base + rows)],
+                writes=[("dram", dram_addr, end)],
+            )
 
     def compute(self, insn: Insn, reads, writes) -> None:
         """Add a compute instruction with its buffer regions [(buf, slot, rows)]."""
         self.tiles += 1
         if self.dry:
             return
-        to_regions = [[(b, self.slots[b].base(s), self.slots[b].base(s) + r) for b, s, r in lst]
-                      for lst in (reads, writes)]
+        to_regions = [
+            [(b, self.slots[b].base(s), self.slots[b].base(s) + r) for b, s, r in lst]
+            for lst in (reads, writes)
+        ]
         self._add(insn, *to_regions)
 
     def finish(self) -> list[Insn]:

@@ -77,39 +77,99 @@ def emit_gemm_layer(em: Emitter, L: GemmLayer, t: Tiling, P: GemmPlace, image: i
             if em.dry:
                 em.tiles += 1
                 continue
-            em.compute(Insn(
-                Op.GEMM, inp_addr=em.slots[Buf.INP].base(inp_slot),
-                wgt_addr=em.slots[Buf.WGT].base(wgt_slot),
-                acc_addr=em.slots[Buf.ACC].base(acc_slot), m=m, k=k, n=n, a_bits=L.a_bits,
-                w_bits=L.w_bits, a_mode=MODE_BY_NAME[P.a_mode], w_mode=MODE_BY_NAME[P.w_mode],
-                reset=int(ct == 0), conv=int(L.conv), depthwise=int(L.depthwise), kh=L.kh,
-                kw=L.kw, stride=L.stride, dilation=L.dilation, ow=ow if L.conv else 1,
-                patch_w=pw), reads, [(Buf.ACC, acc_slot, acc_rows)])
+            em.compute(
+                Insn(
+                    Op.GEMM,
+                    inp_addr=em.slots[Buf.INP].base(inp_slot),
+                    wgt_addr=em.slots[Buf.WGT].base(wgt_slot),
+                    acc_addr=em.slots[Buf.ACC].base(acc_slot),
+                    m=m,
+                    k=k,
+                    n=n,
+                    a_bits=L.a_bits,
+                    w_bits=L.w_bits,
+                    a_mode=MODE_BY_NAME[P.a_mode],
+                    w_mode=MODE_BY_NAME[P.w_mode],
+                    reset=int(ct == 0),
+                    conv=int(L.conv),
+                    depthwise=int(L.depthwise),
+                    kh=L.kh,
+                    kw=L.kw,
+                    stride=L.stride,
+                    dilation=L.dilation,
+                    ow=ow if L.conv else 1,
+                    patch_w=pw,
+                ),
+                reads,
+                [(Buf.ACC, acc_slot, acc_rows)],
+            )
         prm = em.slots[Buf.PARAM]
         p_slot = prm.lookup((P.key, "param", n0))
         p_rows = rows_for(n, PARAM_BITS, rb)
         if p_slot is None:
             p_slot = prm.take((P.key, "param", n0))
-            em.load(Buf.PARAM, p_slot, P.p_addr + 3 * (P.out_c_off + n0), 1, n, 3, 3 * n, 3, 32,
-                    "signed")
+            em.load(
+                Buf.PARAM,
+                p_slot,
+                P.p_addr + 3 * (P.out_c_off + n0),
+                1,
+                n,
+                3,
+                3 * n,
+                3,
+                32,
+                "signed",
+            )
         out_slot = em.slots[Buf.OUT].take()
         out_rows = rows_for(m * n, L.out_bits, rb)
         lo, hi = P.clip if P.clip is not None else (0, 0)
         if not em.dry:
-            em.compute(Insn(
-                Op.RESCALE, acc_addr=em.slots[Buf.ACC].base(acc_slot),
-                param_addr=prm.base(p_slot), out_addr=em.slots[Buf.OUT].base(out_slot), m=m, n=n,
-                bits=L.out_bits, mode=MODE_BY_NAME[P.out_mode], zp=P.zp, relu=int(P.relu),
-                clip=int(P.clip is not None), clip_lo=lo, clip_hi=hi),
+            em.compute(
+                Insn(
+                    Op.RESCALE,
+                    acc_addr=em.slots[Buf.ACC].base(acc_slot),
+                    param_addr=prm.base(p_slot),
+                    out_addr=em.slots[Buf.OUT].base(out_slot),
+                    m=m,
+                    n=n,
+                    bits=L.out_bits,
+                    mode=MODE_BY_NAME[P.out_mode],
+                    zp=P.zp,
+                    relu=int(P.relu),
+                    clip=int(P.clip is not None),
+                    clip_lo=lo,
+                    clip_hi=hi,
+                ),
                 [(Buf.ACC, acc_slot, acc_rows), (Buf.PARAM, p_slot, p_rows)],
-                [(Buf.OUT, out_slot, out_rows)])
+                [(Buf.OUT, out_slot, out_rows)],
+            )
         c = P.out_c
         if L.conv:
-            em.store(Buf.OUT, out_slot, P.out_addr + (oy0 * L.ow + ox0) * c + P.out_c_off + n0,
-                     oh, ow, n, L.ow * c, c, L.out_bits, P.out_mode)
+            em.store(
+                Buf.OUT,
+                out_slot,
+                P.out_addr + (oy0 * L.ow + ox0) * c + P.out_c_off + n0,
+                oh,
+                ow,
+                n,
+                L.ow * c,
+                c,
+                L.out_bits,
+                P.out_mode,
+            )
         else:
-            em.store(Buf.OUT, out_slot, P.out_addr + oy0 * c + P.out_c_off + n0,
-                     1, oh, n, 0, c, L.out_bits, P.out_mode)
+            em.store(
+                Buf.OUT,
+                out_slot,
+                P.out_addr + oy0 * c + P.out_c_off + n0,
+                1,
+                oh,
+                n,
+                0,
+                c,
+                L.out_bits,
+                P.out_mode,
+            )
 
 
 def _load_input(em, L, P, image, oy0, ox0, oh, ow, c0, cin):
@@ -121,8 +181,18 @@ def _load_input(em, L, P, image, oy0, ox0, oh, ow, c0, cin):
         slot = inp.lookup(key)
         if slot is None:
             slot = inp.take(key)
-            em.load(Buf.INP, slot, P.in_addr + oy0 * P.in_c + P.in_c_off + c0, 1, oh, cin, 0,
-                    P.in_c, L.a_bits, P.a_mode)
+            em.load(
+                Buf.INP,
+                slot,
+                P.in_addr + oy0 * P.in_c + P.in_c_off + c0,
+                1,
+                oh,
+                cin,
+                0,
+                P.in_c,
+                L.a_bits,
+                P.a_mode,
+            )
         return slot, rows, 1
     ph, pw = L.patch(oh, ow)
     iy0, ix0 = oy0 * L.stride - L.pad_top, ox0 * L.stride - L.pad_left
@@ -130,16 +200,30 @@ def _load_input(em, L, P, image, oy0, ox0, oh, ow, c0, cin):
     pb, pr = max(0, iy0 + ph - L.h), max(0, ix0 + pw - L.w)
     d0, d1 = ph - pt - pb, pw - pl - pr
     if d0 < 1 or d1 < 1 or max(pt, pb, pl, pr) > 15:
-        raise AccelsimError(f"conv tile at output ({oy0}, {ox0}) reads only padding or pads by "
-                            f"more than 15 (pads {pt}, {pb}, {pl}, {pr}); not supported")
+        raise AccelsimError(
+            f"conv tile at output ({oy0}, {ox0}) reads only padding or pads by "
+            f"more than 15 (pads {pt}, {pb}, {pl}, {pr}); not supported"
+        )
     key = (P.in_addr, image, "patch", iy0, ix0, ph, pw, c0, cin, P.pad_value)
     rows = rows_for(ph * pw * cin, L.a_bits, em.row_bits)
     slot = inp.lookup(key)
     if slot is None:
         slot = inp.take(key)
         addr = P.in_addr + ((iy0 + pt) * L.w + ix0 + pl) * P.in_c + P.in_c_off + c0
-        em.load(Buf.INP, slot, addr, d0, d1, cin, L.w * P.in_c, P.in_c, L.a_bits, P.a_mode,
-                (pt, pb, pl, pr), P.pad_value)
+        em.load(
+            Buf.INP,
+            slot,
+            addr,
+            d0,
+            d1,
+            cin,
+            L.w * P.in_c,
+            P.in_c,
+            L.a_bits,
+            P.a_mode,
+            (pt, pb, pl, pr),
+            P.pad_value,
+        )
     return slot, rows, pw
 
 
@@ -172,12 +256,12 @@ def pack_weights(em: Emitter, L: GemmLayer, t: Tiling, w: np.ndarray) -> dict:
         n0 = nt * t.n_t
         n = min(t.n_t, L.cout - n0)
         if L.depthwise:
-            blocks[(n0, n0)] = em.alloc(taps * n, w[:, 0, n0:n0 + n])
+            blocks[(n0, n0)] = em.alloc(taps * n, w[:, 0, n0 : n0 + n])
             continue
         for ct in range(n_ci):
             c0 = ct * t.cin_t
             cin = min(t.cin_t, L.cin - c0)
-            blocks[(n0, c0)] = em.alloc(taps * cin * n, w[:, c0:c0 + cin, n0:n0 + n])
+            blocks[(n0, c0)] = em.alloc(taps * cin * n, w[:, c0 : c0 + cin, n0 : n0 + n])
     return blocks
 
 
@@ -203,7 +287,9 @@ def choose_tiling(L: GemmLayer, cfg: HwConfig, images: int = 1, name: str = "lay
         if best_cost is None or cost < best_cost:
             best, best_cost = t, cost
     if best is None:
-        raise AccelsimError(f"node {name!r} does not fit the buffers even with one-row tiles "
-                            f"(input {L.h}x{L.w}x{L.cin}, kernel {L.kh}x{L.kw}, {L.cout} "
-                            f"outputs); increase the buffer sizes")
+        raise AccelsimError(
+            f"node {name!r} does not fit the buffers even with one-row tiles "
+            f"(input {L.h}x{L.w}x{L.cin}, kernel {L.kh}x{L.kw}, {L.cout} "
+            f"outputs); increase the buffer sizes"
+        )
     return best

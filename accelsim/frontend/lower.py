@@ -19,7 +19,7 @@ from accelsim.frontend.tokens import insert_tokens
 from accelsim.frontend.validate import validate_stream
 from accelsim.frontend.vector_layer import emit_vector_node
 from accelsim.ir.graph import Graph
-from accelsim.ir.ops import Flatten, Quantize, QuantConv2d, QuantLinear
+from accelsim.ir.ops import Flatten, QuantConv2d, Quantize, QuantLinear
 from accelsim.ir.params import rescale_params
 from accelsim.program import Program, TensorPlace
 
@@ -42,18 +42,27 @@ def lower(graph: Graph, cfg: HwConfig, *, batch: int | None = None, coords=None)
     insns = em.finish()
     insert_tokens(insns, em.accesses)  # 6. wait / signal bits from read-write analysis
     validate_stream(insns, cfg)  # 7. every word fits the ISA table, tokens balance
-    return Program(insns, em.dram_image(), inputs={g.input: places[_first_quantized(g)]},
-                   outputs={name: p for name, p in places.items() if name != g.input},
-                   tags={i + 1: n.name for i, n in enumerate(g.nodes)},
-                   meta={"model": g.name, "config": cfg.chip.name,
-                         "plans": {k: repr(v) for k, v in plans.items()}})
+    return Program(
+        insns,
+        em.dram_image(),
+        inputs={g.input: places[_first_quantized(g)]},
+        outputs={name: p for name, p in places.items() if name != g.input},
+        tags={i + 1: n.name for i, n in enumerate(g.nodes)},
+        meta={
+            "model": g.name,
+            "config": cfg.chip.name,
+            "plans": {k: repr(v) for k, v in plans.items()},
+        },
+    )
 
 
 def _first_quantized(g: Graph) -> str:
     first = g.nodes[0]
     if not isinstance(first, Quantize):
-        raise AccelsimError(f"model {g.name!r}: the first node must be the input Quantize, "
-                            f"got {type(first).__name__} {first.name!r}")
+        raise AccelsimError(
+            f"model {g.name!r}: the first node must be the input Quantize, "
+            f"got {type(first).__name__} {first.name!r}"
+        )
     return first.output
 
 
@@ -68,22 +77,38 @@ def gemm_layer_of(op, g: Graph, batch: int | None) -> tuple[GemmLayer, int]:
     common = dict(a_bits=src.bits, w_bits=op.w_bits, out_bits=dst.bits)
     if isinstance(op, QuantLinear):
         m = _batch(g, op.inputs[0], batch)[0]
-        return GemmLayer(h=m, w=1, cin=op.weight.shape[0], oh=m, ow=1, cout=op.cout, conv=False,
-                         **common), 1
+        return GemmLayer(
+            h=m, w=1, cin=op.weight.shape[0], oh=m, ow=1, cout=op.cout, conv=False, **common
+        ), 1
     n, h, w, cin = _batch(g, op.inputs[0], batch)
     _, oh, ow, cout = dst.shape
     kh, kw, cin_g, _ = op.weight.shape
     sy, sx = op.stride
     dy, dx = op.dilation
     if sy != sx or dy != dx:
-        raise AccelsimError(f"node {op.name!r}: stride {op.stride} and dilation {op.dilation} "
-                            f"must be equal along both axes on this hardware")
+        raise AccelsimError(
+            f"node {op.name!r}: stride {op.stride} and dilation {op.dilation} "
+            f"must be equal along both axes on this hardware"
+        )
     depthwise = op.groups > 1 and cin_g == 1 and op.cout == op.groups
     cout_g = cout if depthwise else cout // op.groups
     pt, _, pl, _ = op.padding
-    return GemmLayer(h=h, w=w, cin=cin if depthwise else cin_g, oh=oh, ow=ow, cout=cout_g,
-                     kh=kh, kw=kw, stride=sy, dilation=dy, pad_top=pt, pad_left=pl,
-                     depthwise=depthwise, **common), n
+    return GemmLayer(
+        h=h,
+        w=w,
+        cin=cin if depthwise else cin_g,
+        oh=oh,
+        ow=ow,
+        cout=cout_g,
+        kh=kh,
+        kw=kw,
+        stride=sy,
+        dilation=dy,
+        pad_top=pt,
+        pad_left=pl,
+        depthwise=depthwise,
+        **common,
+    ), n
 
 
 def plan_layers(g: Graph, cfg: HwConfig, batch: int | None) -> dict[str, Tiling]:
@@ -112,8 +137,9 @@ def place_tensors(g: Graph, cfg: HwConfig, batch: int | None):
     for op in g.nodes:
         if isinstance(op, Flatten):
             src = places[op.inputs[0]]
-            places[op.output] = TensorPlace(src.dram_addr, _batch(g, op.output, batch),
-                                            src.bits, src.mode)
+            places[op.output] = TensorPlace(
+                src.dram_addr, _batch(g, op.output, batch), src.bits, src.mode
+            )
     return em, places
 
 
@@ -128,8 +154,9 @@ def emit_nodes(em: Emitter, g: Graph, plans, places, cfg: HwConfig, batch: int |
             emit_vector_node(em, op, g, places, cfg)
 
 
-def _emit_gemm_node(em: Emitter, op, g: Graph, t: Tiling, places, cfg: HwConfig,
-                    batch: int | None) -> None:
+def _emit_gemm_node(
+    em: Emitter, op, g: Graph, t: Tiling, places, cfg: HwConfig, batch: int | None
+) -> None:
     src, dst = g.tensors[op.inputs[0]], g.tensors[op.output]
     rp = rescale_params(op, g, cfg.rescale.mult_bits)
     L, images = gemm_layer_of(op, g, batch)
@@ -145,16 +172,27 @@ def _emit_gemm_node(em: Emitter, op, g: Graph, t: Tiling, places, cfg: HwConfig,
     if rp.clip_lo is not None or rp.clip_hi is not None:
         lo, hi = dst.qrange
         clip = (lo if rp.clip_lo is None else rp.clip_lo, hi if rp.clip_hi is None else rp.clip_hi)
-    blocks = [pack_weights(em, L, t, op.weight[..., g * L.cout:(g + 1) * L.cout])
-              for g in range(groups)]
+    blocks = [
+        pack_weights(em, L, t, op.weight[..., g * L.cout : (g + 1) * L.cout]) for g in range(groups)
+    ]
     for img in range(images):
         for grp in range(groups):
             P = GemmPlace(
-                in_addr=pin.dram_addr + img * in_img, in_c=pin.shape[-1],
-                out_addr=pout.dram_addr + img * out_img, out_c=pout.shape[-1],
-                p_addr=p_addr, w_blocks=blocks[grp],
-                in_c_off=0 if L.depthwise else grp * L.cin, out_c_off=grp * L.cout,
-                a_mode=src.mode, w_mode=op.w_mode, out_mode=dst.mode,
-                pad_value=rp.pad_value, zp=rp.zp, relu=rp.relu, clip=clip,
-                key=(op.name, grp))
+                in_addr=pin.dram_addr + img * in_img,
+                in_c=pin.shape[-1],
+                out_addr=pout.dram_addr + img * out_img,
+                out_c=pout.shape[-1],
+                p_addr=p_addr,
+                w_blocks=blocks[grp],
+                in_c_off=0 if L.depthwise else grp * L.cin,
+                out_c_off=grp * L.cout,
+                a_mode=src.mode,
+                w_mode=op.w_mode,
+                out_mode=dst.mode,
+                pad_value=rp.pad_value,
+                zp=rp.zp,
+                relu=rp.relu,
+                clip=clip,
+                key=(op.name, grp),
+            )
             emit_gemm_layer(em, L, t, P, image=img)

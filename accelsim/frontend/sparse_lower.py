@@ -78,8 +78,7 @@ def lower_sparse(graph: SparseGraph, cfg, coords) -> Program:
     for name, t in graph.tensors.items():
         if not t.is_float and not isinstance(graph.producer(name), HOST_OPS[1:]):
             n = hw[t.coord_set].shape[0]
-            places[name] = TensorPlace(em.alloc(n * t.channels), (n, t.channels), t.bits,
-                                       t.mode)
+            places[name] = TensorPlace(em.alloc(n * t.channels), (n, t.channels), t.bits, t.mode)
     dense = graph.dense_view({k: v.shape[0] for k, v in sets.items()})
     first = graph.nodes[0].output
     for tag, op in enumerate(graph.nodes, start=1):  # 5. instructions per layer
@@ -93,17 +92,26 @@ def lower_sparse(graph: SparseGraph, cfg, coords) -> Program:
     insns = em.finish()
     insert_tokens(insns, em.accesses)  # 6. wait / signal bits from read-write analysis
     validate_stream(insns, cfg)  # 7. every word fits the ISA table, tokens balance
-    return Program(insns, em.dram_image(), inputs={graph.input: places[first]},
-                   outputs=places, tags={i + 1: n.name for i, n in enumerate(graph.nodes)},
-                   meta={"model": graph.name, "config": cfg.chip.name,
-                         "sparse": {"groups": G, "group_coeffs": list(coeffs),
-                                    "voxels": int(c.shape[0]),
-                                    "coord_sets": {k: t.coord_set for k, t in
-                                                   graph.tensors.items()}}})
+    return Program(
+        insns,
+        em.dram_image(),
+        inputs={graph.input: places[first]},
+        outputs=places,
+        tags={i + 1: n.name for i, n in enumerate(graph.nodes)},
+        meta={
+            "model": graph.name,
+            "config": cfg.chip.name,
+            "sparse": {
+                "groups": G,
+                "group_coeffs": list(coeffs),
+                "voxels": int(c.shape[0]),
+                "coord_sets": {k: t.coord_set for k, t in graph.tensors.items()},
+            },
+        },
+    )
 
 
-def _segments(rows: np.ndarray, block_of: np.ndarray, align: int,
-              gap_rows: int) -> list[list[int]]:
+def _segments(rows: np.ndarray, block_of: np.ndarray, align: int, gap_rows: int) -> list[list[int]]:
     """Row ranges [lo, hi) covering `rows` (sorted unique): cut where the voxel-group block
     changes or more than `gap_rows` unused rows lie between two used ones (one LOAD per range
     is cheaper than loading the gap), merged when they overlap; every range but the last
@@ -150,8 +158,14 @@ class _SparseConvEmitter:
         g_in = sp.group_of(cin_xyz, cfg.svge.groups, cfg.svge.group_coeffs)
         g_out = sp.group_of(cout_xyz, cfg.svge.groups, cfg.svge.group_coeffs)
         self.block_in, self.g_out = g_in, g_out
-        for buf, n in ((Buf.INP, 2 * self.E), (Buf.MAP, 2 * self.E), (Buf.ACC, 2 * self.E),
-                       (Buf.COORD, 4 * self.E), (Buf.OUT, 2), (Buf.PARAM, 2)):
+        for buf, n in (
+            (Buf.INP, 2 * self.E),
+            (Buf.MAP, 2 * self.E),
+            (Buf.ACC, 2 * self.E),
+            (Buf.COORD, 4 * self.E),
+            (Buf.OUT, 2),
+            (Buf.PARAM, 2),
+        ):
             em.slots[buf] = Slots(buf, cfg, n)
         self.used = np.flatnonzero(self.kmap.pairs_per_offset > 0)
         if self.used.size == 0:  # no pairs at all: keep one offset so tiles still reset ACC
@@ -165,9 +179,13 @@ class _SparseConvEmitter:
     def _n_tiles(self) -> list[int]:
         """Output-channel tile widths whose one-offset weight block fits a WGT slot."""
         e_cap = self._cap_bits(Buf.WGT)
-        out = [n_t for n_t in dict.fromkeys([self.cout] + [v for v in (256, 128, 64, 32, 16, 8)
-                                                           if v < self.cout])
-               if self._e_pad(n_t) * self.w <= e_cap and self._e_pad(n_t) <= 65535]
+        out = [
+            n_t
+            for n_t in dict.fromkeys(
+                [self.cout] + [v for v in (256, 128, 64, 32, 16, 8) if v < self.cout]
+            )
+            if self._e_pad(n_t) * self.w <= e_cap and self._e_pad(n_t) <= 65535
+        ]
         if not out:
             raise AccelsimError(f"node {self.op.name!r}: one offset's weights do not fit WGT")
         return out
@@ -181,8 +199,11 @@ class _SparseConvEmitter:
         bounds = np.flatnonzero(np.diff(self.g_out)) + 1
         starts = np.concatenate(([0], bounds))
         ends = np.concatenate((bounds, [self.g_out.size]))
-        return [(int(self.g_out[s]), r, min(r + T, int(e)))
-                for s, e in zip(starts, ends) for r in range(int(s), int(e), T)]
+        return [
+            (int(self.g_out[s]), r, min(r + T, int(e)))
+            for s, e in zip(starts, ends)
+            for r in range(int(s), int(e), T)
+        ]
 
     def _items(self, T: int):
         """Work items of T-voxel tiles: (group, r0, r1, segments, n_in, P_k, used rows)."""
@@ -202,22 +223,26 @@ class _SparseConvEmitter:
         rb = self.rb
         worst_in = max(it[4] for it in items)
         worst_pairs = max(int(it[5].sum()) for it in items)
-        return (worst_in <= 65535 and worst_pairs < 2**21
-                and worst_in * self.cin * self.a <= self._cap_bits(Buf.INP)
-                and worst_in * 4 * COORD_BITS <= self._cap_bits(Buf.COORD)
-                and T * 4 * COORD_BITS <= self._cap_bits(Buf.COORD)
-                and rows_for(3 * worst_pairs, MAP_BITS, rb) * rb <= self._cap_bits(Buf.MAP)
-                and T * n_t * 32 <= self._cap_bits(Buf.ACC)
-                and T * n_t * self.dst.bits <= self._cap_bits(Buf.OUT))
+        return (
+            worst_in <= 65535
+            and worst_pairs < 2**21
+            and worst_in * self.cin * self.a <= self._cap_bits(Buf.INP)
+            and worst_in * 4 * COORD_BITS <= self._cap_bits(Buf.COORD)
+            and T * 4 * COORD_BITS <= self._cap_bits(Buf.COORD)
+            and rows_for(3 * worst_pairs, MAP_BITS, rb) * rb <= self._cap_bits(Buf.MAP)
+            and T * n_t * 32 <= self._cap_bits(Buf.ACC)
+            and T * n_t * self.dst.bits <= self._cap_bits(Buf.OUT)
+        )
 
     def _dram_bytes(self, items, n_t: int) -> float:
         """Estimated DRAM bytes of the layer: windows, coordinates, and weights (once if they
         all stay resident in WGT, else once per tile)."""
-        wbits = sum(self._e_pad(min(n_t, self.cout - n0)) * self.w * self.used.size
-                    for n0 in range(0, self.cout, n_t))
+        wbits = sum(
+            self._e_pad(min(n_t, self.cout - n0)) * self.w * self.used.size
+            for n0 in range(0, self.cout, n_t)
+        )
         resident = wbits <= self.cfg.buffers.capacity_bits("wgt")
-        windows = sum(it[4] * (self.cin * self.a / 8 + 8) + (it[2] - it[1]) * 8
-                      for it in items)
+        windows = sum(it[4] * (self.cin * self.a / 8 + 8) + (it[2] - it[1]) * 8 for it in items)
         return windows + wbits / 8 * (1 if resident else len(items))
 
     def _choose(self):
@@ -234,8 +259,10 @@ class _SparseConvEmitter:
                 if best is None or cost < best[0]:
                     best = (cost, T, n_t)
         if best is None:
-            raise AccelsimError(f"node {self.op.name!r}: no output tile fits the COORD / MAP "
-                                f"/ INP / ACC buffers; increase buffer sizes")
+            raise AccelsimError(
+                f"node {self.op.name!r}: no output tile fits the COORD / MAP "
+                f"/ INP / ACC buffers; increase buffer sizes"
+            )
         return best[1], best[2], self._items(best[1])
 
     # -- emission ----------------------------------------------------------------------------
@@ -245,10 +272,23 @@ class _SparseConvEmitter:
         rows = rows_for(d1 * d2, bits, self.rb)
         d0, d1c, d2c, s0, s1 = coalesce(1, d1, d2, 0, d2)
         em.dram_bytes += dma_bytes(d0, d1c, d2c, bits)
-        em._add(Insn(Op.LOAD, buf=buf, sram_addr=addr, dram_addr=dram_addr, d0=d0, d1=d1c,
-                     d2=d2c, s0=s0, s1=s1, bits=bits, mode=MODE_BY_NAME[mode]),
-                reads=[("dram", dram_addr, dram_addr + d1 * d2)],
-                writes=[(buf, addr, addr + rows)])
+        em._add(
+            Insn(
+                Op.LOAD,
+                buf=buf,
+                sram_addr=addr,
+                dram_addr=dram_addr,
+                d0=d0,
+                d1=d1c,
+                d2=d2c,
+                s0=s0,
+                s1=s1,
+                bits=bits,
+                mode=MODE_BY_NAME[mode],
+            ),
+            reads=[("dram", dram_addr, dram_addr + d1 * d2)],
+            writes=[(buf, addr, addr + rows)],
+        )
         return rows
 
     def _weights(self, n_t: int) -> dict:
@@ -263,9 +303,9 @@ class _SparseConvEmitter:
             blk_rows = rows_for(e_pad, self.w, self.rb)
             per = max(1, cap_rows // blk_rows)
             for ci, j in enumerate(range(0, self.used.size, per)):
-                offs = self.used[j:j + per]
+                offs = self.used[j : j + per]
                 data = np.zeros((offs.size, e_pad), np.int32)
-                data[:, :self.cin * n] = op.weight[offs, :, n0:n0 + n].reshape(offs.size, -1)
+                data[:, : self.cin * n] = op.weight[offs, :, n0 : n0 + n].reshape(offs.size, -1)
                 chunks[(n0, ci)] = (em.alloc(data.size, data), offs, blk_rows, n, e_pad)
         return chunks
 
@@ -274,8 +314,9 @@ class _SparseConvEmitter:
         em.slots[Buf.WGT] = Slots(Buf.WGT, cfg, 2)
         _, n_t, items = self._choose()
         chunks = self._weights(n_t)
-        if len(chunks) > 2 and max(c[2] * c[1].size for c in chunks.values()) <= \
-                cfg.buffers.capacity_rows("wgt") // len(chunks):
+        if len(chunks) > 2 and max(
+            c[2] * c[1].size for c in chunks.values()
+        ) <= cfg.buffers.capacity_rows("wgt") // len(chunks):
             em.slots[Buf.WGT] = Slots(Buf.WGT, cfg, len(chunks))  # all resident
         rp = self.rp
         params = np.stack([rp.bias, rp.mult, rp.shift], axis=1).astype(np.int64)
@@ -284,18 +325,33 @@ class _SparseConvEmitter:
         p_addr = em.alloc(params.size, params.astype(np.int32))
         tile_id = np.zeros(self.kmap.n_out, np.int64)
         for i, it in enumerate(items):
-            tile_id[it[1]:it[2]] = i
+            tile_id[it[1] : it[2]] = i
         halo = self._halo(tile_id, len(items))
         load = [0] * self.E
         count = [0] * self.E
         for i, (g, r0, r1, segs, n_in, p_k, rows) in enumerate(items):
             cost = map_cycles(cfg, n_in, r1 - r0, self.kmap.kernel_size) + sum(
                 conv_cycles(cfg, int(p), self.cin, min(n_t, self.cout - n0), self.a, self.w)
-                for n0 in range(0, self.cout, n_t) for p in p_k)
+                for n0 in range(0, self.cout, n_t)
+                for p in p_k
+            )
             e = int(np.argmin(load))
             load[e] += cost
-            self._item(e, count[e], g, r0, r1, segs, n_in, p_k, rows.size, int(halo[i]),
-                       n_t, chunks, p_addr)
+            self._item(
+                e,
+                count[e],
+                g,
+                r0,
+                r1,
+                segs,
+                n_in,
+                p_k,
+                rows.size,
+                int(halo[i]),
+                n_t,
+                chunks,
+                p_addr,
+            )
             count[e] += 1
 
     def _halo(self, tile_id, n_tiles) -> np.ndarray:
@@ -316,28 +372,53 @@ class _SparseConvEmitter:
             segs = [[0, min(self.align, self.hw[self.in_set].shape[0])]]
             n_in = segs[0][1]
         for lo, hi in segs:
-            row += self._load_at(Buf.COORD, row, ca_in + 4 * lo, hi - lo, 4, COORD_BITS,
-                                 "unsigned")
+            row += self._load_at(Buf.COORD, row, ca_in + 4 * lo, hi - lo, 4, COORD_BITS, "unsigned")
         self._load_at(Buf.COORD, c_out_base, ca_out + 4 * r0, n_out, 4, COORD_BITS, "unsigned")
         n_pairs = int(p_k.sum())
         map_base = em.slots[Buf.MAP].base(2 * e + k % 2)
         map_rows = rows_for(3 * n_pairs, MAP_BITS, rb)
         geo = self.geo
         ga, gb, gc = geo["group_coeffs"]
-        em._add(Insn(Op.SVG_MAP, coord_addr=c_in_base, out_coord_addr=c_out_base,
-                     map_addr=map_base, n_in=n_in, n_out=n_out, n_pairs=n_pairs,
-                     kernel=geo["kernel_size"], stride=geo["stride"], dilation=geo["dilation"],
-                     transposed=int(geo["transposed"]), groups=geo["groups"], ga=ga, gb=gb,
-                     gc=gc, group=g, engine=e, used=min(used, 65535), halo=min(halo, 65535)),
-                reads=[(Buf.COORD, c_in_base, c_in_base + rows_for(4 * n_in, COORD_BITS, rb)),
-                       (Buf.COORD, c_out_base, c_out_base + rows_for(4 * n_out, COORD_BITS,
-                                                                     rb))],
-                writes=[(Buf.MAP, map_base, map_base + map_rows)])
+        em._add(
+            Insn(
+                Op.SVG_MAP,
+                coord_addr=c_in_base,
+                out_coord_addr=c_out_base,
+                map_addr=map_base,
+                n_in=n_in,
+                n_out=n_out,
+                n_pairs=n_pairs,
+                kernel=geo["kernel_size"],
+                stride=geo["stride"],
+                dilation=geo["dilation"],
+                transposed=int(geo["transposed"]),
+                groups=geo["groups"],
+                ga=ga,
+                gb=gb,
+                gc=gc,
+                group=g,
+                engine=e,
+                used=min(used, 65535),
+                halo=min(halo, 65535),
+            ),
+            reads=[
+                (Buf.COORD, c_in_base, c_in_base + rows_for(4 * n_in, COORD_BITS, rb)),
+                (Buf.COORD, c_out_base, c_out_base + rows_for(4 * n_out, COORD_BITS, rb)),
+            ],
+            writes=[(Buf.MAP, map_base, map_base + map_rows)],
+        )
         inp_base = em.slots[Buf.INP].base(2 * e + k % 2)
         row = inp_base
         for lo, hi in segs:
-            row += self._load_at(Buf.INP, row, self.pin.dram_addr + lo * self.cin, hi - lo,
-                                 self.cin, self.a, self.src.mode)
+            row += self._load_at(
+                Buf.INP,
+                row,
+                self.pin.dram_addr + lo * self.cin,
+                hi - lo,
+                self.cin,
+                self.a,
+                self.src.mode,
+            )
         inp_rows = rows_for(n_in * self.cin, self.a, rb)
         for n0 in range(0, self.cout, n_t):
             n = min(n_t, self.cout - n0)
@@ -348,16 +429,38 @@ class _SparseConvEmitter:
             todo = [int(j) for j in np.flatnonzero(p_k)] or [int(self.used[0])]
             for idx, off in enumerate(todo):
                 wbase, wrows = self._weight_tile(n0, off, chunks)
-                reads = [(Buf.INP, inp_base, inp_base + inp_rows), (Buf.WGT, wbase, wbase + wrows),
-                         (Buf.MAP, map_base, map_base + map_rows)]
+                reads = [
+                    (Buf.INP, inp_base, inp_base + inp_rows),
+                    (Buf.WGT, wbase, wbase + wrows),
+                    (Buf.MAP, map_base, map_base + map_rows),
+                ]
                 if idx:
                     reads.append((Buf.ACC, acc_base, acc_base + acc_rows))
-                em._add(Insn(Op.SVG_CONV, inp_addr=inp_base, wgt_addr=wbase, acc_addr=acc_base,
-                             map_addr=map_base, n_in=n_in, n_out=n_out, n_pairs=n_pairs,
-                             offset=off, pairs=int(p_k[off]), cin=self.cin, cout=n,
-                             a_bits=self.a, w_bits=self.w, a_mode=MODE_BY_NAME[self.src.mode],
-                             w_mode=MODE_BY_NAME[op.w_mode], reset=int(idx == 0), group=g,
-                             engine=e), reads, [(Buf.ACC, acc_base, acc_base + acc_rows)])
+                em._add(
+                    Insn(
+                        Op.SVG_CONV,
+                        inp_addr=inp_base,
+                        wgt_addr=wbase,
+                        acc_addr=acc_base,
+                        map_addr=map_base,
+                        n_in=n_in,
+                        n_out=n_out,
+                        n_pairs=n_pairs,
+                        offset=off,
+                        pairs=int(p_k[off]),
+                        cin=self.cin,
+                        cout=n,
+                        a_bits=self.a,
+                        w_bits=self.w,
+                        a_mode=MODE_BY_NAME[self.src.mode],
+                        w_mode=MODE_BY_NAME[op.w_mode],
+                        reset=int(idx == 0),
+                        group=g,
+                        engine=e,
+                    ),
+                    reads,
+                    [(Buf.ACC, acc_base, acc_base + acc_rows)],
+                )
             self._rescale_store(acc_base, acc_rows, r0, n_out, n0, n, p_addr)
 
     def _weight_tile(self, n0, off, chunks):
@@ -371,8 +474,7 @@ class _SparseConvEmitter:
             slot = ws.lookup(key)
             if slot is None:
                 slot = ws.take(key)
-                em.load(Buf.WGT, slot, addr, 1, offs.size, e_pad, 0, e_pad, self.w,
-                        self.op.w_mode)
+                em.load(Buf.WGT, slot, addr, 1, offs.size, e_pad, 0, e_pad, self.w, self.op.w_mode)
             j = int(np.flatnonzero(offs == off)[0])
             return ws.base(slot) + j * blk_rows, rows_for(self.cin * n, self.w, self.rb)
         raise AccelsimError(f"node {self.op.name!r}: offset {off} has no stored weights")
@@ -388,12 +490,35 @@ class _SparseConvEmitter:
         out_slot = em.slots[Buf.OUT].take()
         out_base = em.slots[Buf.OUT].base(out_slot)
         out_rows = rows_for(n_out * n, dst.bits, rb)
-        em._add(Insn(Op.RESCALE, acc_addr=acc_base, param_addr=prm.base(p_slot),
-                     out_addr=out_base, m=n_out, n=n, bits=dst.bits,
-                     mode=MODE_BY_NAME[dst.mode], zp=rp.zp, relu=int(rp.relu)),
-                reads=[(Buf.ACC, acc_base, acc_base + acc_rows),
-                       (Buf.PARAM, prm.base(p_slot), prm.base(p_slot) + rows_for(3 * n, 32, rb))],
-                writes=[(Buf.OUT, out_base, out_base + out_rows)])
+        em._add(
+            Insn(
+                Op.RESCALE,
+                acc_addr=acc_base,
+                param_addr=prm.base(p_slot),
+                out_addr=out_base,
+                m=n_out,
+                n=n,
+                bits=dst.bits,
+                mode=MODE_BY_NAME[dst.mode],
+                zp=rp.zp,
+                relu=int(rp.relu),
+            ),
+            reads=[
+                (Buf.ACC, acc_base, acc_base + acc_rows),
+                (Buf.PARAM, prm.base(p_slot), prm.base(p_slot) + rows_for(3 * n, 32, rb)),
+            ],
+            writes=[(Buf.OUT, out_base, out_base + out_rows)],
+        )
         c = self.cout
-        em.store(Buf.OUT, out_slot, self.pout.dram_addr + r0 * c + n0, 1, n_out, n, 0, c,
-                 dst.bits, dst.mode)
+        em.store(
+            Buf.OUT,
+            out_slot,
+            self.pout.dram_addr + r0 * c + n0,
+            1,
+            n_out,
+            n,
+            0,
+            c,
+            dst.bits,
+            dst.mode,
+        )

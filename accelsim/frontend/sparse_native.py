@@ -26,17 +26,42 @@ VERSION = 1
 def sparse_graph_to_json(graph: SparseGraph):
     """(JSON description, arrays) of a sparse graph."""
     arrays: dict = {}
-    tensors = [{"name": t.name, "channels": t.channels, "bits": t.bits, "mode": t.mode,
-                "scale": float(t.scale), "zero_point": t.zero_point, "coord_set": t.coord_set}
-               for t in graph.tensors.values()]
-    nodes = [{"name": n.name, "op": type(n).__name__, "inputs": list(n.inputs),
-              "output": n.output,
-              "attrs": {f.name: _encode(getattr(n, f.name), f"{n.name}/{f.name}", arrays)
-                        for f in dataclasses.fields(n) if f.name not in _BASE_FIELDS}}
-             for n in graph.nodes]
-    return {"format": FORMAT, "version": VERSION, "name": graph.name, "input": graph.input,
-            "outputs": list(graph.outputs), "meta": graph.meta, "tensors": tensors,
-            "nodes": nodes}, arrays
+    tensors = [
+        {
+            "name": t.name,
+            "channels": t.channels,
+            "bits": t.bits,
+            "mode": t.mode,
+            "scale": float(t.scale),
+            "zero_point": t.zero_point,
+            "coord_set": t.coord_set,
+        }
+        for t in graph.tensors.values()
+    ]
+    nodes = [
+        {
+            "name": n.name,
+            "op": type(n).__name__,
+            "inputs": list(n.inputs),
+            "output": n.output,
+            "attrs": {
+                f.name: _encode(getattr(n, f.name), f"{n.name}/{f.name}", arrays)
+                for f in dataclasses.fields(n)
+                if f.name not in _BASE_FIELDS
+            },
+        }
+        for n in graph.nodes
+    ]
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "name": graph.name,
+        "input": graph.input,
+        "outputs": list(graph.outputs),
+        "meta": graph.meta,
+        "tensors": tensors,
+        "nodes": nodes,
+    }, arrays
 
 
 def sparse_graph_from_json(doc: dict, arrays: dict) -> SparseGraph:
@@ -48,9 +73,14 @@ def sparse_graph_from_json(doc: dict, arrays: dict) -> SparseGraph:
         where = f"tensor #{i}"
         name = _get(t, "name", str, where)
         tensors[name] = SparseTensor(
-            name, _get(t, "channels", int, where), _get(t, "bits", int, where),
-            _get(t, "mode", str, where), float(_get(t, "scale", (int, float), where)),
-            _get(t, "zero_point", int, where), _get(t, "coord_set", str, where))
+            name,
+            _get(t, "channels", int, where),
+            _get(t, "bits", int, where),
+            _get(t, "mode", str, where),
+            float(_get(t, "scale", (int, float), where)),
+            _get(t, "zero_point", int, where),
+            _get(t, "coord_set", str, where),
+        )
     nodes = []
     for i, nd in enumerate(_get(doc, "nodes", list, "graph JSON")):
         name = _get(nd, "name", str, f"node #{i}")
@@ -64,12 +94,22 @@ def sparse_graph_from_json(doc: dict, arrays: dict) -> SparseGraph:
             raise ModelFormatError(f"{where}: unknown attribute(s) {sorted(unknown)}")
         kwargs = {k: _decode(v, arrays, f"{where} attribute {k!r}") for k, v in attrs.items()}
         try:
-            nodes.append(cls(name=name, inputs=tuple(_get(nd, "inputs", list, where)),
-                             output=_get(nd, "output", str, where), **kwargs))
+            nodes.append(
+                cls(
+                    name=name,
+                    inputs=tuple(_get(nd, "inputs", list, where)),
+                    output=_get(nd, "output", str, where),
+                    **kwargs,
+                )
+            )
         except TypeError as e:
             raise ModelFormatError(f"{where}: {e}") from None
     meta = doc.get("meta", {})
-    return SparseGraph(_get(doc, "name", str, "graph JSON"), tensors, nodes,
-                       _get(doc, "input", str, "graph JSON"),
-                       [str(o) for o in _get(doc, "outputs", list, "graph JSON")],
-                       meta if isinstance(meta, dict) else {})
+    return SparseGraph(
+        _get(doc, "name", str, "graph JSON"),
+        tensors,
+        nodes,
+        _get(doc, "input", str, "graph JSON"),
+        [str(o) for o in _get(doc, "outputs", list, "graph JSON")],
+        meta if isinstance(meta, dict) else {},
+    )

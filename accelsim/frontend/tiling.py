@@ -68,8 +68,12 @@ class Tiling:
 
     def counts(self, L: GemmLayer) -> tuple[int, int, int, int]:
         """Number of tiles along output rows, output cols, output channels, input channels."""
-        return (math.ceil(L.oh / self.oh_t), math.ceil(L.ow / self.ow_t),
-                math.ceil(L.cout / self.n_t), math.ceil(L.cin / self.cin_t))
+        return (
+            math.ceil(L.oh / self.oh_t),
+            math.ceil(L.ow / self.ow_t),
+            math.ceil(L.cout / self.n_t),
+            math.ceil(L.cin / self.cin_t),
+        )
 
 
 def tile_rows(L: GemmLayer, t: Tiling, row_bits: int) -> dict[str, int]:

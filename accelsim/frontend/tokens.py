@@ -95,8 +95,7 @@ def insert_tokens(insns: list[Insn], accesses: list[Access]) -> list[Insn]:
                 for u, s in [it[2], *it[3]]:
                     needs[u] = max(needs[u], s)
         mine = clock[c]
-        needed = {p: done[(p, needs[p])] for p in range(N_UNITS)
-                  if p != c and needs[p] > mine[p]}
+        needed = {p: done[(p, needs[p])] for p in range(N_UNITS) if p != c and needs[p] > mine[p]}
         for p, (producer, _) in needed.items():
             # no token if another needed producer already follows this one
             if any(q != p and qclock[p] >= needs[p] for q, (_, qclock) in needed.items()):

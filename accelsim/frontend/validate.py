@@ -35,7 +35,9 @@ def validate_stream(insns: list[Insn], cfg: HwConfig) -> None:
     for p in range(n):
         for c in range(n):
             if pushed[p][c] != popped[p][c]:
-                raise IsaError(f"token FIFO {Unit(p).name.lower()} -> {Unit(c).name.lower()}: "
-                               f"{pushed[p][c]} pushed but {popped[p][c]} popped")
+                raise IsaError(
+                    f"token FIFO {Unit(p).name.lower()} -> {Unit(c).name.lower()}: "
+                    f"{pushed[p][c]} pushed but {popped[p][c]} popped"
+                )
     if not insns or insns[-1].op is not Op.FINISH:
         raise IsaError("the stream must end with FINISH")

@@ -26,8 +26,9 @@ def emit_vector_node(em: Emitter, op, g: Graph, places, cfg: HwConfig) -> None:
     """Emit the instructions of one vector-unit node."""
     kind = _EMIT.get(type(op))
     if kind is None:
-        raise AccelsimError(f"node {op.name!r}: op {type(op).__name__} is not supported by the "
-                            f"lowering")
+        raise AccelsimError(
+            f"node {op.name!r}: op {type(op).__name__} is not supported by the lowering"
+        )
     kind(em, op, g, places, cfg)
 
 
@@ -54,8 +55,10 @@ def _rows_per_tile(em: Emitter, c: int, bits_in: list[int], out_bits: int, total
     lo, hi = 1, min(total, 65535)
     while lo <= hi:
         mid = (lo + hi) // 2
-        ok = all(rows_for(mid * c, b, rb) <= inp for b in bits_in) and \
-            rows_for(mid * c, out_bits, rb) <= out
+        ok = (
+            all(rows_for(mid * c, b, rb) <= inp for b in bits_in)
+            and rows_for(mid * c, out_bits, rb) <= out
+        )
         if ok:
             best, lo = mid, mid + 1
         else:
@@ -98,24 +101,37 @@ def _elementwise(em: Emitter, op, g: Graph, places, cfg: HwConfig) -> None:
     for r0 in range(0, rows, step):
         n = min(step, rows - r0)
         slots = []
-        for name, t in zip(op.inputs, srcs):
+        for name in op.inputs:
             slot = em.slots[Buf.INP].take()
-            em.load(Buf.INP, slot, places[name].dram_addr + r0 * c, 1, n, c, 0, c, in_bits,
-                    in_mode)
+            em.load(Buf.INP, slot, places[name].dram_addr + r0 * c, 1, n, c, 0, c, in_bits, in_mode)
             slots.append((slot, rows_for(n * c, in_bits, em.row_bits)))
         b_slot = slots[1][0] if len(slots) > 1 else slots[0][0]
         out_slot = em.slots[Buf.OUT].take()
-        em.compute(Insn(
-            Op.ALU, alu_op=alu_op, a_buf=Buf.INP, a_addr=em.slots[Buf.INP].base(slots[0][0]),
-            b_buf=Buf.INP, b_addr=em.slots[Buf.INP].base(b_slot), dst_buf=Buf.OUT,
-            dst_addr=em.slots[Buf.OUT].base(out_slot),
-            param_addr=em.slots[Buf.PARAM].base(p_slot), h=1, w=n, c=c,
-            in_bits=in_bits, in_mode=MODE_BY_NAME[in_mode], bits=out_t.bits,
-            mode=MODE_BY_NAME[out_t.mode], zp=zp, imm=imm),
+        em.compute(
+            Insn(
+                Op.ALU,
+                alu_op=alu_op,
+                a_buf=Buf.INP,
+                a_addr=em.slots[Buf.INP].base(slots[0][0]),
+                b_buf=Buf.INP,
+                b_addr=em.slots[Buf.INP].base(b_slot),
+                dst_buf=Buf.OUT,
+                dst_addr=em.slots[Buf.OUT].base(out_slot),
+                param_addr=em.slots[Buf.PARAM].base(p_slot),
+                h=1,
+                w=n,
+                c=c,
+                in_bits=in_bits,
+                in_mode=MODE_BY_NAME[in_mode],
+                bits=out_t.bits,
+                mode=MODE_BY_NAME[out_t.mode],
+                zp=zp,
+                imm=imm,
+            ),
             [(Buf.INP, s, r) for s, r in slots] + [(Buf.PARAM, p_slot, 1)],
-            [(Buf.OUT, out_slot, rows_for(n * c, out_t.bits, em.row_bits))])
-        em.store(Buf.OUT, out_slot, pout.dram_addr + r0 * c, 1, n, c, 0, c, out_t.bits,
-                 out_t.mode)
+            [(Buf.OUT, out_slot, rows_for(n * c, out_t.bits, em.row_bits))],
+        )
+        em.store(Buf.OUT, out_slot, pout.dram_addr + r0 * c, 1, n, c, 0, c, out_t.bits, out_t.mode)
     em.use_slots(Buf.INP, 2)
 
 
@@ -129,17 +145,20 @@ def _pool(em: Emitter, op, g: Graph, places, cfg: HwConfig) -> None:
     else:
         (kh, kw), (s, sx), pads = op.kernel, op.stride, op.padding
         if s != sx:
-            raise AccelsimError(f"node {op.name!r}: pooling stride must be equal along both "
-                                f"axes, got {op.stride}")
+            raise AccelsimError(
+                f"node {op.name!r}: pooling stride must be equal along both axes, got {op.stride}"
+            )
     pt, pb, pl, pr = pads
     words, imm = None, 0
     if isinstance(op, MaxPool) and not isinstance(op, AvgPool):
         alu_op, pad_value = AluOp.MAXPOOL, src.qrange[0]
     else:
         if any(pads):
-            raise AccelsimError(f"node {op.name!r}: average pooling with padding (which does "
-                                f"not count padded elements) is not supported by the vector "
-                                f"unit; use padding 0")
+            raise AccelsimError(
+                f"node {op.name!r}: average pooling with padding (which does "
+                f"not count padded elements) is not supported by the vector "
+                f"unit; use padding 0"
+            )
         p = pool_params(op, g, cfg.rescale.mult_bits)
         mult = p.mult if np.ndim(p.mult) == 0 else p.mult[kh * kw]
         shift = p.shift if np.ndim(p.shift) == 0 else p.shift[kh * kw]
@@ -152,9 +171,12 @@ def _pool(em: Emitter, op, g: Graph, places, cfg: HwConfig) -> None:
     # output rows per tile: the padded patch must fit an INP slot, the output an OUT slot
     c_t = c
     while True:
-        fit = [t for t in range(1, oh + 1)
-               if rows_for(((t - 1) * s + kh) * pw * c_t, src.bits, rb) <= em.slots[Buf.INP].rows
-               and rows_for(t * ow * c_t, dst.bits, rb) <= em.slots[Buf.OUT].rows]
+        fit = [
+            t
+            for t in range(1, oh + 1)
+            if rows_for(((t - 1) * s + kh) * pw * c_t, src.bits, rb) <= em.slots[Buf.INP].rows
+            and rows_for(t * ow * c_t, dst.bits, rb) <= em.slots[Buf.OUT].rows
+        ]
         if fit or c_t == 1:
             break
         c_t = -(-c_t // 2)
@@ -170,24 +192,63 @@ def _pool(em: Emitter, op, g: Graph, places, cfg: HwConfig) -> None:
             for c0 in range(0, c, c_t):
                 cc = min(c_t, c - c0)
                 slot = em.slots[Buf.INP].take()
-                em.load(Buf.INP, slot, pin.dram_addr + ((img * h + iy0 + top) * w) * c + c0,
-                        ph - top - bottom, w, cc, w * c, c, src.bits, src.mode,
-                        (top, bottom, pl, pr), pad_value)
+                em.load(
+                    Buf.INP,
+                    slot,
+                    pin.dram_addr + ((img * h + iy0 + top) * w) * c + c0,
+                    ph - top - bottom,
+                    w,
+                    cc,
+                    w * c,
+                    c,
+                    src.bits,
+                    src.mode,
+                    (top, bottom, pl, pr),
+                    pad_value,
+                )
                 out_slot = em.slots[Buf.OUT].take()
                 reads = [(Buf.INP, slot, rows_for(ph * pw * cc, src.bits, rb))]
                 if p_slot is not None:
                     reads.append((Buf.PARAM, p_slot, 1))
-                em.compute(Insn(
-                    Op.ALU, alu_op=alu_op, a_buf=Buf.INP, a_addr=em.slots[Buf.INP].base(slot),
-                    b_buf=Buf.INP, b_addr=em.slots[Buf.INP].base(slot), dst_buf=Buf.OUT,
-                    dst_addr=em.slots[Buf.OUT].base(out_slot),
-                    param_addr=em.slots[Buf.PARAM].base(p_slot) if p_slot is not None else 0,
-                    h=ph, w=pw, c=cc, kh=kh, kw=kw, stride=s, in_bits=src.bits,
-                    in_mode=MODE_BY_NAME[src.mode], bits=dst.bits, mode=MODE_BY_NAME[dst.mode],
-                    zp=dst.zero_point, imm=imm),
-                    reads, [(Buf.OUT, out_slot, rows_for(t_oh * ow * cc, dst.bits, rb))])
-                em.store(Buf.OUT, out_slot, pout.dram_addr + ((img * oh + oy0) * ow) * c + c0,
-                         t_oh, ow, cc, ow * c, c, dst.bits, dst.mode)
+                em.compute(
+                    Insn(
+                        Op.ALU,
+                        alu_op=alu_op,
+                        a_buf=Buf.INP,
+                        a_addr=em.slots[Buf.INP].base(slot),
+                        b_buf=Buf.INP,
+                        b_addr=em.slots[Buf.INP].base(slot),
+                        dst_buf=Buf.OUT,
+                        dst_addr=em.slots[Buf.OUT].base(out_slot),
+                        param_addr=em.slots[Buf.PARAM].base(p_slot) if p_slot is not None else 0,
+                        h=ph,
+                        w=pw,
+                        c=cc,
+                        kh=kh,
+                        kw=kw,
+                        stride=s,
+                        in_bits=src.bits,
+                        in_mode=MODE_BY_NAME[src.mode],
+                        bits=dst.bits,
+                        mode=MODE_BY_NAME[dst.mode],
+                        zp=dst.zero_point,
+                        imm=imm,
+                    ),
+                    reads,
+                    [(Buf.OUT, out_slot, rows_for(t_oh * ow * cc, dst.bits, rb))],
+                )
+                em.store(
+                    Buf.OUT,
+                    out_slot,
+                    pout.dram_addr + ((img * oh + oy0) * ow) * c + c0,
+                    t_oh,
+                    ow,
+                    cc,
+                    ow * c,
+                    c,
+                    dst.bits,
+                    dst.mode,
+                )
 
 
 def _concat(em: Emitter, op: Concat, g: Graph, places, cfg: HwConfig) -> None:
@@ -203,8 +264,18 @@ def _concat(em: Emitter, op: Concat, g: Graph, places, cfg: HwConfig) -> None:
                 n = min(step, rows - r0)
                 slot = em.slots[Buf.INP].take()
                 em.load(Buf.INP, slot, pin.dram_addr + r0 * c, 1, n, c, 0, c, src.bits, src.mode)
-                em.store(Buf.INP, slot, pout.dram_addr + r0 * c_out + c_off, 1, n, c, 0, c_out,
-                         src.bits, src.mode)
+                em.store(
+                    Buf.INP,
+                    slot,
+                    pout.dram_addr + r0 * c_out + c_off,
+                    1,
+                    n,
+                    c,
+                    0,
+                    c_out,
+                    src.bits,
+                    src.mode,
+                )
         else:
             _requantize_rows(em, rp, pin, src, pout, dst, rows, c, c_out, c_off)
         c_off += c
@@ -218,22 +289,45 @@ def _requantize_rows(em, rp, pin, src, pout, dst, rows, c, c_out, c_off):
     p_slot = em.slots[Buf.PARAM].take(("concat", p_addr))
     em.load(Buf.PARAM, p_slot, p_addr, 1, c, 3, 3 * c, 3, 32, "signed")
     rb = em.row_bits
-    step = max(1, min(rows, em.slots[Buf.ACC].rows * rb // (32 * c),
-                      em.slots[Buf.OUT].rows * rb // (dst.bits * c), 65535))
+    step = max(
+        1,
+        min(
+            rows,
+            em.slots[Buf.ACC].rows * rb // (32 * c),
+            em.slots[Buf.OUT].rows * rb // (dst.bits * c),
+            65535,
+        ),
+    )
     for r0 in range(0, rows, step):
         n = min(step, rows - r0)
         acc = em.slots[Buf.ACC].take()
         em.load(Buf.ACC, acc, pin.dram_addr + r0 * c, 1, n, c, 0, c, 32, "signed")
         out = em.slots[Buf.OUT].take()
-        em.compute(Insn(
-            Op.RESCALE, acc_addr=em.slots[Buf.ACC].base(acc),
-            param_addr=em.slots[Buf.PARAM].base(p_slot), out_addr=em.slots[Buf.OUT].base(out),
-            m=n, n=c, bits=dst.bits, mode=MODE_BY_NAME[dst.mode], zp=dst.zero_point),
+        em.compute(
+            Insn(
+                Op.RESCALE,
+                acc_addr=em.slots[Buf.ACC].base(acc),
+                param_addr=em.slots[Buf.PARAM].base(p_slot),
+                out_addr=em.slots[Buf.OUT].base(out),
+                m=n,
+                n=c,
+                bits=dst.bits,
+                mode=MODE_BY_NAME[dst.mode],
+                zp=dst.zero_point,
+            ),
             [(Buf.ACC, acc, rows_for(n * c, 32, rb)), (Buf.PARAM, p_slot, rows_for(c, 96, rb))],
-            [(Buf.OUT, out, rows_for(n * c, dst.bits, rb))])
-        em.store(Buf.OUT, out, pout.dram_addr + r0 * c_out + c_off, 1, n, c, 0, c_out,
-                 dst.bits, dst.mode)
+            [(Buf.OUT, out, rows_for(n * c, dst.bits, rb))],
+        )
+        em.store(
+            Buf.OUT, out, pout.dram_addr + r0 * c_out + c_off, 1, n, c, 0, c_out, dst.bits, dst.mode
+        )
 
 
-_EMIT = {Add: _elementwise, Clip: _elementwise, MaxPool: _pool, AvgPool: _pool,
-         GlobalAvgPool: _pool, Concat: _concat}
+_EMIT = {
+    Add: _elementwise,
+    Clip: _elementwise,
+    MaxPool: _pool,
+    AvgPool: _pool,
+    GlobalAvgPool: _pool,
+    Concat: _concat,
+}

@@ -57,8 +57,14 @@ class SparseTensor:
 
     def dense(self, n: int = 1) -> TensorInfo:
         """The [n, c] dense view (for parameter derivation and the vector ops)."""
-        return TensorInfo(self.name, (max(n, 1), self.channels), self.bits, self.mode,
-                          float(self.scale), self.zero_point)
+        return TensorInfo(
+            self.name,
+            (max(n, 1), self.channels),
+            self.bits,
+            self.mode,
+            float(self.scale),
+            self.zero_point,
+        )
 
     @property
     def is_float(self) -> bool:
@@ -92,10 +98,14 @@ class SparseConv(_Weighted):
 
     def geometry(self, groups: int, coeffs) -> dict:
         """Keyword arguments of `accelsim.sparse.kernel_map` for this op."""
-        return {"kernel_size": self.kernel_size, "stride": self.stride, "dilation": self.dilation,
-                    "groups": self.groups if self.groups is not None else groups,
-                    "group_coeffs": tuple(self.group_coeffs if self.group_coeffs is not None
-                                       else coeffs), "transposed": self.transposed}
+        return {
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "dilation": self.dilation,
+            "groups": self.groups if self.groups is not None else groups,
+            "group_coeffs": tuple(self.group_coeffs if self.group_coeffs is not None else coeffs),
+            "transposed": self.transposed,
+        }
 
 
 @dataclass(kw_only=True)
@@ -125,8 +135,10 @@ class SparseToBEV(Op):
     shape: tuple = (1, 1, 1, 1)
 
 
-SPARSE_OP_TYPES = {c.__name__: c for c in (SparseQuantize, SparseConv, SparseReLU, SparseAdd,
-                                           SparseConcat, SparseToBEV)}
+SPARSE_OP_TYPES = {
+    c.__name__: c
+    for c in (SparseQuantize, SparseConv, SparseReLU, SparseAdd, SparseConcat, SparseToBEV)
+}
 HOST_OPS = (SparseQuantize, SparseToBEV)  # run on the host, not lowered to instructions
 
 
@@ -147,18 +159,28 @@ class SparseGraph(NodeLookup):
     def dense_view(self, counts: dict | None = None) -> Graph:
         """Dense [n, c] twin of the tensor table (n from `counts[coord_set]`, default 1)."""
         counts = counts or {}
-        return Graph(self.name, {k: t.dense(counts.get(t.coord_set, 1)) if not t.is_float
-                                 else TensorInfo(k, (1, t.channels), 32, "float")
-                                 for k, t in self.tensors.items()}, [], self.input,
-                     list(self.outputs))
+        return Graph(
+            self.name,
+            {
+                k: t.dense(counts.get(t.coord_set, 1))
+                if not t.is_float
+                else TensorInfo(k, (1, t.channels), 32, "float")
+                for k, t in self.tensors.items()
+            },
+            [],
+            self.input,
+            list(self.outputs),
+        )
 
     def parents(self) -> dict:
         """coord set -> (finer set, stride) for every set made by a strided conv."""
         out = {}
         for n in self.nodes:
             if isinstance(n, SparseConv) and n.stride > 1 and not n.transposed:
-                out[self.tensors[n.output].coord_set] = (self.tensors[n.inputs[0]].coord_set,
-                                                         n.stride)
+                out[self.tensors[n.output].coord_set] = (
+                    self.tensors[n.inputs[0]].coord_set,
+                    n.stride,
+                )
         return out
 
     def validate(self) -> None:
@@ -192,11 +214,11 @@ class SparseGraph(NodeLookup):
                     fail(n, "inputs and output must share one coordinate set")
                 if isinstance(n, (SparseAdd, SparseConcat)):
                     widths = {t.channels for t in ins}
-                    if isinstance(n, SparseAdd) and (len(widths) != 1 or
-                                                     out.channels != ins[0].channels):
+                    if isinstance(n, SparseAdd) and (
+                        len(widths) != 1 or out.channels != ins[0].channels
+                    ):
                         fail(n, "Add needs equal channel counts")
-                    if isinstance(n, SparseConcat) and out.channels != sum(t.channels
-                                                                           for t in ins):
+                    if isinstance(n, SparseConcat) and out.channels != sum(t.channels for t in ins):
                         fail(n, "output channels must be the sum of the inputs'")
                 elif out.channels != ins[0].channels:
                     fail(n, "output channels must equal the input's")
@@ -207,10 +229,8 @@ class SparseGraph(NodeLookup):
     def _check_conv(self, n, src, out, made, dense) -> None:
         n._check_weights(dense, 3)
         k = n.kernel_size
-        if k**3 != n.weight.shape[0] or n.weight.shape[1] != src.channels or \
-                out.channels != n.cout:
-            fail(n, f"weight shape {n.weight.shape} must be [K**3, {src.channels}, "
-                    f"{out.channels}]")
+        if k**3 != n.weight.shape[0] or n.weight.shape[1] != src.channels or out.channels != n.cout:
+            fail(n, f"weight shape {n.weight.shape} must be [K**3, {src.channels}, {out.channels}]")
         if src.zero_point != 0:
             fail(n, f"input {src.name!r} must have zero point 0 (absent voxels add nothing)")
         if src.bits > 8:
@@ -218,16 +238,21 @@ class SparseGraph(NodeLookup):
         if n.transposed:
             parent = self.parents().get(src.coord_set)
             if parent is None or parent[0] != out.coord_set or parent[1] != n.stride:
-                fail(n, f"a transposed conv must return {src.coord_set!r} to the set it was "
-                        f"made from with the same stride")
+                fail(
+                    n,
+                    f"a transposed conv must return {src.coord_set!r} to the set it was "
+                    f"made from with the same stride",
+                )
         elif n.stride == 1:
             if out.coord_set != src.coord_set or k not in (1, 3):
-                fail(n, "a submanifold conv (stride 1) keeps its input's coordinate set and "
-                        "has kernel 1 or 3")
+                fail(
+                    n,
+                    "a submanifold conv (stride 1) keeps its input's coordinate set and "
+                    "has kernel 1 or 3",
+                )
         else:
             if n.stride != 2 or k not in (2, 3) or out.coord_set in made:
-                fail(n, "a strided conv has stride 2, kernel 2 or 3 and makes a new "
-                        "coordinate set")
+                fail(n, "a strided conv has stride 2, kernel 2 or 3 and makes a new coordinate set")
             made.add(out.coord_set)
         if n.groups is not None and (not isinstance(n.groups, int) or n.groups < 1):
             fail(n, f"groups must be None or an integer >= 1, got {n.groups!r}")
@@ -256,13 +281,15 @@ def coord_sets(graph: SparseGraph, coords) -> dict:
         if isinstance(n, SparseConv) and n.stride > 1 and not n.transposed:
             dst = graph.tensors[n.output].coord_set
             if dst not in sets:
-                sets[dst] = sp.downsample_coords(sets[graph.tensors[n.inputs[0]].coord_set],
-                                                 n.stride)
+                sets[dst] = sp.downsample_coords(
+                    sets[graph.tensors[n.inputs[0]].coord_set], n.stride
+                )
     return sets
 
 
-def conv_map(op: SparseConv, graph: SparseGraph, sets: dict, groups: int = 1,
-             group_coeffs=(1, 2, 3)):
+def conv_map(
+    op: SparseConv, graph: SparseGraph, sets: dict, groups: int = 1, group_coeffs=(1, 2, 3)
+):
     """The kernel map of `op` over canonical-order coordinates (cached by accelsim.sparse)."""
     src = sets[graph.tensors[op.inputs[0]].coord_set]
     dst = sets[graph.tensors[op.output].coord_set]
@@ -280,13 +307,23 @@ def _dense_twin(op, graph: SparseGraph):
     if isinstance(op, SparseConcat):
         return Concat(name=op.name, inputs=op.inputs, output=op.output)
     t = graph.tensors[op.output]
-    return Clip(name=op.name, inputs=op.inputs, output=op.output, lo=t.zero_point,
-                hi=t.dense().qrange[1])
+    return Clip(
+        name=op.name, inputs=op.inputs, output=op.output, lo=t.zero_point, hi=t.dense().qrange[1]
+    )
 
 
-def run_sparse_reference(graph: SparseGraph, coords, features, *, groups: int = 1,
-                         group_coeffs=(1, 2, 3), round_mode: str = "single",
-                         mult_bits: int = 32, fast: bool = True, overflow: str = "error"):
+def run_sparse_reference(
+    graph: SparseGraph,
+    coords,
+    features,
+    *,
+    groups: int = 1,
+    group_coeffs=(1, 2, 3),
+    round_mode: str = "single",
+    mult_bits: int = 32,
+    fast: bool = True,
+    overflow: str = "error",
+):
     """Run `graph` exactly in integers on (coords, features); returns (tensors, sets).
 
     coords/features: the sparse input (validated and sorted, see `prepare_input`); features
@@ -311,23 +348,43 @@ def run_sparse_reference(graph: SparseGraph, coords, features, *, groups: int = 
         dst = graph.tensors[op.output]
         if isinstance(op, SparseQuantize):
             fn = quant.quantize_float if fast else quant.quantize_float_ref
-            y = fn(np.asarray(xs[0], np.float64), dst.scale, dst.zero_point, dst.bits,
-                   dst.mode == "signed")
+            y = fn(
+                np.asarray(xs[0], np.float64),
+                dst.scale,
+                dst.zero_point,
+                dst.bits,
+                dst.mode == "signed",
+            )
         elif isinstance(op, SparseConv):
             src = graph.tensors[op.inputs[0]]
             kmap = conv_map(op, graph, sets, groups, group_coeffs)
             fn = sp.conv if fast else sp.conv_ref
-            acc = fn(xs[0], op.weight, kmap, a_bits=src.bits, w_bits=op.w_bits,
-                     a_mode=src.mode, w_mode=op.w_mode, overflow=overflow)
+            acc = fn(
+                xs[0],
+                op.weight,
+                kmap,
+                a_bits=src.bits,
+                w_bits=op.w_bits,
+                a_mode=src.mode,
+                w_mode=op.w_mode,
+                overflow=overflow,
+            )
             p = rescale_params(op, dense, mult_bits)
-            y = (rescale if fast else rescale_ref)(acc, p.bias, p.mult, p.shift,
-                                                   mode=round_mode, mult_bits=mult_bits,
-                                                   **p.kwargs())
+            y = (rescale if fast else rescale_ref)(
+                acc, p.bias, p.mult, p.shift, mode=round_mode, mult_bits=mult_bits, **p.kwargs()
+            )
         elif isinstance(op, SparseToBEV):
             y = sp.to_bev(sets[graph.tensors[op.inputs[0]].coord_set], xs[0], op.shape)
         else:
-            y = run_node(_dense_twin(op, graph), xs, dense, round_mode=round_mode,
-                         mult_bits=mult_bits, fast=fast, overflow=overflow)
+            y = run_node(
+                _dense_twin(op, graph),
+                xs,
+                dense,
+                round_mode=round_mode,
+                mult_bits=mult_bits,
+                fast=fast,
+                overflow=overflow,
+            )
         env[op.output] = y
     return env, sets
 

@@ -102,5 +102,11 @@ def validation_split(data: Dataset, fraction: float = 0.15, seed: int = 1) -> Da
     by `seed`) and whose training split is the rest: for choosing hyperparameters without
     looking at the held-out test images. Named `<name>-val`."""
     train, val = _stratified_split(data.y_train, fraction, seed)
-    return Dataset(f"{data.name}-val", data.x_train[train], data.y_train[train],
-                   data.x_train[val], data.y_train[val], data.classes)
+    return Dataset(
+        f"{data.name}-val",
+        data.x_train[train],
+        data.y_train[train],
+        data.x_train[val],
+        data.y_train[val],
+        data.classes,
+    )

@@ -30,18 +30,34 @@ def _gemm_dict(layer, bn, relu: bool, src: str, shape: tuple) -> dict:
     neg = scale < 0  # negative BN gamma: flip the integers (symmetric/bipolar codes stay in range)
     w_int[:, neg] *= -1
     q_n, q_p = layer.aq.q_n, layer.aq.q_p
-    d = {"name": layer.name, "inputs": [src], "in_shape": tuple(shape),
-             "w_int": w_int.astype(np.int8), "w_bits": layer.wq.bits,
-             "w_mode": "bipolar" if layer.wq.mode == "bipolar" else "signed",
-             "w_scale": np.abs(scale), "w_per_channel": layer.wq.per_channel, "bias": bias,
-             "act_bits": layer.aq.bits, "act_mode": layer.aq.mode,
-             "act_scale": float(layer.aq.step.value[0]), "act_qmin": -q_n, "act_qmax": q_p, "relu": relu}
+    d = {
+        "name": layer.name,
+        "inputs": [src],
+        "in_shape": tuple(shape),
+        "w_int": w_int.astype(np.int8),
+        "w_bits": layer.wq.bits,
+        "w_mode": "bipolar" if layer.wq.mode == "bipolar" else "signed",
+        "w_scale": np.abs(scale),
+        "w_per_channel": layer.wq.per_channel,
+        "bias": bias,
+        "act_bits": layer.aq.bits,
+        "act_mode": layer.aq.mode,
+        "act_scale": float(layer.aq.step.value[0]),
+        "act_qmin": -q_n,
+        "act_qmax": q_p,
+        "relu": relu,
+    }
     if isinstance(layer, Conv2d):
         h, w, _ = shape
         oh = conv_out_size(h, layer.kernel[0], layer.stride[0], layer.padding[0])
         ow = conv_out_size(w, layer.kernel[1], layer.stride[1], layer.padding[1])
-        d.update(type="conv2d", kernel=layer.kernel, stride=layer.stride,
-                 padding=layer.padding, out_shape=(oh, ow, n))
+        d.update(
+            type="conv2d",
+            kernel=layer.kernel,
+            stride=layer.stride,
+            padding=layer.padding,
+            out_shape=(oh, ow, n),
+        )
     else:
         d.update(type="linear", out_shape=(n,))
     return d
@@ -61,31 +77,57 @@ def _export_seq(layers: list, src: str, shape: tuple, out: list):
         elif isinstance(layer, Residual):
             body_name, _ = _export_seq(layer.body, src, shape, out)
             relu = isinstance(nxt, ReLU)
-            d = {"type": "add", "name": f"add_{layer.name}", "inputs": [src, body_name],
-                     "in_shape": tuple(shape), "out_shape": tuple(shape), "relu": relu}
+            d = {
+                "type": "add",
+                "name": f"add_{layer.name}",
+                "inputs": [src, body_name],
+                "in_shape": tuple(shape),
+                "out_shape": tuple(shape),
+                "relu": relu,
+            }
             aq = getattr(layer.body[0], "aq", None)
             if aq is not None:  # the skip operand is x on the body's input grid (`Residual`)
-                d.update(skip_act_scale=float(aq.step.value[0]), skip_qmin=-aq.q_n,
-                         skip_qmax=aq.q_p)
+                d.update(
+                    skip_act_scale=float(aq.step.value[0]), skip_qmin=-aq.q_n, skip_qmax=aq.q_p
+                )
             i += 1 + relu
         elif isinstance(layer, MaxPool2d):
             h, w, c = shape
             oh = conv_out_size(h, layer.kernel[0], layer.stride[0], layer.padding[0])
             ow = conv_out_size(w, layer.kernel[1], layer.stride[1], layer.padding[1])
-            d = {"type": "maxpool", "name": layer.name, "inputs": [src], "in_shape": tuple(shape),
-                     "out_shape": (oh, ow, c), "kernel": layer.kernel, "stride": layer.stride,
-                     "padding": layer.padding, "relu": False}
+            d = {
+                "type": "maxpool",
+                "name": layer.name,
+                "inputs": [src],
+                "in_shape": tuple(shape),
+                "out_shape": (oh, ow, c),
+                "kernel": layer.kernel,
+                "stride": layer.stride,
+                "padding": layer.padding,
+                "relu": False,
+            }
             i += 1
         elif isinstance(layer, (GlobalAvgPool, Flatten, ReLU)):
             kind = {GlobalAvgPool: "global_avgpool", Flatten: "flatten", ReLU: "relu"}[type(layer)]
-            out_shape = {"global_avgpool": (shape[-1],), "flatten": (int(np.prod(shape)),),
-                         "relu": tuple(shape)}[kind]
-            d = {"type": kind, "name": layer.name, "inputs": [src], "in_shape": tuple(shape),
-                     "out_shape": out_shape, "relu": kind == "relu"}
+            out_shape = {
+                "global_avgpool": (shape[-1],),
+                "flatten": (int(np.prod(shape)),),
+                "relu": tuple(shape),
+            }[kind]
+            d = {
+                "type": kind,
+                "name": layer.name,
+                "inputs": [src],
+                "in_shape": tuple(shape),
+                "out_shape": out_shape,
+                "relu": kind == "relu",
+            }
             i += 1
         else:
-            raise AccelsimError(f"export: layer {layer.name} ({type(layer).__name__}) must follow "
-                                "a Linear or Conv2d to be folded")
+            raise AccelsimError(
+                f"export: layer {layer.name} ({type(layer).__name__}) must follow "
+                "a Linear or Conv2d to be folded"
+            )
         out.append(d)
         src, shape = d["name"], d["out_shape"]
     return src, shape
@@ -122,8 +164,16 @@ def export_layers(model: Model) -> list[dict]:
     if not model.spec.get("quant"):
         raise AccelsimError("export: model is not quantized (train with method lsq or ulq)")
     shape = tuple(model.spec["in_shape"])
-    out = [{"type": "input", "name": "input", "inputs": [], "in_shape": shape, "out_shape": shape,
-                "relu": False}]
+    out = [
+        {
+            "type": "input",
+            "name": "input",
+            "inputs": [],
+            "in_shape": shape,
+            "out_shape": shape,
+            "relu": False,
+        }
+    ]
     _export_seq(model.layers, "input", shape, out)
     return out
 
@@ -181,8 +231,9 @@ def run_exported(layers: list[dict], x: np.ndarray) -> np.ndarray:
 def fake_quant_logits(model: Model, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """Logits of the quantized model on `x` with fake quantization, eval mode, BN folded."""
     layers = export_layers(model)
-    return np.concatenate([run_exported(layers, x[i : i + batch_size])
-                           for i in range(0, len(x), batch_size)])
+    return np.concatenate(
+        [run_exported(layers, x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    )
 
 
 def fake_quant_predict(model: Model, x: np.ndarray) -> np.ndarray:
@@ -191,7 +242,8 @@ def fake_quant_predict(model: Model, x: np.ndarray) -> np.ndarray:
 
 
 def int_range(bits: int, mode: str) -> tuple[int, int]:
-    """(min, max) integer of an operand with `bits` and hardware `mode` (signed/unsigned/bipolar)."""
+    """(min, max) integer of an operand with `bits` and hardware `mode`
+    (signed/unsigned/bipolar)."""
     if mode == "signed":
         q_n, q_p = q_range(bits, "signed")
         return -q_n, q_p

@@ -155,8 +155,17 @@ class Linear(_QuantGemm):
 class Conv2d(_QuantGemm):
     """2D convolution on NHWC as implicit GEMM; weight [KH*KW*Cin, Cout], K order (kh,kw,cin)."""
 
-    def __init__(self, cin: int, cout: int, kernel=3, stride=1, padding=0, bias: bool = True,
-                 rng=None, dtype=np.float32):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel=3,
+        stride=1,
+        padding=0,
+        bias: bool = True,
+        rng=None,
+        dtype=np.float32,
+    ):
         self.kernel, self.stride, self.padding = _pair(kernel), _pair(stride), _pair(padding)
         k = self.kernel[0] * self.kernel[1] * cin
         super().__init__(k, cout, bias, rng if rng is not None else np.random.default_rng(0), dtype)
@@ -190,8 +199,7 @@ class BatchNorm(Module):
     folds into the preceding GEMM's per-channel weight scale and bias (`fold.fold_bn`).
     """
 
-    def __init__(self, channels: int, momentum: float = 0.1, eps: float = 1e-5,
-                 dtype=np.float32):
+    def __init__(self, channels: int, momentum: float = 0.1, eps: float = 1e-5, dtype=np.float32):
         self.gamma = Param(np.ones(channels, dtype=dtype), decay=False)
         self.beta = Param(np.zeros(channels, dtype=dtype), decay=False)
         self.running_mean = np.zeros(channels, dtype=np.float64)

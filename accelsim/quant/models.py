@@ -89,12 +89,23 @@ def _name_and_sign(layers: list, counts: dict, signed: bool) -> bool:
 
 
 def _conv_block(cin, cout, rng, dtype, stride=1):
-    return [Conv2d(cin, cout, 3, stride, 1, bias=False, rng=rng, dtype=dtype),
-            BatchNorm(cout, dtype=dtype), ReLU()]
+    return [
+        Conv2d(cin, cout, 3, stride, 1, bias=False, rng=rng, dtype=dtype),
+        BatchNorm(cout, dtype=dtype),
+        ReLU(),
+    ]
 
 
-def cnn(in_shape=(8, 8, 1), classes: int = 10, channels=(16, 32), pools=None,
-        head: str = "flatten", residual: bool = False, seed: int = 0, dtype=np.float32) -> Model:
+def cnn(
+    in_shape=(8, 8, 1),
+    classes: int = 10,
+    channels=(16, 32),
+    pools=None,
+    head: str = "flatten",
+    residual: bool = False,
+    seed: int = 0,
+    dtype=np.float32,
+) -> Model:
     """Small CNN: per entry of `channels` a conv3x3 (pad 1, no bias) + BN + ReLU, then a 2x2 max
     pool where `pools` says (default: pool every block for 28x28 input, only the last for 8x8);
     `residual` adds a two-conv residual block after the first conv; the head is flatten (NHWC
@@ -108,7 +119,9 @@ def cnn(in_shape=(8, 8, 1), classes: int = 10, channels=(16, 32), pools=None,
         layers += _conv_block(cin, c, rng, dtype)
         if residual and i == 0:
             body = _conv_block(c, c, rng, dtype) + [
-                Conv2d(c, c, 3, 1, 1, bias=False, rng=rng, dtype=dtype), BatchNorm(c, dtype=dtype)]
+                Conv2d(c, c, 3, 1, 1, bias=False, rng=rng, dtype=dtype),
+                BatchNorm(c, dtype=dtype),
+            ]
             layers += [Residual(body), ReLU()]
         if pools[i]:
             layers.append(MaxPool2d(2))
@@ -120,24 +133,42 @@ def cnn(in_shape=(8, 8, 1), classes: int = 10, channels=(16, 32), pools=None,
         layers += [Flatten(), Linear(h * w * cin, classes, rng=rng, dtype=dtype)]
     else:
         raise AccelsimError(f"cnn head: expected 'flatten' or 'gap', got {head!r}")
-    spec = {"arch": "cnn", "in_shape": list(in_shape), "classes": classes, "channels": list(channels),
-                "pools": [bool(p) for p in pools], "head": head, "residual": residual, "seed": seed}
+    spec = {
+        "arch": "cnn",
+        "in_shape": list(in_shape),
+        "classes": classes,
+        "channels": list(channels),
+        "pools": [bool(p) for p in pools],
+        "head": head,
+        "residual": residual,
+        "seed": seed,
+    }
     _name_and_sign(layers, {}, signed=False)
     return Model(layers, spec)
 
 
-def mlp(in_shape=(8, 8, 1), classes: int = 10, hidden=(256, 128), seed: int = 0,
-        dtype=np.float32) -> Model:
+def mlp(
+    in_shape=(8, 8, 1), classes: int = 10, hidden=(256, 128), seed: int = 0, dtype=np.float32
+) -> Model:
     """MLP: flatten, then per entry of `hidden` a Linear (no bias) + BN + ReLU, then Linear."""
     rng = np.random.default_rng(seed)
     k = int(np.prod(in_shape))
     layers = [Flatten()]
     for n in hidden:
-        layers += [Linear(k, n, bias=False, rng=rng, dtype=dtype), BatchNorm(n, dtype=dtype), ReLU()]
+        layers += [
+            Linear(k, n, bias=False, rng=rng, dtype=dtype),
+            BatchNorm(n, dtype=dtype),
+            ReLU(),
+        ]
         k = n
     layers.append(Linear(k, classes, rng=rng, dtype=dtype))
-    spec = {"arch": "mlp", "in_shape": list(in_shape), "classes": classes, "hidden": list(hidden),
-                "seed": seed}
+    spec = {
+        "arch": "mlp",
+        "in_shape": list(in_shape),
+        "classes": classes,
+        "hidden": list(hidden),
+        "seed": seed,
+    }
     _name_and_sign(layers, {}, signed=False)
     return Model(layers, spec)
 
@@ -157,8 +188,9 @@ def build_model(spec: dict) -> Model:
     return fold_batchnorm(model) if spec.get("folded") else model
 
 
-def quantize(model: Model, w_bits: int, a_bits: int, first_a_bits: int = 8,
-             per_channel: bool = True) -> Model:
+def quantize(
+    model: Model, w_bits: int, a_bits: int, first_a_bits: int = 8, per_channel: bool = True
+) -> Model:
     """A copy of `model` with LSQ quantizers on every Linear/Conv2d (see module docstring).
 
     Steps initialise from the first forward pass (`calibrate`). On an already quantized model
@@ -168,12 +200,24 @@ def quantize(model: Model, w_bits: int, a_bits: int, first_a_bits: int = 8,
     for i, layer in enumerate(q.gemms()):
         layer.wq = LsqQuantizer(w_bits, weight_mode(w_bits), "weight", per_channel)
         if i == 0:
-            layer.aq = LsqQuantizer(first_a_bits, "unsigned", "act",
-                                    init_step=1.0 / (2**first_a_bits - 1), trainable=False)
+            layer.aq = LsqQuantizer(
+                first_a_bits,
+                "unsigned",
+                "act",
+                init_step=1.0 / (2**first_a_bits - 1),
+                trainable=False,
+            )
         else:
             layer.aq = LsqQuantizer(a_bits, "signed" if layer.in_signed else "unsigned", "act")
-    q.spec = dict(model.spec, quant={"w_bits": w_bits, "a_bits": a_bits,
-                                         "first_a_bits": first_a_bits, "per_channel": per_channel})
+    q.spec = dict(
+        model.spec,
+        quant={
+            "w_bits": w_bits,
+            "a_bits": a_bits,
+            "first_a_bits": first_a_bits,
+            "per_channel": per_channel,
+        },
+    )
     return q
 
 

@@ -12,10 +12,21 @@ import numpy as np
 class SGD:
     """SGD with (optionally Nesterov) momentum: v = mu*v + g; p -= lr*v (or lr*(g + mu*v))."""
 
-    def __init__(self, params: list, lr: float, momentum: float = 0.9,
-                 weight_decay: float = 0.0, nesterov: bool = False):
+    def __init__(
+        self,
+        params: list,
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ):
         self.params = list(params)
-        self.lr, self.momentum, self.weight_decay, self.nesterov = lr, momentum, weight_decay, nesterov
+        self.lr, self.momentum, self.weight_decay, self.nesterov = (
+            lr,
+            momentum,
+            weight_decay,
+            nesterov,
+        )
         self._vel = [np.zeros_like(p.value) for p in self.params]
 
     def zero_grad(self) -> None:
@@ -37,8 +48,14 @@ class SGD:
 class Adam:
     """Adam (Kingma and Ba) with bias correction; weight decay is added to the gradient."""
 
-    def __init__(self, params: list, lr: float, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0):
+    def __init__(
+        self,
+        params: list,
+        lr: float,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
         self.params = list(params)
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
         self._m = [np.zeros_like(p.value) for p in self.params]
@@ -64,8 +81,9 @@ class Adam:
             p.value -= (self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps)).astype(p.value.dtype)
 
 
-def cosine_lr(step: int, total_steps: int, base_lr: float, warmup_steps: int = 0,
-              final_lr: float = 0.0) -> float:
+def cosine_lr(
+    step: int, total_steps: int, base_lr: float, warmup_steps: int = 0, final_lr: float = 0.0
+) -> float:
     """Learning rate at `step` (0-based): linear warm-up, then cosine decay to `final_lr`."""
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps

@@ -93,8 +93,15 @@ class LsqQuantizer:
     `set_bits` changes the width and re-initialises it on the next forward.
     """
 
-    def __init__(self, bits: int, mode: str, kind: str = "act", per_channel: bool = False,
-                 init_step: float | None = None, trainable: bool = True):
+    def __init__(
+        self,
+        bits: int,
+        mode: str,
+        kind: str = "act",
+        per_channel: bool = False,
+        init_step: float | None = None,
+        trainable: bool = True,
+    ):
         if kind not in ("weight", "act"):
             raise ValueError(f"quantizer kind must be 'weight' or 'act', got {kind!r}")
         self.kind = kind

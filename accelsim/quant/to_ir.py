@@ -16,8 +16,8 @@ lowering runs on the machine:
   global average pool) have no trained quantizer. They get `free_bits` (16, the widest RESCALE
   output) with the smallest power-of-two step that covers their range: the largest |value|
   over `calib_x` times `CALIB_MARGIN` (clamped to the worst-case bound), or the worst-case
-  bound from the integer ranges if no calibration data is given. The logits are signed; argmax over their integers is
-  the machine's predicted class.
+  bound from the integer ranges if no calibration data is given. The logits are signed;
+  argmax over their integers is the machine's predicted class.
 - `MaxPool`, `GlobalAvgPool` (+ `Flatten` to [N, C]), `Flatten`, residual `Add`, and `Clip`
   for a standalone ReLU.
 

@@ -79,11 +79,13 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.fold_train not in ("all", "bias"):
-            raise ValueError(f"TrainConfig.fold_train must be 'all' or 'bias', got "
-                             f"{self.fold_train!r}")
+            raise ValueError(
+                f"TrainConfig.fold_train must be 'all' or 'bias', got {self.fold_train!r}"
+            )
         if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"TrainConfig.optimizer must be 'sgd' or 'adam', got "
-                             f"{self.optimizer!r}")
+            raise ValueError(
+                f"TrainConfig.optimizer must be 'sgd' or 'adam', got {self.optimizer!r}"
+            )
 
 
 def ulq_stages(w_bits: int, a_bits: int, start_bits: int = 8) -> list[tuple[int, int]]:
@@ -140,8 +142,21 @@ def _clip_grad_norm(params: list, max_norm: float | None) -> float:
     return norm
 
 
-def _fit(model, data, epochs, lr, weight_decay, cfg, rng, desc, progress,
-         teacher=None, lam=0.0, warmup_epochs=0.0, params=None):
+def _fit(
+    model,
+    data,
+    epochs,
+    lr,
+    weight_decay,
+    cfg,
+    rng,
+    desc,
+    progress,
+    teacher=None,
+    lam=0.0,
+    warmup_epochs=0.0,
+    params=None,
+):
     """Train `model` in place (only `params` if given); returns (losses per epoch, images seen,
     interrupted)."""
     n = len(data.x_train)
@@ -204,9 +219,18 @@ def _build(model, data: Dataset, seed: int, cfg: TrainConfig) -> Model:
     raise AccelsimError(f"train: model must be 'mlp' or 'cnn', got {model!r}")
 
 
-def train(dataset="digits", model="cnn", method: str = "fp", a_bits: int = 8, w_bits: int = 8,
-          epochs: int = 30, seed: int = 0, progress: bool = True,
-          config: TrainConfig | None = None, teacher: Model | None = None):
+def train(
+    dataset="digits",
+    model="cnn",
+    method: str = "fp",
+    a_bits: int = 8,
+    w_bits: int = 8,
+    epochs: int = 30,
+    seed: int = 0,
+    progress: bool = True,
+    config: TrainConfig | None = None,
+    teacher: Model | None = None,
+):
     """Train a digit classifier; returns (model, metrics).
 
     dataset: "digits" | "mnist" or a `Dataset`. model: "mlp" | "cnn" or a fresh `Model`.
@@ -232,28 +256,55 @@ def _blas_limit(threads: int):
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        raise AccelsimError("train: threadpoolctl is missing; install the training extras with "
-                            "pip install -e '.[data]'") from None
+        raise AccelsimError(
+            "train: threadpoolctl is missing; install the training extras with "
+            "pip install -e '.[data]'"
+        ) from None
     return threadpool_limits(limits=threads, user_api="blas")
 
 
 def _train(dataset, model, method, a_bits, w_bits, epochs, seed, progress, cfg, teacher):
     data = load_dataset(dataset) if isinstance(dataset, str) else dataset
     t0 = time.perf_counter()
-    metrics = {"dataset": data.name, "model": model if isinstance(model, str) else model.spec["arch"],
-                   "method": method, "epochs": epochs, "seed": seed, "config": asdict(cfg),
-                   "w_bits": None if method == "fp" else w_bits,
-                   "a_bits": None if method == "fp" else a_bits, "stages": [], "images_seen": 0}
+    metrics = {
+        "dataset": data.name,
+        "model": model if isinstance(model, str) else model.spec["arch"],
+        "method": method,
+        "epochs": epochs,
+        "seed": seed,
+        "config": asdict(cfg),
+        "w_bits": None if method == "fp" else w_bits,
+        "a_bits": None if method == "fp" else a_bits,
+        "stages": [],
+        "images_seen": 0,
+    }
     interrupted = False
     rng = np.random.default_rng(seed)
     if method == "fp" or teacher is None:
         net = _build(model, data, seed, cfg)
         n_ep = epochs if method == "fp" else cfg.fp_epochs
-        losses, seen, interrupted = _fit(net, data, n_ep, cfg.fp_lr, cfg.fp_weight_decay, cfg, rng,
-                                         "fp", progress, warmup_epochs=cfg.warmup_epochs)
+        losses, seen, interrupted = _fit(
+            net,
+            data,
+            n_ep,
+            cfg.fp_lr,
+            cfg.fp_weight_decay,
+            cfg,
+            rng,
+            "fp",
+            progress,
+            warmup_epochs=cfg.warmup_epochs,
+        )
         metrics["images_seen"] += seen
-        metrics["stages"].append({"w_bits": None, "a_bits": None, "epochs": n_ep, "losses": losses,
-                                      "test_accuracy": accuracy(net, data.x_test, data.y_test)})
+        metrics["stages"].append(
+            {
+                "w_bits": None,
+                "a_bits": None,
+                "epochs": n_ep,
+                "losses": losses,
+                "test_accuracy": accuracy(net, data.x_test, data.y_test),
+            }
+        )
         teacher = net
     metrics["teacher_test_accuracy"] = accuracy(teacher, data.x_test, data.y_test)
     net = teacher
@@ -273,12 +324,29 @@ def _train(dataset, model, method, a_bits, w_bits, epochs, seed, progress, cfg, 
             calib = data.x_train[np.random.default_rng([seed, i]).permutation(len(data.x_train))]
             calibrate(net, calib[: 4 * cfg.batch_size])
             srng = np.random.default_rng([seed, i + 1])
-            losses, seen, interrupted = _fit(net, data, n_ep, cfg.q_lr, cfg.q_weight_decay, cfg,
-                                             srng, f"{method} W{w}A{a}", progress,
-                                             teacher=teacher if lam > 0 else None, lam=lam)
+            losses, seen, interrupted = _fit(
+                net,
+                data,
+                n_ep,
+                cfg.q_lr,
+                cfg.q_weight_decay,
+                cfg,
+                srng,
+                f"{method} W{w}A{a}",
+                progress,
+                teacher=teacher if lam > 0 else None,
+                lam=lam,
+            )
             metrics["images_seen"] += seen
-            metrics["stages"].append({"w_bits": w, "a_bits": a, "epochs": n_ep, "losses": losses,
-                                          "test_accuracy": accuracy(net, data.x_test, data.y_test)})
+            metrics["stages"].append(
+                {
+                    "w_bits": w,
+                    "a_bits": a,
+                    "epochs": n_ep,
+                    "losses": losses,
+                    "test_accuracy": accuracy(net, data.x_test, data.y_test),
+                }
+            )
             if interrupted:
                 break
         # Interrupted or not, the model handed out is folded: it is the one the machine runs.
@@ -286,20 +354,40 @@ def _train(dataset, model, method, a_bits, w_bits, epochs, seed, progress, cfg, 
         losses = []
         if cfg.fold_epochs > 0 and not interrupted:
             srng = np.random.default_rng([seed, len(plan) + 1])
-            losses, seen, interrupted = _fit(net, data, cfg.fold_epochs, cfg.fold_lr,
-                                             cfg.q_weight_decay, cfg, srng,
-                                             f"{method} W{w_bits}A{a_bits} folded", progress,
-                                             teacher=teacher if lam > 0 else None, lam=lam,
-                                             params=_fold_params(net, cfg.fold_train))
+            losses, seen, interrupted = _fit(
+                net,
+                data,
+                cfg.fold_epochs,
+                cfg.fold_lr,
+                cfg.q_weight_decay,
+                cfg,
+                srng,
+                f"{method} W{w_bits}A{a_bits} folded",
+                progress,
+                teacher=teacher if lam > 0 else None,
+                lam=lam,
+                params=_fold_params(net, cfg.fold_train),
+            )
             metrics["images_seen"] += seen
         q = net.spec["quant"]  # the target widths unless Ctrl-C came in an earlier stage
-        metrics["stages"].append({"w_bits": q["w_bits"], "a_bits": q["a_bits"], "folded": True,
-                                      "epochs": len(losses), "losses": losses,
-                                      "test_accuracy": accuracy(net, data.x_test, data.y_test)})
+        metrics["stages"].append(
+            {
+                "w_bits": q["w_bits"],
+                "a_bits": q["a_bits"],
+                "folded": True,
+                "epochs": len(losses),
+                "losses": losses,
+                "test_accuracy": accuracy(net, data.x_test, data.y_test),
+            }
+        )
     seconds = time.perf_counter() - t0
     test_loss, _ = cross_entropy(net.logits(data.x_test), data.y_test)
-    metrics.update(test_accuracy=accuracy(net, data.x_test, data.y_test), test_loss=test_loss,
-                   train_accuracy=accuracy(net, data.x_train, data.y_train),
-                   seconds=seconds, images_per_s=metrics["images_seen"] / max(seconds, 1e-9),
-                   interrupted=interrupted)
+    metrics.update(
+        test_accuracy=accuracy(net, data.x_test, data.y_test),
+        test_loss=test_loss,
+        train_accuracy=accuracy(net, data.x_train, data.y_train),
+        seconds=seconds,
+        images_per_s=metrics["images_seen"] / max(seconds, 1e-9),
+        interrupted=interrupted,
+    )
     return net, metrics

@@ -58,8 +58,8 @@ def _check_operand(arr, name, bits, mode):
         amin, amax = int(a.min()), int(a.max())
         if amin < lo or amax > hi or (mode == "bipolar" and (a == 0).any()):
             raise SparseInputError(
-                f"{name}: values span [{amin}, {amax}], outside {mode} {bits}-bit range [{lo}, {hi}]"
-                + (" (bipolar values are -1 or +1)" if mode == "bipolar" else "")
+                f"{name}: values span [{amin}, {amax}], outside {mode} {bits}-bit range "
+                f"[{lo}, {hi}]" + (" (bipolar values are -1 or +1)" if mode == "bipolar" else "")
             )
         return a, max(abs(amin), abs(amax))
     return a, 0

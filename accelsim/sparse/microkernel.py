@@ -2,9 +2,10 @@
 
 `acc_dot_f32(x, w, acc)` adds `x @ w` (x [c_in] of any integer or float dtype, w float32
 [c_in, c_out], both C-contiguous) into the int32 accumulator row `acc` [c_out]; x elements
-are converted to float32 as they are loaded, so int8 activations are gathered 1 byte each. The operands hold small integers
-and the caller guarantees c_in * max|x| * max|w| <= 2**24, so every float32 partial sum is an
-exact integer and the conversion to int32 loses nothing.
+are converted to float32 as they are loaded, so int8 activations are gathered 1 byte each.
+The operands hold small integers and the caller guarantees
+c_in * max|x| * max|w| <= 2**24, so every float32 partial sum is an exact integer and the
+conversion to int32 loses nothing.
 
 The inner loop is a register-blocked LLVM vector kernel: 8, 4, 2 or 1 vectors of 8 output
 channels stay in registers while the input channels stream past (one broadcast and one

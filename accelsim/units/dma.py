@@ -4,7 +4,8 @@ Cost of one transfer of a block d0 x d1 x d2 at `bits` per element (rows = d0*d1
 padding is generated on chip and never read from DRAM)::
 
     cycles = latency_cycles + data_cycles
-    data_cycles = rows * ceil(ceil(cols*bits/8) / burst_bytes) * ceil(burst_bytes / bw_bytes_per_cycle)
+    data_cycles = rows * ceil(ceil(cols*bits/8) / burst_bytes)
+                  * ceil(burst_bytes / bw_bytes_per_cycle)
 
 DRAM contention. The two engines share one DRAM data bus. A transfer first spends
 `latency_cycles` (request to first data; these overlap freely with the other engine's
@@ -30,7 +31,6 @@ from accelsim.errors import AccelsimError
 from accelsim.isa import MODE_NAMES, Buf, Mode, Unit
 from accelsim.program import value_bounds
 from accelsim.units.base import DRAM, SRAM_READ, SRAM_WRITE, UnitBase
-
 
 
 def dma_data_cycles(cfg, rows: int, cols: int, bits: int) -> int:
@@ -113,9 +113,11 @@ class _DmaEngine(UnitBase):
         lo, hi = value_bounds(insn.bits, MODE_NAMES[Mode(insn.mode)])
         if values.size and (values.min() < lo or values.max() > hi):
             bad = values[(values < lo) | (values > hi)].flat[0]
-            raise AccelsimError(f"insn {insn.index} {insn.op.name}: {what} value {bad} is outside "
-                                f"the {insn.bits}-bit {MODE_NAMES[Mode(insn.mode)]} range "
-                                f"[{lo}, {hi}]")
+            raise AccelsimError(
+                f"insn {insn.index} {insn.op.name}: {what} value {bad} is outside "
+                f"the {insn.bits}-bit {MODE_NAMES[Mode(insn.mode)]} range "
+                f"[{lo}, {hi}]"
+            )
 
 
 class LoadEngine(_DmaEngine):
@@ -125,12 +127,18 @@ class LoadEngine(_DmaEngine):
 
     def profile(self, insn):
         f = insn.f
-        n = ((f["d0"] + f["pad_top"] + f["pad_bottom"]) *
-             (f["d1"] + f["pad_left"] + f["pad_right"]) * f["d2"])
+        n = (
+            (f["d0"] + f["pad_top"] + f["pad_bottom"])
+            * (f["d1"] + f["pad_left"] + f["pad_right"])
+            * f["d2"]
+        )
         cyc, nbytes, rows, extent = self._profile(f, n)
         buf = f["buf"]
-        return cyc, ((buf, "sram_addr", rows, True), (DRAM, "dram_addr", extent, False)), (
-            ("dram_read_bytes", nbytes), (SRAM_WRITE[buf], rows * self.row_bits))
+        return (
+            cyc,
+            ((buf, "sram_addr", rows, True), (DRAM, "dram_addr", extent, False)),
+            (("dram_read_bytes", nbytes), (SRAM_WRITE[buf], rows * self.row_bits)),
+        )
 
     def run(self, insn, mem):
         block = mem.dram[block_indices(insn)]
@@ -152,8 +160,11 @@ class StoreEngine(_DmaEngine):
         f = insn.f
         cyc, nbytes, rows, extent = self._profile(f, f["d0"] * f["d1"] * f["d2"])
         buf = f["buf"]
-        return cyc, ((buf, "sram_addr", rows, False), (DRAM, "dram_addr", extent, True)), (
-            ("dram_write_bytes", nbytes), (SRAM_READ[buf], rows * self.row_bits))
+        return (
+            cyc,
+            ((buf, "sram_addr", rows, False), (DRAM, "dram_addr", extent, True)),
+            (("dram_write_bytes", nbytes), (SRAM_READ[buf], rows * self.row_bits)),
+        )
 
     def run(self, insn, mem):
         n = insn.d0 * insn.d1 * insn.d2

@@ -42,7 +42,6 @@ from accelsim.kernels.gemm import gemm, im2col
 from accelsim.units.base import UnitBase
 
 
-
 def _round_pow2(bits: int) -> int:
     return 1 if bits <= 1 else 2 if bits <= 2 else 4 if bits <= 4 else 8
 
@@ -63,8 +62,9 @@ def precision(cfg, a_bits: int, w_bits: int) -> tuple[int, int]:
     return 1, 1
 
 
-def matmul_cycles(cfg, m: int, k: int, n: int, a_bits: int = 8, w_bits: int = 8,
-                  dataflow: str | None = None) -> int:
+def matmul_cycles(
+    cfg, m: int, k: int, n: int, a_bits: int = 8, w_bits: int = 8, dataflow: str | None = None
+) -> int:
     """Cycles of one (m x k) . (k x n) GEMM on the configured array (module docstring)."""
     mm = cfg.matmul
     f, passes = precision(cfg, a_bits, w_bits)
@@ -109,8 +109,10 @@ def conv_patch(insn) -> tuple[int, int, int]:
     s, d = f["stride"], f["dilation"]
     ph = (oh - 1) * s + (f["kh"] - 1) * d + 1
     if (f["ow"] - 1) * s + (f["kw"] - 1) * d + 1 > f["patch_w"]:
-        raise IsaError(f"insn {insn.index} GEMM: ow = {f['ow']} needs a wider patch than "
-                       f"patch_w = {f['patch_w']}")
+        raise IsaError(
+            f"insn {insn.index} GEMM: ow = {f['ow']} needs a wider patch than "
+            f"patch_w = {f['patch_w']}"
+        )
     return ph, f["patch_w"], cin
 
 
@@ -146,18 +148,25 @@ class Matmul(UnitBase):
         ri, rw = operand_reads(self.cfg, m, k, n)
         acc_bits = acc_rows * rb
         if f["reset"]:
-            accesses = ((Buf.INP, "inp_addr", inp_rows, False),
-                        (Buf.WGT, "wgt_addr", wgt_rows, False),
-                        (Buf.ACC, "acc_addr", acc_rows, True))
+            accesses = (
+                (Buf.INP, "inp_addr", inp_rows, False),
+                (Buf.WGT, "wgt_addr", wgt_rows, False),
+                (Buf.ACC, "acc_addr", acc_rows, True),
+            )
         else:
-            accesses = ((Buf.INP, "inp_addr", inp_rows, False),
-                        (Buf.WGT, "wgt_addr", wgt_rows, False),
-                        (Buf.ACC, "acc_addr", acc_rows, False),
-                        (Buf.ACC, "acc_addr", acc_rows, True))
-        counts = ((f"macs_{a}x{w}", m * k * n), ("sram_read_bits_inp", ri * inp_rows * rb),
-                  ("sram_read_bits_wgt", rw * wgt_rows * rb),
-                  ("sram_read_bits_acc", 0 if f["reset"] else acc_bits),
-                  ("sram_write_bits_acc", acc_bits))
+            accesses = (
+                (Buf.INP, "inp_addr", inp_rows, False),
+                (Buf.WGT, "wgt_addr", wgt_rows, False),
+                (Buf.ACC, "acc_addr", acc_rows, False),
+                (Buf.ACC, "acc_addr", acc_rows, True),
+            )
+        counts = (
+            (f"macs_{a}x{w}", m * k * n),
+            ("sram_read_bits_inp", ri * inp_rows * rb),
+            ("sram_read_bits_wgt", rw * wgt_rows * rb),
+            ("sram_read_bits_acc", 0 if f["reset"] else acc_bits),
+            ("sram_write_bits_acc", acc_bits),
+        )
         return cyc, accesses, counts
 
     def run(self, insn, mem):
@@ -166,24 +175,29 @@ class Matmul(UnitBase):
         who = f"insn {insn.index} GEMM"
         x = mem.read(Buf.INP, f["inp_addr"], inp_elems(insn), f["a_bits"], who)
         w = mem.read(Buf.WGT, f["wgt_addr"], k * n, f["w_bits"], who).reshape(k, n)
-        acc = None if f["reset"] else mem.read(Buf.ACC, f["acc_addr"], m * n, 32,
-                                               who).reshape(m, n)
-        kw = dict(a_bits=f["a_bits"], w_bits=f["w_bits"], a_mode=MODE_NAMES[f["a_mode"]],
-                  w_mode=MODE_NAMES[f["w_mode"]], overflow=self.cfg.matmul.overflow)
+        acc = None if f["reset"] else mem.read(Buf.ACC, f["acc_addr"], m * n, 32, who).reshape(m, n)
+        kw = dict(
+            a_bits=f["a_bits"],
+            w_bits=f["w_bits"],
+            a_mode=MODE_NAMES[f["a_mode"]],
+            w_mode=MODE_NAMES[f["w_mode"]],
+            overflow=self.cfg.matmul.overflow,
+        )
         if f["conv"]:
             ph, pw, cin = conv_patch(insn)
             patch = x.reshape(ph, pw, cin)
             cols = im2col(patch, f["kh"], f["kw"], f["stride"], f["dilation"])
             ow_full = (pw - (f["kw"] - 1) * f["dilation"] - 1) // f["stride"] + 1
             if ow_full != f["ow"]:  # patch wider than needed: keep the first ow columns
-                cols = cols.reshape(-1, ow_full, cols.shape[1])[:, :f["ow"]].reshape(m, -1)
+                cols = cols.reshape(-1, ow_full, cols.shape[1])[:, : f["ow"]].reshape(m, -1)
             x = cols
         if f["depthwise"]:
             x = x.reshape(m, k, n)
             out = np.empty((m, n), np.int32)
             for j in range(n):  # one column of the array per channel
-                out[:, j:j + 1] = gemm(x[:, :, j], w[:, j:j + 1],
-                                       None if acc is None else acc[:, j:j + 1], **kw)
+                out[:, j : j + 1] = gemm(
+                    x[:, :, j], w[:, j : j + 1], None if acc is None else acc[:, j : j + 1], **kw
+                )
         else:
             out = gemm(x.reshape(m, k), w, acc, **kw)
         mem.write(Buf.ACC, f["acc_addr"], out, 32)

@@ -39,17 +39,28 @@ class Quantizer(UnitBase):
         f = insn.f
         n, rb = f["n"], self.row_bits
         src_rows, dst_rows = tile_rows(n, f["in_bits"], rb), tile_rows(n, f["bits"], rb)
-        accesses = ((f["src_buf"], "src_addr", src_rows, False),
-                    (f["dst_buf"], "dst_addr", dst_rows, True))
-        counts = (("quant_ops", n), (SRAM_READ[f["src_buf"]], src_rows * rb),
-                  (SRAM_WRITE[f["dst_buf"]], dst_rows * rb))
+        accesses = (
+            (f["src_buf"], "src_addr", src_rows, False),
+            (f["dst_buf"], "dst_addr", dst_rows, True),
+        )
+        counts = (
+            ("quant_ops", n),
+            (SRAM_READ[f["src_buf"]], src_rows * rb),
+            (SRAM_WRITE[f["dst_buf"]], dst_rows * rb),
+        )
         return quant_cycles(self.cfg, n), accesses, counts
 
     def run(self, insn, mem):
         f = insn.f
-        x = mem.read(f["src_buf"], f["src_addr"], f["n"], f["in_bits"],
-                     f"insn {insn.index} QUANT")
-        y = quant(x.astype("int32"), f["mult"], f["shift"], zp=f["zp"], bits=f["bits"],
-                  signed=f["mode"] == Mode.SIGNED, mode=self.cfg.rescale.round_mode,
-                  mult_bits=QUANT_MULT_BITS)
+        x = mem.read(f["src_buf"], f["src_addr"], f["n"], f["in_bits"], f"insn {insn.index} QUANT")
+        y = quant(
+            x.astype("int32"),
+            f["mult"],
+            f["shift"],
+            zp=f["zp"],
+            bits=f["bits"],
+            signed=f["mode"] == Mode.SIGNED,
+            mode=self.cfg.rescale.round_mode,
+            mult_bits=QUANT_MULT_BITS,
+        )
         mem.write(f["dst_buf"], f["dst_addr"], y, f["bits"])

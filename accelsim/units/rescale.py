@@ -54,11 +54,17 @@ class Rescale(UnitBase):
         acc_rows = tile_rows(m * n, 32, rb)
         par_rows = tile_rows(PARAM_WORDS * n, 32, rb)
         out_rows = tile_rows(m * n, f["bits"], rb)
-        accesses = ((Buf.ACC, "acc_addr", acc_rows, False),
-                    (Buf.PARAM, "param_addr", par_rows, False),
-                    (Buf.OUT, "out_addr", out_rows, True))
-        counts = (("rescale_ops", m * n), ("sram_read_bits_acc", acc_rows * rb),
-                  ("sram_read_bits_param", par_rows * rb), ("sram_write_bits_out", out_rows * rb))
+        accesses = (
+            (Buf.ACC, "acc_addr", acc_rows, False),
+            (Buf.PARAM, "param_addr", par_rows, False),
+            (Buf.OUT, "out_addr", out_rows, True),
+        )
+        counts = (
+            ("rescale_ops", m * n),
+            ("sram_read_bits_acc", acc_rows * rb),
+            ("sram_read_bits_param", par_rows * rb),
+            ("sram_write_bits_out", out_rows * rb),
+        )
         return rescale_cycles(self.cfg, m, n), accesses, counts
 
     def run(self, insn, mem):
@@ -68,9 +74,14 @@ class Rescale(UnitBase):
         acc = mem.read(Buf.ACC, f["acc_addr"], m * n, 32, who).reshape(m, n)
         par = mem.read(Buf.PARAM, f["param_addr"], PARAM_WORDS * n, 32, who).reshape(n, 3)
         rc = self.cfg.rescale
-        kw = dict(zp=f["zp"], bits=f["bits"], signed=f["mode"] == Mode.SIGNED,
-                  relu=bool(f["relu"]), clip_lo=f["clip_lo"] if f["clip"] else None,
-                  clip_hi=f["clip_hi"] if f["clip"] else None)
+        kw = dict(
+            zp=f["zp"],
+            bits=f["bits"],
+            signed=f["mode"] == Mode.SIGNED,
+            relu=bool(f["relu"]),
+            clip_lo=f["clip_lo"] if f["clip"] else None,
+            clip_hi=f["clip_hi"] if f["clip"] else None,
+        )
         bias, mult, shift = par[:, 0], par[:, 1], par[:, 2]
         out = rescale(acc, bias, mult, shift, mode=rc.round_mode, mult_bits=rc.mult_bits, **kw)
         if rc.round_mode != "rne":

@@ -21,8 +21,9 @@ Buffers (counted in bits): COORD holds 16-bit (b, x, y, z) per voxel, MAP 16-bit
 offset) per pair (in, out are rows of the tile's input window / output tile). SVG_CONV reads the
 whole INP window [n_in, cin] at a_bits (written by one or more consecutive LOADs), its offset's
 weights [cin, cout] at w_bits and the tile's map; reset=1 zeroes the ACC tile [n_out, cout]
-(int32) before adding. Datapath: SVG_MAP rebuilds the map from COORD by sorted-key lookup (`tile_map`, an
-independent twin of `accelsim.sparse.kernel_map`) and checks it holds `n_pairs` pairs; SVG_CONV checks its offset has `pairs` pairs and runs
+(int32) before adding. Datapath: SVG_MAP rebuilds the map from COORD by sorted-key lookup
+(`tile_map`, an independent twin of `accelsim.sparse.kernel_map`) and checks it holds
+`n_pairs` pairs; SVG_CONV checks its offset has `pairs` pairs and runs
 `accelsim.kernels.gemm.gemm` on the gathered rows (overflow as `matmul.overflow`).
 """
 
@@ -57,8 +58,11 @@ def map_cycles(cfg, n_in: int, n_out: int, kernel: int) -> int:
 def conv_cycles(cfg, pairs: int, cin: int, cout: int, a_bits: int = 8, w_bits: int = 8) -> int:
     """Cycles of one SVG_CONV: P_k pairs through gather, the array and scatter (overlapped)."""
     s = cfg.svge
-    return max(matmul_cycles(cfg, pairs, cin, cout, a_bits, w_bits),
-               -(-pairs // s.gather_rows_per_cycle), -(-pairs // s.scatter_rows_per_cycle))
+    return max(
+        matmul_cycles(cfg, pairs, cin, cout, a_bits, w_bits),
+        -(-pairs // s.gather_rows_per_cycle),
+        -(-pairs // s.scatter_rows_per_cycle),
+    )
 
 
 def read_span(mem, buf, addr: int, n: int, bits: int, who: str) -> np.ndarray:
@@ -77,8 +81,9 @@ def read_span(mem, buf, addr: int, n: int, bits: int, who: str) -> np.ndarray:
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
-def tile_map(cin, cout, kernel: int, stride: int, dilation: int, groups: int, coeffs,
-             transposed: bool) -> np.ndarray:
+def tile_map(
+    cin, cout, kernel: int, stride: int, dilation: int, groups: int, coeffs, transposed: bool
+) -> np.ndarray:
     """SVG_MAP datapath: pairs [P, 3] = (in row, out row, offset) of one tile, sorted by
     (offset, out row), by sorted-key lookup (the geometry of `accelsim.sparse.kmap`).
 
@@ -116,8 +121,7 @@ class Svge(UnitBase):
     """The sparse voxel group engine. Cost: `map_cycles` / `conv_cycles`; datapath above."""
 
     unit = Unit.SVGE
-    ADDR_FIELDS = ("coord_addr", "out_coord_addr", "map_addr", "inp_addr", "wgt_addr",
-                   "acc_addr")
+    ADDR_FIELDS = ("coord_addr", "out_coord_addr", "map_addr", "inp_addr", "wgt_addr", "acc_addr")
 
     def cycles(self, insn) -> int:
         f = insn.f
@@ -128,41 +132,57 @@ class Svge(UnitBase):
     def profile(self, insn):
         f, rb = insn.f, self.row_bits
         if f["engine"] >= self.cfg.svge.engines:
-            raise IsaError(f"insn {insn.index} {insn.op.name}: engine {f['engine']} but "
-                           f"svge.engines = {self.cfg.svge.engines}")
+            raise IsaError(
+                f"insn {insn.index} {insn.op.name}: engine {f['engine']} but "
+                f"svge.engines = {self.cfg.svge.engines}"
+            )
         cyc = self.cycles(insn)
         eng = (f"svge_engine_cycles_e{f['engine']}", cyc)
         map_rows = tile_rows(3 * f["n_pairs"], MAP_BITS, rb)
         if insn.op == Op.SVG_MAP:
             c_in = tile_rows(4 * f["n_in"], COORD_BITS, rb)
             c_out = tile_rows(4 * f["n_out"], COORD_BITS, rb)
-            acc = ((Buf.COORD, "coord_addr", c_in, False),
-                   (Buf.COORD, "out_coord_addr", c_out, False),
-                   (Buf.MAP, "map_addr", map_rows, True))
-            counts = (("svge_map_cycles", cyc), eng, ("svge_pairs", f["n_pairs"]),
-                      (f"svge_pairs_g{f['group']}", f["n_pairs"]),
-                      ("svge_used_inputs", f["used"]),
-                      ("svge_halo_inputs", f["halo"]),
-                      ("sram_read_bits_coord", (c_in + c_out) * rb),
-                      ("sram_write_bits_map", map_rows * rb))
+            acc = (
+                (Buf.COORD, "coord_addr", c_in, False),
+                (Buf.COORD, "out_coord_addr", c_out, False),
+                (Buf.MAP, "map_addr", map_rows, True),
+            )
+            counts = (
+                ("svge_map_cycles", cyc),
+                eng,
+                ("svge_pairs", f["n_pairs"]),
+                (f"svge_pairs_g{f['group']}", f["n_pairs"]),
+                ("svge_used_inputs", f["used"]),
+                ("svge_halo_inputs", f["halo"]),
+                ("sram_read_bits_coord", (c_in + c_out) * rb),
+                ("sram_write_bits_map", map_rows * rb),
+            )
             return cyc, acc, counts
         p, cin, cout, a, w = f["pairs"], f["cin"], f["cout"], f["a_bits"], f["w_bits"]
         inp = tile_rows(f["n_in"] * cin, a, rb)
         wgt = tile_rows(cin * cout, w, rb)
         acc_rows = tile_rows(f["n_out"] * cout, 32, rb)
-        acc = [(Buf.INP, "inp_addr", inp, False), (Buf.WGT, "wgt_addr", wgt, False),
-               (Buf.MAP, "map_addr", map_rows, False)]
+        acc = [
+            (Buf.INP, "inp_addr", inp, False),
+            (Buf.WGT, "wgt_addr", wgt, False),
+            (Buf.MAP, "map_addr", map_rows, False),
+        ]
         if not f["reset"]:
             acc.append((Buf.ACC, "acc_addr", acc_rows, False))
         acc.append((Buf.ACC, "acc_addr", acc_rows, True))
         row_bits = tile_rows(cout, 32, rb) * rb  # one scattered accumulator row
-        counts = ((f"macs_{a}x{w}", p * cin * cout), ("svge_gathers", p),
-                  ("svge_scatters", p), ("svge_conv_cycles", cyc), eng,
-                  ("sram_read_bits_inp", p * tile_rows(cin, a, rb) * rb),
-                  ("sram_read_bits_wgt", wgt * rb),
-                  ("sram_read_bits_map", tile_rows(3 * p, MAP_BITS, rb) * rb),
-                  ("sram_read_bits_acc", 0 if f["reset"] else p * row_bits),
-                  ("sram_write_bits_acc", p * row_bits + (acc_rows * rb if f["reset"] else 0)))
+        counts = (
+            (f"macs_{a}x{w}", p * cin * cout),
+            ("svge_gathers", p),
+            ("svge_scatters", p),
+            ("svge_conv_cycles", cyc),
+            eng,
+            ("sram_read_bits_inp", p * tile_rows(cin, a, rb) * rb),
+            ("sram_read_bits_wgt", wgt * rb),
+            ("sram_read_bits_map", tile_rows(3 * p, MAP_BITS, rb) * rb),
+            ("sram_read_bits_acc", 0 if f["reset"] else p * row_bits),
+            ("sram_write_bits_acc", p * row_bits + (acc_rows * rb if f["reset"] else 0)),
+        )
         return cyc, tuple(acc), counts
 
     def run(self, insn, mem):
@@ -171,19 +191,31 @@ class Svge(UnitBase):
         if insn.op == Op.SVG_MAP:
             cin = read_span(mem, Buf.COORD, f["coord_addr"], 4 * f["n_in"], COORD_BITS, who)
             cout = mem.read(Buf.COORD, f["out_coord_addr"], 4 * f["n_out"], COORD_BITS, who)
-            pairs = tile_map(cin, cout, f["kernel"], f["stride"], f["dilation"], f["groups"],
-                             (f["ga"], f["gb"], f["gc"]), bool(f["transposed"]))
+            pairs = tile_map(
+                cin,
+                cout,
+                f["kernel"],
+                f["stride"],
+                f["dilation"],
+                f["groups"],
+                (f["ga"], f["gb"], f["gc"]),
+                bool(f["transposed"]),
+            )
             if pairs.shape[0] != f["n_pairs"]:
-                raise IsaError(f"{who}: the map has {pairs.shape[0]} pairs, the instruction "
-                               f"says n_pairs = {f['n_pairs']}")
+                raise IsaError(
+                    f"{who}: the map has {pairs.shape[0]} pairs, the instruction "
+                    f"says n_pairs = {f['n_pairs']}"
+                )
             mem.write(Buf.MAP, f["map_addr"], pairs.astype(np.int32), MAP_BITS)
             return
         n_in, n_out, cin, cout = f["n_in"], f["n_out"], f["cin"], f["cout"]
         pairs = mem.read(Buf.MAP, f["map_addr"], 3 * f["n_pairs"], MAP_BITS, who).reshape(-1, 3)
         sel = pairs[pairs[:, 2] == f["offset"]]
         if sel.shape[0] != f["pairs"]:
-            raise IsaError(f"{who}: offset {f['offset']} has {sel.shape[0]} pairs in the map, "
-                           f"the instruction says {f['pairs']}")
+            raise IsaError(
+                f"{who}: offset {f['offset']} has {sel.shape[0]} pairs in the map, "
+                f"the instruction says {f['pairs']}"
+            )
         if f["reset"]:
             acc = np.zeros((n_out, cout), np.int32)
         else:
@@ -193,10 +225,16 @@ class Svge(UnitBase):
             x = read_span(mem, Buf.INP, f["inp_addr"], n_in * cin, f["a_bits"], who)
             w = mem.read(Buf.WGT, f["wgt_addr"], cin * cout, f["w_bits"], who)
             rows = sel[:, 1]
-            acc[rows] = gemm(x.reshape(n_in, cin)[sel[:, 0]], w.reshape(cin, cout), acc[rows],
-                             a_bits=f["a_bits"], w_bits=f["w_bits"],
-                             a_mode=MODE_NAMES[f["a_mode"]], w_mode=MODE_NAMES[f["w_mode"]],
-                             overflow=self.cfg.matmul.overflow)
+            acc[rows] = gemm(
+                x.reshape(n_in, cin)[sel[:, 0]],
+                w.reshape(cin, cout),
+                acc[rows],
+                a_bits=f["a_bits"],
+                w_bits=f["w_bits"],
+                a_mode=MODE_NAMES[f["a_mode"]],
+                w_mode=MODE_NAMES[f["w_mode"]],
+                overflow=self.cfg.matmul.overflow,
+            )
         mem.write(Buf.ACC, f["acc_addr"], acc, 32)
 
     def process(self):

@@ -49,8 +49,9 @@ def pool_out(h: int, w: int, kh: int, kw: int, stride: int) -> tuple[int, int]:
     return (h - kh) // stride + 1, (w - kw) // stride + 1
 
 
-def vector_elements(op: int, h: int, w: int, c: int, kh: int = 1, kw: int = 1,
-                    stride: int = 1) -> int:
+def vector_elements(
+    op: int, h: int, w: int, c: int, kh: int = 1, kw: int = 1, stride: int = 1
+) -> int:
     """Elements the ALU processes for one instruction (window reads for pooling)."""
     if op in _POOL:
         oh, ow = pool_out(h, w, kh, kw, stride)
@@ -58,8 +59,9 @@ def vector_elements(op: int, h: int, w: int, c: int, kh: int = 1, kw: int = 1,
     return h * w * c
 
 
-def vector_cycles(cfg, op: int, h: int, w: int, c: int, kh: int = 1, kw: int = 1,
-                  stride: int = 1) -> int:
+def vector_cycles(
+    cfg, op: int, h: int, w: int, c: int, kh: int = 1, kw: int = 1, stride: int = 1
+) -> int:
     """Cycles of one ALU instruction."""
     v = cfg.vector
     return v.latency_cycles + -(-vector_elements(op, h, w, c, kh, kw, stride) // v.lanes)
@@ -81,8 +83,9 @@ class Vector(UnitBase):
 
     def cycles(self, insn) -> int:
         f = insn.f  # the ALU operation (Insn.op is the opcode)
-        return vector_cycles(self.cfg, f["alu_op"], f["h"], f["w"], f["c"], f["kh"], f["kw"],
-                             f["stride"])
+        return vector_cycles(
+            self.cfg, f["alu_op"], f["h"], f["w"], f["c"], f["kh"], f["kw"], f["stride"]
+        )
 
     def profile(self, insn):
         f = insn.f
@@ -109,19 +112,43 @@ class Vector(UnitBase):
         op, h, w, c = AluOp(f["alu_op"]), f["h"], f["w"], f["c"]
         who = f"insn {insn.index} ALU {op.name}"
         a = mem.read(f["a_buf"], f["a_addr"], h * w * c, f["in_bits"], who).reshape(h, w, c)
-        b = (mem.read(f["b_buf"], f["b_addr"], h * w * c, f["in_bits"], who).reshape(h, w, c)
-             if op in _BINARY else None)
-        p = ([int(v) for v in mem.read(Buf.PARAM, f["param_addr"], PARAM_WORDS[op], 32, who)]
-             if op in PARAM_WORDS else None)
+        b = (
+            mem.read(f["b_buf"], f["b_addr"], h * w * c, f["in_bits"], who).reshape(h, w, c)
+            if op in _BINARY
+            else None
+        )
+        p = (
+            [int(v) for v in mem.read(Buf.PARAM, f["param_addr"], PARAM_WORDS[op], 32, who)]
+            if op in PARAM_WORDS
+            else None
+        )
         bits, signed, zp = f["bits"], f["mode"] == Mode.SIGNED, f["zp"]
         rc = self.cfg.rescale
         if op == AluOp.ADD:
-            y = alu.add(a, b, ma=p[0], mb=p[1], t=p[2], za=p[3], zb=p[4], zp=zp, bits=bits,
-                        signed=signed, mode=rc.round_mode, relu=bool(f["imm"] & 1))
+            y = alu.add(
+                a,
+                b,
+                ma=p[0],
+                mb=p[1],
+                t=p[2],
+                za=p[3],
+                zb=p[4],
+                zp=zp,
+                bits=bits,
+                signed=signed,
+                mode=rc.round_mode,
+                relu=bool(f["imm"] & 1),
+            )
         elif op in (AluOp.MAX, AluOp.MIN, AluOp.MAXPOOL, AluOp.CLIP):
-            x = (alu.maximum(a, b) if op == AluOp.MAX else alu.minimum(a, b)
-                 if op == AluOp.MIN else alu.maxpool(a, f["kh"], f["kw"], f["stride"])
-                 if op == AluOp.MAXPOOL else a)
+            x = (
+                alu.maximum(a, b)
+                if op == AluOp.MAX
+                else alu.minimum(a, b)
+                if op == AluOp.MIN
+                else alu.maxpool(a, f["kh"], f["kw"], f["stride"])
+                if op == AluOp.MAXPOOL
+                else a
+            )
             lo, hi = output_range(bits, signed)
             if op == AluOp.CLIP:
                 lo, hi = max(lo, p[0]), min(hi, p[1])
@@ -129,10 +156,30 @@ class Vector(UnitBase):
         elif op == AluOp.SHIFT:
             y = alu.shift(a, f["imm"], bits=bits, signed=signed, mode="single")
         elif op == AluOp.AVGPOOL:
-            y = alu.avgpool(a, f["kh"], f["kw"], f["stride"], mult=p[0], shift=p[1],
-                            zp_in=f["imm"], zp=zp, bits=bits, signed=signed, mode=rc.round_mode,
-                            mult_bits=rc.mult_bits)
+            y = alu.avgpool(
+                a,
+                f["kh"],
+                f["kw"],
+                f["stride"],
+                mult=p[0],
+                shift=p[1],
+                zp_in=f["imm"],
+                zp=zp,
+                bits=bits,
+                signed=signed,
+                mode=rc.round_mode,
+                mult_bits=rc.mult_bits,
+            )
         else:  # GAP
-            y = alu.global_avgpool(a, mult=p[0], shift=p[1], zp_in=f["imm"], zp=zp, bits=bits,
-                                   signed=signed, mode=rc.round_mode, mult_bits=rc.mult_bits)
+            y = alu.global_avgpool(
+                a,
+                mult=p[0],
+                shift=p[1],
+                zp_in=f["imm"],
+                zp=zp,
+                bits=bits,
+                signed=signed,
+                mode=rc.round_mode,
+                mult_bits=rc.mult_bits,
+            )
         mem.write(f["dst_buf"], f["dst_addr"], y, bits)

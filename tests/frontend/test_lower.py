@@ -15,8 +15,15 @@ from accelsim.runner import run_model
 from accelsim.sim import simulate
 from workloads.dense import mlp, random_cnn, resnet18, small_cnn
 
-TINY = ["matmul.rows=8", "matmul.cols=4", "buffers.inp_bytes=2048", "buffers.wgt_bytes=2048",
-        "buffers.acc_bytes=2048", "buffers.out_bytes=1024", "buffers.param_bytes=512"]
+TINY = [
+    "matmul.rows=8",
+    "matmul.cols=4",
+    "buffers.inp_bytes=2048",
+    "buffers.wgt_bytes=2048",
+    "buffers.acc_bytes=2048",
+    "buffers.out_bytes=1024",
+    "buffers.param_bytes=512",
+]
 CONFIGS = {"edge": ("edge", []), "tiny": ("edge", TINY), "server": ("server", [])}
 
 

@@ -10,12 +10,27 @@ from accelsim.frontend.tiling import GemmLayer, candidates, fits
 
 LAYERS = [
     GemmLayer(h=56, w=56, cin=64, oh=56, ow=56, cout=64, kh=3, kw=3, pad_top=1, pad_left=1),
-    GemmLayer(h=28, w=28, cin=128, oh=14, ow=14, cout=256, kh=3, kw=3, stride=2, pad_top=1,
-              pad_left=1, a_bits=4, w_bits=4, out_bits=4),
+    GemmLayer(
+        h=28,
+        w=28,
+        cin=128,
+        oh=14,
+        ow=14,
+        cout=256,
+        kh=3,
+        kw=3,
+        stride=2,
+        pad_top=1,
+        pad_left=1,
+        a_bits=4,
+        w_bits=4,
+        out_bits=4,
+    ),
     GemmLayer(h=7, w=7, cin=512, oh=7, ow=7, cout=512, kh=3, kw=3, pad_top=1, pad_left=1),
     GemmLayer(h=1, w=1, cin=512, oh=1, ow=1, cout=1000, conv=False, a_bits=2, w_bits=2),
-    GemmLayer(h=30, w=30, cin=32, oh=30, ow=30, cout=32, kh=3, kw=3, pad_top=1, pad_left=1,
-              depthwise=True),
+    GemmLayer(
+        h=30, w=30, cin=32, oh=30, ow=30, cout=32, kh=3, kw=3, pad_top=1, pad_left=1, depthwise=True
+    ),
 ]
 
 

@@ -1,8 +1,8 @@
 """Token insertion from read/write sets: RAW, WAR and transitive orderings."""
 
+from accelsim.config import load_config
 from accelsim.frontend.tokens import Access, insert_tokens
 from accelsim.frontend.validate import validate_stream
-from accelsim.config import load_config
 from accelsim.isa import Buf, Insn, Op, Unit
 
 LOAD, MM, RS, ST = (1 << int(u) for u in (Unit.LOAD, Unit.MATMUL, Unit.RESCALE, Unit.STORE))
@@ -11,18 +11,24 @@ LOAD, MM, RS, ST = (1 << int(u) for u in (Unit.LOAD, Unit.MATMUL, Unit.RESCALE, 
 def _stream():
     """load A->INP0, gemm INP0->ACC0, rescale ACC0->OUT0, store OUT0->dram[100:108],
     load INP0 again (WAR on the gemm), load dram[100:108] (RAW on the store)."""
-    insns = [Insn(Op.LOAD, d0=1, d1=1, d2=8, bits=8), Insn(Op.GEMM, m=1, k=8, n=1, a_bits=8,
-                                                          w_bits=8),
-             Insn(Op.RESCALE, m=1, n=1), Insn(Op.STORE, d0=1, d1=1, d2=8, bits=8),
-             Insn(Op.LOAD, d0=1, d1=1, d2=8, bits=8), Insn(Op.LOAD, d0=1, d1=1, d2=8, bits=8),
-             Insn(Op.FINISH)]
-    acc = [Access([("dram", 0, 8)], [(Buf.INP, 0, 4)]),
-           Access([(Buf.INP, 0, 4)], [(Buf.ACC, 0, 1)]),
-           Access([(Buf.ACC, 0, 1)], [(Buf.OUT, 0, 1)]),
-           Access([(Buf.OUT, 0, 1)], [("dram", 100, 108)]),
-           Access([("dram", 8, 16)], [(Buf.INP, 0, 4)]),
-           Access([("dram", 100, 108)], [(Buf.INP, 8, 12)]),
-           Access()]
+    insns = [
+        Insn(Op.LOAD, d0=1, d1=1, d2=8, bits=8),
+        Insn(Op.GEMM, m=1, k=8, n=1, a_bits=8, w_bits=8),
+        Insn(Op.RESCALE, m=1, n=1),
+        Insn(Op.STORE, d0=1, d1=1, d2=8, bits=8),
+        Insn(Op.LOAD, d0=1, d1=1, d2=8, bits=8),
+        Insn(Op.LOAD, d0=1, d1=1, d2=8, bits=8),
+        Insn(Op.FINISH),
+    ]
+    acc = [
+        Access([("dram", 0, 8)], [(Buf.INP, 0, 4)]),
+        Access([(Buf.INP, 0, 4)], [(Buf.ACC, 0, 1)]),
+        Access([(Buf.ACC, 0, 1)], [(Buf.OUT, 0, 1)]),
+        Access([(Buf.OUT, 0, 1)], [("dram", 100, 108)]),
+        Access([("dram", 8, 16)], [(Buf.INP, 0, 4)]),
+        Access([("dram", 100, 108)], [(Buf.INP, 8, 12)]),
+        Access(),
+    ]
     return insns, acc
 
 
@@ -42,11 +48,18 @@ def test_raw_and_war_tokens_and_balance():
 def test_transitive_dependencies_need_no_extra_token():
     """The store already follows the load through load->matmul->rescale->store, so a store
     that also reads the loaded rows needs no direct load->store token."""
-    insns = [Insn(Op.LOAD, d0=1, d1=1, d2=1, bits=8), Insn(Op.GEMM, m=1, k=1, n=1, a_bits=8,
-                                                          w_bits=8),
-             Insn(Op.STORE, d0=1, d1=1, d2=1, bits=8), Insn(Op.FINISH)]
-    acc = [Access([], [(Buf.INP, 0, 1)]), Access([(Buf.INP, 0, 1)], [(Buf.OUT, 0, 1)]),
-           Access([(Buf.OUT, 0, 1), (Buf.INP, 0, 1)], [("dram", 0, 1)]), Access()]
+    insns = [
+        Insn(Op.LOAD, d0=1, d1=1, d2=1, bits=8),
+        Insn(Op.GEMM, m=1, k=1, n=1, a_bits=8, w_bits=8),
+        Insn(Op.STORE, d0=1, d1=1, d2=1, bits=8),
+        Insn(Op.FINISH),
+    ]
+    acc = [
+        Access([], [(Buf.INP, 0, 1)]),
+        Access([(Buf.INP, 0, 1)], [(Buf.OUT, 0, 1)]),
+        Access([(Buf.OUT, 0, 1), (Buf.INP, 0, 1)], [("dram", 0, 1)]),
+        Access(),
+    ]
     insert_tokens(insns, acc)
     assert insns[2].wait == MM
     assert insns[0].signal == MM

@@ -1,4 +1,5 @@
-"""Export for the integer hardware: integer ranges, BN folding, float reference, state round trip."""
+"""Export for the integer hardware: integer ranges, BN folding, float reference, state
+round trip."""
 
 import numpy as np
 import pytest
@@ -16,10 +17,12 @@ from accelsim.quant.models import (
 )
 
 
-@pytest.mark.parametrize("w_bits, a_bits, per_channel", [(1, 2, True), (2, 2, False), (4, 4, True),
-                                                          (8, 8, False)])
-def test_export_int_ranges_and_fake_quant_matches_model(digits, randomise_bn, w_bits, a_bits,
-                                                         per_channel):
+@pytest.mark.parametrize(
+    "w_bits, a_bits, per_channel", [(1, 2, True), (2, 2, False), (4, 4, True), (8, 8, False)]
+)
+def test_export_int_ranges_and_fake_quant_matches_model(
+    digits, randomise_bn, w_bits, a_bits, per_channel
+):
     model = cnn(residual=True, channels=(4, 8), seed=3)
     randomise_bn(model, 1)
     q = quantize(model, w_bits, a_bits, per_channel=per_channel)
@@ -31,7 +34,9 @@ def test_export_int_ranges_and_fake_quant_matches_model(digits, randomise_bn, w_
     for i, d in enumerate(gemms):
         lo, hi = int_range(d["w_bits"], d["w_mode"])
         assert d["w_int"].dtype == np.int8 and d["w_int"].shape == (
-            np.prod(d.get("kernel", (1, 1))) * d["in_shape"][-1], d["out_shape"][-1])
+            np.prod(d.get("kernel", (1, 1))) * d["in_shape"][-1],
+            d["out_shape"][-1],
+        )
         assert lo <= d["w_int"].min() and d["w_int"].max() <= hi
         if w_bits == 1:
             assert set(np.unique(d["w_int"])) == {-1, 1}

@@ -39,8 +39,9 @@ def _int_bias(d: dict) -> np.ndarray:
 
 @pytest.mark.parametrize("arch", sorted(MODELS))
 @pytest.mark.parametrize("w_bits, a_bits, per_channel", [(1, 2, True), (2, 2, False), (4, 4, True)])
-def test_folded_model_is_the_export_with_int32_biases(digits, randomise_bn, arch, w_bits, a_bits,
-                                                      per_channel):
+def test_folded_model_is_the_export_with_int32_biases(
+    digits, randomise_bn, arch, w_bits, a_bits, per_channel
+):
     """Folding in the model gives the same integer weights, weight scales and int32 biases as
     folding at export time and rounding the bias (`integer_bias_layers`), and the folded model's
     own eval-mode classes are those of that export."""

@@ -8,9 +8,15 @@ from accelsim.quant.quantizer import LsqQuantizer, q_range, weight_mode
 
 @pytest.mark.parametrize(
     "bits, mode, expected",
-    [(2, "unsigned", (0, 3)), (8, "unsigned", (0, 255)), (3, "signed", (4, 3)),
-     (8, "signed", (128, 127)), (2, "symmetric", (1, 1)), (4, "symmetric", (7, 7)),
-     (1, "bipolar", (1, 1))],
+    [
+        (2, "unsigned", (0, 3)),
+        (8, "unsigned", (0, 255)),
+        (3, "signed", (4, 3)),
+        (8, "signed", (128, 127)),
+        (2, "symmetric", (1, 1)),
+        (4, "symmetric", (7, 7)),
+        (1, "bipolar", (1, 1)),
+    ],
 )
 def test_q_range(bits, mode, expected):
     assert q_range(bits, mode) == expected

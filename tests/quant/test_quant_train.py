@@ -9,8 +9,9 @@ from accelsim.quant.layers import BatchNorm
 from accelsim.quant.models import state_dict
 from accelsim.quant.trainer import TrainConfig, stage_epochs, train, ulq_stages
 
-TINY = TrainConfig(batch_size=32, fp_epochs=2, fp_lr=0.05, q_lr=0.01, shift_px=1,
-                   model_kwargs={"channels": (4, 8)})
+TINY = TrainConfig(
+    batch_size=32, fp_epochs=2, fp_lr=0.05, q_lr=0.01, shift_px=1, model_kwargs={"channels": (4, 8)}
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +47,28 @@ def test_fp_loss_decreases_and_reproduces(tiny):
 def test_quantized_training_runs(tiny, method, w_bits, a_bits):
     """ULQ W1A2 starts at twice the weight width: stages 2/2 (4 epochs) and 1/2 (the last
     third of 6 epochs), then the folded fine-tune; LSQ one 6-epoch stage, then the same."""
-    cfg = TrainConfig(batch_size=32, warmup_epochs=0, fp_lr=0.1, q_lr=0.02, fold_epochs=2,
-                      ulq_last_fraction=1 / 3, model_kwargs={"hidden": (32,)})
+    cfg = TrainConfig(
+        batch_size=32,
+        warmup_epochs=0,
+        fp_lr=0.1,
+        q_lr=0.02,
+        fold_epochs=2,
+        ulq_last_fraction=1 / 3,
+        model_kwargs={"hidden": (32,)},
+    )
     teacher, _ = train(tiny, "mlp", "fp", epochs=4, seed=0, progress=False, config=cfg)
-    model, m = train(tiny, "mlp", method, a_bits, w_bits, epochs=6, seed=0, progress=False,
-                     config=cfg, teacher=teacher)
+    model, m = train(
+        tiny,
+        "mlp",
+        method,
+        a_bits,
+        w_bits,
+        epochs=6,
+        seed=0,
+        progress=False,
+        config=cfg,
+        teacher=teacher,
+    )
     *stages, fold = m["stages"]
     assert stages[-1]["w_bits"] == fold["w_bits"] == w_bits
     assert stages[-1]["a_bits"] == fold["a_bits"] == a_bits
@@ -98,8 +116,10 @@ def test_cross_entropy_and_mse_gradients(smoothing):
     for i in np.ndindex(z.shape):
         e = np.zeros_like(z)
         e[i] = 1e-6
-        num_ce[i] = (train_mod.cross_entropy(z + e, y, smoothing)[0]
-                     - train_mod.cross_entropy(z - e, y, smoothing)[0]) / 2e-6
+        num_ce[i] = (
+            train_mod.cross_entropy(z + e, y, smoothing)[0]
+            - train_mod.cross_entropy(z - e, y, smoothing)[0]
+        ) / 2e-6
         num_mse[i] = (train_mod.mse(z + e, t)[0] - train_mod.mse(z - e, t)[0]) / 2e-6
     np.testing.assert_allclose(dz, num_ce, rtol=1e-5, atol=1e-8)
     np.testing.assert_allclose(dm, num_mse, rtol=1e-5, atol=1e-8)
@@ -133,14 +153,30 @@ def test_training_runs_with_one_blas_thread(tiny, monkeypatch):
 def test_bias_only_fine_tune_after_folding_keeps_the_weights(tiny):
     """fold_train="bias": the fine-tune after folding moves the biases only, so the integer
     weights and all steps equal those of folding alone (fold_epochs 0)."""
-    base = {"batch_size": 32, "warmup_epochs": 0, "fp_lr": 0.1, "q_lr": 0.02,
-            "model_kwargs": {"hidden": (32,)}}
-    teacher, _ = train(tiny, "mlp", "fp", epochs=2, seed=0, progress=False,
-                       config=TrainConfig(**base))
+    base = {
+        "batch_size": 32,
+        "warmup_epochs": 0,
+        "fp_lr": 0.1,
+        "q_lr": 0.02,
+        "model_kwargs": {"hidden": (32,)},
+    }
+    teacher, _ = train(
+        tiny, "mlp", "fp", epochs=2, seed=0, progress=False, config=TrainConfig(**base)
+    )
     runs = {}
     for name, extra in {"fold": {}, "bias": {"fold_epochs": 2, "fold_train": "bias"}}.items():
-        runs[name], m = train(tiny, "mlp", "lsq", 2, 2, epochs=2, seed=0, progress=False,
-                              config=TrainConfig(**base, **extra), teacher=teacher)
+        runs[name], m = train(
+            tiny,
+            "mlp",
+            "lsq",
+            2,
+            2,
+            epochs=2,
+            seed=0,
+            progress=False,
+            config=TrainConfig(**base, **extra),
+            teacher=teacher,
+        )
         assert m["stages"][-1]["epochs"] == extra.get("fold_epochs", 0)
     a, b = state_dict(runs["fold"]), state_dict(runs["bias"])
     assert sorted(a) == sorted(b)

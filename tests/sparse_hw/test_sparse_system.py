@@ -41,8 +41,7 @@ def test_reference_twins_and_dense_definition():
     op = g.node("stem") if hasattr(g, "node") else next(n for n in g.nodes if n.name == "stem")
     _, acc = sp.dense_conv_ref(sets["s1"], fast["x0"], op.weight, 3, groups=4)
     p = rescale_params(op, g.dense_view(), 32)
-    want = rescale_ref(acc.astype(np.int32), p.bias, p.mult, p.shift, mode="single",
-                       **p.kwargs())
+    want = rescale_ref(acc.astype(np.int32), p.bias, p.mult, p.shift, mode="single", **p.kwargs())
     np.testing.assert_array_equal(fast["stem"], want)
 
 
@@ -61,11 +60,12 @@ def test_count_only_gives_identical_timing():
 def test_group_count_reduces_pairs_and_engines_cut_latency():
     g = sparse_tiny(8, 8, seed=0, channels=4)
     x = random_input(4, 120, extent=8)
-    runs = {G: run_model(g, load_config("edge", [f"svge.groups={G}"]), x, count_only=True)
-            for G in (1, 4)}
+    runs = {
+        G: run_model(g, load_config("edge", [f"svge.groups={G}"]), x, count_only=True)
+        for G in (1, 4)
+    }
     assert runs[4].stats.total("svge_pairs") < runs[1].stats.total("svge_pairs")
-    one = run_model(g, load_config("edge", ["svge.groups=1", "svge.engines=1"]), x,
-                    count_only=True)
+    one = run_model(g, load_config("edge", ["svge.groups=1", "svge.engines=1"]), x, count_only=True)
     assert runs[1].stats.total("svge_conv_cycles") == one.stats.total("svge_conv_cycles")
     assert runs[1].stats.latency_cycles <= one.stats.latency_cycles
 

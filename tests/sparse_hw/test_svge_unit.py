@@ -41,8 +41,14 @@ def test_conv_cycles_by_hand(edge):
 @pytest.mark.parametrize("case", ["subm", "subm_g4", "subm_dil2", "k1", "down2", "down3", "up2"])
 def test_tile_map_equals_kernel_map(case):
     c = random_coords(3, 90, extent=7, batches=2)
-    kw = {"kernel_size": 3, "stride": 1, "dilation": 1, "groups": 1, "group_coeffs": (1, 2, 3),
-              "transposed": False}
+    kw = {
+        "kernel_size": 3,
+        "stride": 1,
+        "dilation": 1,
+        "groups": 1,
+        "group_coeffs": (1, 2, 3),
+        "transposed": False,
+    }
     src, dst = c, c
     if case == "subm_g4":
         kw["groups"] = 4
@@ -57,15 +63,36 @@ def test_tile_map_equals_kernel_map(case):
         kw.update(kernel_size=2, stride=2, transposed=True)
         src, dst = sp.downsample_coords(c, 2), c
     ref = sp.kernel_map_ref(src, **kw, out_coords=dst)
-    got = tile_map(src, dst, kw["kernel_size"], kw["stride"], kw["dilation"], kw["groups"],
-                   kw["group_coeffs"], kw["transposed"])
+    got = tile_map(
+        src,
+        dst,
+        kw["kernel_size"],
+        kw["stride"],
+        kw["dilation"],
+        kw["groups"],
+        kw["group_coeffs"],
+        kw["transposed"],
+    )
     want = np.stack([ref.in_index, ref.out_index, ref.offset], axis=1)
     np.testing.assert_array_equal(got, want)
 
 
 def _conv(b, engine, pairs, signal=0, acc=0):
-    return b.emit(Op.SVG_CONV, signal=signal, n_in=4, n_out=4, n_pairs=pairs, pairs=pairs,
-                  cin=8, cout=8, a_bits=8, w_bits=8, reset=1, engine=engine, acc_addr=acc)
+    return b.emit(
+        Op.SVG_CONV,
+        signal=signal,
+        n_in=4,
+        n_out=4,
+        n_pairs=pairs,
+        pairs=pairs,
+        cin=8,
+        cout=8,
+        a_bits=8,
+        w_bits=8,
+        reset=1,
+        engine=engine,
+        acc_addr=acc,
+    )
 
 
 def test_engines_run_in_parallel_and_retire_in_order(edge):
@@ -121,9 +148,28 @@ def test_map_datapath_checks_pair_count(edge):
     c = random_coords(5, 6, extent=3)
     b = ProgramBuilder()
     addr = b.add_tensor("c", c.reshape(-1), 16, "unsigned")
-    b.emit(Op.LOAD, buf=Buf.COORD, dram_addr=addr, d0=1, d1=1, d2=c.size, bits=16, mode=1,
-           signal=1 << Unit.SVGE)
-    b.emit(Op.SVG_MAP, wait=1, coord_addr=0, out_coord_addr=0, map_addr=0, n_in=6, n_out=6,
-           n_pairs=1, kernel=3, groups=1)
+    b.emit(
+        Op.LOAD,
+        buf=Buf.COORD,
+        dram_addr=addr,
+        d0=1,
+        d1=1,
+        d2=c.size,
+        bits=16,
+        mode=1,
+        signal=1 << Unit.SVGE,
+    )
+    b.emit(
+        Op.SVG_MAP,
+        wait=1,
+        coord_addr=0,
+        out_coord_addr=0,
+        map_addr=0,
+        n_in=6,
+        n_out=6,
+        n_pairs=1,
+        kernel=3,
+        groups=1,
+    )
     with pytest.raises(Exception, match="pairs"):
         simulate(b.build(), edge)

@@ -25,8 +25,22 @@ def test_profile_counts_unpadded_bytes_and_padded_rows(edge):
     """A 4x4x8 8-bit block padded by 1 on every side: DRAM reads 16 rows x 8 B = 128 bytes
     (padding is made on chip); the tile is 6*6*8 = 288 elements = 2304 bits = 18 rows."""
     unit = standalone(LoadEngine, edge)
-    insn = Insn(Op.LOAD, buf=Buf.INP, sram_addr=0, dram_addr=0, d0=4, d1=4, d2=8, s0=32, s1=8,
-                bits=8, pad_top=1, pad_bottom=1, pad_left=1, pad_right=1)
+    insn = Insn(
+        Op.LOAD,
+        buf=Buf.INP,
+        sram_addr=0,
+        dram_addr=0,
+        d0=4,
+        d1=4,
+        d2=8,
+        s0=32,
+        s1=8,
+        bits=8,
+        pad_top=1,
+        pad_bottom=1,
+        pad_left=1,
+        pad_right=1,
+    )
     cyc, acc, counts = unit.profile(insn)
     assert cyc == 100 + 16 * 3
     assert acc == ((Buf.INP, "sram_addr", 18, True), (-1, "dram_addr", 3 * 32 + 3 * 8 + 8, False))
@@ -38,8 +52,21 @@ def test_load_pads_and_strides_store_writes_back(edge):
     mem = make_mem(edge)
     mem.dram = dram
     load = standalone(LoadEngine, edge)
-    insn = Insn(Op.LOAD, buf=Buf.INP, sram_addr=4, dram_addr=3, d0=2, d1=3, d2=2, s0=20, s1=5,
-                bits=8, pad_top=1, pad_left=2, pad_value=-7)
+    insn = Insn(
+        Op.LOAD,
+        buf=Buf.INP,
+        sram_addr=4,
+        dram_addr=3,
+        d0=2,
+        d1=3,
+        d2=2,
+        s0=20,
+        s1=5,
+        bits=8,
+        pad_top=1,
+        pad_left=2,
+        pad_value=-7,
+    )
     load.run(insn, mem)
     tile = mem.read(Buf.INP, 4, 3 * 5 * 2, 8, "test").reshape(3, 5, 2)
     expect = np.full((3, 5, 2), -7)
@@ -49,8 +76,12 @@ def test_load_pads_and_strides_store_writes_back(edge):
     np.testing.assert_array_equal(tile, expect)
     store = standalone(StoreEngine, edge)
     mem.write(Buf.OUT, 0, np.array([1, -2, 3, -4], np.int8), 8)
-    store.run(Insn(Op.STORE, buf=Buf.OUT, sram_addr=0, dram_addr=60, d0=2, d1=1, d2=2, s0=10,
-                   s1=0, bits=8), mem)
+    store.run(
+        Insn(
+            Op.STORE, buf=Buf.OUT, sram_addr=0, dram_addr=60, d0=2, d1=1, d2=2, s0=10, s1=0, bits=8
+        ),
+        mem,
+    )
     np.testing.assert_array_equal(dram[[60, 61, 70, 71]], [1, -2, 3, -4])
 
 
@@ -58,12 +89,12 @@ def test_range_checks(edge):
     mem = make_mem(edge, 16)
     mem.dram[:] = 9
     with pytest.raises(AccelsimError, match="outside the 4-bit signed range"):
-        standalone(LoadEngine, edge).run(Insn(Op.LOAD, buf=Buf.INP, d0=1, d1=1, d2=4, bits=4),
-                                         mem)
+        standalone(LoadEngine, edge).run(Insn(Op.LOAD, buf=Buf.INP, d0=1, d1=1, d2=4, bits=4), mem)
     mem.write(Buf.OUT, 0, np.array([-1, 1], np.int32), 16)
     with pytest.raises(AccelsimError, match="outside the 16-bit unsigned"):
-        standalone(StoreEngine, edge).run(Insn(Op.STORE, buf=Buf.OUT, d0=1, d1=1, d2=2, bits=16,
-                                               mode=1), mem)
+        standalone(StoreEngine, edge).run(
+            Insn(Op.STORE, buf=Buf.OUT, d0=1, d1=1, d2=2, bits=16, mode=1), mem
+        )
 
 
 def test_bus_fcfs_by_hand():

@@ -16,8 +16,19 @@ from accelsim.units.matmul import Matmul, matmul_cycles, precision
 from .conftest import make_mem, standalone
 
 # (M, K, N): GEMM shapes, several not divisible by 32
-SHAPES = [(32, 32, 32), (64, 64, 64), (1, 1, 1), (33, 31, 65), (100, 27, 10), (196, 576, 64),
-          (3136, 147, 64), (7, 4096, 1000), (512, 768, 768), (50, 3, 200), (31, 33, 97)]
+SHAPES = [
+    (32, 32, 32),
+    (64, 64, 64),
+    (1, 1, 1),
+    (33, 31, 65),
+    (100, 27, 10),
+    (196, 576, 64),
+    (3136, 147, 64),
+    (7, 4096, 1000),
+    (512, 768, 768),
+    (50, 3, 200),
+    (31, 33, 97),
+]
 
 
 def scalesim_compute_cycles(df, M, K, N, R=32, C=32):
@@ -89,8 +100,21 @@ def test_depthwise_cycles_and_macs(edge):
     """Depthwise 3x3 over 32 channels, m = 16: costed as (m, k=9, n=32):
     OS 16x16 fixed-equivalent at 8 bits: 1*2*(9 + 30) = 78 cycles; MACs = 16*9*32."""
     unit = standalone(Matmul, edge)
-    insn = Insn(Op.GEMM, m=16, k=9, n=32, a_bits=8, w_bits=8, conv=1, depthwise=1, kh=3, kw=3,
-                ow=4, patch_w=6, reset=1)
+    insn = Insn(
+        Op.GEMM,
+        m=16,
+        k=9,
+        n=32,
+        a_bits=8,
+        w_bits=8,
+        conv=1,
+        depthwise=1,
+        kh=3,
+        kw=3,
+        ow=4,
+        patch_w=6,
+        reset=1,
+    )
     cyc, acc, counts = unit.profile(insn)
     assert cyc == 78
     assert dict(counts)["macs_8x8"] == 16 * 9 * 32
@@ -123,8 +147,24 @@ def test_conv_gemm_reads_patch_as_im2col(edge):
     mem = make_mem(edge)
     mem.write(Buf.INP, 0, patch, 8)
     mem.write(Buf.WGT, 0, w, 8)
-    standalone(Matmul, edge).run(Insn(Op.GEMM, m=12, k=36, n=5, a_bits=8, w_bits=8, reset=1,
-                                      conv=1, kh=3, kw=3, stride=2, ow=3, patch_w=7), mem)
+    standalone(Matmul, edge).run(
+        Insn(
+            Op.GEMM,
+            m=12,
+            k=36,
+            n=5,
+            a_bits=8,
+            w_bits=8,
+            reset=1,
+            conv=1,
+            kh=3,
+            kw=3,
+            stride=2,
+            ow=3,
+            patch_w=7,
+        ),
+        mem,
+    )
     expect = gemm_ref(im2col_ref(patch, 3, 3, 2), w, a_bits=8, w_bits=8)
     np.testing.assert_array_equal(mem.read(Buf.ACC, 0, 60, 32, "t").reshape(12, 5), expect)
 
@@ -135,12 +175,28 @@ def test_depthwise_conv(edge):
     mem = make_mem(edge)
     mem.write(Buf.INP, 0, patch, 4)
     mem.write(Buf.WGT, 0, w, 4)
-    standalone(Matmul, edge).run(Insn(Op.GEMM, m=4, k=9, n=6, a_bits=4, w_bits=4, reset=1,
-                                      conv=1, depthwise=1, kh=3, kw=3, ow=2, patch_w=4), mem)
+    standalone(Matmul, edge).run(
+        Insn(
+            Op.GEMM,
+            m=4,
+            k=9,
+            n=6,
+            a_bits=4,
+            w_bits=4,
+            reset=1,
+            conv=1,
+            depthwise=1,
+            kh=3,
+            kw=3,
+            ow=2,
+            patch_w=4,
+        ),
+        mem,
+    )
     expect = np.zeros((4, 6), np.int64)
     for c in range(6):
-        cols = im2col_ref(patch[:, :, c:c + 1], 3, 3)
-        expect[:, c] = gemm_ref(cols, w[:, c:c + 1], a_bits=4, w_bits=4)[:, 0]
+        cols = im2col_ref(patch[:, :, c : c + 1], 3, 3)
+        expect[:, c] = gemm_ref(cols, w[:, c : c + 1], a_bits=4, w_bits=4)[:, 0]
     np.testing.assert_array_equal(mem.read(Buf.ACC, 0, 24, 32, "t").reshape(4, 6), expect)
 
 

@@ -33,10 +33,36 @@ def test_rescale_datapath_matches_ref():
     # a PARAM tile for 16 channels; this RESCALE uses channels 8..15 (row 96*8/128 = 6)
     mem.write(Buf.PARAM, 0, np.stack([bias, mult, shift], 1).astype(np.int32), 32)
     unit = standalone(Rescale, cfg)
-    unit.run(Insn(Op.RESCALE, acc_addr=0, param_addr=6, out_addr=3, m=6, n=8, bits=8, zp=-5,
-                  relu=1, clip=1, clip_lo=-128, clip_hi=100), mem)
-    expect = rescale_ref(acc, bias[8:], mult[8:], shift[8:], zp=-5, bits=8, signed=True,
-                         mode="tflite", relu=True, clip_lo=-128, clip_hi=100)
+    unit.run(
+        Insn(
+            Op.RESCALE,
+            acc_addr=0,
+            param_addr=6,
+            out_addr=3,
+            m=6,
+            n=8,
+            bits=8,
+            zp=-5,
+            relu=1,
+            clip=1,
+            clip_lo=-128,
+            clip_hi=100,
+        ),
+        mem,
+    )
+    expect = rescale_ref(
+        acc,
+        bias[8:],
+        mult[8:],
+        shift[8:],
+        zp=-5,
+        bits=8,
+        signed=True,
+        mode="tflite",
+        relu=True,
+        clip_lo=-128,
+        clip_hi=100,
+    )
     np.testing.assert_array_equal(mem.read(Buf.OUT, 3, 48, 8, "t").reshape(6, 8), expect)
 
 
