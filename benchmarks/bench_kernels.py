@@ -114,7 +114,7 @@ def _bare_simpy_rate(n):
 def bench_sim(results, size=512, tile=16, repeats=3):
     """Simulator instruction rate in count_only mode on a synthetic tiled GEMM program.
 
-    The program (accelsim.programs.tiled_gemm_program, edge config, int4 x int4, M = K = N =
+    The program (tests/programs.py `tiled_gemm_program`, edge config, int4 x int4, M = K = N =
     `size`, 16x16x16 tiles) has (size/tile)**3 * 3 + 2 * (size/tile)**2 + 2 instructions
     (~100k for size 512). Timed: `simulate(..., count_only=True)` including its planning pass
     (costing every instruction), best of `repeats`; program construction is not timed. The
@@ -122,9 +122,12 @@ def bench_sim(results, size=512, tile=16, repeats=3):
     `sim_instructions_per_s_no_races` turns it off. `simpy_bare_pipeline_insn_per_s` is a bare
     SimPy pipeline measured in the same run, to judge the numbers on a loaded machine.
     """
+    import sys  # the hand-written program is a test fixture, in tests/programs.py
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from accelsim.config import load_config
-    from accelsim.programs import tiled_gemm_program
     from accelsim.sim import simulate
+    from tests.programs import tiled_gemm_program
 
     cfg = load_config("edge")
     w = np.zeros((size, size), np.int8)

@@ -11,8 +11,8 @@ from accelsim.energy import energy_report, load_energy_table, recompute_energy
 from accelsim.errors import ConfigError
 from accelsim.isa import Buf, Op
 from accelsim.program import ProgramBuilder
-from accelsim.programs import tiled_gemm_program
 from accelsim.sim import simulate
+from tests.programs import tiled_gemm_program
 
 TABLE_PATH = load_energy_table().source
 

@@ -37,7 +37,7 @@ def _digest(outputs: dict) -> dict:
 
 def record(workload: str, preset: str) -> dict:
     """The golden figures of one (workload, preset) run, as stored in the expected file."""
-    from accelsim.commands import make_input, resolve_model
+    from accelsim.cli.commands import make_input, resolve_model
     from accelsim.config import load_config
     from accelsim.report import summarize
     from accelsim.runner import run_model

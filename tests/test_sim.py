@@ -11,8 +11,8 @@ from accelsim.isa import Buf, Op, Unit
 from accelsim.kernels.gemm import gemm_ref
 from accelsim.kernels.rescale import quantize_multiplier, rescale_ref
 from accelsim.program import Program, ProgramBuilder
-from accelsim.programs import tiled_gemm_program
 from accelsim.sim import simulate
+from tests.programs import tiled_gemm_program
 
 L, S, MM, RS = (1 << Unit.LOAD, 1 << Unit.STORE, 1 << Unit.MATMUL, 1 << Unit.RESCALE)
 

@@ -12,12 +12,12 @@ import numpy as np
 from accelsim.config import HwConfig
 from accelsim.errors import AccelsimError
 from accelsim.frontend.emit import Emitter
-from accelsim.frontend.fold import fold_batchnorm
 from accelsim.frontend.gemm_layer import GemmPlace, choose_tiling, emit_gemm_layer, pack_weights
 from accelsim.frontend.tiling import GemmLayer, Tiling
 from accelsim.frontend.tokens import insert_tokens
 from accelsim.frontend.validate import validate_stream
 from accelsim.frontend.vector_layer import emit_vector_node
+from accelsim.ir.fold import fold_batchnorm
 from accelsim.ir.graph import Graph
 from accelsim.ir.ops import Flatten, QuantConv2d, Quantize, QuantLinear
 from accelsim.ir.params import rescale_params

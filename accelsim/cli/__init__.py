@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("workloads", help="list the built-in workloads")
 
-    from accelsim.train_cli import add_train_parser
+    from accelsim.cli.train import add_train_parser
 
     add_train_parser(sub)
 
@@ -92,7 +92,7 @@ def _add_machine_args(p: argparse.ArgumentParser) -> None:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        from accelsim import commands  # noqa: PLC0415 (keeps `--help` fast)
+        from accelsim.cli import commands  # noqa: PLC0415 (keeps `--help` fast)
 
         return getattr(commands, args.command.replace("-", "_"))(args)
     except AccelsimError as exc:

@@ -112,6 +112,6 @@ def workloads(args) -> int:
 
 
 def train(args) -> int:
-    from accelsim.train_cli import run_train
+    from accelsim.cli.train import run_train
 
     return run_train(args)
