@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from accelsim.errors import ConfigError
+from accelsim.numeric import MAC_MAX_BITS
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
@@ -80,7 +81,7 @@ class MatmulConfig:
         choices=("fusion", "serial_act", "serial_both", "fixed"),
     )
     serial_bits: int = _f(1, "bits processed per pass by the bit-serial MAC models", min=1)
-    max_bits: int = _f(8, "widest operand the MACs accept, in bits", min=1)
+    max_bits: int = _f(MAC_MAX_BITS, "widest operand the MACs accept, in bits", min=1)
     fill_drain: bool = _f(True, "include the array fill and drain terms (R + C - 2, 2R + C - 2)")
     overflow: str = _f(
         "error",
@@ -259,8 +260,10 @@ def _check_consistency(cfg: HwConfig, source: str) -> None:
                 f"{source}: buffers.{buf}_bytes is smaller than one row "
                 f"({cfg.buffers.row_bits} bits)"
             )
-    if cfg.matmul.max_bits > 8:
-        raise ConfigError(f"{source}: matmul.max_bits must be at most 8, got {cfg.matmul.max_bits}")
+    if cfg.matmul.max_bits > MAC_MAX_BITS:
+        raise ConfigError(
+            f"{source}: matmul.max_bits must be at most {MAC_MAX_BITS}, got {cfg.matmul.max_bits}"
+        )
 
 
 def _parse_override(text: str, source: str):

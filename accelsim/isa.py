@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from accelsim.errors import IsaError
+from accelsim.numeric import ELEMENT_MAX_BITS, MAC_MAX_BITS, MODES, TENSOR_MAX_BITS
 
 WORD_BITS = 128  # bits per instruction word
 HEADER_BITS = 32  # opcode:5 | wait:8 | signal:8 | tag:11
@@ -71,16 +72,14 @@ class Buf(IntEnum):
     MAP = 6  # kernel maps (in_index, out_index, offset)
 
 
-class Mode(IntEnum):
-    """How an integer operand's bits are read."""
-
-    SIGNED = 0
-    UNSIGNED = 1
-    BIPOLAR = 2  # 1-bit values meaning -1 / +1
-
-
-MODE_NAMES = {m: m.name.lower() for m in Mode}  # Mode -> "signed" / "unsigned" / "bipolar"
+# How an integer operand's bits are read: SIGNED = 0, UNSIGNED = 1, BIPOLAR = 2 (1-bit -1 / +1),
+# named and ordered by `accelsim.numeric.MODES`.
+Mode = IntEnum("Mode", [(name.upper(), code) for code, name in enumerate(MODES)])
+Mode.__doc__ = "How an integer operand's bits are read (names: accelsim.numeric.MODES)."
+MODE_NAMES = {Mode(code): name for code, name in enumerate(MODES)}  # Mode -> "signed" / ...
 MODE_BY_NAME = {name: m for m, name in MODE_NAMES.items()}
+_MODE_MAX = len(Mode) - 1
+OUT_MODE_MAX = int(Mode.UNSIGNED)  # QUANT, RESCALE and ALU write signed or unsigned, not bipolar
 
 
 class AluOp(IntEnum):
@@ -133,8 +132,8 @@ _DMA = (
     ("d2", 16, dict(lo=1, doc="contiguous elements per (d0, d1) position")),
     ("s0", 32, dict(doc="DRAM stride of d0 in elements")),
     ("s1", 32, dict(doc="DRAM stride of d1 in elements")),
-    ("bits", 6, dict(lo=1, hi=32, doc="bits per element in DRAM and buffer")),
-    ("mode", 2, dict(hi=2, enum=Mode, doc="signedness of the elements")),
+    ("bits", 6, dict(lo=1, hi=ELEMENT_MAX_BITS, doc="bits per element in DRAM and buffer")),
+    ("mode", 2, dict(hi=_MODE_MAX, enum=Mode, doc="signedness of the elements")),
 )
 _PAD = (
     ("pad_top", 4, dict(doc="rows of pad_value added before d0")),
@@ -144,15 +143,15 @@ _PAD = (
     ("pad_value", 16, dict(signed=True, doc="padding value (the zero point)")),
 )
 _OPERANDS = (
-    ("a_bits", 4, dict(lo=1, hi=8, doc="activation operand bits")),
-    ("w_bits", 4, dict(lo=1, hi=8, doc="weight operand bits")),
-    ("a_mode", 2, dict(hi=2, enum=Mode)),
-    ("w_mode", 2, dict(hi=2, enum=Mode)),
+    ("a_bits", 4, dict(lo=1, hi=MAC_MAX_BITS, doc="activation operand bits")),
+    ("w_bits", 4, dict(lo=1, hi=MAC_MAX_BITS, doc="weight operand bits")),
+    ("a_mode", 2, dict(hi=_MODE_MAX, enum=Mode)),
+    ("w_mode", 2, dict(hi=_MODE_MAX, enum=Mode)),
     ("reset", 1, dict(doc="1: acc = product; 0: acc += product")),
 )
 _OUTPUT = (
-    ("bits", 5, dict(lo=1, hi=16, doc="output bits")),
-    ("mode", 2, dict(hi=1, enum=Mode, doc="output signedness")),
+    ("bits", 5, dict(lo=1, hi=TENSOR_MAX_BITS, doc="output bits")),
+    ("mode", 2, dict(hi=OUT_MODE_MAX, enum=Mode, doc="output signedness")),
     ("zp", 16, dict(signed=True, doc="output zero point")),
 )
 
@@ -218,7 +217,7 @@ TABLE: dict[Op, OpSpec] = {
                 ("dst_buf", 3, dict(hi=6, enum=Buf)),
                 ("dst_addr", _ADDR),
                 ("n", 24, dict(lo=1, doc="elements")),
-                ("in_bits", 6, dict(lo=1, hi=32)),
+                ("in_bits", 6, dict(lo=1, hi=ELEMENT_MAX_BITS)),
                 *_OUTPUT,
                 ("mult", 32, dict(doc="fixed-point multiplier m of 1/s")),
                 ("shift", 6, dict(hi=62)),
@@ -262,8 +261,8 @@ TABLE: dict[Op, OpSpec] = {
                 ("kh", 4, dict(lo=1)),
                 ("kw", 4, dict(lo=1)),
                 ("stride", 4, dict(lo=1)),
-                ("in_bits", 5, dict(lo=1, hi=16)),
-                ("in_mode", 2, dict(hi=2, enum=Mode)),
+                ("in_bits", 5, dict(lo=1, hi=TENSOR_MAX_BITS)),
+                ("in_mode", 2, dict(hi=_MODE_MAX, enum=Mode)),
                 *_OUTPUT,
                 ("imm", 16, dict(signed=True, doc="shift amount or constant")),
             ),
@@ -334,6 +333,8 @@ def _check_table():
     for spec in TABLE.values():
         used = HEADER_BITS + sum(f.bits for f in spec.fields)
         assert used <= spec.words * WORD_BITS, (spec.op, used)
+        for f in spec.fields:  # a limit taken from accelsim.numeric must fit its field
+            assert f.max < 1 << f.bits, (spec.op, f.name)
 
 
 _check_table()

@@ -20,24 +20,9 @@ import numpy as np
 from accelsim.errors import AccelsimError, IsaError, ModelFormatError
 from accelsim.fileio import atomic_write
 from accelsim.isa import Insn, Op, decode_program, encode_program
+from accelsim.numeric import storage_dtype, value_range
 
 FORMAT_VERSION = 1  # bumped when the file layout changes
-MODES = ("signed", "unsigned", "bipolar")
-
-
-def _dtype(bits: int, mode: str):
-    if bits <= 8:
-        return np.uint8 if mode == "unsigned" else np.int8
-    return np.int32
-
-
-def value_bounds(bits: int, mode: str) -> tuple[int, int]:
-    """Inclusive value range of a `bits`-bit element in `mode` ('signed', 'unsigned', 'bipolar')."""
-    if mode == "bipolar":
-        return -1, 1
-    if mode == "unsigned":
-        return 0, (1 << bits) - 1
-    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
 
 @dataclass
@@ -67,8 +52,12 @@ def _place(name, value, where) -> TensorPlace:
         raise ModelFormatError(
             f"{where}: tensor {name!r} must be (dram_addr, shape, bits, mode), got {value!r}"
         ) from None
-    if place.mode not in MODES or not 1 <= place.bits <= 32 or place.dram_addr < 0:
-        raise ModelFormatError(f"{where}: tensor {name!r} has bad bits/mode/address {value!r}")
+    try:
+        value_range(place.bits, place.mode)
+    except AccelsimError as exc:
+        raise ModelFormatError(f"{where}: tensor {name!r}: {exc}") from None
+    if place.dram_addr < 0:
+        raise ModelFormatError(f"{where}: tensor {name!r} has a negative address {value!r}")
     return place
 
 
@@ -114,7 +103,7 @@ class Program:
             arr = np.asarray(arr)
             if arr.shape != p.shape:
                 raise AccelsimError(f"input {name!r}: expected shape {p.shape}, got {arr.shape}")
-            lo, hi = value_bounds(p.bits, p.mode)
+            lo, hi = value_range(p.bits, p.mode)
             if arr.size and (arr.min() < lo or arr.max() > hi):
                 raise AccelsimError(
                     f"input {name!r}: values outside the {p.bits}-bit {p.mode} range [{lo}, {hi}]"
@@ -125,7 +114,7 @@ class Program:
         """Named output arrays read from `dram`, in their storage dtype and shape."""
         return {
             name: dram[p.dram_addr : p.dram_addr + p.size]
-            .astype(_dtype(p.bits, p.mode))
+            .astype(storage_dtype(p.bits, p.mode))
             .reshape(p.shape)
             for name, p in self.outputs.items()
         }

@@ -28,6 +28,7 @@ import numpy as np
 
 from accelsim.fileio import atomic_write_json
 from accelsim.kernels import gemm as gemm_mod
+from accelsim.numeric import storage_dtype, value_range
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "kernels.json"
 
@@ -50,8 +51,8 @@ def _interleaved_best(fns, repeats):
 
 
 def _operand(rng, shape, bits):
-    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    x = rng.integers(lo, hi + 1, shape).astype(np.int8)
+    lo, hi = value_range(bits, "signed")
+    x = rng.integers(lo, hi + 1, shape).astype(storage_dtype(bits, "signed"))
     x.flat[0] = lo  # full range, so the K-block size is the worst case for these bits
     return x
 

@@ -103,7 +103,7 @@ def test_lsq_writes_native_model_and_metrics(capsys, tmp_path, teacher):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--bits", "9/4"], "activations 2..8"),
+        (["--bits", "9/4"], "widths must be 1..8"),
         (["--bits", "four"], "A/W"),
         (["--dataset", "cifar"], "invalid choice"),
         (["--epochs", "0"], "positive integer"),

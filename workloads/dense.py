@@ -15,8 +15,9 @@ import numpy as np
 
 from accelsim.ir import BatchNorm, Graph, QuantConv2d, Quantize, TensorInfo
 from accelsim.ir.builder import GraphBuilder, with_input_shape
+from accelsim.numeric import MAC_MAX_BITS, check_bits
 
-BITS_CHOICES = (2, 4, 8)  # per-layer bit widths used by random_cnn
+BITS_CHOICES = (2, 4, 8)  # the per-layer widths random_cnn draws from (MAC widths 1..8)
 
 
 def small_cnn(
@@ -135,6 +136,8 @@ def random_cnn(
         int(rng.integers(5, max_hw + 1)),
         int(rng.integers(5, max_hw + 1)),
     )
+    for bits_choice in bits:  # every layer's activations and weights meet the array
+        check_bits(bits_choice, MAC_MAX_BITS, "random_cnn bits")
     b = GraphBuilder("random_cnn", (n, h, w, int(rng.integers(1, 6))), rng)
 
     def pick() -> int:

@@ -133,11 +133,18 @@ def _overrides(items: list) -> dict:
 
 
 def main(argv=None) -> None:
+    from accelsim.numeric import bits_arg
+    from workloads.trained import BITS
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="digits", choices=("digits", "mnist"))
     ap.add_argument("--model", default="cnn", choices=("mlp", "cnn"))
     ap.add_argument(
-        "--bits", nargs="*", default=["8/8", "4/4", "3/3", "2/2", "1/2"], help="W/A widths"
+        "--bits",
+        nargs="*",
+        type=bits_arg("W/A"),
+        default=None,
+        help="W/A widths (default: every width of the recipes)",
     )
     ap.add_argument("--methods", nargs="*", default=["lsq", "ulq"])
     ap.add_argument("--seeds", nargs="*", type=int, default=[0])
@@ -157,7 +164,7 @@ def main(argv=None) -> None:
     )
     ap.add_argument("--json", type=Path, default=None, help="write all metrics here")
     args = ap.parse_args(argv)
-    bits = [tuple(int(v) for v in b.split("/")) for b in args.bits]
+    bits = list(BITS) if args.bits is None else [(w, a) for a, w in args.bits]
     overrides = _overrides(args.set)
     jobs = [
         (

@@ -79,12 +79,10 @@ def table(results: list) -> str:
     return "\n".join(lines)
 
 
-def _bits(text: str) -> tuple[int, int]:
-    w, a = (int(v) for v in text.split("/"))
-    return w, a
-
-
 def main(argv=None) -> None:
+    from accelsim.numeric import bits_arg
+    from workloads.trained import BITS
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--from-json", nargs="+", type=Path, help="tabulate `accelsim train` JSONs")
     ap.add_argument("--dataset", default="digits", choices=("digits", "mnist"))
@@ -92,9 +90,9 @@ def main(argv=None) -> None:
     ap.add_argument(
         "--bits",
         nargs="*",
-        type=_bits,
-        default=[(8, 8), (4, 4), (3, 3), (2, 2), (1, 2)],
-        help="W/A widths",
+        type=bits_arg("W/A"),
+        default=None,
+        help="W/A widths (default: every width of the recipes)",
     )
     ap.add_argument("--methods", nargs="*", default=["lsq", "ulq"])
     ap.add_argument("--epochs", type=int, default=None, help="override the quantized epochs")
@@ -109,7 +107,7 @@ def main(argv=None) -> None:
         results = run(
             args.dataset,
             args.model,
-            args.bits,
+            list(BITS) if args.bits is None else [(w, a) for a, w in args.bits],
             args.methods,
             args.epochs,
             args.fp_epochs,

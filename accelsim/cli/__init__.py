@@ -10,16 +10,7 @@ import argparse
 import sys
 
 from accelsim.errors import AccelsimError
-
-
-def _bits(text: str) -> tuple[int, int]:
-    try:
-        a, w = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--bits expects A/W such as 4/4, got {text!r}") from None
-    if not (1 <= a <= 8 and 1 <= w <= 8):
-        raise argparse.ArgumentTypeError(f"--bits: widths must be 1..8, got {text!r}")
-    return a, w
+from accelsim.numeric import bits_arg
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,7 +72,7 @@ def _add_machine_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--bits",
-        type=_bits,
+        type=bits_arg("A/W"),
         default=(8, 8),
         metavar="A/W",
         help="activation/weight bits of a built-in workload (default 8/8)",

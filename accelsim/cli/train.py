@@ -23,20 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from accelsim.errors import AccelsimError
+from accelsim.numeric import bits_arg
 
 SPEC_KEY = "__spec__.json"  # member of a training checkpoint holding the model spec as JSON
-
-
-def _bits(text: str) -> tuple[int, int]:
-    try:
-        a, w = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--bits expects A/W such as 4/4, got {text!r}") from None
-    if not (2 <= a <= 8 and 1 <= w <= 8):
-        raise argparse.ArgumentTypeError(
-            f"--bits: activations 2..8 and weights 1..8 bits (A/W), got {text!r}"
-        )
-    return a, w
 
 
 def _positive(text: str) -> int:
@@ -60,10 +49,11 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--method", default="lsq", choices=("fp", "lsq", "ulq"))
     p.add_argument(
         "--bits",
-        type=_bits,
+        type=bits_arg("A/W"),
         default=(4, 4),
         metavar="A/W",
-        help="activation/weight bits (default 4/4; weights 1 = binary, 2 = ternary)",
+        help="activation/weight bits, 1..8 each (default 4/4; activations 1 = {0, 1} after "
+        "ReLU; weights 1 = binary, 2 = ternary)",
     )
     p.add_argument(
         "-o",

@@ -21,6 +21,7 @@ from accelsim.ir.fold import fold_batchnorm
 from accelsim.ir.graph import Graph
 from accelsim.ir.ops import Flatten, QuantConv2d, Quantize, QuantLinear
 from accelsim.ir.params import rescale_params
+from accelsim.numeric import INT32_MAX
 from accelsim.program import Program, TensorPlace
 
 QUANT_INPUT = "__quantized_input__"  # the Quantize op runs on the host
@@ -161,7 +162,7 @@ def _emit_gemm_node(
     rp = rescale_params(op, g, cfg.rescale.mult_bits)
     L, images = gemm_layer_of(op, g, batch)
     params = np.stack([rp.bias, rp.mult, rp.shift], axis=1).astype(np.int64)
-    if np.any(np.abs(params) >= 2**31):
+    if np.any(np.abs(params) > INT32_MAX):
         raise AccelsimError(f"node {op.name!r}: rescale parameters do not fit int32")
     p_addr = em.alloc(params.size, params.astype(np.int32))
     pin, pout = places[op.inputs[0]], places[op.output]

@@ -20,6 +20,7 @@ from accelsim.ir.graph import Graph
 from accelsim.ir.ops import Add, AvgPool, Clip, Concat, GlobalAvgPool, MaxPool
 from accelsim.ir.params import add_params, concat_params, pool_params
 from accelsim.isa import AluOp, Buf, Insn, Op
+from accelsim.numeric import INT32_MAX
 
 
 def emit_vector_node(em: Emitter, op, g: Graph, places, cfg: HwConfig) -> None:
@@ -35,7 +36,7 @@ def emit_vector_node(em: Emitter, op, g: Graph, places, cfg: HwConfig) -> None:
 def _params(em: Emitter, words) -> int:
     """Put int32 parameter words in DRAM; returns their address."""
     arr = np.asarray(words, np.int64)
-    if np.any(np.abs(arr) >= 2**31):
+    if np.any(np.abs(arr) > INT32_MAX):
         raise AccelsimError(f"ALU parameters {arr.tolist()} do not fit int32")
     return em.alloc(arr.size, arr.astype(np.int32))
 

@@ -5,7 +5,7 @@ integer reference execution.
 """
 
 from accelsim.ir.fold import fold_batchnorm
-from accelsim.ir.graph import Graph, TensorInfo, int_dtype, int_range
+from accelsim.ir.graph import Graph, TensorInfo
 from accelsim.ir.ops import (
     OP_TYPES,
     Add,
@@ -55,8 +55,6 @@ __all__ = [
     "concat_params",
     "conv_acc",
     "fold_batchnorm",
-    "int_dtype",
-    "int_range",
     "pad_nhwc",
     "pool_params",
     "rescale_params",

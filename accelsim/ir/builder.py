@@ -17,7 +17,7 @@ import dataclasses
 
 import numpy as np
 
-from accelsim.ir.graph import Graph, TensorInfo, int_range
+from accelsim.ir.graph import Graph, TensorInfo
 from accelsim.ir.ops import (
     Add,
     AvgPool,
@@ -32,6 +32,7 @@ from accelsim.ir.ops import (
     infer_shape,
 )
 from accelsim.ir.reference import JIT_ENABLED, conv_acc, run_node
+from accelsim.numeric import value_range
 
 
 def _mode(bits: int, signed: bool) -> str:
@@ -40,7 +41,7 @@ def _mode(bits: int, signed: bool) -> str:
 
 def lsq_step(values: np.ndarray, bits: int, mode: str) -> float:
     """LSQ initial step size 2*mean|v| / sqrt(Qp) of real values (Qp: largest integer)."""
-    qp = max(int_range(bits, mode)[1], 1)
+    qp = max(value_range(bits, mode)[1], 1)
     m = float(np.mean(np.abs(values))) if values.size else 0.0
     return 2.0 * m / np.sqrt(qp) if m > 0 else 1.0
 
@@ -49,7 +50,7 @@ def calib_step(values: np.ndarray, bits: int, mode: str) -> float:
     """Activation step size: the smaller of the LSQ initial step and the 99.9th percentile of
     |v| over Qp. At 2 bits the LSQ rule wins (coarse but balanced); at 4-8 bits the
     percentile rule does (fine steps, 0.1% clipped)."""
-    qp = max(int_range(bits, mode)[1], 1)
+    qp = max(value_range(bits, mode)[1], 1)
     step = lsq_step(values, bits, mode)
     if values.size:
         p = float(np.percentile(np.abs(values), 99.9)) / qp
@@ -113,7 +114,7 @@ class GraphBuilder:
 
     def _quant(self, real: np.ndarray, bits: int, mode: str, relu: bool) -> tuple[float, int]:
         """(scale, zero point) of a new tensor from its real calibration values."""
-        lo, hi = int_range(bits, mode)
+        lo, hi = value_range(bits, mode)
         if mode == "unsigned" and not relu:
             rmin = min(float(np.percentile(real, 0.1)), 0.0)
             rmax = max(float(np.percentile(real, 99.9)), 0.0)
@@ -140,7 +141,7 @@ class GraphBuilder:
     def _weights(self, shape: tuple[int, ...], bits: int) -> tuple[np.ndarray, np.ndarray, str]:
         """Integer weights of `shape` (last axis = Cout), per-channel steps, weight mode."""
         mode = _mode(bits, True)
-        lo, hi = int_range(bits, mode)
+        lo, hi = value_range(bits, mode)
         fan_in = int(np.prod(shape[:-1]))  # He-style init keeps activations near unit scale
         real = (
             self.rng.standard_normal(shape)
@@ -183,7 +184,7 @@ class GraphBuilder:
         scale, zp = self._quant(real, bits, mode, relu or relu6)
         op.relu = bool(relu or relu6)
         if relu6:
-            op.clip_hi = int(min(int_range(bits, mode)[1], zp + np.rint(6.0 / scale)))
+            op.clip_hi = int(min(value_range(bits, mode)[1], zp + np.rint(6.0 / scale)))
         return self._add_node(op, bits, mode, scale, zp)
 
     # ------------------------------------------------------------------ layers

@@ -17,8 +17,7 @@ import numpy as np
 from accelsim.errors import ModelFormatError
 from accelsim.ir.graph import Graph, check_int_array
 from accelsim.ir.ops import BatchNorm
-
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+from accelsim.numeric import INT32_MAX, INT32_MIN
 
 
 def fold_one(op, bn: BatchNorm, s_in: float):

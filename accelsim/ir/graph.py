@@ -15,38 +15,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from accelsim.errors import ModelFormatError
-
-MODES = ("float", "signed", "unsigned", "bipolar")  # value encodings of a tensor
-
-
-def int_range(bits: int, mode: str) -> tuple[int, int]:
-    """Smallest and largest integer of a `bits`-wide value in `mode` (bipolar: -1 and +1)."""
-    if mode == "signed":
-        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    if mode == "unsigned":
-        return 0, (1 << bits) - 1
-    if mode == "bipolar":
-        return -1, 1
-    raise ValueError(f"no integer range for mode {mode!r}")
-
-
-def int_dtype(bits: int, mode: str) -> np.dtype:
-    """Storage dtype of integers of `bits` in `mode` (PLAN: int8/uint8 up to 8 bits, else int32)."""
-    if mode == "bipolar" or (mode == "signed" and bits <= 8):
-        return np.dtype(np.int8)
-    if mode == "unsigned" and bits <= 8:
-        return np.dtype(np.uint8)
-    return np.dtype(np.int32)
+from accelsim.errors import AccelsimError, ModelFormatError
+from accelsim.numeric import FLOAT_MODE, TENSOR_MAX_BITS, TENSOR_MODES, storage_dtype, value_range
 
 
 def check_int_array(arr: np.ndarray, bits: int, mode: str, what: str) -> None:
     """Raise ModelFormatError naming `what` unless every value of `arr` fits `bits` in `mode`."""
     if arr.dtype.kind not in "iu":
         raise ModelFormatError(f"{what}: expected an integer array, got dtype {arr.dtype}")
+    try:
+        lo, hi = value_range(bits, mode)
+    except AccelsimError as exc:
+        raise ModelFormatError(f"{what}: {exc}") from None
     if arr.size == 0:
         return
-    lo, hi = int_range(bits, mode)
     amin, amax = int(arr.min()), int(arr.max())
     if amin < lo or amax > hi:
         raise ModelFormatError(
@@ -86,17 +68,17 @@ class TensorInfo:
     @property
     def is_float(self) -> bool:
         """True for the unquantized float tensor (the graph input before `Quantize`)."""
-        return self.mode == "float"
+        return self.mode == FLOAT_MODE
 
     @property
     def qrange(self) -> tuple[int, int]:
         """(lowest, highest) representable integer."""
-        return int_range(self.bits, self.mode)
+        return value_range(self.bits, self.mode)
 
     @property
     def dtype(self) -> np.dtype:
         """Storage dtype of this tensor's integers (float64 for the float input)."""
-        return np.dtype(np.float64) if self.is_float else int_dtype(self.bits, self.mode)
+        return np.dtype(np.float64) if self.is_float else storage_dtype(self.bits, self.mode)
 
     @property
     def channels(self) -> int:
@@ -110,16 +92,18 @@ class TensorInfo:
     def check(self) -> None:
         """Raise ModelFormatError if bits / mode / scale / zero point are inconsistent."""
         what = f"tensor {self.name!r}"
-        if self.mode not in MODES:
-            raise ModelFormatError(f"{what}: mode must be one of {MODES}, got {self.mode!r}")
+        if self.mode not in TENSOR_MODES:
+            raise ModelFormatError(
+                f"{what}: mode must be one of {', '.join(TENSOR_MODES)}, got {self.mode!r}"
+            )
         if any(d <= 0 for d in self.shape):
             raise ModelFormatError(f"{what}: shape {self.shape} must be positive")
         if self.is_float:
             return
         if self.mode == "bipolar" and self.bits != 1:
             raise ModelFormatError(f"{what}: bipolar tensors have bits 1, got {self.bits}")
-        if not 1 <= self.bits <= 16:  # the widest output of rescale / vector units
-            raise ModelFormatError(f"{what}: bits must be in 1..16, got {self.bits}")
+        if not 1 <= self.bits <= TENSOR_MAX_BITS:
+            raise ModelFormatError(f"{what}: bits must be in 1..{TENSOR_MAX_BITS}, got {self.bits}")
         scale = np.asarray(self.scale)
         if scale.ndim not in (0, 1) or (scale.ndim == 1 and scale.shape[0] != self.channels):
             raise ModelFormatError(

@@ -37,6 +37,7 @@ from accelsim.ir.vector_ops import (
     GlobalAvgPool,
     MaxPool,
 )
+from accelsim.numeric import MAC_MAX_BITS, MODES
 
 __all__ = [
     "OP_TYPES",
@@ -102,10 +103,10 @@ class _Weighted(Op):
     def _check_weights(self, graph: Graph, wdim: int) -> None:
         if not isinstance(self.weight, np.ndarray) or self.weight.ndim != wdim:
             fail(self, f"weight must be a {wdim}-D integer array")
-        if self.w_mode not in ("signed", "unsigned", "bipolar"):
-            fail(self, f"w_mode must be signed, unsigned or bipolar, got {self.w_mode!r}")
-        if not isinstance(self.w_bits, int) or not 1 <= self.w_bits <= 8:
-            fail(self, f"w_bits must be an integer in 1..8, got {self.w_bits!r}")
+        if self.w_mode not in MODES:
+            fail(self, f"w_mode must be one of {', '.join(MODES)}, got {self.w_mode!r}")
+        if not isinstance(self.w_bits, int) or not 1 <= self.w_bits <= MAC_MAX_BITS:
+            fail(self, f"w_bits must be an integer in 1..{MAC_MAX_BITS}, got {self.w_bits!r}")
         if not isinstance(self.relu, bool):
             fail(self, f"relu must be true or false, got {self.relu!r}")
         check_int_array(self.weight, self.w_bits, self.w_mode, f"node {self.name!r}: weight")
@@ -138,8 +139,11 @@ class _Weighted(Op):
         t = check_int_input(self, graph, self.inputs[0], ndim)
         if np.ndim(t.scale) != 0:
             fail(self, f"input {t.name!r} must have a per-tensor scale")
-        if t.bits > 8:  # the matmul unit multiplies operands of 1..8 bits
-            fail(self, f"input {t.name!r} has {t.bits} bits; matmul operands have at most 8")
+        if t.bits > MAC_MAX_BITS:
+            fail(
+                self,
+                f"input {t.name!r} has {t.bits} bits; matmul operands have at most {MAC_MAX_BITS}",
+            )
         return t
 
 

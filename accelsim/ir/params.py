@@ -29,8 +29,7 @@ from accelsim.ir.graph import Graph, TensorInfo
 from accelsim.ir.ops import AvgPool, Concat, GlobalAvgPool, QuantConv2d, QuantLinear
 from accelsim.kernels.alu import add_multipliers, avgpool_multipliers
 from accelsim.kernels.rescale import quantize_multiplier
-
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+from accelsim.numeric import INT32_MAX, INT32_MIN
 
 
 @dataclass(frozen=True)

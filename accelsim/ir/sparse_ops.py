@@ -33,12 +33,13 @@ import numpy as np
 from accelsim import sparse as sp
 from accelsim.errors import ModelFormatError, SparseInputError
 from accelsim.ir.base import Op, fail
-from accelsim.ir.graph import Graph, NodeLookup, TensorInfo, check_int_array, int_dtype
+from accelsim.ir.graph import Graph, NodeLookup, TensorInfo, check_int_array
 from accelsim.ir.ops import Add, Clip, Concat, _Weighted
 from accelsim.ir.params import rescale_params
 from accelsim.ir.reference import run_node
 from accelsim.kernels import quant
 from accelsim.kernels.rescale import rescale, rescale_ref
+from accelsim.numeric import FLOAT_MODE, MAC_MAX_BITS, storage_dtype
 
 
 @dataclass
@@ -68,11 +69,11 @@ class SparseTensor:
 
     @property
     def is_float(self) -> bool:
-        return self.mode == "float"
+        return self.mode == FLOAT_MODE
 
     @property
     def dtype(self):
-        return np.dtype(np.float64) if self.is_float else int_dtype(self.bits, self.mode)
+        return np.dtype(np.float64) if self.is_float else storage_dtype(self.bits, self.mode)
 
 
 @dataclass(kw_only=True)
@@ -233,8 +234,12 @@ class SparseGraph(NodeLookup):
             fail(n, f"weight shape {n.weight.shape} must be [K**3, {src.channels}, {out.channels}]")
         if src.zero_point != 0:
             fail(n, f"input {src.name!r} must have zero point 0 (absent voxels add nothing)")
-        if src.bits > 8:
-            fail(n, f"input {src.name!r} has {src.bits} bits; matmul operands have at most 8")
+        if src.bits > MAC_MAX_BITS:
+            fail(
+                n,
+                f"input {src.name!r} has {src.bits} bits; matmul operands have at most "
+                f"{MAC_MAX_BITS}",
+            )
         if n.transposed:
             parent = self.parents().get(src.coord_set)
             if parent is None or parent[0] != out.coord_set or parent[1] != n.stride:

@@ -23,11 +23,7 @@ import numpy as np
 from numba import njit
 
 from accelsim.errors import AccelsimError
-from accelsim.kernels.common import (
-    as_int_array,
-    output_range,
-    storage_dtype,
-)
+from accelsim.kernels.common import as_int_array, output_range
 from accelsim.kernels.pool import (  # pooling windows live in pool.py; re-exported here
     avgpool,
     avgpool_multipliers,
@@ -44,6 +40,7 @@ from accelsim.kernels.rescale import (
     rshift_round_ref,
     rshift_round_scalar,
 )
+from accelsim.numeric import sign_mode, storage_dtype
 
 MAX_ADD_MULT = 2**31  # |ma|, |mb| < 2**31 keeps (a - za)*ma + (b - zb)*mb exact in int64
 
@@ -81,7 +78,7 @@ def add_ref(a, b, *, za, ma, zb, mb, t, zp, bits, signed, mode, relu=False):
     )
     v = (a.astype(np.int64) - za) * ma + (b.astype(np.int64) - zb) * mb
     y = int(zp) + rshift_round_ref(v, t, mode)
-    return np.clip(y, lo, hi).astype(storage_dtype(bits, signed))
+    return np.clip(y, lo, hi).astype(storage_dtype(bits, sign_mode(signed)))
 
 
 @njit(cache=True)
@@ -98,7 +95,7 @@ def add(a, b, *, za, ma, zb, mb, t, zp, bits, signed, mode, relu=False):
     )
     out = np.empty(a.size, np.int32)
     _add_kernel(a.ravel(), b.ravel(), za, ma, zb, mb, t, int(zp), lo, hi, mode_code(mode), out)
-    return out.reshape(a.shape).astype(storage_dtype(bits, signed))
+    return out.reshape(a.shape).astype(storage_dtype(bits, sign_mode(signed)))
 
 
 def add_multipliers(real_a, real_b, mult_bits=16):
@@ -200,7 +197,7 @@ def shift_ref(x, n, *, bits, signed, mode="single"):
     x, n, lo, hi = _prepare_shift(x, n, bits, signed, mode)
     x64 = x.astype(np.int64)
     y = rshift_round_ref(x64, n, mode) if n >= 0 else np.clip(x64, -(2**31), 2**31) << -n
-    return np.clip(y, lo, hi).astype(storage_dtype(bits, signed))
+    return np.clip(y, lo, hi).astype(storage_dtype(bits, sign_mode(signed)))
 
 
 @njit(cache=True)
@@ -219,7 +216,7 @@ def shift(x, n, *, bits, signed, mode="single"):
     x, n, lo, hi = _prepare_shift(x, n, bits, signed, mode)
     out = np.empty(x.size, np.int32)
     _shift_kernel(x.ravel(), n, lo, hi, mode_code(mode), out)
-    return out.reshape(x.shape).astype(storage_dtype(bits, signed))
+    return out.reshape(x.shape).astype(storage_dtype(bits, sign_mode(signed)))
 
 
 __all__ = [

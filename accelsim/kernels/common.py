@@ -1,12 +1,7 @@
-"""Value ranges, storage dtypes and argument checks shared by the integer datapath kernels.
+"""Argument checks shared by the integer datapath kernels.
 
-An operand of `bits` bits in one of three modes holds these real values:
-- ``signed``:   [-2**(bits-1), 2**(bits-1) - 1]  (two's complement)
-- ``unsigned``: [0, 2**bits - 1]
-- ``bipolar``:  {-1, +1} (bits must be 1: the bit stores the sign)
-
-Tensors hold values at their real value in the smallest numpy dtype of the PLAN: int8 (signed or
-bipolar, <= 8 bits), uint8 (unsigned, <= 8 bits), int32 otherwise.
+Value ranges, storage dtypes and the int32 bounds are the machine's numeric facts, defined in
+`accelsim.numeric`.
 """
 
 import numpy as np
@@ -14,33 +9,14 @@ from numba import config as numba_config
 from numba import njit
 
 from accelsim.errors import AccelsimError
-
-OPERAND_MODES = ("signed", "unsigned", "bipolar")
-INT32_MIN = -(2**31)
-INT32_MAX = 2**31 - 1
-
-
-def value_range(bits, mode):
-    """Return the inclusive (lo, hi) value range of a `bits`-bit operand in `mode`."""
-    if mode not in OPERAND_MODES:
-        raise AccelsimError(f"operand mode must be one of {OPERAND_MODES}, got {mode!r}")
-    if not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 32:
-        raise AccelsimError(f"bits must be an integer in 1..32, got {bits!r}")
-    bits = int(bits)
-    if mode == "bipolar":
-        if bits != 1:
-            raise AccelsimError(f"bipolar operands are 1-bit, got bits={bits}")
-        return -1, 1
-    if mode == "signed":
-        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    return 0, (1 << bits) - 1
-
-
-def storage_dtype(bits, signed):
-    """numpy dtype that stores a `bits`-bit value: int8/uint8 up to 8 bits, int32 above."""
-    if bits <= 8:
-        return np.dtype(np.int8 if signed else np.uint8)
-    return np.dtype(np.int32)
+from accelsim.numeric import (
+    ELEMENT_MAX_BITS,
+    INT32_MAX,
+    INT32_MIN,
+    check_bits,
+    sign_mode,
+    value_range,
+)
 
 
 def output_range(bits, signed, zp=0, relu=False, clip_lo=None, clip_hi=None):
@@ -49,9 +25,8 @@ def output_range(bits, signed, zp=0, relu=False, clip_lo=None, clip_hi=None):
     The range of the output type, tightened by a fused ReLU (lo >= zp, the real zero) and by an
     optional clip [clip_lo, clip_hi] given in output integer units (ReLU6 and the like).
     """
-    if not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 32:
-        raise AccelsimError(f"output bits must be an integer in 1..32, got {bits!r}")
-    lo, hi = value_range(int(bits), "signed" if signed else "unsigned")
+    bits = check_bits(bits, ELEMENT_MAX_BITS, "output bits")
+    lo, hi = value_range(bits, sign_mode(signed))
     if not lo <= zp <= hi:
         raise AccelsimError(f"zero point {zp} is outside the {bits}-bit output range [{lo}, {hi}]")
     if relu:

@@ -26,15 +26,8 @@ import numpy as np
 from numba import njit
 
 from accelsim.errors import AccelsimError, AccumulatorOverflow
-from accelsim.kernels.common import (
-    INT32_MAX,
-    INT32_MIN,
-    as_int32,
-    as_int_array,
-    check_operand,
-    minmax,
-    pair,
-)
+from accelsim.kernels.common import as_int32, as_int_array, check_operand, minmax, pair
+from accelsim.numeric import INT32_MAX, INT32_MIN, MAC_MAX_BITS, check_bits
 
 EXACT_F32 = 2**24  # every integer of magnitude <= 2**24 is exact in float32
 OVERFLOW_MODES = ("error", "wrap")
@@ -47,8 +40,7 @@ def _check_gemm_args(a, w, acc, a_bits, w_bits, a_mode, w_mode, overflow):
     if a.ndim != 2 or w.ndim != 2 or a.shape[1] != w.shape[0]:
         raise AccelsimError(f"gemm needs a [M, K] and w [K, N], got {a.shape} and {w.shape}")
     for name, bits in (("a_bits", a_bits), ("w_bits", w_bits)):
-        if not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 8:
-            raise AccelsimError(f"gemm {name} must be an integer in 1..8, got {bits!r}")
+        check_bits(bits, MAC_MAX_BITS, f"gemm {name}")
     if overflow not in OVERFLOW_MODES:
         raise AccelsimError(f"gemm overflow must be one of {OVERFLOW_MODES}, got {overflow!r}")
     a_lo, a_hi = check_operand(a, "a", a_bits, a_mode)

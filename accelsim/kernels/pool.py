@@ -18,15 +18,7 @@ import numpy as np
 from numba import njit
 
 from accelsim.errors import AccelsimError
-from accelsim.kernels.common import (
-    INT32_MAX,
-    INT32_MIN,
-    as_int_array,
-    output_range,
-    pair,
-    per_channel,
-    storage_dtype,
-)
+from accelsim.kernels.common import as_int_array, output_range, pair, per_channel
 from accelsim.kernels.rescale import (
     MAX_SHIFT,
     check_mult_bits,
@@ -35,6 +27,7 @@ from accelsim.kernels.rescale import (
     requantize_ref,
     requantize_scalar,
 )
+from accelsim.numeric import INT32_MAX, INT32_MIN, sign_mode, storage_dtype
 
 
 def _geometry(x, kh, kw, stride, pad):
@@ -135,7 +128,7 @@ def avgpool_ref(
             s = np.clip(win.sum(axis=(1, 2)), INT32_MIN, INT32_MAX)
             cnt = (r1 - r0) * (c1 - c0)
             out[:, oy, ox, :] = zp + requantize_ref(s, mult[cnt], shift[cnt], mode, mult_bits)
-    out = np.clip(out, lo, hi).astype(storage_dtype(bits, signed))
+    out = np.clip(out, lo, hi).astype(storage_dtype(bits, sign_mode(signed)))
     return out if x.ndim == 4 else out[0]
 
 
@@ -175,7 +168,7 @@ def avgpool(
     _avgpool_kernel(
         np.ascontiguousarray(x4), *g[:6], mult, shift, zp_in, zp, lo, hi, code, mult_bits, out
     )
-    out = out.astype(storage_dtype(bits, signed))
+    out = out.astype(storage_dtype(bits, sign_mode(signed)))
     return out if x.ndim == 4 else out[0]
 
 

@@ -14,8 +14,9 @@ import numpy as np
 from numba import njit
 
 from accelsim.errors import AccelsimError
-from accelsim.kernels.common import output_range, storage_dtype
+from accelsim.kernels.common import output_range
 from accelsim.kernels.rescale import rescale, rescale_ref
+from accelsim.numeric import sign_mode, storage_dtype
 
 
 def quant_ref(x, mult, shift, *, zp, bits, signed, mode, mult_bits=32):
@@ -62,7 +63,7 @@ def quantize_float_ref(x, scale, zp, bits, signed):
     x, scale, zp, lo, hi = _prepare_float(x, scale, zp, bits, signed)
     q = np.rint(x / scale)  # np.rint rounds half to even
     y = np.clip(q, lo - zp, hi - zp).astype(np.int64) + zp
-    return y.astype(storage_dtype(bits, signed))
+    return y.astype(storage_dtype(bits, sign_mode(signed)))
 
 
 @njit(cache=True)
@@ -83,7 +84,7 @@ def quantize_float(x, scale, zp, bits, signed):
     scale = np.ascontiguousarray(np.broadcast_to(scale, (x2.shape[1],)))
     out = np.empty(x2.shape, np.int32)
     _quantize_float_kernel(x2, scale, zp, lo, hi, out)
-    return out.reshape(x.shape).astype(storage_dtype(bits, signed))
+    return out.reshape(x.shape).astype(storage_dtype(bits, sign_mode(signed)))
 
 
 __all__ = ["quant", "quant_ref", "quantize_float", "quantize_float_ref"]

@@ -35,14 +35,8 @@ import numpy as np
 from numba import njit
 
 from accelsim.errors import AccelsimError
-from accelsim.kernels.common import (
-    INT32_MAX,
-    INT32_MIN,
-    as_int32,
-    output_range,
-    per_channel,
-    storage_dtype,
-)
+from accelsim.kernels.common import as_int32, output_range, per_channel
+from accelsim.numeric import INT32_MAX, INT32_MIN, sign_mode, storage_dtype
 
 ROUND_MODES = ("single", "tflite", "rne")
 MODE_CODE = {"single": 0, "tflite": 1, "rne": 2}
@@ -223,7 +217,7 @@ def rescale_ref(
     )
     x = np.clip(acc.astype(np.int64) + bias, INT32_MIN, INT32_MAX)
     y = zp + requantize_ref(x, mult, shift, mode, mult_bits)
-    return np.clip(y, lo, hi).astype(storage_dtype(bits, signed))
+    return np.clip(y, lo, hi).astype(storage_dtype(bits, sign_mode(signed)))
 
 
 def rescale(
@@ -248,7 +242,7 @@ def rescale(
     acc2 = np.ascontiguousarray(acc.reshape(-1, bias.shape[0]) if acc.size else acc.reshape(0, 1))
     out = np.empty(acc2.shape, np.int32)
     _rescale_kernel(acc2, bias, mult, shift, zp, lo, hi, MODE_CODE[mode], mult_bits, out)
-    return out.reshape(acc.shape).astype(storage_dtype(bits, signed))
+    return out.reshape(acc.shape).astype(storage_dtype(bits, sign_mode(signed)))
 
 
 def count_mismatch(

@@ -15,7 +15,6 @@ from accelsim.quant.fold import fold_bn
 from accelsim.quant.layers import BatchNorm, Conv2d, Linear, ReLU, conv_out_size, im2col
 from accelsim.quant.models import Model
 from accelsim.quant.pooling import Flatten, GlobalAvgPool, MaxPool2d, Residual
-from accelsim.quant.quantizer import q_range
 
 
 def _gemm_dict(layer, bn, relu: bool, src: str, shape: tuple) -> dict:
@@ -239,14 +238,3 @@ def fake_quant_logits(model: Model, x: np.ndarray, batch_size: int = 500) -> np.
 def fake_quant_predict(model: Model, x: np.ndarray) -> np.ndarray:
     """Predicted class per image (int64) of the fake-quantized model (`fake_quant_logits`)."""
     return fake_quant_logits(model, x).argmax(axis=1)
-
-
-def int_range(bits: int, mode: str) -> tuple[int, int]:
-    """(min, max) integer of an operand with `bits` and hardware `mode`
-    (signed/unsigned/bipolar)."""
-    if mode == "signed":
-        q_n, q_p = q_range(bits, "signed")
-        return -q_n, q_p
-    if mode == "unsigned":
-        return q_range(bits, "unsigned")
-    return -1, 1

@@ -28,6 +28,7 @@ Integer ranges (`q_range`) by mode:
 
 import numpy as np
 
+from accelsim.numeric import TENSOR_MAX_BITS, value_range
 from accelsim.quant.layers import Param
 
 MODES = ("unsigned", "signed", "symmetric", "bipolar")
@@ -38,19 +39,16 @@ def q_range(bits: int, mode: str) -> tuple[int, int]:
     """Return (Q_N, Q_P): integer codes lie in [-Q_N, Q_P] for `bits` and `mode` (see module)."""
     if mode not in MODES:
         raise ValueError(f"quantizer mode must be one of {MODES}, got {mode!r}")
-    if bits < 1 or bits > 16:
-        raise ValueError(f"quantizer bits must be 1..16, got {bits}")
-    if mode == "bipolar":
-        if bits != 1:
-            raise ValueError(f"bipolar quantizer is 1-bit, got {bits} bits")
-        return 1, 1
-    if mode == "unsigned":
-        return 0, 2**bits - 1
-    if bits == 1:
+    if not 1 <= bits <= TENSOR_MAX_BITS:
+        raise ValueError(f"quantizer bits must be 1..{TENSOR_MAX_BITS}, got {bits}")
+    if mode == "bipolar" and bits != 1:
+        raise ValueError(f"bipolar quantizer is 1-bit, got {bits} bits")
+    if mode in ("signed", "symmetric") and bits == 1:
+        # A 1-bit two's-complement code is {-1, 0}: Q_P = 0 leaves the step initialisation
+        # 2*mean|v|/sqrt(Q_P) and the gradient scale 1/sqrt(N*Q_P) undefined.
         raise ValueError(f"1-bit {mode} quantizer is not defined; use mode 'bipolar'")
-    if mode == "signed":
-        return 2 ** (bits - 1), 2 ** (bits - 1) - 1
-    return 2 ** (bits - 1) - 1, 2 ** (bits - 1) - 1
+    lo, hi = value_range(bits, "signed" if mode == "symmetric" else mode)
+    return (hi if mode == "symmetric" else -lo), hi
 
 
 def weight_mode(bits: int) -> str:

@@ -51,7 +51,7 @@ from accelsim.ir import (
     QuantLinear,
     TensorInfo,
 )
-from accelsim.ir.graph import int_range
+from accelsim.numeric import INT32_MAX, value_range
 from accelsim.quant.export import export_layers, run_exported
 
 FREE_BITS = 16  # width of tensors without a trained quantizer (the widest RESCALE output)
@@ -127,7 +127,7 @@ def assign_quant(
         # A power-of-two step: a step sized exactly to the calibrated maximum makes the
         # rescale multiplier s_in*s_w/s_out a ratio of small integers on that channel, so
         # exact .5 ties (where fixed-point half-up and float half-even rounding differ) recur.
-        step = max(rng, 1e-12) / int_range(free_bits, mode)[1]
+        step = max(rng, 1e-12) / value_range(free_bits, mode)[1]
         return free_bits, mode, float(2.0 ** np.ceil(np.log2(step)))
 
     def of(name: str) -> tuple[int, str, float]:
@@ -163,7 +163,7 @@ def _weighted(d: dict, src: str, ir_src: str, out: str, quant: dict) -> QuantCon
         )
     s_in = quant[src][2]
     bias = np.rint(np.asarray(d["bias"], np.float64) / (s_in * w_scale))
-    if np.any(np.abs(bias) >= 2**31):
+    if np.any(np.abs(bias) > INT32_MAX):
         raise AccelsimError(f"to_ir: layer {d['name']!r}: integer bias overflows int32")
     w = np.asarray(d["w_int"]).astype(np.int8)
     # The output tensor's range is the next quantizer's [act_qmin, act_qmax]; fused ReLU
@@ -247,7 +247,7 @@ def layers_to_graph(
             op = Add(name=out, inputs=srcs, output=out, relu=bool(d["relu"]))
             ir_name[out] = add(op, d["out_shape"], q)
         elif t == "relu":
-            lo, hi = int_range(q[0], q[1])
+            lo, hi = value_range(q[0], q[1])
             op = Clip(name=out, inputs=srcs, output=out, lo=max(lo, 0), hi=hi, kind="relu")
             ir_name[out] = add(op, d["out_shape"], q)
         else:

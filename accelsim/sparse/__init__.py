@@ -6,7 +6,7 @@ maps (`kernel_map`, `KernelMap`), the integer conv (`conv`), the dense reference
 group statistics (`group_stats`). Every compiled function has a `_ref` NumPy twin.
 """
 
-from accelsim.sparse.conv import conv, conv_ref, operand_range
+from accelsim.sparse.conv import conv, conv_ref
 from accelsim.sparse.dense import dense_conv_ref
 from accelsim.sparse.groups import (
     GroupStats,
@@ -62,7 +62,6 @@ __all__ = [
     "group_stats_ref",
     "kernel_map",
     "kernel_map_ref",
-    "operand_range",
     "relu",
     "relu_ref",
     "restrict_outputs",

@@ -26,34 +26,25 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from accelsim.errors import AccumulatorOverflow, SparseInputError
+from accelsim.errors import AccelsimError, AccumulatorOverflow, SparseInputError
+from accelsim.numeric import INT32_MAX, INT32_MIN, TENSOR_MAX_BITS, check_bits, value_range
 from accelsim.sparse.kmap import KernelMap
 from accelsim.sparse.microkernel import acc_dot_f32
 
 TILE_VOXELS = 256  # output voxels per task: 256 rows x 64 ch x 4 B = 64 KiB, fits L2
 FLOAT_EXACT = 2**24  # float32 holds every integer of magnitude <= 2**24 exactly
-MODES = ("signed", "unsigned", "bipolar")
-INT32_MAX = 2**31 - 1
-
-
-def operand_range(bits: int, mode: str) -> tuple[int, int]:
-    """Integer range (lo, hi) of a `bits`-wide operand in mode signed/unsigned/bipolar."""
-    if mode == "bipolar":
-        return -1, 1
-    if mode == "signed":
-        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    if mode == "unsigned":
-        return 0, 2**bits - 1
-    raise SparseInputError(f"mode: expected one of {MODES}, got {mode!r}")
 
 
 def _check_operand(arr, name, bits, mode):
+    """(array, max |value|) of an operand; activations and weights here are tensors of up to
+    TENSOR_MAX_BITS (wider than the array's MACs, so the reference covers every tensor)."""
     a = np.asarray(arr)
     if a.dtype.kind not in "iu":
         raise SparseInputError(f"{name}: expected integer values, got dtype {a.dtype}")
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 16:
-        raise SparseInputError(f"{name}: bit width must be an integer in 1..16, got {bits!r}")
-    lo, hi = operand_range(bits, mode)
+    try:
+        lo, hi = value_range(check_bits(bits, TENSOR_MAX_BITS, "bit width"), mode)
+    except AccelsimError as exc:
+        raise SparseInputError(f"{name}: {exc}") from None
     if a.size:
         amin, amax = int(a.min()), int(a.max())
         if amin < lo or amax > hi or (mode == "bipolar" and (a == 0).any()):
@@ -208,7 +199,7 @@ def _conv_int(x, w, nbr, out, tile):
 def _first_overflow(x, w, nbr, rows, cols):
     """Replay partial sums of outputs (rows[j], cols[j]) in hardware order; returns
     (j, offset, input channel, value) of the first to leave int32, or j = -1."""
-    lo, hi = -(2**31), 2**31 - 1
+    lo, hi = INT32_MIN, INT32_MAX
     for j in range(rows.shape[0]):
         o, co = rows[j], cols[j]
         s = 0

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from accelsim.errors import SparseInputError
+from accelsim.numeric import INT32_MAX
 
-INT32_MAX = 2**31 - 1
 KEY_LIMIT = 2**62  # packed keys must stay below this (int64 with headroom for probes)
 
 

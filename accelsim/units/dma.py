@@ -28,8 +28,8 @@ from __future__ import annotations
 import numpy as np
 
 from accelsim.errors import AccelsimError
-from accelsim.isa import MODE_NAMES, Buf, Mode, Unit
-from accelsim.program import value_bounds
+from accelsim.isa import MODE_NAMES, Buf, Unit
+from accelsim.numeric import storage_dtype, value_range
 from accelsim.units.base import DRAM, SRAM_READ, SRAM_WRITE, UnitBase
 
 
@@ -110,13 +110,16 @@ class _DmaEngine(UnitBase):
         return total
 
     def _check_range(self, values, insn, what):
-        lo, hi = value_bounds(insn.bits, MODE_NAMES[Mode(insn.mode)])
+        mode = MODE_NAMES[insn.mode]
+        try:
+            lo, hi = value_range(insn.bits, mode)
+        except AccelsimError as exc:
+            raise AccelsimError(f"insn {insn.index} {insn.op.name}: {exc}") from None
         if values.size and (values.min() < lo or values.max() > hi):
             bad = values[(values < lo) | (values > hi)].flat[0]
             raise AccelsimError(
                 f"insn {insn.index} {insn.op.name}: {what} value {bad} is outside "
-                f"the {insn.bits}-bit {MODE_NAMES[Mode(insn.mode)]} range "
-                f"[{lo}, {hi}]"
+                f"the {insn.bits}-bit {mode} range [{lo}, {hi}]"
             )
 
 
@@ -146,8 +149,7 @@ class LoadEngine(_DmaEngine):
         pads = ((insn.pad_top, insn.pad_bottom), (insn.pad_left, insn.pad_right), (0, 0))
         if any(p for pair in pads for p in pair):
             block = np.pad(block, pads, constant_values=insn.pad_value)
-        mode = MODE_NAMES[Mode(insn.mode)]
-        dtype = np.int32 if insn.bits > 8 else (np.uint8 if mode == "unsigned" else np.int8)
+        dtype = storage_dtype(insn.bits, MODE_NAMES[insn.mode])
         mem.write(insn.buf, insn.sram_addr, block.astype(dtype), insn.bits)
 
 

@@ -33,8 +33,9 @@ import numpy as np
 from accelsim.errors import IsaError
 from accelsim.isa import AluOp, Buf, Mode, Unit
 from accelsim.kernels import alu
-from accelsim.kernels.common import output_range, storage_dtype
+from accelsim.kernels.common import output_range
 from accelsim.memory import tile_rows
+from accelsim.numeric import sign_mode, storage_dtype
 from accelsim.units.base import SRAM_READ, SRAM_WRITE, UnitBase
 
 PARAM_WORDS = {AluOp.ADD: 5, AluOp.CLIP: 2, AluOp.AVGPOOL: 2, AluOp.GAP: 2}
@@ -152,7 +153,7 @@ class Vector(UnitBase):
             lo, hi = output_range(bits, signed)
             if op == AluOp.CLIP:
                 lo, hi = max(lo, p[0]), min(hi, p[1])
-            y = alu.clip(x.astype(np.int32), lo, hi).astype(storage_dtype(bits, signed))
+            y = alu.clip(x.astype(np.int32), lo, hi).astype(storage_dtype(bits, sign_mode(signed)))
         elif op == AluOp.SHIFT:
             y = alu.shift(a, f["imm"], bits=bits, signed=signed, mode="single")
         elif op == AluOp.AVGPOOL:

@@ -5,7 +5,7 @@ import pytest
 
 from accelsim.errors import AccelsimError, AccumulatorOverflow
 from accelsim.kernels import gemm as G
-from accelsim.kernels.common import storage_dtype, value_range
+from accelsim.numeric import storage_dtype, value_range
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 IMPLS = [G.gemm, G.gemm_ref]
@@ -23,7 +23,7 @@ def rand_operand(rng, shape, bits, mode):
     lo, hi = value_range(bits, mode)
     if mode == "bipolar":
         return rng.choice(np.array([-1, 1], np.int8), shape)
-    return rng.integers(lo, hi + 1, shape).astype(storage_dtype(bits, mode == "signed"))
+    return rng.integers(lo, hi + 1, shape).astype(storage_dtype(bits, mode))
 
 
 def wrap32(x):

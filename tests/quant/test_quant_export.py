@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from accelsim.errors import AccelsimError
-from accelsim.quant.export import export_layers, fake_quant_logits, fake_quant_predict, int_range
+from accelsim.numeric import value_range
+from accelsim.quant.export import export_layers, fake_quant_logits, fake_quant_predict
 from accelsim.quant.models import (
     build_model,
     calibrate,
@@ -32,7 +33,7 @@ def test_export_int_ranges_and_fake_quant_matches_model(
     gemms = [d for d in layers if d["type"] in ("conv2d", "linear")]
     assert len(gemms) == 5 and [d["type"] for d in layers].count("add") == 1
     for i, d in enumerate(gemms):
-        lo, hi = int_range(d["w_bits"], d["w_mode"])
+        lo, hi = value_range(d["w_bits"], d["w_mode"])
         assert d["w_int"].dtype == np.int8 and d["w_int"].shape == (
             np.prod(d.get("kernel", (1, 1))) * d["in_shape"][-1],
             d["out_shape"][-1],
@@ -44,7 +45,7 @@ def test_export_int_ranges_and_fake_quant_matches_model(
             assert np.abs(d["w_int"]).max() <= 2 ** (w_bits - 1) - 1  # symmetric range
         assert np.all(d["w_scale"] > 0) and d["bias"].shape == (d["out_shape"][-1],)
         assert d["act_bits"] == (8 if i == 0 else a_bits)
-        assert (d["act_qmin"], d["act_qmax"]) == int_range(d["act_bits"], d["act_mode"])
+        assert (d["act_qmin"], d["act_qmax"]) == value_range(d["act_bits"], d["act_mode"])
     assert gemms[0]["act_mode"] == "unsigned" and gemms[-1]["relu"] is False
     x = digits.x_test[:200]
     ref = q.logits(x)

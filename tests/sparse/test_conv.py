@@ -55,8 +55,9 @@ def test_conv_equals_dense_reference(rng, op, groups, bits):
 
 @pytest.mark.parametrize("mode", ["unsigned", "bipolar"])
 def test_conv_activation_modes(rng, mode):
+    a_bits = 1 if mode == "bipolar" else 4  # bipolar values are 1-bit
     km, x, w, dense = _case(rng, "subm_k3", 2, 4, mode=mode)
-    np.testing.assert_array_equal(conv(x, w, km, a_bits=4, w_bits=4, a_mode=mode), dense)
+    np.testing.assert_array_equal(conv(x, w, km, a_bits=a_bits, w_bits=4, a_mode=mode), dense)
 
 
 def test_wide_operands_take_integer_path(rng):
