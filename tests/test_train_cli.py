@@ -100,6 +100,26 @@ def test_lsq_writes_native_model_and_metrics(capsys, tmp_path, teacher):
     assert w.w_mode == "bipolar" and set(np.unique(w.weight)) <= {-1, 1}
 
 
+def test_one_bit_activations_train_and_run_exactly(capsys, tmp_path, teacher):
+    """A/W = 1/2: every activation after the input follows a ReLU, so it is an unsigned
+    1-bit code {0, 1}; the machine runs it exactly like the trained model."""
+    out, js = tmp_path / "m.npz", tmp_path / "m.json"
+    code, _, err = _run(
+        capsys,
+        *("train", "--model", "mlp", "--method", "lsq", "--bits", "1/2", "--epochs", "1"),
+        *("--teacher", str(teacher), "--sim-images", "24", "-o", str(out), "--json", str(js)),
+        "--no-progress",
+    )
+    assert code == 0, err
+    doc = json.loads(js.read_text())
+    assert (doc["a_bits"], doc["w_bits"]) == (1, 2)
+    assert doc["reference_exact"] is True and doc["disagreements"] == 0
+    g = load_model(out)
+    fc2 = [n for n in g.nodes if type(n).__name__ == "QuantLinear"][1]
+    t = g.tensors[fc2.inputs[0]]
+    assert (t.bits, t.mode) == (1, "unsigned")
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -28,10 +28,11 @@ Integer ranges (`q_range`) by mode:
 
 import numpy as np
 
+from accelsim.numeric import MODES as INT_MODES
 from accelsim.numeric import TENSOR_MAX_BITS, value_range
 from accelsim.quant.layers import Param
 
-MODES = ("unsigned", "signed", "symmetric", "bipolar")
+MODES = (*INT_MODES, "symmetric")  # the machine's integer modes plus symmetric weights
 MIN_STEP = 1e-8  # smallest step size kept after an optimizer update (keeps v/s finite)
 
 
