@@ -187,13 +187,7 @@ def energy_report(stats: Stats, table: EnergyTable) -> EnergyReport:
     per_layer = {}
     for tag in tags:
         c = stats.summed(tag)
-        comp = {
-            "mac": sum(
-                v * t.mac_pj(*map(int, k[5:].split("x")))
-                for k, v in c.items()
-                if k.startswith("macs_")
-            )
-        }
+        comp = {"mac": sum(n * t.mac_pj(*w) for w, n in stats.macs_by_width(tag).items())}
         for b in buf_bytes:
             bits_r = c.get(f"sram_read_bits_{b}", 0)
             bits_w = c.get(f"sram_write_bits_{b}", 0)

@@ -30,10 +30,10 @@ from accelsim.fileio import atomic_write_json
 from accelsim.isa import TABLE, Buf, Op, Unit
 from accelsim.memory import Memory
 from accelsim.races import RaceDetector
-from accelsim.stats import Recorder, Stats
+from accelsim.stats import MacWidths, Recorder, Stats
 from accelsim.units.base import DRAM, Channel
 from accelsim.units.dma import DramBus, LoadEngine, StoreEngine
-from accelsim.units.matmul import Matmul, precision
+from accelsim.units.matmul import Matmul
 from accelsim.units.quantizer import Quantizer
 from accelsim.units.rescale import Rescale
 from accelsim.units.svge import Svge
@@ -167,9 +167,10 @@ def _deadlock_message(units, chans) -> str:
     return "deadlock: no unit can proceed\n" + "\n".join(lines)
 
 
-def _machine(cfg) -> dict:
+def _machine(cfg, units) -> dict:
     b = cfg.buffers
     return {
+        "mac_arrays": {u.name: u.mac_arrays for u in units.values() if u.mac_arrays},
         "clock_mhz": cfg.chip.clock_mhz,
         "peak_dram_bytes_per_cycle": cfg.dram.bw_bytes_per_cycle,
         "array_rows": cfg.matmul.rows,
@@ -182,7 +183,7 @@ def _machine(cfg) -> dict:
     }
 
 
-def _stats(program, cfg, counters, rec, chans) -> Stats:
+def _stats(program, cfg, counters, rec, chans, units) -> Stats:
     insns = program.insns
     for name, arr in (
         ("stall_token_cycles", rec.stall_token),
@@ -205,24 +206,25 @@ def _stats(program, cfg, counters, rec, chans) -> Stats:
         lo = np.minimum.reduceat(start[real][order], first)
         hi = np.maximum.reduceat(end[real][order], first)
         spans = {int(t): (int(a), int(b)) for t, a, b in zip(uniq, lo, hi)}
-    peaks = {}
-    mm = cfg.matmul
-    for row in counters.values():
-        for k in row:
-            if k.startswith("macs_") and k[5:] not in peaks:
-                a, w = (int(x) for x in k[5:].split("x"))
-                f, passes = precision(cfg, a, w)
-                peaks[k[5:]] = mm.rows * mm.cols * f / passes
-    named = {(t, Unit(u).name.lower()): c for (t, u), c in counters.items()}
+    named, macs, peaks = {}, {}, {}
+    for (t, u), row in counters.items():
+        unit = units[u]
+        named[(t, unit.name)] = {k: v for k, v in row.items() if not isinstance(k, MacWidths)}
+        widths = {k: v for k, v in row.items() if isinstance(k, MacWidths)}
+        if widths:
+            macs[(t, unit.name)] = widths
+            for w in widths:  # each unit reports its own peak at the widths it ran
+                peaks[(unit.name, *w)] = unit.peak_macs_per_cycle(*w)
     tokens_left = {c.name: c.count for row in chans for c in row if c.count}
     return Stats(
         named,
         int(end.max()) if end.size else 0,
         spans,
         dict(program.tags),
-        _machine(cfg),
+        _machine(cfg, units),
         peaks,
         tokens_left,
+        macs,
     )
 
 
@@ -282,7 +284,7 @@ def simulate(
         env.run()
     if not all(u.done for u in units.values()):
         raise DeadlockError(_deadlock_message(units, chans))
-    stats = _stats(program, cfg, counters, rec, chans)
+    stats = _stats(program, cfg, counters, rec, chans, units)
     if strict_tokens and stats.tokens_left:
         raise IsaError(
             "unbalanced tokens left at the end: "

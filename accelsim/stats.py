@@ -1,18 +1,27 @@
 """Statistics of a simulated run: counters per (layer tag, unit), totals and per-layer rows.
 
 Counting is kept apart from computing: `Stats` holds integer counts (cycles, instructions,
-MACs by operand width, bytes and bits moved, element operations); `accelsim.energy` turns them
+MACs by operand widths, bytes and bits moved, element operations); `accelsim.energy` turns them
 into picojoules later, so a new energy table re-costs a finished run without simulating.
 
 Every output field is defined once, with its unit, in `FIELDS`; `fields_markdown()` renders that
-table for the docs. Counter names with a `<...>` part are families: `macs_<a>x<w>` (one per
-operand width pair, e.g. `macs_4x4`), `sram_read_bits_<buf>` (one per buffer, e.g.
-`sram_read_bits_wgt`).
+table for the docs. Counter names with a `<...>` part are families: `sram_read_bits_<buf>` (one
+per buffer, e.g. `sram_read_bits_wgt`). MACs are counted per (tag, unit) and per operand widths
+`MacWidths(a_bits, w_bits)`, next to the peak MACs per cycle each unit reports at those widths.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class MacWidths(NamedTuple):
+    """Operand widths a MAC count is kept by: a_bits-bit activations x w_bits-bit weights."""
+
+    a_bits: int
+    w_bits: int
+
 
 # name -> (unit, description). Counters first (kept per (tag, unit)), then derived totals.
 FIELDS: dict[str, tuple[str, str]] = {
@@ -24,7 +33,11 @@ FIELDS: dict[str, tuple[str, str]] = {
     ),
     "stall_token_cycles": ("cycles", "cycles an instruction waited for tokens before starting"),
     "stall_dram_cycles": ("cycles", "cycles a DMA transfer waited for the shared DRAM bus"),
-    "macs_<a>x<w>": ("MACs", "multiply-accumulates at a-bit activations x w-bit weights"),
+    "macs_by_width": (
+        "MACs",
+        "multiply-accumulates per operand widths (a_bits, w_bits), per (tag, unit) "
+        "(Stats.macs_by_width; JSON: [a_bits, w_bits, MACs] rows)",
+    ),
     "dram_read_bytes": ("bytes", "bytes read from DRAM (whole bytes per block row)"),
     "dram_write_bytes": ("bytes", "bytes written to DRAM"),
     "sram_read_bits_<buf>": (
@@ -78,8 +91,10 @@ FIELDS: dict[str, tuple[str, str]] = {
     "dram_bw_share": ("fraction", "achieved DRAM bandwidth / peak bandwidth"),
     "utilisation": (
         "fraction",
-        "sum over widths of MACs / (latency * R * C * f / passes): "
-        "array use relative to its peak at the operand widths run",
+        "array-cycles the MACs used over those available: sum over units and widths of "
+        "MACs / peak * arrays, over latency * arrays of the units that ran MACs; a unit's peak "
+        "is R * C * f / passes per array (matmul: 1 array, svge: svge.engines), so it is at "
+        "most 1, also on several SVGE engines",
     ),
     "tokens_left": ("tokens", "tokens still in a FIFO at the end (unbalanced signal/wait)"),
 }
@@ -123,9 +138,11 @@ def _add_into(dst: dict, src: dict) -> None:
 class Stats:
     """Counters of one run (or a sum of runs).
 
-    `counters`: (tag, unit name) -> counter name -> int. `layer_span`: tag -> (first start,
-    last end) in cycles. `peak_macs_per_cycle`: "a x w" width key -> R*C*f/passes of the array
-    at those widths. `machine`: clock_mhz, peak_dram_bytes_per_cycle, array rows/cols.
+    `counters`: (tag, unit name) -> counter name -> int. `mac_counts`: (tag, unit name) ->
+    `MacWidths` -> MACs. `layer_span`: tag -> (first start, last end) in cycles.
+    `peak_macs_per_cycle`: (unit name, a_bits, w_bits) -> MACs per cycle of that unit at those
+    widths over all its arrays, as the unit reports it. `machine`: clock_mhz,
+    peak_dram_bytes_per_cycle, array rows/cols, `mac_arrays` (unit name -> MAC arrays), ...
     """
 
     counters: dict = field(default_factory=dict)
@@ -135,6 +152,7 @@ class Stats:
     machine: dict = field(default_factory=dict)
     peak_macs_per_cycle: dict = field(default_factory=dict)
     tokens_left: dict = field(default_factory=dict)
+    mac_counts: dict = field(default_factory=dict)
 
     def __add__(self, other: Stats) -> Stats:
         """Two runs back to back: counters add, latencies add, the second run's layer spans
@@ -142,6 +160,9 @@ class Stats:
         counters = {k: dict(v) for k, v in self.counters.items()}
         for k, v in other.counters.items():
             _add_into(counters.setdefault(k, {}), v)
+        macs = {k: dict(v) for k, v in self.mac_counts.items()}
+        for k, v in other.mac_counts.items():
+            _add_into(macs.setdefault(k, {}), v)
         spans = dict(self.layer_span)
         for tag, (s, e) in other.layer_span.items():
             s, e = s + self.latency_cycles, e + self.latency_cycles
@@ -156,6 +177,7 @@ class Stats:
             self.machine or other.machine,
             {**self.peak_macs_per_cycle, **other.peak_macs_per_cycle},
             tokens,
+            macs,
         )
 
     # -- sums
@@ -175,20 +197,40 @@ class Stats:
                 _add_into(out, c)
         return out
 
+    def _macs_by_unit(self, tag: int | None = None) -> dict:
+        """(unit name, MacWidths) -> MACs, summed over tags (or of one tag)."""
+        out: dict = {}
+        for (t, u), c in self.mac_counts.items():
+            if tag is None or t == tag:
+                _add_into(out, {(u, w): n for w, n in c.items()})
+        return out
+
+    def macs_by_width(self, tag: int | None = None) -> dict:
+        """`MacWidths` -> MACs, summed over units (and over tags when tag is None)."""
+        out: dict = {}
+        for (_, w), n in self._macs_by_unit(tag).items():
+            out[w] = out.get(w, 0) + n
+        return out
+
     def macs(self, tag: int | None = None) -> int:
-        return sum(v for k, v in self.summed(tag).items() if k.startswith("macs_"))
+        """Multiply-accumulates at all widths (of one tag, or of the run)."""
+        return sum(self.macs_by_width(tag).values())
 
     @property
     def latency_s(self) -> float:
         return self.latency_cycles * 1e-6 / self.machine.get("clock_mhz", 1.0)
 
-    def _utilisation(self, counts: dict, cycles: int) -> float:
-        slots = sum(
-            v / self.peak_macs_per_cycle[k[5:]]
-            for k, v in counts.items()
-            if k.startswith("macs_") and k[5:] in self.peak_macs_per_cycle
-        )
-        return slots / cycles if cycles else 0.0
+    def _utilisation(self, tag: int | None, cycles: int) -> float:
+        """Array-cycles the MACs took over the array-cycles available (see FIELDS)."""
+        arrays = self.machine.get("mac_arrays", {})
+        used, units = 0.0, set()
+        for (u, w), n in self._macs_by_unit(tag).items():
+            peak = self.peak_macs_per_cycle.get((u, *w))
+            if peak:
+                used += n / peak * arrays.get(u, 1)
+                units.add(u)
+        available = cycles * sum(arrays.get(u, 1) for u in units)
+        return used / available if available else 0.0
 
     def totals(self) -> dict:
         """Run totals (see FIELDS): latency, MACs, TOPS, DRAM bandwidth, utilisation, stalls."""
@@ -210,7 +252,7 @@ class Stats:
             "dram_bw_share": dram / (self.latency_cycles * peak_bw)
             if self.latency_cycles and peak_bw
             else 0.0,
-            "utilisation": self._utilisation(s, self.latency_cycles),
+            "utilisation": self._utilisation(None, self.latency_cycles),
             "stall_token_cycles": s.get("stall_token_cycles", 0),
             "stall_dram_cycles": s.get("stall_dram_cycles", 0),
             "rescale_mismatch_vs_rne": s.get("rescale_mismatch_vs_rne", 0),
@@ -230,7 +272,7 @@ class Stats:
                 "start_cycle": start,
                 "end_cycle": end,
                 "macs": self.macs(tag),
-                "utilisation": self._utilisation(s, end - start),
+                "utilisation": self._utilisation(tag, end - start),
             }
             for (t, u), c in sorted(self.counters.items()):
                 if t == tag:
@@ -241,14 +283,20 @@ class Stats:
         return rows
 
     def to_dict(self) -> dict:
-        """JSON-ready dict (see `from_dict`); includes the totals for convenience."""
+        """JSON-ready dict (see `from_dict`); includes the totals for convenience. MAC counts
+        are rows [a_bits, w_bits, MACs] under each counter row's `macs_by_width`."""
+        counters = []
+        for (t, u), c in sorted(self.counters.items()):
+            macs = self.mac_counts.get((t, u), {})
+            extra = {"macs_by_width": [[*w, n] for w, n in macs.items()]} if macs else {}
+            counters.append({"tag": t, "unit": u, **c, **extra})
         return {
-            "counters": [{"tag": t, "unit": u, **c} for (t, u), c in sorted(self.counters.items())],
+            "counters": counters,
             "latency_cycles": self.latency_cycles,
             "layer_span": {str(t): list(v) for t, v in self.layer_span.items()},
             "tags": {str(t): n for t, n in self.tags.items()},
             "machine": dict(self.machine),
-            "peak_macs_per_cycle": dict(self.peak_macs_per_cycle),
+            "peak_macs_per_cycle": [[*k, v] for k, v in self.peak_macs_per_cycle.items()],
             "tokens_left": dict(self.tokens_left),
             "totals": self.totals(),
         }
@@ -256,18 +304,24 @@ class Stats:
     @classmethod
     def from_dict(cls, d: dict) -> Stats:
         """Inverse of `to_dict` (the `totals` entry is ignored: it is derived)."""
-        counters = {}
+        counters, macs = {}, {}
         for row in d.get("counters", []):
             row = dict(row)
-            counters[(int(row.pop("tag")), str(row.pop("unit")))] = row
+            key = (int(row.pop("tag")), str(row.pop("unit")))
+            by_width = row.pop("macs_by_width", [])
+            counters[key] = row
+            if by_width:
+                macs[key] = {MacWidths(int(a), int(w)): int(n) for a, w, n in by_width}
+        peaks = {(str(u), int(a), int(w)): p for u, a, w, p in d.get("peak_macs_per_cycle", [])}
         return cls(
             counters,
             int(d.get("latency_cycles", 0)),
             {int(t): tuple(v) for t, v in d.get("layer_span", {}).items()},
             {int(t): n for t, n in d.get("tags", {}).items()},
             dict(d.get("machine", {})),
-            dict(d.get("peak_macs_per_cycle", {})),
+            peaks,
             dict(d.get("tokens_left", {})),
+            macs,
         )
 
 

@@ -8,7 +8,7 @@ from accelsim.config import load_config
 from accelsim.isa import Buf, Op
 from accelsim.program import ProgramBuilder
 from accelsim.sim import simulate
-from accelsim.stats import FIELDS, Stats, fields_markdown
+from accelsim.stats import FIELDS, MacWidths, Stats, fields_markdown
 
 
 @pytest.fixture
@@ -40,7 +40,8 @@ def test_totals_by_hand(run):
 def test_layer_rows(run):
     rows = {r["layer"]: r for r in run.layer_rows()}
     assert rows["load"]["layer_cycles"] == 112 and rows["gemm"]["layer_cycles"] == 92
-    assert rows["gemm"]["busy_cycles_matmul"] == 92 and rows["gemm"]["macs_4x4"] == 32768
+    assert rows["gemm"]["busy_cycles_matmul"] == 92 and rows["gemm"]["macs"] == 32768
+    assert run.macs_by_width(2) == {(4, 4): 32768} and run.macs_by_width(1) == {}
     assert rows["gemm"]["utilisation"] == pytest.approx(32768 / (92 * 256 * 4))
     assert rows["load"]["sram_write_bits_inp"] == 4 * 64 * 8
 
@@ -52,6 +53,8 @@ def test_add_and_json_roundtrip(run):
     assert both.total("instructions") == 4
     back = Stats.from_dict(json.loads(json.dumps(run.to_dict())))
     assert back.counters == run.counters and back.totals() == run.totals()
+    assert back.mac_counts == run.mac_counts == {(2, "matmul"): {MacWidths(4, 4): 32768}}
+    assert back.peak_macs_per_cycle == run.peak_macs_per_cycle == {("matmul", 4, 4): 1024.0}
 
 
 def test_fields_table_documents_every_counter(run):

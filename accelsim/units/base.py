@@ -52,6 +52,7 @@ class UnitBase:
 
     unit: Unit = None
     ADDR_FIELDS: tuple = ()  # fields holding addresses; all others determine the profile
+    mac_arrays: int = 0  # MAC arrays the unit drives (utilisation counts every one)
 
     def __init__(self, env, cfg, stats):
         self.env, self.cfg, self.stats = env, cfg, stats
@@ -75,14 +76,21 @@ class UnitBase:
     def run(self, insn, mem) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def peak_macs_per_cycle(self, a_bits: int, w_bits: int) -> float:
+        """MACs per cycle the unit can do at a_bits x w_bits over all its `mac_arrays`
+        (0.0 for a unit without MACs)."""
+        return 0.0
+
     def profile(self, insn):
         """(cycles, template, counts) of one instruction, computed before the run.
 
         template: tuple of (buf, address field name, rows, is_write), one per buffer access
         (buf = DRAM for a DMA block: rows is then its element extent, for the range check);
         counts: tuple of (counter name, value) pairs added to the instruction's (tag, unit)
-        row, SRAM bits included (whole rows of row_bits). Depends only on the fields that are
-        not in ADDR_FIELDS, so the simulator caches it by those (`profile_key`)."""
+        row, SRAM bits included (whole rows of row_bits); MACs are counted under the key
+        `accelsim.stats.MacWidths(a_bits, w_bits)` instead of a name. Depends only on the
+        fields that are not in ADDR_FIELDS, so the simulator caches it by those
+        (`profile_key`)."""
         raise NotImplementedError  # pragma: no cover - abstract
 
     def profile_key(self, insn):

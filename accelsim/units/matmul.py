@@ -39,6 +39,7 @@ import numpy as np
 from accelsim.errors import IsaError
 from accelsim.isa import MODE_NAMES, Buf, Unit
 from accelsim.kernels.gemm import gemm, im2col
+from accelsim.stats import MacWidths
 from accelsim.units.base import UnitBase
 
 
@@ -60,6 +61,12 @@ def precision(cfg, a_bits: int, w_bits: int) -> tuple[int, int]:
     if model == "serial_both":
         return 1, -(-a_bits // s) * -(-w_bits // s)
     return 1, 1
+
+
+def array_macs_per_cycle(cfg, a_bits: int, w_bits: int) -> float:
+    """Peak MACs per cycle of one R x C array at a_bits x w_bits: R * C * f / passes."""
+    f, passes = precision(cfg, a_bits, w_bits)
+    return cfg.matmul.rows * cfg.matmul.cols * f / passes
 
 
 def matmul_cycles(
@@ -130,9 +137,14 @@ class Matmul(UnitBase):
 
     unit = Unit.MATMUL
     ADDR_FIELDS = ("inp_addr", "wgt_addr", "acc_addr")
+    mac_arrays = 1
 
     def cycles(self, insn) -> int:
         return matmul_cycles(self.cfg, insn.m, insn.k, insn.n, insn.a_bits, insn.w_bits)
+
+    def peak_macs_per_cycle(self, a_bits: int, w_bits: int) -> float:
+        """R * C * f / passes of the one array."""
+        return array_macs_per_cycle(self.cfg, a_bits, w_bits)
 
     def profile(self, insn):
         f = insn.f
@@ -161,7 +173,7 @@ class Matmul(UnitBase):
                 (Buf.ACC, "acc_addr", acc_rows, True),
             )
         counts = (
-            (f"macs_{a}x{w}", m * k * n),
+            (MacWidths(a, w), m * k * n),
             ("sram_read_bits_inp", ri * inp_rows * rb),
             ("sram_read_bits_wgt", rw * wgt_rows * rb),
             ("sram_read_bits_acc", 0 if f["reset"] else acc_bits),

@@ -39,8 +39,9 @@ from accelsim.isa import MODE_NAMES, Buf, Op, Unit
 from accelsim.kernels.gemm import gemm
 from accelsim.memory import tile_rows
 from accelsim.sparse import tap_offsets
+from accelsim.stats import MacWidths
 from accelsim.units.base import UnitBase
-from accelsim.units.matmul import matmul_cycles
+from accelsim.units.matmul import array_macs_per_cycle, matmul_cycles
 
 COORD_BITS = 16  # bits per coordinate value in COORD (4 per voxel)
 MAP_BITS = 16  # bits per map value in MAP (3 per pair)
@@ -123,6 +124,14 @@ class Svge(UnitBase):
     unit = Unit.SVGE
     ADDR_FIELDS = ("coord_addr", "out_coord_addr", "map_addr", "inp_addr", "wgt_addr", "acc_addr")
 
+    def __init__(self, env, cfg, stats):
+        super().__init__(env, cfg, stats)
+        self.mac_arrays = cfg.svge.engines  # one array of the matmul section's shape per engine
+
+    def peak_macs_per_cycle(self, a_bits: int, w_bits: int) -> float:
+        """E engines x R * C * f / passes of each engine's array."""
+        return self.mac_arrays * array_macs_per_cycle(self.cfg, a_bits, w_bits)
+
     def cycles(self, insn) -> int:
         f = insn.f
         if insn.op == Op.SVG_MAP:
@@ -172,7 +181,7 @@ class Svge(UnitBase):
         acc.append((Buf.ACC, "acc_addr", acc_rows, True))
         row_bits = tile_rows(cout, 32, rb) * rb  # one scattered accumulator row
         counts = (
-            (f"macs_{a}x{w}", p * cin * cout),
+            (MacWidths(a, w), p * cin * cout),
             ("svge_gathers", p),
             ("svge_scatters", p),
             ("svge_conv_cycles", cyc),

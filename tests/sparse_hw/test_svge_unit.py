@@ -130,9 +130,41 @@ def test_stats_counters_by_hand(edge):
     stats = simulate(b.build(), edge, count_only=True).stats
     row = stats.layer_rows()[0]
     assert row["svge_gathers"] == row["svge_scatters"] == 80 and "svge_pairs" not in row
-    assert row["macs_8x8"] == 5120
+    assert row["macs"] == 5120 and stats.macs_by_width(row["tag"]) == {(8, 8): 5120}
     assert row["svge_engine_cycles_e0"] == 190 and row["svge_engine_cycles_e1"] == 76
     assert row["svge_engine_imbalance"] == pytest.approx(190 / 133)
+
+
+def test_utilisation_counts_every_engine_array(edge):
+    """Two SVG_CONVs at once, one per engine, no fill/drain: P = 32 pairs, 16 -> 16 channels,
+    8 bits (f = 1): matmul ceil(32/16)*ceil(16/16)*16 = 32 cycles = gather = scatter, so both
+    run over [0, 32). MACs 2 * 32*16*16 = 16384. The unit's peak is E * R*C*f/passes =
+    2 * 256 = 512 per cycle: utilisation 16384 / 512 / 32 = 1.0 (the old one-array peak of
+    256 gave 2.0). One engine of the two busy alone: 8192 / 512 / 32 = 0.5. With a GEMM
+    32x16x16 on the matmul array alongside (32 cycles at its peak of 256): (32 + 2*32)
+    array-cycles used of 32 * (1 + 2) available = 1.0."""
+    cfg = edge.with_overrides(["matmul.fill_drain=false"])
+
+    def run(engines, gemm=False):
+        b = ProgramBuilder()
+        b.alloc(16)
+        if gemm:
+            b.emit(Op.GEMM, m=32, k=16, n=16, a_bits=8, w_bits=8, reset=1, acc_addr=600)
+        for e in engines:
+            b.emit(Op.SVG_CONV, n_in=32, n_out=32, n_pairs=32, pairs=32, cin=16, cout=16,
+                   a_bits=8, w_bits=8, reset=1, engine=e, acc_addr=200 * e)  # fmt: skip
+        return simulate(b.build(), cfg, count_only=True).stats
+
+    both = run((0, 1))
+    assert both.latency_cycles == 32 and both.macs() == 16384
+    assert both.peak_macs_per_cycle == {("svge", 8, 8): 512.0}
+    assert both.totals()["utilisation"] == 1.0
+    assert both.layer_rows()[0]["utilisation"] == 1.0
+    assert run((0,)).totals()["utilisation"] == 0.5
+    mixed = run((0, 1), gemm=True)
+    assert mixed.latency_cycles == 32 and mixed.macs() == 16384 + 8192
+    assert mixed.machine["mac_arrays"] == {"matmul": 1, "svge": 2}
+    assert mixed.totals()["utilisation"] == 1.0
 
 
 def test_engine_field_beyond_config_is_rejected(edge):

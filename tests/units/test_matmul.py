@@ -11,6 +11,7 @@ from accelsim.isa import Buf, Insn, Op
 from accelsim.kernels.gemm import gemm_ref, im2col_ref
 from accelsim.program import ProgramBuilder
 from accelsim.sim import simulate
+from accelsim.stats import MacWidths
 from accelsim.units.matmul import Matmul, matmul_cycles, precision
 
 from .conftest import make_mem, standalone
@@ -117,7 +118,7 @@ def test_depthwise_cycles_and_macs(edge):
     )
     cyc, acc, counts = unit.profile(insn)
     assert cyc == 78
-    assert dict(counts)["macs_8x8"] == 16 * 9 * 32
+    assert dict(counts)[MacWidths(8, 8)] == 16 * 9 * 32
     assert acc[0] == (Buf.INP, "inp_addr", 6 * 6 * 32 * 8 // 128, False)  # 6x6x32 patch, 8-bit
 
 
