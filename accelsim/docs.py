@@ -1,13 +1,22 @@
-"""Generated reference sections of the README: config fields, the opcode table and the output
-fields, each rendered from the one place that defines it. `python -m accelsim.docs` rewrites the
+"""Generated reference sections of the README: config fields, the opcode table (encoding, cost
+formula and datapath of every opcode) and the output fields, each rendered from the one place
+that defines it. `python -m accelsim.docs` rewrites the
 sections between `<!-- BEGIN name -->` and `<!-- END name -->` markers; a test checks that the
 README is up to date."""
 
 from __future__ import annotations
 
+import importlib
 import re
 import sys
 from pathlib import Path
+
+
+def resolve(path: str):
+    """The function a "package.module:function" path names (the ISA table's cost and datapath
+    entries); AttributeError if the module has no such name."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def config_markdown() -> str:
@@ -27,7 +36,7 @@ def sections() -> dict[str, str]:
 
     return {
         "config-fields": config_markdown(),
-        "isa-table": table_markdown(),
+        "isa-table": table_markdown(resolve),
         "stats-fields": fields_markdown(),
         "run-fields": run_fields_markdown(),
     }

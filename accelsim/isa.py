@@ -158,13 +158,19 @@ _OUTPUT = (
 
 @dataclass(frozen=True)
 class OpSpec:
-    """One row of the opcode table."""
+    """One row of the opcode table: the encoding (words, fields), the unit, the meaning, and
+    where the opcode's other two views live, as "package.module:function" paths (this module
+    imports neither): `cost`, the unit's pure cost model (cycles of one instruction; its
+    docstring gives the formula), and `datapath`, the function(s) computing the result, each
+    defined by a NumPy `<name>_ref` twin where it is compiled."""
 
     op: Op
     unit: Unit | None  # None: every unit (FINISH)
     words: int
     fields: tuple[Field, ...]
     meaning: str
+    cost: str = ""
+    datapath: tuple[str, ...] = ()
 
 
 TABLE: dict[Op, OpSpec] = {
@@ -176,6 +182,8 @@ TABLE: dict[Op, OpSpec] = {
             2,
             _fields(*_DMA, *_PAD),
             "buffer[sram_addr] <- padded DRAM block d0 x d1 x d2 (strides s0, s1)",
+            cost="accelsim.units.dma:dma_cycles",
+            datapath=("accelsim.units.dma:load_block",),
         ),
         OpSpec(
             Op.STORE,
@@ -183,6 +191,8 @@ TABLE: dict[Op, OpSpec] = {
             2,
             _fields(*_DMA),
             "DRAM block d0 x d1 x d2 (strides s0, s1) <- buffer[sram_addr]",
+            cost="accelsim.units.dma:dma_cycles",
+            datapath=("accelsim.units.dma:store_block",),
         ),
         OpSpec(
             Op.GEMM,
@@ -206,6 +216,11 @@ TABLE: dict[Op, OpSpec] = {
                 ("patch_w", 16, dict(lo=1, doc="width of the INP patch in pixels (conv)")),
             ),
             "ACC[acc_addr] (+)= INP(m x k) . WGT(k x n) at a_bits x w_bits",
+            cost="accelsim.units.matmul:matmul_cycles",
+            datapath=(
+                "accelsim.kernels.gemm:gemm",
+                "accelsim.kernels.gemm:im2col",
+            ),
         ),
         OpSpec(
             Op.QUANT,
@@ -223,6 +238,8 @@ TABLE: dict[Op, OpSpec] = {
                 ("shift", 6, dict(hi=62)),
             ),
             "dst = clamp(zp + round(src * mult / 2^shift)) at bits",
+            cost="accelsim.units.quantizer:quant_cycles",
+            datapath=("accelsim.kernels.quant:quant",),
         ),
         OpSpec(
             Op.RESCALE,
@@ -241,6 +258,8 @@ TABLE: dict[Op, OpSpec] = {
                 ("clip_hi", 16, dict(signed=True)),
             ),
             "OUT = clamp(zp + R((ACC + bias_c) * m_c, sh_c)), params per channel from PARAM",
+            cost="accelsim.units.rescale:rescale_cycles",
+            datapath=("accelsim.kernels.rescale:rescale",),
         ),
         OpSpec(
             Op.ALU,
@@ -267,6 +286,17 @@ TABLE: dict[Op, OpSpec] = {
                 ("imm", 16, dict(signed=True, doc="shift amount or constant")),
             ),
             "elementwise / pooling op on h x w x c integer tensors",
+            cost="accelsim.units.vector:vector_cycles",
+            datapath=(
+                "accelsim.kernels.alu:add",
+                "accelsim.kernels.alu:maximum",
+                "accelsim.kernels.alu:minimum",
+                "accelsim.kernels.alu:shift",
+                "accelsim.kernels.alu:clip",
+                "accelsim.kernels.alu:maxpool",
+                "accelsim.kernels.alu:avgpool",
+                "accelsim.kernels.alu:global_avgpool",
+            ),
         ),
         OpSpec(
             Op.SVG_MAP,
@@ -301,6 +331,8 @@ TABLE: dict[Op, OpSpec] = {
                 ("halo", 16, dict(doc="of those, voxels also read by another tile (statistics)")),
             ),
             "MAP[map_addr] <- kernel map (in, out, offset) of one voxel group tile",
+            cost="accelsim.units.svge:map_cycles",
+            datapath=("accelsim.units.svge:tile_map",),
         ),
         OpSpec(
             Op.SVG_CONV,
@@ -323,6 +355,8 @@ TABLE: dict[Op, OpSpec] = {
                 ("engine", 3),
             ),
             "ACC (+)= scatter(gather(INP, MAP[k]) . WGT[k]) over offset k of one group tile",
+            cost="accelsim.units.svge:conv_cycles",
+            datapath=("accelsim.kernels.gemm:gemm",),
         ),
         OpSpec(Op.FINISH, None, 1, (), "end of program (every unit)"),
     )
@@ -560,13 +594,69 @@ def assemble(text: str) -> list[Insn]:
     return insns
 
 
-def table_markdown() -> str:
-    """The opcode table as Markdown, for the docs."""
-    lines = ["| opcode | unit | bits | fields | meaning |", "|---|---|---|---|---|"]
+def cost_formula(doc: str | None) -> str:
+    """The `cycles = ...` paragraph of a cost function's docstring, on one line ("" if none)."""
+    lines, found = [], False
+    for line in (doc or "").splitlines():
+        text = line.strip()
+        if text.startswith("cycles ="):
+            found = True
+        elif found and not text:
+            break
+        if found:
+            lines.append(text)
+    return " ".join(lines)
+
+
+def _short(path: str) -> str:
+    return path.removeprefix("accelsim.")
+
+
+def _datapath_cell(paths: tuple[str, ...], resolve) -> str:
+    """Datapath functions grouped by module, each with its `_ref` twin when one exists."""
+    modules: dict[str, list[str]] = {}
+    for path in paths:
+        module, _, name = path.partition(":")
+        modules.setdefault(module, []).append(name)
+    cells = []
+    for module, names in modules.items():
+        twins = []
+        for name in names:
+            try:
+                twins.append(resolve is not None and resolve(f"{module}:{name}_ref") is not None)
+            except AttributeError:
+                twins.append(False)
+        if resolve is None:
+            note = ""
+        elif all(twins):
+            note = " (each with its NumPy `_ref` twin)" if len(names) > 1 else " (+ `_ref` twin)"
+        elif not any(twins):
+            note = " (NumPy, no compiled twin)"
+        else:
+            names = [f"{n} (+ `_ref`)" if t else n for n, t in zip(names, twins)]
+            note = ""
+        cells.append(f"`{_short(module)}`: " + ", ".join(f"`{n}`" for n in names) + note)
+    return "; ".join(cells) or "-"
+
+
+def table_markdown(resolve=None) -> str:
+    """The opcode table as Markdown, for the docs: the three views of every opcode, its
+    encoding (bits, fields), its cost model and its datapath. `resolve` maps a
+    "package.module:function" path to the function (`accelsim.docs.resolve`); with it, the
+    cost column shows the cost function's formula and the datapath column the `_ref` twins."""
+    lines = [
+        "| opcode | unit | bits | fields | meaning | cost | datapath |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for spec in TABLE.values():
         unit = spec.unit.name.lower() if spec.unit is not None else "all"
         fields = ", ".join(f"{f.name}:{f.bits}" for f in spec.fields) or "-"
+        cost = "-"
+        if spec.cost:
+            formula = cost_formula(resolve(spec.cost).__doc__) if resolve is not None else ""
+            cost = f"`{_short(spec.cost)}`" + (f": `{formula}`" if formula else "")
         lines.append(
-            f"| {spec.op.name} | {unit} | {spec.words * WORD_BITS} | {fields} | {spec.meaning} |"
+            f"| {spec.op.name} | {unit} | {spec.words * WORD_BITS} | {fields} | {spec.meaning} "
+            f"| {cost} | {_datapath_cell(spec.datapath, resolve)} |"
         )
     return "\n".join(lines)

@@ -1,12 +1,16 @@
 """ISA table, binary encode/decode, assembler/disassembler round trips and fuzzing."""
 
+import importlib
 import random
 
 import pytest
 
 from accelsim import isa
+from accelsim.config import load_config
+from accelsim.docs import resolve
 from accelsim.errors import IsaError
 from accelsim.isa import TABLE, Insn, Op
+from accelsim.sim import UNITS
 
 
 def _random_insn(rng: random.Random, op: Op) -> Insn:
@@ -115,3 +119,31 @@ def test_table_markdown_lists_every_opcode():
     md = isa.table_markdown()
     for op in Op:
         assert f"| {op.name} |" in md
+    gemm = next(line for line in isa.table_markdown(resolve).splitlines() if "| GEMM |" in line)
+    assert "`units.matmul:matmul_cycles`: `cycles = ceil(m/R) * ceil(n/C)" in gemm
+    assert "`kernels.gemm`: `gemm`, `im2col` (each with its NumPy `_ref` twin)" in gemm
+
+
+def test_every_opcode_names_its_cost_function_and_datapath():
+    """Every opcode but FINISH names a callable cost function whose docstring gives its
+    formula, and callable datapath functions; compiled kernels have a `_ref` twin."""
+    for op, spec in TABLE.items():
+        if op == Op.FINISH:
+            assert spec.cost == "" and spec.datapath == ()
+            continue
+        assert spec.cost and spec.datapath, op
+        cost = resolve(spec.cost)
+        assert callable(cost) and isa.cost_formula(cost.__doc__).startswith("cycles = "), op
+        for path in spec.datapath:
+            assert callable(resolve(path)), path
+            if path.startswith("accelsim.kernels."):
+                assert callable(resolve(path + "_ref")), path
+
+
+@pytest.mark.parametrize("op", [op for op in Op if op != Op.FINISH])
+def test_units_cost_instructions_with_the_named_function(op, monkeypatch):
+    """A unit's cycles() is the cost function the table names (replaced here by a marker)."""
+    module, _, name = TABLE[op].cost.partition(":")
+    monkeypatch.setattr(importlib.import_module(module), name, lambda *args: 12345)
+    unit = UNITS[TABLE[op].unit](None, load_config("edge"), None)
+    assert unit.cycles(Insn(op)) == 12345

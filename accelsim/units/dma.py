@@ -49,7 +49,11 @@ def _ceil_ratio(a: float, b: float) -> int:
 
 
 def dma_cycles(cfg, d0: int, d1: int, d2: int, bits: int) -> int:
-    """Unloaded cycles of a LOAD/STORE of a d0 x d1 x d2 block (latency + data phase)."""
+    """Unloaded cycles of a LOAD/STORE of a d0 x d1 x d2 block (latency + data phase):
+
+    cycles = latency_cycles + d0*d1 * ceil(ceil(d2*bits/8) / burst_bytes)
+             * ceil(burst_bytes / bw_bytes_per_cycle)
+    """
     return cfg.dram.latency_cycles + dma_data_cycles(cfg, d0 * d1, d2, bits)
 
 
@@ -82,6 +86,40 @@ def block_indices(insn) -> np.ndarray:
     return insn.dram_addr + i + j + np.arange(insn.d2, dtype=np.int64)
 
 
+def check_block(values: np.ndarray, insn, what: str) -> None:
+    """Raise AccelsimError unless every value fits the instruction's (bits, mode)."""
+    mode = MODE_NAMES[insn.mode]
+    try:
+        lo, hi = value_range(insn.bits, mode)
+    except AccelsimError as exc:
+        raise AccelsimError(f"insn {insn.index} {insn.op.name}: {exc}") from None
+    if values.size and (values.min() < lo or values.max() > hi):
+        bad = values[(values < lo) | (values > hi)].flat[0]
+        raise AccelsimError(
+            f"insn {insn.index} {insn.op.name}: {what} value {bad} is outside "
+            f"the {insn.bits}-bit {mode} range [{lo}, {hi}]"
+        )
+
+
+def load_block(dram: np.ndarray, insn) -> np.ndarray:
+    """LOAD datapath: the d0 x d1 x d2 block of `dram` at dram_addr (strides s0, s1), values
+    checked against (bits, mode), padded with pad_value (pad_top / pad_bottom rows on d0,
+    pad_left / pad_right columns on d1), in the storage dtype of (bits, mode)."""
+    block = dram[block_indices(insn)]
+    check_block(block, insn, "DRAM")
+    pads = ((insn.pad_top, insn.pad_bottom), (insn.pad_left, insn.pad_right), (0, 0))
+    if any(p for pair in pads for p in pair):
+        block = np.pad(block, pads, constant_values=insn.pad_value)
+    return block.astype(storage_dtype(insn.bits, MODE_NAMES[insn.mode]))
+
+
+def store_block(dram: np.ndarray, insn, tile: np.ndarray) -> None:
+    """STORE datapath: write the d0*d1*d2 elements of `tile` (checked against (bits, mode))
+    to the block of `dram` at dram_addr (strides s0, s1)."""
+    check_block(tile, insn, Buf(insn.buf).name)
+    dram[block_indices(insn)] = tile.reshape(insn.d0, insn.d1, insn.d2)
+
+
 class _DmaEngine(UnitBase):
     bus: DramBus = None  # set by the simulator (shared by both engines)
     ADDR_FIELDS = ("sram_addr", "dram_addr")
@@ -109,19 +147,6 @@ class _DmaEngine(UnitBase):
             self.stats.stall_dram[insn.index] = stall
         return total
 
-    def _check_range(self, values, insn, what):
-        mode = MODE_NAMES[insn.mode]
-        try:
-            lo, hi = value_range(insn.bits, mode)
-        except AccelsimError as exc:
-            raise AccelsimError(f"insn {insn.index} {insn.op.name}: {exc}") from None
-        if values.size and (values.min() < lo or values.max() > hi):
-            bad = values[(values < lo) | (values > hi)].flat[0]
-            raise AccelsimError(
-                f"insn {insn.index} {insn.op.name}: {what} value {bad} is outside "
-                f"the {insn.bits}-bit {mode} range [{lo}, {hi}]"
-            )
-
 
 class LoadEngine(_DmaEngine):
     """DMA load engine: buffer[sram_addr] <- DRAM block, padded with pad_value."""
@@ -144,13 +169,7 @@ class LoadEngine(_DmaEngine):
         )
 
     def run(self, insn, mem):
-        block = mem.dram[block_indices(insn)]
-        self._check_range(block, insn, "DRAM")
-        pads = ((insn.pad_top, insn.pad_bottom), (insn.pad_left, insn.pad_right), (0, 0))
-        if any(p for pair in pads for p in pair):
-            block = np.pad(block, pads, constant_values=insn.pad_value)
-        dtype = storage_dtype(insn.bits, MODE_NAMES[insn.mode])
-        mem.write(insn.buf, insn.sram_addr, block.astype(dtype), insn.bits)
+        mem.write(insn.buf, insn.sram_addr, load_block(mem.dram, insn), insn.bits)
 
 
 class StoreEngine(_DmaEngine):
@@ -170,7 +189,5 @@ class StoreEngine(_DmaEngine):
 
     def run(self, insn, mem):
         n = insn.d0 * insn.d1 * insn.d2
-        who = f"insn {insn.index} STORE"
-        tile = mem.read(insn.buf, insn.sram_addr, n, insn.bits, who)
-        self._check_range(tile, insn, f"{Buf(insn.buf).name}")
-        mem.dram[block_indices(insn)] = tile.reshape(insn.d0, insn.d1, insn.d2)
+        tile = mem.read(insn.buf, insn.sram_addr, n, insn.bits, f"insn {insn.index} STORE")
+        store_block(mem.dram, insn, tile)

@@ -72,7 +72,11 @@ def array_macs_per_cycle(cfg, a_bits: int, w_bits: int) -> float:
 def matmul_cycles(
     cfg, m: int, k: int, n: int, a_bits: int = 8, w_bits: int = 8, dataflow: str | None = None
 ) -> int:
-    """Cycles of one (m x k) . (k x n) GEMM on the configured array (module docstring)."""
+    """Cycles of one (m x k) . (k x n) GEMM on the configured R x C array (module docstring):
+
+    cycles = ceil(m/R) * ceil(n/C) * (passes*ceil(k/f) + R + C - 2) (os; ws and is: see
+             accelsim/units/matmul.py), (f, passes) from the MAC model at a_bits x w_bits
+    """
     mm = cfg.matmul
     f, passes = precision(cfg, a_bits, w_bits)
     R, C = mm.rows, mm.cols

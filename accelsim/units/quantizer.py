@@ -21,7 +21,10 @@ QUANT_MULT_BITS = 32  # width of the quantizer's multiplier (sign included)
 
 
 def quant_cycles(cfg, n: int) -> int:
-    """Cycles of one QUANT of `n` elements."""
+    """Cycles of one QUANT of `n` elements:
+
+    cycles = latency_cycles + ceil(n / lanes)
+    """
     q = cfg.quantizer
     return q.latency_cycles + -(-n // q.lanes)
 

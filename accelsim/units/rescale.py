@@ -34,7 +34,10 @@ PARAM_WORDS = 3  # int32 values per channel in PARAM: bias, mult, shift
 
 
 def rescale_cycles(cfg, m: int, n: int) -> int:
-    """Cycles of one RESCALE of an m x n tile."""
+    """Cycles of one RESCALE of an m x n tile (the last term loads the channels' parameters):
+
+    cycles = latency_cycles + ceil(m*n / lanes) + ceil(n / param_channels_per_cycle)
+    """
     r = cfg.rescale
     return r.latency_cycles + -(-m * n // r.lanes) + -(-n // r.param_channels_per_cycle)
 

@@ -48,7 +48,12 @@ MAP_BITS = 16  # bits per map value in MAP (3 per pair)
 
 
 def map_cycles(cfg, n_in: int, n_out: int, kernel: int) -> int:
-    """Cycles of one SVG_MAP over n_in input and n_out output voxels, kernel**3 offsets."""
+    """Cycles of one SVG_MAP over n_in input and n_out output voxels, kernel**3 offsets:
+
+    cycles = ceil((n_in + n_out*kernel^3) / hash_lanes) * probe_cycles (hash), or
+             ceil(n*log2(n) / sort_width) + kernel^3 * ceil(n / merge_width), n = n_in + n_out
+             (sort)
+    """
     s, k_vol = cfg.svge, kernel**3
     if s.map_method == "hash":
         return -(-(n_in + n_out * k_vol) // s.hash_lanes) * s.probe_cycles
@@ -57,7 +62,11 @@ def map_cycles(cfg, n_in: int, n_out: int, kernel: int) -> int:
 
 
 def conv_cycles(cfg, pairs: int, cin: int, cout: int, a_bits: int = 8, w_bits: int = 8) -> int:
-    """Cycles of one SVG_CONV: P_k pairs through gather, the array and scatter (overlapped)."""
+    """Cycles of one SVG_CONV: P_k pairs through gather, the array and scatter (overlapped):
+
+    cycles = max(matmul_cycles(pairs, cin, cout, a_bits, w_bits),
+                 ceil(pairs / gather_rows_per_cycle), ceil(pairs / scatter_rows_per_cycle))
+    """
     s = cfg.svge
     return max(
         matmul_cycles(cfg, pairs, cin, cout, a_bits, w_bits),

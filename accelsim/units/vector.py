@@ -63,7 +63,11 @@ def vector_elements(
 def vector_cycles(
     cfg, op: int, h: int, w: int, c: int, kh: int = 1, kw: int = 1, stride: int = 1
 ) -> int:
-    """Cycles of one ALU instruction."""
+    """Cycles of one ALU instruction:
+
+    cycles = latency_cycles + ceil(elements / lanes), elements = h*w*c (pooling: the window
+             reads oh*ow*c*kh*kw)
+    """
     v = cfg.vector
     return v.latency_cycles + -(-vector_elements(op, h, w, c, kh, kw, stride) // v.lanes)
 
