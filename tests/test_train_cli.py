@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from accelsim.cli import main
-from accelsim.cli.train import load_checkpoint
 from accelsim.frontend.native import load_model
+from accelsim.quant.checkpoint import load_checkpoint
 
 KEYS = (
     "test_accuracy",

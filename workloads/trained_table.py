@@ -22,9 +22,9 @@ def run(dataset, model, bits, methods, epochs, fp_epochs, config, seed, progress
     """Train and simulate; returns a list of metrics dicts (the fp teacher first)."""
     from dataclasses import replace
 
-    from accelsim.cli.train import evaluate_on_machine
     from accelsim.config import load_config
     from accelsim.quant.data import load_dataset
+    from accelsim.quant.machine import evaluate_on_machine
     from workloads.trained import get_recipe, run_recipe
 
     hw = load_config(config)

@@ -1,7 +1,10 @@
 """Quantization-aware training in NumPy: LSQ quantizers, ULQ teacher-constrained bit lowering,
 layers with backward passes, the digit classifiers and their export for the integer hardware.
 
-Training knows nothing of the hardware; `export_layers` is the hand-off to the front end.
+Training knows nothing of the hardware; `export_layers` is the hand-off to the front end and
+`to_ir` builds the graph IR from it. `checkpoint` saves and loads training models, and `machine`
+runs a trained model on the simulated machine (the one module here that imports the front end
+and the simulator; import it as `accelsim.quant.machine`).
 """
 
 from accelsim.quant.data import Dataset, load_dataset, validation_split
