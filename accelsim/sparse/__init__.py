@@ -1,9 +1,10 @@
 """Sparse 3D convolution on voxelised point clouds (the sparse voxel group engine's datapath).
 
 Public API: validation (`check_sparse`), voxel groups (`group_of`, `group_offsets`), kernel
-maps (`kernel_map`, `KernelMap`), the integer conv (`conv`), the dense reference
-(`dense_conv_ref`), elementwise/layout ops (`relu`, `add`, `concat`, `voxelize`, `to_bev`) and
-group statistics (`group_stats`). Every compiled function has a `_ref` NumPy twin.
+maps (`kernel_map`, `KernelMap`), the SVG_MAP datapath of one tile (`tile_map`), the integer
+conv (`conv`), the dense reference (`dense_conv_ref`), elementwise/layout ops (`relu`, `add`,
+`concat`, `voxelize`, `to_bev`) and group statistics (`group_stats`). Every compiled function
+has a `_ref` NumPy twin.
 """
 
 from accelsim.sparse.conv import conv, conv_ref
@@ -25,6 +26,7 @@ from accelsim.sparse.kmap import (
     kernel_map_ref,
     tap_offsets,
 )
+from accelsim.sparse.map_builder import tile_map, tile_map_ref
 from accelsim.sparse.ops import (
     add,
     add_ref,
@@ -66,6 +68,8 @@ __all__ = [
     "relu_ref",
     "restrict_outputs",
     "tap_offsets",
+    "tile_map",
+    "tile_map_ref",
     "tile_of",
     "to_bev",
     "to_bev_ref",

@@ -21,8 +21,8 @@ Buffers (counted in bits): COORD holds 16-bit (b, x, y, z) per voxel, MAP 16-bit
 offset) per pair (in, out are rows of the tile's input window / output tile). SVG_CONV reads the
 whole INP window [n_in, cin] at a_bits (written by one or more consecutive LOADs), its offset's
 weights [cin, cout] at w_bits and the tile's map; reset=1 zeroes the ACC tile [n_out, cout]
-(int32) before adding. Datapath: SVG_MAP rebuilds the map from COORD by sorted-key lookup
-(`tile_map`, an independent twin of `accelsim.sparse.kernel_map`) and checks it holds
+(int32) before adding. Datapath: SVG_MAP rebuilds the map from COORD with
+`accelsim.sparse.map_builder.tile_map` (defined by its twin `tile_map_ref`) and checks it holds
 `n_pairs` pairs; SVG_CONV checks its offset has `pairs` pairs and runs
 `accelsim.kernels.gemm.gemm` on the gathered rows (overflow as `matmul.overflow`).
 """
@@ -38,7 +38,7 @@ from accelsim.errors import IsaError
 from accelsim.isa import MODE_NAMES, Buf, Op, Unit
 from accelsim.kernels.gemm import gemm
 from accelsim.memory import tile_rows
-from accelsim.sparse import tap_offsets
+from accelsim.sparse.map_builder import tile_map
 from accelsim.stats import MacWidths
 from accelsim.units.base import UnitBase
 from accelsim.units.matmul import array_macs_per_cycle, matmul_cycles
@@ -89,42 +89,6 @@ def read_span(mem, buf, addr: int, n: int, bits: int, who: str) -> np.ndarray:
         left -= take
         row += tile[0]
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
-
-
-def tile_map(
-    cin, cout, kernel: int, stride: int, dilation: int, groups: int, coeffs, transposed: bool
-) -> np.ndarray:
-    """SVG_MAP datapath: pairs [P, 3] = (in row, out row, offset) of one tile, sorted by
-    (offset, out row), by sorted-key lookup (the geometry of `accelsim.sparse.kmap`).
-
-    Regular: input = out*stride + (D*t - p). Transposed: out = in*stride + (D*t - p)."""
-    cin = np.asarray(cin, np.int64).reshape(-1, 4)
-    cout = np.asarray(cout, np.int64).reshape(-1, 4)
-    rel = tap_offsets(kernel, dilation)
-    ext = cin.max(axis=0) + 1
-    keys = ((cin[:, 0] * ext[1] + cin[:, 1]) * ext[2] + cin[:, 2]) * ext[3] + cin[:, 3]
-    order = np.argsort(keys, kind="stable")
-    skeys = keys[order]
-    xyz = cout[None, :, 1:]
-    if transposed:
-        num = xyz - rel[:, None, :]
-        q = num // stride
-        ok = (num % stride == 0).all(axis=2)
-    else:
-        q = xyz * stride + rel[:, None, :]
-        ok = np.ones(q.shape[:2], bool)
-    ok &= ((q >= 0) & (q < ext[1:])).all(axis=2) & (cout[None, :, 0] < ext[0])
-    pk = ((cout[None, :, 0] * ext[1] + q[..., 0]) * ext[2] + q[..., 1]) * ext[3] + q[..., 2]
-    pos = np.minimum(np.searchsorted(skeys, pk), skeys.size - 1)
-    ok &= skeys[pos] == pk
-    src = order[pos]
-    if groups > 1:
-        a, b, c = coeffs
-        g_in = (a * cin[:, 1] + b * cin[:, 2] + c * cin[:, 3]) % groups
-        g_out = (a * cout[:, 1] + b * cout[:, 2] + c * cout[:, 3]) % groups
-        ok &= g_in[src] == g_out[None, :]
-    k, o = np.nonzero(ok)  # row-major: sorted by (offset, out row)
-    return np.stack([src[k, o], o, k], axis=1)
 
 
 class Svge(UnitBase):
@@ -224,7 +188,7 @@ class Svge(UnitBase):
                     f"{who}: the map has {pairs.shape[0]} pairs, the instruction "
                     f"says n_pairs = {f['n_pairs']}"
                 )
-            mem.write(Buf.MAP, f["map_addr"], pairs.astype(np.int32), MAP_BITS)
+            mem.write(Buf.MAP, f["map_addr"], pairs, MAP_BITS)
             return
         n_in, n_out, cin, cout = f["n_in"], f["n_out"], f["cin"], f["cout"]
         pairs = mem.read(Buf.MAP, f["map_addr"], 3 * f["n_pairs"], MAP_BITS, who).reshape(-1, 3)

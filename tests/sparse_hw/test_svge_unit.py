@@ -4,12 +4,11 @@ E-engine schedule with in-order retirement on hand-built streams."""
 import numpy as np
 import pytest
 
-from accelsim import sparse as sp
 from accelsim.config import load_config
 from accelsim.isa import Buf, Op, Unit
 from accelsim.program import ProgramBuilder
 from accelsim.sim import simulate
-from accelsim.units.svge import conv_cycles, map_cycles, tile_map
+from accelsim.units.svge import conv_cycles, map_cycles
 
 from .conftest import random_coords
 
@@ -36,45 +35,6 @@ def test_conv_cycles_by_hand(edge):
     nofd = edge.with_overrides(["matmul.fill_drain=false"])
     assert conv_cycles(nofd, 200, 1, 1, 2, 2) == 200
     assert conv_cycles(edge, 0, 8, 8) == 0
-
-
-@pytest.mark.parametrize("case", ["subm", "subm_g4", "subm_dil2", "k1", "down2", "down3", "up2"])
-def test_tile_map_equals_kernel_map(case):
-    c = random_coords(3, 90, extent=7, batches=2)
-    kw = {
-        "kernel_size": 3,
-        "stride": 1,
-        "dilation": 1,
-        "groups": 1,
-        "group_coeffs": (1, 2, 3),
-        "transposed": False,
-    }
-    src, dst = c, c
-    if case == "subm_g4":
-        kw["groups"] = 4
-    elif case == "subm_dil2":
-        kw["dilation"] = 2
-    elif case == "k1":
-        kw["kernel_size"] = 1
-    elif case in ("down2", "down3"):
-        kw.update(kernel_size=int(case[-1]), stride=2)
-        dst = sp.downsample_coords(c, 2)
-    else:  # transposed k2 s2: coarse -> fine
-        kw.update(kernel_size=2, stride=2, transposed=True)
-        src, dst = sp.downsample_coords(c, 2), c
-    ref = sp.kernel_map_ref(src, **kw, out_coords=dst)
-    got = tile_map(
-        src,
-        dst,
-        kw["kernel_size"],
-        kw["stride"],
-        kw["dilation"],
-        kw["groups"],
-        kw["group_coeffs"],
-        kw["transposed"],
-    )
-    want = np.stack([ref.in_index, ref.out_index, ref.offset], axis=1)
-    np.testing.assert_array_equal(got, want)
 
 
 def _conv(b, engine, pairs, signal=0, acc=0):
