@@ -151,11 +151,6 @@ class HwConfig:
     svge: SvgeConfig = field(default_factory=SvgeConfig)
     energy: EnergyConfig = field(default_factory=EnergyConfig)
 
-    @property
-    def cycle_s(self) -> float:
-        """Duration of one core cycle in seconds."""
-        return 1e-6 / self.chip.clock_mhz
-
     def with_overrides(self, overrides, source: str = "--set") -> HwConfig:
         """A copy with `section.key=value` overrides applied (values parsed as TOML)."""
         data = to_dict(self)

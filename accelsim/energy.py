@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from accelsim.errors import ConfigError
@@ -221,8 +221,3 @@ def recompute_energy(saved_stats: dict, table) -> EnergyReport:
     if not isinstance(table, EnergyTable):
         table = load_energy_table(table)
     return energy_report(Stats.from_dict(saved_stats), table)
-
-
-def table_fields() -> list[str]:
-    """Names of the EnergyTable fields (for docs)."""
-    return [f.name for f in fields(EnergyTable)]

@@ -74,9 +74,6 @@ class Slots:
         self._touch(slot)
         return slot
 
-    def forget(self) -> None:
-        self.keys = [None] * len(self.keys)
-
 
 class Emitter:
     """Builds instructions, their access sets and the DRAM image for one program."""
@@ -123,10 +120,6 @@ class Emitter:
     def use_slots(self, buf: Buf, n: int) -> None:
         """Re-cut `buf` into `n` slots (at a layer boundary; tokens order the reuse)."""
         self.slots[buf] = Slots(buf, self.cfg, n)
-
-    def forget_all(self) -> None:
-        for s in self.slots.values():
-            s.forget()
 
     # -- instructions ------------------------------------------------------------------------
     def _add(self, insn: Insn, reads, writes) -> Insn:

@@ -24,8 +24,6 @@ from accelsim.ir.params import rescale_params
 from accelsim.numeric import INT32_MAX
 from accelsim.program import Program, TensorPlace
 
-QUANT_INPUT = "__quantized_input__"  # the Quantize op runs on the host
-
 
 def lower(graph: Graph, cfg: HwConfig, *, batch: int | None = None, coords=None) -> Program:
     """Lower `graph` for hardware `cfg`. `batch` overrides the graph's batch size. A sparse

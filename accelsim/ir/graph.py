@@ -85,10 +85,6 @@ class TensorInfo:
         """Size of the last (channel) axis."""
         return self.shape[-1]
 
-    def scale_per_channel(self) -> np.ndarray:
-        """Scale broadcast to a float64 array of length `channels`."""
-        return np.broadcast_to(np.asarray(self.scale, np.float64), (self.channels,)).copy()
-
     def check(self) -> None:
         """Raise ModelFormatError if bits / mode / scale / zero point are inconsistent."""
         what = f"tensor {self.name!r}"

@@ -21,7 +21,9 @@ Ops (each with an exact integer `_ref` path through `accelsim.sparse` and the ke
 - `SparseReLU`, `SparseAdd`, `SparseConcat`: the dense vector ops' integer arithmetic on the
   [n, c] feature rows (inputs on one coordinate set).
 - `SparseToBEV`: sparse-to-dense bird's-eye-view collapse [batch, X, Y, C*Z] (host side).
-- `voxelize_points`: points -> (coords, features), the graph's input (host side).
+
+The graph's input (coords, float features) comes from points by `accelsim.sparse.voxelize`
+(host side).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from accelsim import sparse as sp
-from accelsim.errors import ModelFormatError, SparseInputError
+from accelsim.errors import ModelFormatError
 from accelsim.ir.base import Op, fail
 from accelsim.ir.graph import Graph, NodeLookup, TensorInfo, check_int_array
 from accelsim.ir.ops import Add, Clip, Concat, _Weighted
@@ -274,11 +276,6 @@ def prepare_input(coords, features, name: str = "input"):
     return np.ascontiguousarray(c[order]), np.ascontiguousarray(np.asarray(f)[order])
 
 
-def voxelize_points(points_xyz, voxel_size_m, *, origin=(0.0, 0.0, 0.0), values=None):
-    """Points (metres) -> sorted (coords, mean features) via `accelsim.sparse.voxelize`."""
-    return sp.voxelize(points_xyz, voxel_size_m, origin=origin, values=values)
-
-
 def coord_sets(graph: SparseGraph, coords) -> dict:
     """Coordinates of every coordinate set of `graph` from the (sorted) input coordinates."""
     sets = {graph.tensors[graph.input].coord_set: np.asarray(coords, np.int32)}
@@ -392,11 +389,3 @@ def run_sparse_reference(
             )
         env[op.output] = y
     return env, sets
-
-
-def check_sparse_graph(obj) -> SparseGraph:
-    """`obj` if it is a valid SparseGraph, else SparseInputError."""
-    if not isinstance(obj, SparseGraph):
-        raise SparseInputError(f"expected a SparseGraph, got {type(obj).__name__}")
-    obj.validate()
-    return obj

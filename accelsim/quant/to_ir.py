@@ -274,15 +274,6 @@ def model_to_graph(
     return layers_to_graph(export_layers(model), name, batch, calib_x, free_bits)
 
 
-def save_trained(model, path, calib_x: np.ndarray | None = None, name: str | None = None) -> Graph:
-    """Convert `model` (batch 1) and write it in the native format at `path`; returns the graph."""
-    from accelsim.frontend.native import save_model
-
-    g = model_to_graph(model, name=name, batch=1, calib_x=calib_x)
-    save_model(g, path)
-    return g
-
-
 def graph_logits(graph: Graph, outputs: dict) -> np.ndarray:
     """The integer logits [N, classes] among a run's tensors (`RunResult.outputs` or
     `run_reference` output), as int64."""

@@ -15,13 +15,13 @@ per input voxel (`part_in`) and per output voxel (`part_out`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from accelsim.errors import SparseInputError
 from accelsim.sparse.kmap import KernelMap
-from accelsim.sparse.tensor import check_coords, group_of, pack, packing
+from accelsim.sparse.tensor import group_of
 
 
 @dataclass(frozen=True)
@@ -39,23 +39,6 @@ class GroupStats:
     def parts(self) -> int:
         """Number of parts (groups or tiles)."""
         return int(self.pairs_per_part.shape[0])
-
-
-def tile_of(coords, tile_voxels: int) -> np.ndarray:
-    """Spatial tile id per voxel: cubes of `tile_voxels`**3 voxels per batch, numbered
-    0.. in (batch, x, y, z) order of the occupied tiles. int64 [n]."""
-    c = check_coords(coords, "coords")
-    if (
-        isinstance(tile_voxels, bool)
-        or not isinstance(tile_voxels, (int, np.integer))
-        or tile_voxels < 1
-    ):
-        raise SparseInputError(f"tile_voxels: expected an integer >= 1, got {tile_voxels!r}")
-    t = c.astype(np.int64)
-    t[:, 1:] //= tile_voxels
-    shift, extent = packing([t], 0)
-    _, ids = np.unique(pack(t, shift, extent), return_inverse=True)
-    return ids.ravel().astype(np.int64)
 
 
 def group_stats(kmap: KernelMap, part_in, part_out, parts: int | None = None) -> GroupStats:
@@ -124,48 +107,4 @@ def group_stats_ref(kmap: KernelMap, part_in, part_out, parts: int) -> GroupStat
         halo,
         float(pairs.max() / mean) if mean else 1.0,
         cross / kmap.n_pairs if kmap.n_pairs else 0.0,
-    )
-
-
-def restrict_outputs(kmap: KernelMap, rows) -> KernelMap:
-    """The part of `kmap` that computes output voxels `rows` (e.g. one voxel group or tile).
-
-    Returns a KernelMap whose outputs are `kmap.out_coords[rows]` (renumbered 0..len-1 in the
-    given order) and whose pairs are the original pairs of those outputs, still sorted by
-    (offset, output). Input rows keep their numbering, so `conv(features, w, sub)` equals
-    `conv(features, w, kmap)[rows]`: the work one engine does for one part.
-    """
-    rows = np.asarray(rows, dtype=np.int64).ravel()
-    if rows.size and (rows.min() < 0 or rows.max() >= kmap.n_out):
-        raise SparseInputError(f"rows: output rows must lie in [0, {kmap.n_out})")
-    new_row = np.full(kmap.n_out, -1, dtype=np.int64)
-    new_row[rows] = np.arange(rows.size)
-    nbr = np.ascontiguousarray(kmap.neighbors[:, rows])
-    keep = new_row[kmap.out_index] >= 0
-    out_index = new_row[kmap.out_index[keep]].astype(np.int32)
-    in_index, offset = kmap.in_index[keep], kmap.offset[keep]
-    order = np.lexsort((out_index, offset))
-    counts = (nbr >= 0).sum(axis=1).astype(np.int64)
-    start = np.zeros(counts.size + 1, dtype=np.int64)
-    np.cumsum(counts, out=start[1:])
-    arrays = [
-        in_index[order],
-        out_index[order],
-        offset[order],
-        counts,
-        start,
-        np.ascontiguousarray(kmap.out_coords[rows]),
-        nbr,
-    ]
-    for a in arrays:
-        a.setflags(write=False)
-    return replace(
-        kmap,
-        in_index=arrays[0],
-        out_index=arrays[1],
-        offset=arrays[2],
-        pairs_per_offset=counts,
-        offset_start=start,
-        out_coords=arrays[5],
-        neighbors=nbr,
     )

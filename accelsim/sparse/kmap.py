@@ -138,11 +138,6 @@ def _digest(arr: np.ndarray) -> bytes:
     return hashlib.blake2b(arr.tobytes(), digest_size=16).digest() + str(arr.shape).encode()
 
 
-def clear_cache() -> None:
-    """Drop all cached kernel maps."""
-    _CACHE.clear()
-
-
 def kernel_map(
     coords,
     kernel_size=3,

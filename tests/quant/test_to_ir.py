@@ -20,7 +20,6 @@ from accelsim.quant.to_ir import (
     integer_bias_layers,
     layers_to_graph,
     model_to_graph,
-    save_trained,
 )
 from accelsim.runner import run_model
 
@@ -53,7 +52,7 @@ def test_machine_equals_reference_and_integer_bias_fake_quant(small, tmp_path, c
     arch, w, a, kw = CASES[case]
     model = _trained(small, arch, w, a, **kw)
     path = tmp_path / "m.npz"
-    save_trained(model, path, calib_x=small.x_train)
+    save_model(model_to_graph(model, batch=1, calib_x=small.x_train), path)  # as `accelsim train`
     g = load_model(path)
     assert g.outputs == [g.nodes[-1].output]
     x = small.x_test
@@ -132,7 +131,8 @@ def test_float_model_is_rejected(small):
 
 def test_saved_file_is_a_native_model(small, tmp_path):
     model = _trained(small, "mlp", 4, 4, hidden=(8,))
-    g = save_trained(model, tmp_path / "a.npz", calib_x=small.x_train)
+    g = model_to_graph(model, batch=1, calib_x=small.x_train)
+    save_model(g, tmp_path / "a.npz")
     save_model(load_model(tmp_path / "a.npz"), tmp_path / "b.npz")
     assert (tmp_path / "b.npz").stat().st_size > 0
     assert load_model(tmp_path / "b.npz").summary() == g.summary()

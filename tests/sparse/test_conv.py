@@ -10,9 +10,7 @@ from accelsim.sparse import (
     conv_ref,
     dense_conv_ref,
     downsample_coords,
-    group_of,
     kernel_map,
-    restrict_outputs,
 )
 from accelsim.sparse.microkernel import acc_dot_f32, acc_dot_ref
 
@@ -115,18 +113,3 @@ def test_microkernel_equals_ref(rng, c_in, c_out, x_dtype):
     expected = acc_dot_ref(x, w, acc)
     acc_dot_f32(x, w, acc)
     np.testing.assert_array_equal(acc, expected)
-
-
-def test_conv_per_group_equals_whole_layer(rng):
-    """Running each voxel group's part of a G=4 map on its own (as one engine would) and
-    stacking the parts gives the whole layer's output."""
-    km, x, w, dense = _case(rng, "subm_k3", 4, 8)
-    groups = group_of(km.out_coords, 4)
-    stacked = np.zeros_like(dense)
-    for g in range(4):
-        rows = np.flatnonzero(groups == g)
-        sub = restrict_outputs(km, rows)
-        assert sub.n_pairs == int((groups[km.out_index] == g).sum())
-        stacked[rows] = conv(x, w, sub)
-        np.testing.assert_array_equal(conv_ref(x, w, sub), stacked[rows])
-    np.testing.assert_array_equal(stacked, dense)

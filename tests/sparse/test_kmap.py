@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from accelsim.sparse import (
-    clear_cache,
     downsample_coords,
     group_offsets,
     kernel_map,
@@ -94,7 +93,6 @@ def test_transposed_map_is_inverse_of_strided(rng):
 
 
 def test_cache_by_coordinate_content(rng):
-    clear_cache()
     coords = random_coords(rng, 80)
     a = kernel_map(coords, 3, groups=2)
     assert kernel_map(coords.copy(), 3, groups=2) is a
