@@ -10,8 +10,9 @@ there is one token FIFO, a counting semaphore with exactly one producer and one 
 of `signal` pushes one token, when the instruction ends, into the FIFO from this unit to unit j;
 bit j of `wait` pops one token from the FIFO from unit j into this unit before the instruction
 starts. Example: a LOAD with signal=0b1000 (bit 3 = matmul) lets a later GEMM with wait=0b0001
-(bit 0 = load) start once the load is done. (DESIGN.md speaks of 8 global channels; addressing
-the FIFOs by peer unit gives every channel one producer and one consumer by construction.)
+(bit 0 = load) start once the load is done. (Addressing the FIFOs by peer unit, rather than by
+a few global channel numbers, gives every channel one producer and one consumer by
+construction.)
 
 Memory addressing: DRAM addresses and strides count elements (one integer value each; the
 `bits` field says how many bits it occupies in DRAM and in the buffer). Buffer addresses count

@@ -180,7 +180,6 @@ class Stats:
             macs,
         )
 
-    # -- sums
     def total(self, name: str, tag: int | None = None, unit: str | None = None) -> int:
         """Sum of counter `name` over (tag, unit) rows matching the given tag and/or unit."""
         return sum(

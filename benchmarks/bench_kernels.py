@@ -86,7 +86,7 @@ def bench_gemm(results, size=1024, repeats=7):
 
 def _bare_simpy_rate(n):
     """Instructions/s of a bare SimPy pipeline (five units, Store queues, Container tokens, a
-    dispatcher): the reference point the issue quotes (~70k/s on an idle machine)."""
+    dispatcher): the ceiling an event simulation can reach here (~70k/s on an idle machine)."""
     import simpy
 
     env = simpy.Environment()

@@ -98,7 +98,6 @@ class Emitter:
             Buf.PARAM: Slots(Buf.PARAM, cfg, 2),
         }
 
-    # -- DRAM image ---------------------------------------------------------------------
     def alloc(self, size: int, data: np.ndarray | None = None) -> int:
         """Reserve `size` elements of DRAM (filled with `data` if given); returns the address."""
         addr = self.dram_size
@@ -116,12 +115,10 @@ class Emitter:
     def dram_image(self) -> np.ndarray:
         return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.int32)
 
-    # -- slots ----------------------------------------------------------------------------
     def use_slots(self, buf: Buf, n: int) -> None:
         """Re-cut `buf` into `n` slots (at a layer boundary; tokens order the reuse)."""
         self.slots[buf] = Slots(buf, self.cfg, n)
 
-    # -- instructions ------------------------------------------------------------------------
     def _add(self, insn: Insn, reads, writes) -> Insn:
         if not self.dry:
             insn.tag = self.tag

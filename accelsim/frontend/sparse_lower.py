@@ -173,7 +173,6 @@ class _SparseConvEmitter:
             self.used = np.array([0])
         self.acc_count = [0] * self.E
 
-    # -- planning ----------------------------------------------------------------------------
     def _cap_bits(self, buf) -> int:
         return self.em.slots[buf].rows * self.rb
 
@@ -266,7 +265,6 @@ class _SparseConvEmitter:
             )
         return best[1], best[2], self._items(best[1])
 
-    # -- emission ----------------------------------------------------------------------------
     def _load_at(self, buf, addr, dram_addr, d1, d2, bits, mode):
         """LOAD d1 rows of d2 contiguous elements to buffer row `addr` (no slot base)."""
         em = self.em

@@ -103,7 +103,6 @@ class GraphBuilder:
         self.values: dict[str, np.ndarray] = {"input": np.asarray(calib_x, np.float64)}
         self._count: dict[str, int] = {}
 
-    # ------------------------------------------------------------------ helpers
     def _name(self, kind: str, name: str | None) -> str:
         if name is None:
             self._count[kind] = self._count.get(kind, 0) + 1
@@ -187,7 +186,6 @@ class GraphBuilder:
             op.clip_hi = int(min(value_range(bits, mode)[1], zp + np.rint(6.0 / scale)))
         return self._add_node(op, bits, mode, scale, zp)
 
-    # ------------------------------------------------------------------ layers
     def quantize(self, bits: int = 8, signed: bool = True, name: str | None = None) -> str:
         """Quantize the float input (signed: symmetric LSQ step; unsigned: min/max + zp)."""
         name = self._name("xq", name)

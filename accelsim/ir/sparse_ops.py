@@ -265,7 +265,6 @@ class SparseGraph(NodeLookup):
             fail(n, f"groups must be None or an integer >= 1, got {n.groups!r}")
 
 
-# -- input -------------------------------------------------------------------------------------
 def prepare_input(coords, features, name: str = "input"):
     """Validate a sparse input and sort its rows by (batch, x, y, z) (the canonical order).
 
@@ -301,7 +300,6 @@ def conv_map(
     return sp.kernel_map(src, **geo, out_coords=dst)
 
 
-# -- reference ---------------------------------------------------------------------------------
 def _dense_twin(op, graph: SparseGraph):
     """The dense vector op whose integer arithmetic a sparse elementwise op uses."""
     if isinstance(op, SparseAdd):

@@ -58,9 +58,6 @@ def _check_shift(t, name, lo=0):
     return int(t)
 
 
-# ---------------------------------------------------------------- add
-
-
 def _prepare_add(a, b, za, ma, zb, mb, t, zp, bits, signed, mode, relu):
     a, b = _same_shape(a, b, "add")
     for name, m in (("ma", ma), ("mb", mb)):
@@ -111,9 +108,6 @@ def add_multipliers(real_a, real_b, mult_bits=16):
     ma = int(np.floor(float(real_a) * 2.0**t + 0.5))
     mb = int(np.floor(float(real_b) * 2.0**t + 0.5))
     return ma, mb, int(t)
-
-
-# ---------------------------------------------------------------- elementwise
 
 
 def maximum_ref(a, b):

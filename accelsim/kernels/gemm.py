@@ -64,9 +64,6 @@ def _overflow_message(m, n, k, value):
     )
 
 
-# ---------------------------------------------------------------- NumPy reference (definition)
-
-
 def gemm_ref(a, w, acc=None, *, a_bits, w_bits, a_mode="signed", w_mode="signed", overflow="error"):
     """NumPy definition of GEMM: acc + a @ w as int32 [M, N], summed in k order in int64.
 
@@ -86,9 +83,6 @@ def gemm_ref(a, w, acc=None, *, a_bits, w_bits, a_mode="signed", w_mode="signed"
         m, n = np.argwhere(first_k >= 0)[0]
         raise AccumulatorOverflow(_overflow_message(m, n, first_k[m, n], first_v[m, n]))
     return (((s - INT32_MIN) & 0xFFFFFFFF) + INT32_MIN).astype(np.int32)
-
-
-# ---------------------------------------------------------------- fast path
 
 
 _WORKSPACE = threading.local()  # reused float32 buffers: fresh pages cost as much as the copy
@@ -174,7 +168,7 @@ def _first_overflow(a, wt, acc, rows, cols):
 def gemm(a, w, acc=None, *, a_bits, w_bits, a_mode="signed", w_mode="signed", overflow="error"):
     """Exact integer GEMM of the matmul unit: int32 [M, N] = acc + a @ w.
 
-    a: [M, K], w: [K, N] integer arrays (int8/uint8 by PLAN) holding `a_bits`/`w_bits`-bit values
+    a: [M, K], w: [K, N] integer arrays (int8/uint8 storage) holding `a_bits`/`w_bits`-bit values
     (1..8) in mode "signed", "unsigned" or "bipolar" (+-1). acc: int32 [M, N] or None (zeros).
     overflow: "error" raises AccumulatorOverflow if any partial sum leaves int32; "wrap" wraps
     mod 2**32. Raises AccelsimError naming the operand when a value is out of range.
@@ -201,9 +195,6 @@ def gemm(a, w, acc=None, *, a_bits, w_bits, a_mode="signed", w_mode="signed", ov
             _gemm_int32(a, w, out)
         return out
     return _blocked_sum(a, w, amax * wmax, acc.copy() if acc_given else None)
-
-
-# ---------------------------------------------------------------- im2col (implicit GEMM)
 
 
 def _conv_out_shape(patch, kh, kw, stride, dilation):

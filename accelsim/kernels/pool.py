@@ -56,9 +56,6 @@ def _window(g, h, w, oy, ox):
     return max(y0, 0), min(y0 + kh, h), max(x0, 0), min(x0 + kw, w)
 
 
-# ---------------------------------------------------------------- maxpool
-
-
 def maxpool_ref(x, kh, kw, stride=1, pad=0):
     """NumPy definition of max pooling over in-bounds window elements (see module docstring)."""
     x, x4, g = _geometry(x, kh, kw, stride, pad)
@@ -96,9 +93,6 @@ def maxpool(x, kh, kw, stride=1, pad=0):
     out = np.empty((x4.shape[0], g[6], g[7], x4.shape[3]), x.dtype)
     _maxpool_kernel(np.ascontiguousarray(x4), *g[:6], out)
     return out if x.ndim == 4 else out[0]
-
-
-# ---------------------------------------------------------------- avgpool
 
 
 def _avg_params(kh, kw, mult, shift, zp_in, zp, bits, signed, mode, mult_bits):

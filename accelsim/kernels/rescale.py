@@ -57,9 +57,6 @@ def check_mult_bits(mult_bits):
     return int(mult_bits)
 
 
-# ---------------------------------------------------------------- NumPy reference (definition)
-
-
 def _trunc_div_pow2_ref(n, t):
     """C-style integer division n / 2**t truncating toward zero (int64 arrays)."""
     return np.where(n >= 0, n >> t, -((-n) >> t))
@@ -124,9 +121,6 @@ def requantize_ref(x, mult, shift, mode, mult_bits=32):
     raise AccelsimError(f"rounding mode must be one of {ROUND_MODES}, got {mode!r}")
 
 
-# ---------------------------------------------------------------- Numba twins (scalar, int64)
-
-
 @njit(cache=True)
 def rshift_round_scalar(p, t, mode):
     """Numba twin of `rshift_round_ref` for one int64 value; mode is MODE_CODE[...]."""
@@ -174,9 +168,6 @@ def _rescale_kernel(acc, bias, mult, shift, zp, lo, hi, mode, mult_bits, out):
             x = min(max(x, np.int64(INT32_MIN)), np.int64(INT32_MAX))
             y = zp + requantize_scalar(x, mult[c], shift[c], mode, mult_bits)
             out[r, c] = min(max(y, lo), hi)
-
-
-# ---------------------------------------------------------------- public API
 
 
 def _prepare(acc, bias, mult, shift, zp, bits, signed, mode, relu, clip_lo, clip_hi, mult_bits):

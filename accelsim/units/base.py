@@ -69,11 +69,12 @@ class UnitBase:
         self.on_event = None  # trace hook: called with no arguments on start / end
         self.proc = env.process(self.process()) if env is not None else None
 
-    # -- to be provided by each unit
     def cycles(self, insn) -> int:  # pragma: no cover - abstract
+        """Cycles the unit is busy with `insn` (its cost model; defined by each unit)."""
         raise NotImplementedError
 
     def run(self, insn, mem) -> None:  # pragma: no cover - abstract
+        """Execute `insn` on the buffers of `mem` (its datapath; defined by each unit)."""
         raise NotImplementedError
 
     def peak_macs_per_cycle(self, a_bits: int, w_bits: int) -> float:

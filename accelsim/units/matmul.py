@@ -8,7 +8,7 @@ Precision. A MAC model gives a fusion factor f (MACs per PE per cycle) and a pas
 - `fixed`: f = passes = 1.
 Operands wider than `matmul.max_bits` are rejected (IsaError) under every model.
 
-Cycles of one GEMM (M x K) . (K x N), R x C array, R along K (DESIGN.md "Cost model")::
+Cycles of one GEMM (M x K) . (K x N), R x C array, R along K::
 
     os: ceil(M/R) * ceil(N/C) * (passes*ceil(K/f) + R + C - 2)
     ws: ceil(K/(R*f)) * ceil(N/C) * (passes*M + 2R + C - 2)

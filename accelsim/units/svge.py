@@ -10,7 +10,7 @@ engine free) and *retires in order*: its signal tokens are pushed at max(its end
 instruction's retirement), so consumers see the same ordering as with a single in-order unit.
 Engines work on disjoint buffer slots (the front end's job), so they never race each other.
 
-Cost model (DESIGN.md "Cost model"), all from instruction fields (count_only gives the same):
+Cost model, all from instruction fields (count_only gives the same):
 
     SVG_MAP   hash: ceil((n_in + n_out*K_vol) / hash_lanes) * probe_cycles
               sort: ceil(n*log2(n) / sort_width) + K_vol*ceil(n / merge_width), n = n_in + n_out

@@ -60,9 +60,6 @@ def test_per_channel_scales_survive(tmp_path):
     assert doc["format"] == "accelsim-model" and doc["version"] == 1
 
 
-# ---------------------------------------------------------------- malformed files
-
-
 def rewrite(src, dst, doc_fn=None, arrays_fn=None):
     """Copy model `src` to `dst`, editing its JSON (doc_fn) and/or arrays (arrays_fn)."""
     with np.load(src, allow_pickle=False) as z:

@@ -13,7 +13,8 @@ IMPLS = [R.rescale, R.rescale_ref]
 EDGE32 = [INT32_MIN, INT32_MIN + 1, -(2**30), -3, -1, 0, 1, 3, 2**30, INT32_MAX - 1, INT32_MAX]
 
 
-# ---- straightforward transcription of gemmlowp / TFLite (Python ints, C semantics)
+# A straightforward transcription of gemmlowp / TFLite (Python ints, C semantics): the
+# reference the rescale kernels are checked against, written apart from them.
 
 
 def gl_srdhm(a, b):
@@ -50,9 +51,6 @@ def tfl_quantize_multiplier(real):
         qf //= 2
         shift += 1
     return qf, shift
-
-
-# ---- tests
 
 
 def test_srdhm_matches_gemmlowp_including_min_times_min():
