@@ -12,6 +12,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from accelsim.errors import AccelsimError
 from accelsim.ir import (
     Add,
     AvgPool,
@@ -357,5 +358,5 @@ def test_run_reference_checks_input_shape_and_modes_agree_on_fast_path():
         b = run_reference(g, x, round_mode=mode, fast=True)
         for name in a:
             np.testing.assert_array_equal(a[name], b[name], err_msg=name)
-    with pytest.raises(Exception, match="expects"):
+    with pytest.raises(AccelsimError, match=r"shape \(1, 9, 8, 3\), model 'small_cnn' expects"):
         run_reference(g, np.zeros((1, 9, 8, 3)))

@@ -6,20 +6,18 @@ import pytest
 from accelsim.errors import AccelsimError
 from accelsim.kernels import alu as A
 from accelsim.kernels.rescale import ROUND_MODES
+from tests.helpers import random_operand
 
 BITS = [(1, False), (2, True), (3, True), (4, False), (8, True), (8, False)]
-
-
-def rand(rng, shape, bits, signed):
-    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-    return rng.integers(lo, hi + 1, shape).astype(np.int8 if signed else np.uint8)
 
 
 @pytest.mark.parametrize("mode", ROUND_MODES)
 @pytest.mark.parametrize("bits,signed", BITS)
 def test_add_matches_ref(mode, bits, signed):
     rng = np.random.default_rng(bits)
-    a, b = rand(rng, (2, 5, 6, 3), bits, signed), rand(rng, (2, 5, 6, 3), bits, signed)
+    kind = "signed" if signed else "unsigned"
+    a = random_operand(rng, (2, 5, 6, 3), bits, kind)
+    b = random_operand(rng, (2, 5, 6, 3), bits, kind)
     ma, mb, t = A.add_multipliers(0.61, 0.35, mult_bits=16)
     zp = 0 if signed else 1
     for relu in (False, True):
@@ -65,7 +63,9 @@ def test_add_multipliers_and_errors():
 @pytest.mark.parametrize("bits,signed", BITS)
 def test_elementwise_match_ref(bits, signed):
     rng = np.random.default_rng(bits + 7)
-    a, b = rand(rng, (4, 9), bits, signed), rand(rng, (4, 9), bits, signed)
+    kind = "signed" if signed else "unsigned"
+    a = random_operand(rng, (4, 9), bits, kind)
+    b = random_operand(rng, (4, 9), bits, kind)
     np.testing.assert_array_equal(A.maximum(a, b), A.maximum_ref(a, b))
     np.testing.assert_array_equal(A.minimum(a, b), A.minimum_ref(a, b))
     np.testing.assert_array_equal(A.maximum(a, b), np.maximum(a, b))
@@ -103,7 +103,7 @@ POOL_GEOMS = [(2, 2, 2, 0), (3, 3, 1, 1), (3, 3, 2, 1), (3, 2, (2, 1), (1, 0, 2,
 @pytest.mark.parametrize("kh,kw,stride,pad", POOL_GEOMS)
 def test_maxpool_matches_ref(kh, kw, stride, pad):
     rng = np.random.default_rng(kh * kw)
-    x = rand(rng, (2, 7, 8, 3), 8, True)
+    x = random_operand(rng, (2, 7, 8, 3), 8, "signed")
     got = A.maxpool(x, kh, kw, stride, pad)
     np.testing.assert_array_equal(got, A.maxpool_ref(x, kh, kw, stride, pad))
     np.testing.assert_array_equal(A.maxpool(x[0], kh, kw, stride, pad), got[0])
@@ -123,7 +123,7 @@ def test_maxpool_padding_never_wins(impl):
 @pytest.mark.parametrize("mult_bits", [32, 16])
 def test_avgpool_matches_ref(mode, kh, kw, stride, pad, mult_bits):
     rng = np.random.default_rng(kh + kw)
-    x = rand(rng, (2, 7, 8, 3), 8, False)
+    x = random_operand(rng, (2, 7, 8, 3), 8, "unsigned")
     mult, shift = A.avgpool_multipliers(kh, kw, scale=0.8, mult_bits=mult_bits)
     kw_ = {
         "mult": mult,
@@ -173,7 +173,7 @@ def test_avgpool_hand_case(impl, mode, expect):
 @pytest.mark.parametrize("mode", ROUND_MODES)
 def test_global_avgpool(mode):
     rng = np.random.default_rng(3)
-    x = rand(rng, (2, 5, 4, 6), 4, True)
+    x = random_operand(rng, (2, 5, 4, 6), 4, "signed")
     m, s = A.avgpool_multipliers(5, 4, scale=1.0)
     kw = {
         "mult": m[20],

@@ -5,7 +5,7 @@ import pytest
 
 from accelsim.errors import AccelsimError, AccumulatorOverflow
 from accelsim.kernels import gemm as G
-from accelsim.numeric import storage_dtype, value_range
+from tests.helpers import random_operand
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 IMPLS = [G.gemm, G.gemm_ref]
@@ -17,13 +17,6 @@ def fast_path(request, monkeypatch):
     if request.param == "blas_blocked":
         monkeypatch.setattr(G, "SMALL_GEMM_MACS", 0)
     return request.param
-
-
-def rand_operand(rng, shape, bits, mode):
-    lo, hi = value_range(bits, mode)
-    if mode == "bipolar":
-        return rng.choice(np.array([-1, 1], np.int8), shape)
-    return rng.integers(lo, hi + 1, shape).astype(storage_dtype(bits, mode))
 
 
 def wrap32(x):
@@ -39,8 +32,8 @@ CASES = [(b, m) for b in (1, 2, 3, 4, 8) for m in ("signed", "unsigned")] + [(1,
 )
 def test_gemm_matches_ref(fast_path, a_bits, a_mode, w_bits, w_mode):
     rng = np.random.default_rng(a_bits * 10 + w_bits)
-    a = rand_operand(rng, (13, 37), a_bits, a_mode)
-    w = rand_operand(rng, (37, 11), w_bits, w_mode)
+    a = random_operand(rng, (13, 37), a_bits, a_mode)
+    w = random_operand(rng, (37, 11), w_bits, w_mode)
     acc = rng.integers(-(2**20), 2**20, (13, 11)).astype(np.int32)
     kw = {"a_bits": a_bits, "w_bits": w_bits, "a_mode": a_mode, "w_mode": w_mode}
     for acc_in in (None, acc):
@@ -54,8 +47,8 @@ def test_gemm_matches_ref(fast_path, a_bits, a_mode, w_bits, w_mode):
 def test_gemm_several_k_blocks(fast_path):
     """K = 2100 > 1024: int8 products up to 2**14 need three float32 blocks of 1024."""
     rng = np.random.default_rng(5)
-    a = rand_operand(rng, (9, 2100), 8, "signed")
-    w = rand_operand(rng, (2100, 7), 8, "signed")
+    a = random_operand(rng, (9, 2100), 8, "signed")
+    w = random_operand(rng, (2100, 7), 8, "signed")
     a[0, :] = -128
     w[:, 0] = -128  # element (0, 0) = 2100 * 16384, the largest partial sums possible
     np.testing.assert_array_equal(

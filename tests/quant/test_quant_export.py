@@ -78,9 +78,10 @@ def test_state_dict_round_trip(digits, randomise_bn):
     load_state_dict(fresh, state)
     x = digits.x_test[:50]
     np.testing.assert_array_equal(fresh.logits(x), q.logits(x))
-    for d0, d1 in zip(export_layers(q), export_layers(fresh)):
-        if "w_int" in d0:
-            np.testing.assert_array_equal(d0["w_int"], d1["w_int"])
+    gemms = [(d0, d1) for d0, d1 in zip(export_layers(q), export_layers(fresh)) if "w_int" in d0]
+    assert len(gemms) == len(q.gemms())
+    for d0, d1 in gemms:
+        np.testing.assert_array_equal(d0["w_int"], d1["w_int"])
     with pytest.raises(AccelsimError, match="missing"):
         load_state_dict(build_model(q.spec), {})
 

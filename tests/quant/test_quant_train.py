@@ -180,6 +180,7 @@ def test_bias_only_fine_tune_after_folding_keeps_the_weights(tiny):
         assert m["stages"][-1]["epochs"] == extra.get("fold_epochs", 0)
     a, b = state_dict(runs["fold"]), state_dict(runs["bias"])
     assert sorted(a) == sorted(b)
+    assert any(key.endswith(".b") for key in a)  # the biases below exist
     for key in a:
         if key.endswith(".b"):
             assert not np.array_equal(a[key], b[key]), key

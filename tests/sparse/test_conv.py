@@ -13,8 +13,7 @@ from accelsim.sparse import (
     kernel_map,
 )
 from accelsim.sparse.microkernel import acc_dot_f32, acc_dot_ref
-
-from .helpers import random_coords, random_operand
+from tests.helpers import random_coords, random_operand
 
 # (kernel_size, stride, dilation, transposed)
 OPS = {
@@ -30,7 +29,7 @@ OPS = {
 
 def _case(rng, op, groups, bits, c_in=5, c_out=4, mode="signed"):
     ks, s, d, tr = OPS[op]
-    fine = random_coords(rng, 140)
+    fine = random_coords(rng, 140, extent=6, batches=2)
     coords = downsample_coords(fine, s) if tr else fine
     out = fine if tr else None
     km = kernel_map(coords, ks, s, d, groups, transposed=tr, out_coords=out, cache=False)

@@ -10,8 +10,7 @@ from accelsim.sparse import (
     kernel_map_ref,
     tap_offsets,
 )
-
-from .helpers import random_coords
+from tests.helpers import random_coords
 
 FIELDS = (
     "in_index",
@@ -48,7 +47,7 @@ def _maps(coords, ks, s, d, g, tr):
 @pytest.mark.parametrize("groups", [1, 2, 4, 8])
 @pytest.mark.parametrize("ks,s,d,tr", GEOMETRIES)
 def test_kernel_map_equals_brute_force(rng, ks, s, d, tr, groups):
-    coords = random_coords(rng, 150)
+    coords = random_coords(rng, 150, extent=6, batches=2)
     fast, ref = _maps(coords, ks, s, d, groups, tr)
     for name in FIELDS:
         np.testing.assert_array_equal(getattr(fast, name), getattr(ref, name), err_msg=name)
@@ -84,7 +83,7 @@ def test_strided_output_is_unique_floor():
 
 
 def test_transposed_map_is_inverse_of_strided(rng):
-    fine = random_coords(rng, 120)
+    fine = random_coords(rng, 120, extent=6, batches=2)
     down = kernel_map(fine, 3, 2, cache=False)
     up = kernel_map(down.out_coords, 3, 2, transposed=True, out_coords=fine, cache=False)
     fwd = set(zip(down.in_index.tolist(), down.out_index.tolist(), down.offset.tolist()))
@@ -93,7 +92,7 @@ def test_transposed_map_is_inverse_of_strided(rng):
 
 
 def test_cache_by_coordinate_content(rng):
-    coords = random_coords(rng, 80)
+    coords = random_coords(rng, 80, extent=6, batches=2)
     a = kernel_map(coords, 3, groups=2)
     assert kernel_map(coords.copy(), 3, groups=2) is a
     assert kernel_map(coords, 3, groups=4) is not a
@@ -104,7 +103,7 @@ def test_cache_by_coordinate_content(rng):
 @pytest.mark.parametrize("ks,d,groups", [(3, 1, 1), (3, 2, 4), (5, 1, 2), (1, 1, 1)])
 def test_unsorted_coords_submanifold(rng, ks, d, groups):
     """The submanifold path sorts voxels into columns internally; row numbers must not move."""
-    coords = random_coords(rng, 160, extent=7)[rng.permutation(160)]
+    coords = random_coords(rng, 160, extent=7, batches=2)[rng.permutation(160)]
     fast = kernel_map(coords, ks, 1, d, groups, cache=False)
     ref = kernel_map_ref(coords, ks, 1, d, groups)
     for name in FIELDS:

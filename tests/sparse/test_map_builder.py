@@ -7,8 +7,7 @@ import pytest
 from accelsim import sparse as sp
 from accelsim.errors import SparseInputError
 from accelsim.sparse.map_builder import tile_map, tile_map_ref
-
-from .helpers import random_coords
+from tests.helpers import random_coords
 
 IMPLS = [tile_map, tile_map_ref]
 

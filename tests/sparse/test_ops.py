@@ -20,8 +20,7 @@ from accelsim.sparse import (
     voxelize,
     voxelize_ref,
 )
-
-from .helpers import random_coords, random_operand
+from tests.helpers import random_coords, random_operand
 
 
 def test_relu(rng):
@@ -32,7 +31,7 @@ def test_relu(rng):
 
 
 def test_add_and_concat_align_permuted_coords(rng):
-    coords = random_coords(rng, 60)
+    coords = random_coords(rng, 60, extent=6, batches=2)
     perm = rng.permutation(60)
     a, b = random_operand(rng, (60, 4), 8), random_operand(rng, (60, 4), 8)
     got = add(coords, a, coords[perm], b[perm])
@@ -44,7 +43,7 @@ def test_add_and_concat_align_permuted_coords(rng):
 
 
 def test_add_needs_same_voxels(rng):
-    coords = random_coords(rng, 20)
+    coords = random_coords(rng, 20, extent=6, batches=2)
     other = coords.copy()
     other[0, 1] += 100
     f = np.zeros((20, 2), np.int8)
@@ -71,7 +70,7 @@ def test_voxelize_rejects_points_below_origin():
 
 
 def test_to_bev_channel_order(rng):
-    coords = random_coords(rng, 40, extent=4)
+    coords = random_coords(rng, 40, extent=4, batches=2)
     f = random_operand(rng, (40, 3), 8)
     bev = to_bev(coords, f, (2, 4, 4, 4))
     np.testing.assert_array_equal(bev, to_bev_ref(coords, f, (2, 4, 4, 4)))
@@ -82,7 +81,7 @@ def test_to_bev_channel_order(rng):
 
 
 def test_group_stats(rng):
-    coords = random_coords(rng, 200, extent=8)
+    coords = random_coords(rng, 200, extent=8, batches=2)
     km = kernel_map(coords, 3, cache=False)
     n = 5
     part = rng.integers(0, n, len(coords))  # any partition: spatial tiles, engines, ...

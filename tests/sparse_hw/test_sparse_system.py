@@ -11,9 +11,8 @@ from accelsim.ir.params import rescale_params
 from accelsim.ir.sparse_ops import run_sparse_reference
 from accelsim.kernels.rescale import rescale_ref
 from accelsim.runner import run_model
+from tests.helpers import random_input
 from workloads.sparse_nets import sparse_tiny
-
-from .conftest import random_input
 
 
 @pytest.mark.parametrize("groups", [1, 2, 4, 8])

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from accelsim.config import load_config
+from accelsim.errors import IsaError
 from accelsim.isa import Buf, Op, Unit
 from accelsim.program import ProgramBuilder
 from accelsim.sim import simulate
 from accelsim.units.svge import conv_cycles, map_cycles
-
-from .conftest import random_coords
+from tests.helpers import random_coords
 
 
 def test_map_cycles_by_hand(edge):
@@ -131,7 +131,7 @@ def test_engine_field_beyond_config_is_rejected(edge):
     b = ProgramBuilder()
     b.alloc(16)
     _conv(b, 3, 4)
-    with pytest.raises(Exception, match="engine 3"):
+    with pytest.raises(IsaError, match="engine 3 but svge.engines = 2"):
         simulate(b.build(), edge, count_only=True)
 
 
@@ -163,5 +163,5 @@ def test_map_datapath_checks_pair_count(edge):
         kernel=3,
         groups=1,
     )
-    with pytest.raises(Exception, match="pairs"):
+    with pytest.raises(IsaError, match="the map has 22 pairs, the instruction says n_pairs = 1"):
         simulate(b.build(), edge)

@@ -7,8 +7,7 @@ from accelsim.config import load_config
 from accelsim.errors import AccelsimError
 from accelsim.isa import Buf, Insn, Op
 from accelsim.units.dma import DramBus, LoadEngine, StoreEngine, dma_cycles
-
-from .conftest import make_mem, standalone
+from tests.helpers import make_mem, standalone
 
 
 def test_dma_cycles_by_hand(edge):

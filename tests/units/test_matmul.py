@@ -13,8 +13,7 @@ from accelsim.program import ProgramBuilder
 from accelsim.sim import simulate
 from accelsim.stats import MacWidths
 from accelsim.units.matmul import Matmul, matmul_cycles, precision
-
-from .conftest import make_mem, standalone
+from tests.helpers import make_mem, random_operand, standalone
 
 # (M, K, N): GEMM shapes, several not divisible by 32
 SHAPES = [
@@ -122,13 +121,13 @@ def test_depthwise_cycles_and_macs(edge):
     assert acc[0] == (Buf.INP, "inp_addr", 6 * 6 * 32 * 8 // 128, False)  # 6x6x32 patch, 8-bit
 
 
-def _operands(rng, shape, bits):
-    return rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), shape).astype(np.int8)
-
-
 def test_gemm_accumulates(edge):
     rng = np.random.default_rng(1)
-    x, w, x2 = _operands(rng, (5, 7), 4), _operands(rng, (7, 3), 4), _operands(rng, (5, 7), 4)
+    x, w, x2 = (
+        random_operand(rng, (5, 7), 4),
+        random_operand(rng, (7, 3), 4),
+        random_operand(rng, (5, 7), 4),
+    )
     mem = make_mem(edge)
     unit = standalone(Matmul, edge)
     mem.write(Buf.INP, 0, x, 4)
@@ -144,7 +143,7 @@ def test_gemm_accumulates(edge):
 def test_conv_gemm_reads_patch_as_im2col(edge):
     """3x3 conv, stride 2, dilation 1 over a 9x7x4 patch, ow = 3 -> oh = 4, m = 12."""
     rng = np.random.default_rng(2)
-    patch, w = _operands(rng, (9, 7, 4), 8), _operands(rng, (36, 5), 8)
+    patch, w = random_operand(rng, (9, 7, 4), 8), random_operand(rng, (36, 5), 8)
     mem = make_mem(edge)
     mem.write(Buf.INP, 0, patch, 8)
     mem.write(Buf.WGT, 0, w, 8)
@@ -172,7 +171,7 @@ def test_conv_gemm_reads_patch_as_im2col(edge):
 
 def test_depthwise_conv(edge):
     rng = np.random.default_rng(3)
-    patch, w = _operands(rng, (4, 4, 6), 4), _operands(rng, (9, 6), 4)
+    patch, w = random_operand(rng, (4, 4, 6), 4), random_operand(rng, (9, 6), 4)
     mem = make_mem(edge)
     mem.write(Buf.INP, 0, patch, 4)
     mem.write(Buf.WGT, 0, w, 4)

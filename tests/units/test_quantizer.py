@@ -5,8 +5,7 @@ import numpy as np
 from accelsim.isa import Buf, Insn, Op
 from accelsim.kernels.quant import quant_ref
 from accelsim.units.quantizer import Quantizer, quant_cycles
-
-from .conftest import make_mem, standalone
+from tests.helpers import make_mem, standalone
 
 
 def test_quant_cycles_by_hand(edge):

@@ -6,8 +6,7 @@ from accelsim.config import load_config
 from accelsim.isa import Buf, Insn, Op
 from accelsim.kernels.rescale import quantize_multiplier, rescale_ref
 from accelsim.units.rescale import Rescale, rescale_cycles
-
-from .conftest import make_mem, standalone
+from tests.helpers import make_mem, standalone
 
 
 def test_rescale_cycles_by_hand(edge):

@@ -6,8 +6,7 @@ import pytest
 from accelsim.isa import AluOp, Buf, Insn, Op
 from accelsim.kernels import alu
 from accelsim.units.vector import Vector, vector_cycles
-
-from .conftest import make_mem, standalone
+from tests.helpers import make_mem, standalone
 
 
 def test_vector_cycles_by_hand(edge):

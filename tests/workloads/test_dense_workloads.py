@@ -101,10 +101,11 @@ def test_builders_are_deterministic():
 
 
 def test_random_cnn_covers_ops_and_matches_fast_path():
-    seen, bits_seen, constant, total = set(), set(), 0, 0
+    seen, depthwise, bits_seen, constant, total = set(), False, set(), 0, 0
     for seed in range(12):
         g = random_cnn(np.random.default_rng(seed))
         g.validate()
+        assert isinstance(g.nodes[-1], QuantLinear), seed  # every random CNN ends in a linear
         x = np.random.default_rng(seed + 100).standard_normal(g.tensors["input"].shape)
         for mode in ("single", "tflite"):
             ref = run_reference(g, x, round_mode=mode)
@@ -112,13 +113,13 @@ def test_random_cnn_covers_ops_and_matches_fast_path():
             for name in ref:
                 np.testing.assert_array_equal(ref[name], fast[name], err_msg=name)
         for n in g.nodes:
-            seen.add(type(n).__name__ + ("_dw" if getattr(n, "groups", 1) > 1 else ""))
+            seen.add(type(n))
+            depthwise |= isinstance(n, QuantConv2d) and n.groups > 1
             bits_seen.add(g.tensors[n.output].bits)
             total += 1
             constant += ref[n.output].min() == ref[n.output].max()
-    assert {"QuantConv2d", "QuantConv2d_dw", "Add", "MaxPool", "AvgPool", "Concat", "Clip",
-            "GlobalAvgPool", "QuantLinear"} <= seen  # fmt: skip
+    kinds = {QuantConv2d, Add, MaxPool, AvgPool, Concat, Clip, GlobalAvgPool, QuantLinear}
+    assert kinds <= seen, kinds - seen
+    assert depthwise
     assert bits_seen == {2, 4, 8}
     assert constant / total < 0.1
-    assert {type(n) for n in g.nodes} >= {QuantLinear}
-    assert Clip and Concat  # imported for the op names above

@@ -1,0 +1,49 @@
+"""Helpers shared by the tests: random voxel sets and operands, and units outside a simulation.
+
+Operand ranges are written out here rather than taken from the kernels, so that tests of the
+kernels do not depend on the code they test.
+"""
+
+import itertools
+
+import numpy as np
+
+from accelsim.memory import Memory
+from accelsim.stats import Recorder
+
+
+def random_coords(rng, n: int, extent: int = 8, batches: int = 1) -> np.ndarray:
+    """n distinct voxels of a batches x extent**3 box, int32 [n, 4], sorted by (b, x, y, z).
+
+    `rng` is a numpy Generator or an integer seed."""
+    rng = np.random.default_rng(rng)
+    grid = np.array(list(itertools.product(range(batches), *[range(extent)] * 3)), np.int32)
+    return grid[np.sort(rng.choice(len(grid), n, replace=False))]
+
+
+def random_input(seed: int, n: int, channels: int = 4, **coords_kw):
+    """(coords, float features) of a sparse graph input: `random_coords(seed, n, **coords_kw)`
+    and features uniform in [-8, 8) from seed + 1."""
+    coords = random_coords(seed, n, **coords_kw)
+    feats = np.random.default_rng(seed + 1).uniform(-8, 8, (n, channels))
+    return coords, feats
+
+
+def random_operand(rng, shape, bits: int, mode: str = "signed") -> np.ndarray:
+    """Uniform random values of a `bits`-wide operand in `mode` (signed, unsigned or bipolar),
+    stored as int8 / uint8 up to 8 bits and int32 above."""
+    if mode == "bipolar":
+        return rng.choice(np.array([-1, 1], np.int8), size=shape)
+    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1)) if mode == "signed" else (0, 2**bits)
+    dtype = (np.int8 if mode == "signed" else np.uint8) if bits <= 8 else np.int32
+    return rng.integers(lo, hi, size=shape).astype(dtype)
+
+
+def make_mem(cfg, dram_size: int = 0) -> Memory:
+    """Buffers of `cfg` and a zeroed DRAM of `dram_size` elements, for placing tiles by hand."""
+    return Memory(cfg, np.zeros(dram_size, np.int32))
+
+
+def standalone(cls, cfg):
+    """A unit with no SimPy process, for calling cycles/profile/run directly."""
+    return cls(None, cfg, Recorder(1))
