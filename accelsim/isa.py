@@ -333,7 +333,7 @@ TABLE: dict[Op, OpSpec] = {
             ),
             "MAP[map_addr] <- kernel map (in, out, offset) of one voxel group tile",
             cost="accelsim.units.svge:map_cycles",
-            datapath=("accelsim.units.svge:tile_map",),
+            datapath=("accelsim.sparse.map_builder:tile_map",),
         ),
         OpSpec(
             Op.SVG_CONV,
