@@ -375,6 +375,15 @@ def _check_table():
 _check_table()
 
 
+def field_max(op: Op, name: str) -> int:
+    """Largest value field `name` of opcode `op` holds (from `TABLE`): the front end sizes
+    tiles, DMA blocks and padding by it instead of repeating the field widths."""
+    for f in TABLE[op].fields:
+        if f.name == name:
+            return f.max
+    raise IsaError(f"{op.name} has no field {name!r}")
+
+
 class Insn:
     """A decoded instruction: `op`, `wait`, `signal`, `tag` and one attribute per table field."""
 

@@ -2,9 +2,14 @@
 
 `Emitter` owns the growing program: the list of instructions, the regions each one reads and
 writes (for `insert_tokens`), and the DRAM image being laid out. Buffers are split into slots
-(two for double buffering, more where a step needs several operands at once); `need()` returns
-the slot holding a tile, loading it only when it is not already resident, which is how the
-emitter -- and the tiling search, which runs it with `dry=True` -- avoids reloading reused tiles.
+(two for double buffering, more where a step needs several operands at once); a slot remembers
+the key of the tile it holds (`Slots.lookup`), so the emitter -- and the tiling search, which
+runs it with `dry=True` -- skips reloading a tile that is still resident.
+
+Callers add instructions only through the public methods: `load` / `store` (DMA blocks),
+`compute` (an instruction whose regions are whole slots; counts a tile for the tiling search),
+`emit` (an instruction with explicit buffer row ranges), and `rescale_store` (the RESCALE and
+STORE that finish every accumulated output tile, with its PARAM load).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import numpy as np
 
 from accelsim.config import HwConfig
 from accelsim.frontend.tokens import Access
-from accelsim.isa import MODE_BY_NAME, Buf, Insn, Op
+from accelsim.isa import MODE_BY_NAME, Buf, Insn, Op, field_max
 
 
 def rows_for(elements: int, bits: int, row_bits: int) -> int:
@@ -26,16 +31,18 @@ def dma_bytes(d0: int, d1: int, d2: int, bits: int) -> int:
     return d0 * d1 * -(-d2 * bits // 8)
 
 
-MAX_DIM = 65535  # widest d0 / d1 / d2 field of a LOAD or STORE
+MAX_D2 = min(field_max(Op.LOAD, "d2"), field_max(Op.STORE, "d2"))  # longest merged DMA row
+ACC_BITS = 32  # accumulator width
+PARAM_BITS = 3 * 32  # per output channel in PARAM: bias, multiplier, shift (int32 each)
 
 
 def coalesce(d0: int, d1: int, d2: int, s0: int, s1: int, pads=(0, 0, 0, 0)):
     """The same block with contiguous dimensions merged into longer rows (the DMA moves whole
     bursts per row, so short rows waste bandwidth). The element order is unchanged."""
     pt, pb, pl, pr = pads
-    if d1 > 1 and s1 == d2 and not (pl or pr) and d1 * d2 <= MAX_DIM:
+    if d1 > 1 and s1 == d2 and not (pl or pr) and d1 * d2 <= MAX_D2:
         d1, d2, s1 = 1, d1 * d2, d1 * d2
-    if d0 > 1 and d1 == 1 and s0 == d2 and not (pt or pb) and d0 * d2 <= MAX_DIM:
+    if d0 > 1 and d1 == 1 and s0 == d2 and not (pt or pb) and d0 * d2 <= MAX_D2:
         d0, d2, s0 = 1, d0 * d2, d0 * d2
     return d0, d1, d2, s0, s1
 
@@ -119,12 +126,14 @@ class Emitter:
         """Re-cut `buf` into `n` slots (at a layer boundary; tokens order the reuse)."""
         self.slots[buf] = Slots(buf, self.cfg, n)
 
-    def _add(self, insn: Insn, reads, writes) -> Insn:
+    def emit(self, insn: Insn, reads, writes) -> None:
+        """Append `insn` (tagged with the current layer) with the regions it reads and writes:
+        (buf, first row, end row) for buffers, ("dram", first element, end element) for DRAM.
+        `insert_tokens` orders instructions by these regions. Dry runs append nothing."""
         if not self.dry:
             insn.tag = self.tag
             self.insns.append(insn)
             self.accesses.append(Access(reads, writes))
-        return insn
 
     def load(
         self,
@@ -140,8 +149,10 @@ class Emitter:
         mode: str,
         pads=(0, 0, 0, 0),
         pad_value: int = 0,
+        offset_rows: int = 0,
     ) -> int:
-        """LOAD a padded block into `slot` of `buf`; returns the rows it occupies."""
+        """LOAD a padded block into `slot` of `buf`, `offset_rows` rows past the slot's first
+        row (a slot filled by several LOADs); returns the rows it occupies."""
         pt, pb, pl, pr = pads
         n = (d0 + pt + pb) * (d1 + pl + pr) * d2
         rows = rows_for(n, bits, self.row_bits)
@@ -149,10 +160,10 @@ class Emitter:
         self.dram_bytes += dma_bytes(d0, d1, d2, bits)
         if self.budget_bytes is not None and self.dram_bytes > self.budget_bytes:
             raise OverBudget
-        base = self.slots[buf].base(slot)
+        base = self.slots[buf].base(slot) + offset_rows
         end = dram_addr + (d0 - 1) * s0 + (d1 - 1) * s1 + d2
         if not self.dry:
-            self._add(
+            self.emit(
                 Insn(
                     Op.LOAD,
                     buf=buf,
@@ -189,13 +200,14 @@ class Emitter:
         bits: int,
         mode: str,
     ) -> None:
+        """STORE the d0 x d1 x d2 block held in `slot` of `buf` to DRAM (strides s0, s1)."""
         rows = rows_for(d0 * d1 * d2, bits, self.row_bits)
         d0, d1, d2, s0, s1 = coalesce(d0, d1, d2, s0, s1)
         self.dram_bytes += dma_bytes(d0, d1, d2, bits)
         base = self.slots[buf].base(slot)
         end = dram_addr + (d0 - 1) * s0 + (d1 - 1) * s1 + d2
         if not self.dry:
-            self._add(
+            self.emit(
                 Insn(
                     Op.STORE,
                     buf=buf,
@@ -214,7 +226,8 @@ class Emitter:
             )
 
     def compute(self, insn: Insn, reads, writes) -> None:
-        """Add a compute instruction with its buffer regions [(buf, slot, rows)]."""
+        """Add a compute instruction with its buffer regions [(buf, slot, rows)] (each from the
+        slot's first row); counts one tile for the tiling search."""
         self.tiles += 1
         if self.dry:
             return
@@ -222,8 +235,77 @@ class Emitter:
             [(b, self.slots[b].base(s), self.slots[b].base(s) + r) for b, s, r in lst]
             for lst in (reads, writes)
         ]
-        self._add(insn, *to_regions)
+        self.emit(insn, *to_regions)
+
+    def param_slot(self, key, dram_addr: int, n: int) -> int:
+        """The PARAM slot holding the (bias, multiplier, shift) rows of `n` output channels
+        stored at `dram_addr` under `key`, loading them unless they are still resident."""
+        prm = self.slots[Buf.PARAM]
+        slot = prm.lookup(key)
+        if slot is None:
+            slot = prm.take(key)
+            self.load(Buf.PARAM, slot, dram_addr, 1, n, 3, 3 * n, 3, 32, "signed")
+        return slot
+
+    def rescale_store(
+        self,
+        acc_slot: int,
+        param_key,
+        param_addr: int,
+        dram_addr: int,
+        d0: int,
+        d1: int,
+        d2: int,
+        s0: int,
+        s1: int,
+        bits: int,
+        mode: str,
+        *,
+        zp: int = 0,
+        relu: bool = False,
+        clip: tuple[int, int] | None = None,
+    ) -> None:
+        """Finish an accumulated output tile: RESCALE the int32 [d0 * d1, d2] tile in ACC slot
+        `acc_slot` to `bits` / `mode` into the next OUT slot (per-channel parameters from
+        `param_slot(param_key, param_addr, d2)`), then STORE it to DRAM as the d0 x d1 x d2
+        block at `dram_addr` (strides s0, s1). `clip`: optional (lo, hi) clamp. Dry runs count
+        the DMA bytes only."""
+        rb = self.row_bits
+        m, n = d0 * d1, d2
+        p_slot = self.param_slot(param_key, param_addr, n)
+        out_slot = self.slots[Buf.OUT].take()
+        lo, hi = clip if clip is not None else (0, 0)
+        if not self.dry:
+            acc_base, p_base = (
+                self.slots[Buf.ACC].base(acc_slot),
+                self.slots[Buf.PARAM].base(p_slot),
+            )
+            out_base = self.slots[Buf.OUT].base(out_slot)
+            self.emit(
+                Insn(
+                    Op.RESCALE,
+                    acc_addr=acc_base,
+                    param_addr=p_base,
+                    out_addr=out_base,
+                    m=m,
+                    n=n,
+                    bits=bits,
+                    mode=MODE_BY_NAME[mode],
+                    zp=zp,
+                    relu=int(relu),
+                    clip=int(clip is not None),
+                    clip_lo=lo,
+                    clip_hi=hi,
+                ),
+                [
+                    (Buf.ACC, acc_base, acc_base + rows_for(m * n, ACC_BITS, rb)),
+                    (Buf.PARAM, p_base, p_base + rows_for(n, PARAM_BITS, rb)),
+                ],
+                [(Buf.OUT, out_base, out_base + rows_for(m * n, bits, rb))],
+            )
+        self.store(Buf.OUT, out_slot, dram_addr, d0, d1, d2, s0, s1, bits, mode)
 
     def finish(self) -> list[Insn]:
-        self._add(Insn(Op.FINISH), [], [])
+        """End the program with FINISH; returns the instruction list."""
+        self.emit(Insn(Op.FINISH), [], [])
         return self.insns

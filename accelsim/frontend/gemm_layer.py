@@ -3,7 +3,8 @@
 Per output tile and channel tile the emitted sequence is
   [LOAD INP patch] [LOAD WGT] GEMM   (once per input-channel slice, accumulating in ACC)
   [LOAD PARAM] RESCALE STORE        (once the accumulation is complete)
-where bracketed loads are skipped when the tile is still resident (see `Emitter.need`).
+where bracketed loads are skipped when the tile is still resident (see `Slots.lookup`), and the
+last line is `Emitter.rescale_store`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import numpy as np
 
 from accelsim.config import HwConfig
 from accelsim.errors import AccelsimError
-from accelsim.frontend.emit import MODE_BY_NAME, Emitter, OverBudget, rows_for
-from accelsim.frontend.tiling import ACC_BITS, PARAM_BITS, GemmLayer, Tiling, candidates
-from accelsim.isa import Buf, Insn, Op
+from accelsim.frontend.emit import ACC_BITS, MODE_BY_NAME, Emitter, OverBudget, rows_for
+from accelsim.frontend.tiling import GemmLayer, Tiling, candidates
+from accelsim.isa import Buf, Insn, Op, field_max
+
+# most padding rows / columns one LOAD adds on each side
+PAD_MAX = min(field_max(Op.LOAD, f"pad_{side}") for side in ("top", "bottom", "left", "right"))
 
 
 @dataclass(frozen=True)
@@ -103,73 +107,22 @@ def emit_gemm_layer(em: Emitter, L: GemmLayer, t: Tiling, P: GemmPlace, image: i
                 reads,
                 [(Buf.ACC, acc_slot, acc_rows)],
             )
-        prm = em.slots[Buf.PARAM]
-        p_slot = prm.lookup((P.key, "param", n0))
-        p_rows = rows_for(n, PARAM_BITS, rb)
-        if p_slot is None:
-            p_slot = prm.take((P.key, "param", n0))
-            em.load(
-                Buf.PARAM,
-                p_slot,
-                P.p_addr + 3 * (P.out_c_off + n0),
-                1,
-                n,
-                3,
-                3 * n,
-                3,
-                32,
-                "signed",
-            )
-        out_slot = em.slots[Buf.OUT].take()
-        out_rows = rows_for(m * n, L.out_bits, rb)
-        lo, hi = P.clip if P.clip is not None else (0, 0)
-        if not em.dry:
-            em.compute(
-                Insn(
-                    Op.RESCALE,
-                    acc_addr=em.slots[Buf.ACC].base(acc_slot),
-                    param_addr=prm.base(p_slot),
-                    out_addr=em.slots[Buf.OUT].base(out_slot),
-                    m=m,
-                    n=n,
-                    bits=L.out_bits,
-                    mode=MODE_BY_NAME[P.out_mode],
-                    zp=P.zp,
-                    relu=int(P.relu),
-                    clip=int(P.clip is not None),
-                    clip_lo=lo,
-                    clip_hi=hi,
-                ),
-                [(Buf.ACC, acc_slot, acc_rows), (Buf.PARAM, p_slot, p_rows)],
-                [(Buf.OUT, out_slot, out_rows)],
-            )
         c = P.out_c
-        if L.conv:
-            em.store(
-                Buf.OUT,
-                out_slot,
-                P.out_addr + (oy0 * L.ow + ox0) * c + P.out_c_off + n0,
-                oh,
-                ow,
-                n,
-                L.ow * c,
-                c,
-                L.out_bits,
-                P.out_mode,
-            )
-        else:
-            em.store(
-                Buf.OUT,
-                out_slot,
-                P.out_addr + oy0 * c + P.out_c_off + n0,
-                1,
-                oh,
-                n,
-                0,
-                c,
-                L.out_bits,
-                P.out_mode,
-            )
+        if L.conv:  # the tile's oh x ow pixels, n channels, in the NHWC output
+            block = (P.out_addr + (oy0 * L.ow + ox0) * c + P.out_c_off + n0, oh, ow, n, L.ow * c, c)
+        else:  # oh rows of n features
+            block = (P.out_addr + oy0 * c + P.out_c_off + n0, 1, oh, n, 0, c)
+        em.rescale_store(
+            acc_slot,
+            (P.key, "param", n0),
+            P.p_addr + 3 * (P.out_c_off + n0),
+            *block,
+            L.out_bits,
+            P.out_mode,
+            zp=P.zp,
+            relu=P.relu,
+            clip=P.clip,
+        )
 
 
 def _load_input(em, L, P, image, oy0, ox0, oh, ow, c0, cin):
@@ -199,10 +152,10 @@ def _load_input(em, L, P, image, oy0, ox0, oh, ow, c0, cin):
     pt, pl = max(0, -iy0), max(0, -ix0)
     pb, pr = max(0, iy0 + ph - L.h), max(0, ix0 + pw - L.w)
     d0, d1 = ph - pt - pb, pw - pl - pr
-    if d0 < 1 or d1 < 1 or max(pt, pb, pl, pr) > 15:
+    if d0 < 1 or d1 < 1 or max(pt, pb, pl, pr) > PAD_MAX:
         raise AccelsimError(
             f"conv tile at output ({oy0}, {ox0}) reads only padding or pads by "
-            f"more than 15 (pads {pt}, {pb}, {pl}, {pr}); not supported"
+            f"more than {PAD_MAX} (pads {pt}, {pb}, {pl}, {pr}); not supported"
         )
     key = (P.in_addr, image, "patch", iy0, ix0, ph, pw, c0, cin, P.pad_value)
     rows = rows_for(ph * pw * cin, L.a_bits, em.row_bits)

@@ -18,8 +18,8 @@ item = one group tile). Per item, in program order:
 
     LOAD COORD (input window)  LOAD COORD (output tile)  SVG_MAP
     LOAD INP (input window feature rows; one LOAD per contiguous segment)
-    per output-channel tile:  [LOAD WGT]  SVG_CONV per offset with pairs  [LOAD PARAM]
-                              RESCALE  STORE
+    per output-channel tile:  [LOAD WGT]  SVG_CONV per offset with pairs
+                              [LOAD PARAM]  RESCALE  STORE   (`Emitter.rescale_store`)
 
 The input window is a few row ranges (cut at voxel-group blocks and at gaps wider than
 GAP_BYTES) holding every input voxel the tile's pairs read,
@@ -39,13 +39,13 @@ import numpy as np
 
 from accelsim import sparse as sp
 from accelsim.errors import AccelsimError, SparseInputError
-from accelsim.frontend.emit import MODE_BY_NAME, Emitter, Slots, coalesce, dma_bytes, rows_for
+from accelsim.frontend.emit import ACC_BITS, MODE_BY_NAME, Emitter, rows_for
 from accelsim.frontend.tokens import insert_tokens
 from accelsim.frontend.validate import validate_stream
 from accelsim.frontend.vector_layer import emit_vector_node
 from accelsim.ir.params import rescale_params
 from accelsim.ir.sparse_ops import HOST_OPS, SparseConv, SparseGraph, _dense_twin, coord_sets
-from accelsim.isa import Buf, Insn, Op
+from accelsim.isa import Buf, Insn, Op, field_max
 from accelsim.numeric import INT32_MAX
 from accelsim.program import Program, TensorPlace
 from accelsim.units.svge import COORD_BITS, MAP_BITS, conv_cycles, map_cycles
@@ -55,6 +55,10 @@ GAP_BYTES = 2048  # unused input bytes between two used rows that start a new wi
 #                   (about what edge's DRAM moves during one transfer latency; measured
 #                   better than scaling it with the configured latency * bandwidth)
 COORD_MAX = 2**COORD_BITS - 1
+N_IN_MAX = min(field_max(Op.SVG_MAP, "n_in"), field_max(Op.SVG_CONV, "n_in"))  # window voxels
+N_PAIRS_MAX = min(field_max(Op.SVG_MAP, "n_pairs"), field_max(Op.SVG_CONV, "n_pairs"))
+USED_MAX, HALO_MAX = field_max(Op.SVG_MAP, "used"), field_max(Op.SVG_MAP, "halo")  # saturate
+WGT_ROW_MAX = field_max(Op.LOAD, "d2")  # elements of one offset's weight block (one DMA row)
 
 
 def hardware_order(coords, groups: int, group_coeffs) -> np.ndarray:
@@ -167,7 +171,7 @@ class _SparseConvEmitter:
             (Buf.OUT, 2),
             (Buf.PARAM, 2),
         ):
-            em.slots[buf] = Slots(buf, cfg, n)
+            em.use_slots(buf, n)
         self.used = np.flatnonzero(self.kmap.pairs_per_offset > 0)
         if self.used.size == 0:  # no pairs at all: keep one offset so tiles still reset ACC
             self.used = np.array([0])
@@ -184,7 +188,7 @@ class _SparseConvEmitter:
             for n_t in dict.fromkeys(
                 [self.cout] + [v for v in (256, 128, 64, 32, 16, 8) if v < self.cout]
             )
-            if self._e_pad(n_t) * self.w <= e_cap and self._e_pad(n_t) <= 65535
+            if self._e_pad(n_t) * self.w <= e_cap and self._e_pad(n_t) <= WGT_ROW_MAX
         ]
         if not out:
             raise AccelsimError(f"node {self.op.name!r}: one offset's weights do not fit WGT")
@@ -224,13 +228,13 @@ class _SparseConvEmitter:
         worst_in = max(it[4] for it in items)
         worst_pairs = max(int(it[5].sum()) for it in items)
         return (
-            worst_in <= 65535
-            and worst_pairs < 2**21
+            worst_in <= N_IN_MAX
+            and worst_pairs <= N_PAIRS_MAX
             and worst_in * self.cin * self.a <= self._cap_bits(Buf.INP)
             and worst_in * 4 * COORD_BITS <= self._cap_bits(Buf.COORD)
             and T * 4 * COORD_BITS <= self._cap_bits(Buf.COORD)
             and rows_for(3 * worst_pairs, MAP_BITS, rb) * rb <= self._cap_bits(Buf.MAP)
-            and T * n_t * 32 <= self._cap_bits(Buf.ACC)
+            and T * n_t * ACC_BITS <= self._cap_bits(Buf.ACC)
             and T * n_t * self.dst.bits <= self._cap_bits(Buf.OUT)
         )
 
@@ -265,31 +269,6 @@ class _SparseConvEmitter:
             )
         return best[1], best[2], self._items(best[1])
 
-    def _load_at(self, buf, addr, dram_addr, d1, d2, bits, mode):
-        """LOAD d1 rows of d2 contiguous elements to buffer row `addr` (no slot base)."""
-        em = self.em
-        rows = rows_for(d1 * d2, bits, self.rb)
-        d0, d1c, d2c, s0, s1 = coalesce(1, d1, d2, 0, d2)
-        em.dram_bytes += dma_bytes(d0, d1c, d2c, bits)
-        em._add(
-            Insn(
-                Op.LOAD,
-                buf=buf,
-                sram_addr=addr,
-                dram_addr=dram_addr,
-                d0=d0,
-                d1=d1c,
-                d2=d2c,
-                s0=s0,
-                s1=s1,
-                bits=bits,
-                mode=MODE_BY_NAME[mode],
-            ),
-            reads=[("dram", dram_addr, dram_addr + d1 * d2)],
-            writes=[(buf, addr, addr + rows)],
-        )
-        return rows
-
     def _weights(self, n_t: int) -> dict:
         """Pack each output-channel tile's used-offset weight blocks; returns chunk table
         (n0, chunk index) -> (DRAM address, offsets, rows per offset block, n)."""
@@ -310,13 +289,13 @@ class _SparseConvEmitter:
 
     def emit(self) -> None:
         em, op, cfg = self.em, self.op, self.cfg
-        em.slots[Buf.WGT] = Slots(Buf.WGT, cfg, 2)
+        em.use_slots(Buf.WGT, 2)
         _, n_t, items = self._choose()
         chunks = self._weights(n_t)
         if len(chunks) > 2 and max(
             c[2] * c[1].size for c in chunks.values()
         ) <= cfg.buffers.capacity_rows("wgt") // len(chunks):
-            em.slots[Buf.WGT] = Slots(Buf.WGT, cfg, len(chunks))  # all resident
+            em.use_slots(Buf.WGT, len(chunks))  # all resident
         rp = self.rp
         params = np.stack([rp.bias, rp.mult, rp.shift], axis=1).astype(np.int64)
         if np.any(np.abs(params) > INT32_MAX):
@@ -364,21 +343,29 @@ class _SparseConvEmitter:
         em, rb, op = self.em, self.rb, self.op
         n_out = r1 - r0
         ca_in, ca_out = self.coord_addr[self.in_set], self.coord_addr[self.out_set]
+        c_in_slot, c_out_slot = 4 * e + 2 * (k % 2), 4 * e + 2 * (k % 2) + 1
         cs = em.slots[Buf.COORD]
-        c_in_base, c_out_base = cs.base(4 * e + 2 * (k % 2)), cs.base(4 * e + 2 * (k % 2) + 1)
-        row = c_in_base
+        c_in_base, c_out_base = cs.base(c_in_slot), cs.base(c_out_slot)
         if not segs:  # no pairs at all: the map still needs an input voxel to read
             segs = [[0, min(self.align, self.hw[self.in_set].shape[0])]]
             n_in = segs[0][1]
-        for lo, hi in segs:
-            row += self._load_at(Buf.COORD, row, ca_in + 4 * lo, hi - lo, 4, COORD_BITS, "unsigned")
-        self._load_at(Buf.COORD, c_out_base, ca_out + 4 * r0, n_out, 4, COORD_BITS, "unsigned")
+        self._load_rows(
+            Buf.COORD,
+            c_in_slot,
+            [(ca_in + 4 * lo, hi - lo) for lo, hi in segs],
+            4,
+            COORD_BITS,
+            "unsigned",
+        )
+        self._load_rows(
+            Buf.COORD, c_out_slot, [(ca_out + 4 * r0, n_out)], 4, COORD_BITS, "unsigned"
+        )
         n_pairs = int(p_k.sum())
         map_base = em.slots[Buf.MAP].base(2 * e + k % 2)
         map_rows = rows_for(3 * n_pairs, MAP_BITS, rb)
         geo = self.geo
         ga, gb, gc = geo["group_coeffs"]
-        em._add(
+        em.emit(
             Insn(
                 Op.SVG_MAP,
                 coord_addr=c_in_base,
@@ -397,8 +384,8 @@ class _SparseConvEmitter:
                 gc=gc,
                 group=g,
                 engine=e,
-                used=min(used, 65535),
-                halo=min(halo, 65535),
+                used=min(used, USED_MAX),
+                halo=min(halo, HALO_MAX),
             ),
             reads=[
                 (Buf.COORD, c_in_base, c_in_base + rows_for(4 * n_in, COORD_BITS, rb)),
@@ -406,25 +393,17 @@ class _SparseConvEmitter:
             ],
             writes=[(Buf.MAP, map_base, map_base + map_rows)],
         )
-        inp_base = em.slots[Buf.INP].base(2 * e + k % 2)
-        row = inp_base
-        for lo, hi in segs:
-            row += self._load_at(
-                Buf.INP,
-                row,
-                self.pin.dram_addr + lo * self.cin,
-                hi - lo,
-                self.cin,
-                self.a,
-                self.src.mode,
-            )
+        inp_slot = 2 * e + k % 2
+        inp_base = em.slots[Buf.INP].base(inp_slot)
+        blocks = [(self.pin.dram_addr + lo * self.cin, hi - lo) for lo, hi in segs]
+        self._load_rows(Buf.INP, inp_slot, blocks, self.cin, self.a, self.src.mode)
         inp_rows = rows_for(n_in * self.cin, self.a, rb)
         for n0 in range(0, self.cout, n_t):
             n = min(n_t, self.cout - n0)
             acc_slot = 2 * e + self.acc_count[e] % 2
             self.acc_count[e] += 1
             acc_base = em.slots[Buf.ACC].base(acc_slot)
-            acc_rows = rows_for(n_out * n, 32, rb)
+            acc_rows = rows_for(n_out * n, ACC_BITS, rb)
             todo = [int(j) for j in np.flatnonzero(p_k)] or [int(self.used[0])]
             for idx, off in enumerate(todo):
                 wbase, wrows = self._weight_tile(n0, off, chunks)
@@ -435,7 +414,7 @@ class _SparseConvEmitter:
                 ]
                 if idx:
                     reads.append((Buf.ACC, acc_base, acc_base + acc_rows))
-                em._add(
+                em.emit(
                     Insn(
                         Op.SVG_CONV,
                         inp_addr=inp_base,
@@ -460,7 +439,30 @@ class _SparseConvEmitter:
                     reads,
                     [(Buf.ACC, acc_base, acc_base + acc_rows)],
                 )
-            self._rescale_store(acc_base, acc_rows, r0, n_out, n0, n, p_addr)
+            em.rescale_store(
+                acc_slot,
+                (op.name, "param", n0),
+                p_addr + 3 * n0,
+                self.pout.dram_addr + r0 * self.cout + n0,
+                1,
+                n_out,
+                n,
+                0,
+                self.cout,
+                self.dst.bits,
+                self.dst.mode,
+                zp=self.rp.zp,
+                relu=self.rp.relu,
+            )
+
+    def _load_rows(self, buf, slot, blocks, row_elems, bits, mode) -> None:
+        """LOAD blocks [(DRAM address, rows)] of `row_elems` contiguous elements per row one
+        after the other into `slot` of `buf`."""
+        offset = 0
+        for addr, rows in blocks:
+            offset += self.em.load(
+                buf, slot, addr, 1, rows, row_elems, 0, row_elems, bits, mode, offset_rows=offset
+            )
 
     def _weight_tile(self, n0, off, chunks):
         """Buffer rows of offset `off`'s weights for channel tile n0 (loading if needed)."""
@@ -477,47 +479,3 @@ class _SparseConvEmitter:
             j = int(np.flatnonzero(offs == off)[0])
             return ws.base(slot) + j * blk_rows, rows_for(self.cin * n, self.w, self.rb)
         raise AccelsimError(f"node {self.op.name!r}: offset {off} has no stored weights")
-
-    def _rescale_store(self, acc_base, acc_rows, r0, n_out, n0, n, p_addr):
-        em, rb, rp, dst = self.em, self.rb, self.rp, self.dst
-        prm = em.slots[Buf.PARAM]
-        key = (self.op.name, "param", n0)
-        p_slot = prm.lookup(key)
-        if p_slot is None:
-            p_slot = prm.take(key)
-            em.load(Buf.PARAM, p_slot, p_addr + 3 * n0, 1, n, 3, 3 * n, 3, 32, "signed")
-        out_slot = em.slots[Buf.OUT].take()
-        out_base = em.slots[Buf.OUT].base(out_slot)
-        out_rows = rows_for(n_out * n, dst.bits, rb)
-        em._add(
-            Insn(
-                Op.RESCALE,
-                acc_addr=acc_base,
-                param_addr=prm.base(p_slot),
-                out_addr=out_base,
-                m=n_out,
-                n=n,
-                bits=dst.bits,
-                mode=MODE_BY_NAME[dst.mode],
-                zp=rp.zp,
-                relu=int(rp.relu),
-            ),
-            reads=[
-                (Buf.ACC, acc_base, acc_base + acc_rows),
-                (Buf.PARAM, prm.base(p_slot), prm.base(p_slot) + rows_for(3 * n, 32, rb)),
-            ],
-            writes=[(Buf.OUT, out_base, out_base + out_rows)],
-        )
-        c = self.cout
-        em.store(
-            Buf.OUT,
-            out_slot,
-            self.pout.dram_addr + r0 * c + n0,
-            1,
-            n_out,
-            n,
-            0,
-            c,
-            dst.bits,
-            dst.mode,
-        )

@@ -21,11 +21,11 @@ import math
 from dataclasses import dataclass
 
 from accelsim.config import HwConfig
-from accelsim.frontend.emit import rows_for
+from accelsim.frontend.emit import ACC_BITS, PARAM_BITS, rows_for
+from accelsim.isa import Op, field_max
 
-ACC_BITS = 32  # accumulator width
-PARAM_BITS = 3 * 32  # per output channel: bias, multiplier, shift (int32 each)
-MAX_DIM = 65535  # widest m / k / n field of a GEMM
+# largest m, k, n and patch width a GEMM instruction holds
+GEMM_MAX = {name: field_max(Op.GEMM, name) for name in ("m", "k", "n", "patch_w")}
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,8 @@ def fits(L: GemmLayer, t: Tiling, cfg: HwConfig) -> bool:
         return False
     k = L.kh * L.kw * (1 if L.depthwise else t.cin_t)
     ph, pw = L.patch(t.oh_t, t.ow_t)
-    return max(t.oh_t * t.ow_t, k, t.n_t, pw) <= MAX_DIM
+    dims = {"m": t.oh_t * t.ow_t, "k": k, "n": t.n_t, "patch_w": pw}
+    return all(v <= GEMM_MAX[name] for name, v in dims.items())
 
 
 def _halvings(n: int) -> list[int]:

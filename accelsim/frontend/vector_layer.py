@@ -19,8 +19,16 @@ from accelsim.frontend.emit import MODE_BY_NAME, Emitter, rows_for
 from accelsim.ir.graph import Graph
 from accelsim.ir.ops import Add, AvgPool, Clip, Concat, GlobalAvgPool, MaxPool
 from accelsim.ir.params import add_params, concat_params, pool_params
-from accelsim.isa import AluOp, Buf, Insn, Op
+from accelsim.isa import AluOp, Buf, Insn, Op, field_max
 from accelsim.numeric import INT32_MAX
+
+# most [rows, C] rows one tile moves: d1 of its LOAD / STORE, w of its ALU op, m of its RESCALE
+MAX_TILE_ROWS = min(
+    field_max(Op.LOAD, "d1"),
+    field_max(Op.STORE, "d1"),
+    field_max(Op.ALU, "w"),
+    field_max(Op.RESCALE, "m"),
+)
 
 
 def emit_vector_node(em: Emitter, op, g: Graph, places, cfg: HwConfig) -> None:
@@ -53,7 +61,7 @@ def _rows_per_tile(em: Emitter, c: int, bits_in: list[int], out_bits: int, total
     inp, out = em.slots[Buf.INP].rows, em.slots[Buf.OUT].rows
     rb = em.row_bits
     best = 0
-    lo, hi = 1, min(total, 65535)
+    lo, hi = 1, min(total, MAX_TILE_ROWS)
     while lo <= hi:
         mid = (lo + hi) // 2
         ok = (
@@ -287,8 +295,8 @@ def _requantize_rows(em, rp, pin, src, pout, dst, rows, c, c_out, c_off):
     (The DMA reads it as 32-bit words: a 4x overcount of this rare copy's DRAM bytes.)"""
     params = np.stack([rp.bias, rp.mult, rp.shift], axis=1)
     p_addr = _params(em, params.reshape(-1))
-    p_slot = em.slots[Buf.PARAM].take(("concat", p_addr))
-    em.load(Buf.PARAM, p_slot, p_addr, 1, c, 3, 3 * c, 3, 32, "signed")
+    p_key = ("concat", p_addr)
+    em.param_slot(p_key, p_addr, c)  # once, ahead of the first row tile
     rb = em.row_bits
     step = max(
         1,
@@ -296,31 +304,26 @@ def _requantize_rows(em, rp, pin, src, pout, dst, rows, c, c_out, c_off):
             rows,
             em.slots[Buf.ACC].rows * rb // (32 * c),
             em.slots[Buf.OUT].rows * rb // (dst.bits * c),
-            65535,
+            MAX_TILE_ROWS,
         ),
     )
     for r0 in range(0, rows, step):
         n = min(step, rows - r0)
         acc = em.slots[Buf.ACC].take()
         em.load(Buf.ACC, acc, pin.dram_addr + r0 * c, 1, n, c, 0, c, 32, "signed")
-        out = em.slots[Buf.OUT].take()
-        em.compute(
-            Insn(
-                Op.RESCALE,
-                acc_addr=em.slots[Buf.ACC].base(acc),
-                param_addr=em.slots[Buf.PARAM].base(p_slot),
-                out_addr=em.slots[Buf.OUT].base(out),
-                m=n,
-                n=c,
-                bits=dst.bits,
-                mode=MODE_BY_NAME[dst.mode],
-                zp=dst.zero_point,
-            ),
-            [(Buf.ACC, acc, rows_for(n * c, 32, rb)), (Buf.PARAM, p_slot, rows_for(c, 96, rb))],
-            [(Buf.OUT, out, rows_for(n * c, dst.bits, rb))],
-        )
-        em.store(
-            Buf.OUT, out, pout.dram_addr + r0 * c_out + c_off, 1, n, c, 0, c_out, dst.bits, dst.mode
+        em.rescale_store(
+            acc,
+            p_key,
+            p_addr,
+            pout.dram_addr + r0 * c_out + c_off,
+            1,
+            n,
+            c,
+            0,
+            c_out,
+            dst.bits,
+            dst.mode,
+            zp=dst.zero_point,
         )
 
 
