@@ -47,6 +47,15 @@ def coalesce(d0: int, d1: int, d2: int, s0: int, s1: int, pads=(0, 0, 0, 0)):
     return d0, d1, d2, s0, s1
 
 
+def clip_bounds(rp, qrange: tuple[int, int]) -> tuple[int, int] | None:
+    """(lo, hi) of the clamp RESCALE applies for a node's fused clip (`rp`: its
+    `RescaleParams`); a missing bound is the output range `qrange`'s. None: no clip."""
+    if rp.clip_lo is None and rp.clip_hi is None:
+        return None
+    lo, hi = qrange
+    return (lo if rp.clip_lo is None else rp.clip_lo, hi if rp.clip_hi is None else rp.clip_hi)
+
+
 class OverBudget(Exception):
     """A dry run exceeded `Emitter.budget_bytes` (the tiling search abandons that candidate)."""
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from accelsim.config import HwConfig
 from accelsim.errors import AccelsimError
-from accelsim.frontend.emit import Emitter
+from accelsim.frontend.emit import Emitter, clip_bounds
 from accelsim.frontend.gemm_layer import GemmPlace, choose_tiling, emit_gemm_layer, pack_weights
 from accelsim.frontend.tiling import GemmLayer, Tiling
 from accelsim.frontend.tokens import insert_tokens
@@ -167,10 +167,6 @@ def _emit_gemm_node(
     in_img = int(np.prod(pin.shape[1:]))
     out_img = int(np.prod(pout.shape[1:]))
     groups = 1 if (L.depthwise or isinstance(op, QuantLinear)) else op.groups
-    clip = None
-    if rp.clip_lo is not None or rp.clip_hi is not None:
-        lo, hi = dst.qrange
-        clip = (lo if rp.clip_lo is None else rp.clip_lo, hi if rp.clip_hi is None else rp.clip_hi)
     blocks = [
         pack_weights(em, L, t, op.weight[..., g * L.cout : (g + 1) * L.cout]) for g in range(groups)
     ]
@@ -191,7 +187,7 @@ def _emit_gemm_node(
                 pad_value=rp.pad_value,
                 zp=rp.zp,
                 relu=rp.relu,
-                clip=clip,
+                clip=clip_bounds(rp, dst.qrange),
                 key=(op.name, grp),
             )
             emit_gemm_layer(em, L, t, P, image=img)

@@ -39,7 +39,7 @@ import numpy as np
 
 from accelsim import sparse as sp
 from accelsim.errors import AccelsimError, SparseInputError
-from accelsim.frontend.emit import ACC_BITS, MODE_BY_NAME, Emitter, rows_for
+from accelsim.frontend.emit import ACC_BITS, MODE_BY_NAME, Emitter, clip_bounds, rows_for
 from accelsim.frontend.tokens import insert_tokens
 from accelsim.frontend.validate import validate_stream
 from accelsim.frontend.vector_layer import emit_vector_node
@@ -155,6 +155,7 @@ class _SparseConvEmitter:
         sub = op.stride == 1 and not op.transposed
         self.kmap = sp.kernel_map(cin_xyz, **geo, out_coords=None if sub else cout_xyz)
         self.rp = rescale_params(op, dense, cfg.rescale.mult_bits)
+        self.clip = clip_bounds(self.rp, dense.tensors[op.output].qrange)
         self.cin, self.cout, self.a, self.w = src.channels, op.cout, src.bits, op.w_bits
         rb = em.row_bits
         self.rb = rb
@@ -453,6 +454,7 @@ class _SparseConvEmitter:
                 self.dst.mode,
                 zp=self.rp.zp,
                 relu=self.rp.relu,
+                clip=self.clip,
             )
 
     def _load_rows(self, buf, slot, blocks, row_elems, bits, mode) -> None:
