@@ -1,16 +1,43 @@
 """Run a quantized model on the simulated machine: lower, place the input, simulate, and
-optionally compare every layer with the IR's integer reference (`accelsim run --check`)."""
+optionally compare every layer with the IR's integer reference (`accelsim run --check`).
+
+Both graph kinds take the same path (`run_model`, one `compare`); what differs is the five
+steps of `_Kind`, chosen once by `graph.kind`:
+
+- dense (`Graph`): x is a float NHWC array (its batch may differ from the model's). The host
+  applies the input Quantize (already-integer input of the quantized input's range passes
+  through); outputs are NHWC arrays.
+- sparse (`SparseGraph`): x = (coords int32 [n, 4], features [n, c]); float features are
+  quantized on the host by the graph's `SparseQuantize`, integer ones are taken as already
+  quantized. The program is lowered for these coordinates (`accelsim.frontend.sparse_lower`);
+  features go to DRAM in the hardware's group-major row order and every output is put back into
+  canonical (b, x, y, z) order, so outputs and `--check` compare directly with
+  `run_sparse_reference`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from accelsim.config import HwConfig
+from accelsim.errors import SparseInputError
 from accelsim.frontend.lower import lower
+from accelsim.frontend.sparse_lower import hardware_order
 from accelsim.ir.graph import Graph
 from accelsim.ir.reference import run_reference
+from accelsim.ir.sparse_ops import (
+    SparseGraph,
+    SparseQuantize,
+    SparseToBEV,
+    coord_sets,
+    prepare_input,
+    run_sparse_reference,
+)
+from accelsim.kernels import quant
 from accelsim.program import Program
 
 
@@ -19,7 +46,7 @@ class RunResult:
     """Outcome of `run_model`: the program, simulator statistics, every layer's output, and
     (with check=True) whether they all equal the reference."""
 
-    graph: Graph
+    graph: Graph | SparseGraph
     program: Program
     stats: object
     outputs: dict = field(default_factory=dict)
@@ -27,30 +54,10 @@ class RunResult:
     check_message: str = ""
 
 
-def quantize_input(graph: Graph, x: np.ndarray, cfg: HwConfig) -> np.ndarray:
-    """The integers the host writes to DRAM: the graph's input Quantize applied to `x`
-    (already-integer input of the quantized input tensor's range is passed through)."""
-    ref = run_reference(
-        _only_first(graph), x, round_mode=cfg.rescale.round_mode, mult_bits=cfg.rescale.mult_bits
-    )
-    return ref[graph.nodes[0].output]
-
-
-def _only_first(graph: Graph) -> Graph:
-    keep = graph.nodes[0]
-    return Graph(
-        graph.name,
-        {k: graph.tensors[k] for k in (graph.input, keep.output)},
-        [keep],
-        graph.input,
-        [keep.output],
-    )
-
-
 def run_model(
-    graph: Graph,
+    graph: Graph | SparseGraph,
     cfg: HwConfig,
-    x: np.ndarray,
+    x,
     *,
     count_only: bool = False,
     check: bool = False,
@@ -58,63 +65,60 @@ def run_model(
     progress: bool = False,
     program: Program | None = None,
 ) -> RunResult:
-    """Lower `graph` for `cfg` (unless `program` is given), simulate it on input `x` (float
-    NHWC, batch = the model's) and return statistics and outputs. A sparse graph takes
-    x = (coords, features) (see `accelsim.sparse_runner`)."""
+    """Lower `graph` for `cfg` (unless `program` is given), simulate it on input `x` (see the
+    module docstring for each graph kind) and return statistics and outputs; with
+    `check=True` also compare every layer with the integer reference (`compare`)."""
     from accelsim.sim import simulate  # noqa: PLC0415
 
-    if getattr(graph, "is_sparse", False):
-        from accelsim.sparse_runner import run_sparse_model  # noqa: PLC0415
-
-        return run_sparse_model(
-            graph,
-            cfg,
-            x,
-            count_only=count_only,
-            check=check,
-            trace=trace,
-            progress=progress,
-            program=program,
-        )
-
-    x = np.asarray(x)
-    batch = x.shape[0]
+    kind = _KINDS[graph.kind]
+    x = kind.prepare(graph, x)
     if program is None:
-        program = lower(
-            graph, cfg, batch=None if batch == graph.tensors[graph.input].shape[0] else batch
-        )
-    q = quantize_input(graph, x, cfg)
+        program = kind.lower(graph, cfg, x)
     res = simulate(
-        program, cfg, inputs={graph.input: q}, count_only=count_only, trace=trace, progress=progress
+        program,
+        cfg,
+        inputs=kind.place(graph, cfg, program, x),
+        count_only=count_only,
+        trace=trace,
+        progress=progress,
     )
-    result = RunResult(graph, program, res.stats, res.outputs)
+    outputs = kind.read(graph, program, res.outputs, x)
+    result = RunResult(graph, program, res.stats, outputs)
     if check:
         if count_only:
             result.check_ok, result.check_message = None, "check skipped: --timing-only"
         else:
-            result.check_ok, result.check_message = compare(graph, program, res.outputs, x, cfg)
+            reference = kind.reference(graph, cfg, x)
+            result.check_ok, result.check_message = compare(graph, outputs, reference)
     return result
 
 
-def compare(graph: Graph, program: Program, outputs: dict, x: np.ndarray, cfg: HwConfig):
-    """(ok, message): the first layer (graph order) whose simulated output differs from the
-    reference, with the first differing element and both values."""
-    ref = run_reference(
-        graph,
-        x,
-        round_mode=cfg.rescale.round_mode,
-        mult_bits=cfg.rescale.mult_bits,
-        fast=True,
-        overflow=cfg.matmul.overflow,
-    )
+def lower_for_input(graph: Graph | SparseGraph, cfg: HwConfig, x) -> Program:
+    """The program `run_model` would lower for input `x` (`accelsim compile`): a dense graph
+    at x's batch, a sparse graph for x's voxel coordinates."""
+    kind = _KINDS[graph.kind]
+    return kind.lower(graph, cfg, kind.prepare(graph, x))
+
+
+def compare(graph: Graph | SparseGraph, outputs: dict, reference: dict) -> tuple[bool, str]:
+    """(ok, message): every layer's simulated output (`outputs`) against `reference` (tensor ->
+    integers the machine must produce), in graph order. The message names the first layer that
+    differs, its first differing element and both values, or a layer that was not simulated.
+    A check that compared nothing fails."""
     checked = 0
     for node in graph.nodes:
         name = node.output
-        if name not in ref:
-            continue  # e.g. a float tensor folded away
+        if name not in reference:
+            continue  # not produced on the machine (e.g. a float tensor folded away)
         if name not in outputs:
             return False, f"check FAILED: layer {node.name!r} output {name!r} was not simulated"
-        got, want = outputs[name], np.asarray(ref[name]).reshape(outputs[name].shape)
+        got, want = outputs[name], np.asarray(reference[name])
+        if got.size != want.size:
+            return False, (
+                f"check FAILED at layer {node.name!r} (tensor {name!r}): simulated shape "
+                f"{got.shape}, reference shape {want.shape}"
+            )
+        want = want.reshape(got.shape)
         bad = np.flatnonzero(got.reshape(-1).astype(np.int64) != want.reshape(-1))
         if bad.size:
             idx = np.unravel_index(bad[0], got.shape)
@@ -127,3 +131,129 @@ def compare(graph: Graph, program: Program, outputs: dict, x: np.ndarray, cfg: H
     if checked == 0:
         return False, "check FAILED: no layer output was compared"
     return True, f"check passed: {checked} layer outputs equal the IR integer reference exactly"
+
+
+class _Kind(NamedTuple):
+    """The steps of a run that depend on the graph kind."""
+
+    prepare: Callable  # (graph, x) -> x checked and in canonical form
+    lower: Callable  # (graph, cfg, x) -> Program for this input
+    place: Callable  # (graph, cfg, program, x) -> {input tensor: integers the host writes}
+    read: Callable  # (graph, program, simulated outputs, x) -> outputs in the graph's layout
+    reference: Callable  # (graph, cfg, x) -> {tensor: integers the machine must produce}
+
+
+def _dense_prepare(graph: Graph, x) -> np.ndarray:
+    return np.asarray(x)
+
+
+def _dense_lower(graph: Graph, cfg: HwConfig, x: np.ndarray) -> Program:
+    batch = x.shape[0]
+    return lower(graph, cfg, batch=None if batch == graph.tensors[graph.input].shape[0] else batch)
+
+
+def _dense_place(graph: Graph, cfg: HwConfig, program: Program, x: np.ndarray) -> dict:
+    """The integers the host writes to DRAM: the graph's input Quantize applied to `x`."""
+    first = graph.nodes[0]
+    only_first = Graph(
+        graph.name,
+        {k: graph.tensors[k] for k in (graph.input, first.output)},
+        [first],
+        graph.input,
+        [first.output],
+    )
+    ref = run_reference(
+        only_first, x, round_mode=cfg.rescale.round_mode, mult_bits=cfg.rescale.mult_bits
+    )
+    return {graph.input: ref[first.output]}
+
+
+def _dense_read(graph: Graph, program: Program, outputs: dict, x: np.ndarray) -> dict:
+    return outputs  # already NHWC
+
+
+def _dense_reference(graph: Graph, cfg: HwConfig, x: np.ndarray) -> dict:
+    return run_reference(
+        graph,
+        x,
+        round_mode=cfg.rescale.round_mode,
+        mult_bits=cfg.rescale.mult_bits,
+        fast=True,
+        overflow=cfg.matmul.overflow,
+    )
+
+
+def _sparse_prepare(graph: SparseGraph, x) -> tuple[np.ndarray, np.ndarray]:
+    """(coords, features) validated and sorted into canonical row order."""
+    if not isinstance(x, (tuple, list)) or len(x) != 2:
+        raise SparseInputError(
+            f"model {graph.name!r} is sparse: its input is (coords, "
+            f"features), got {type(x).__name__}"
+        )
+    coords, feats = prepare_input(*x)
+    if feats.shape[1] != graph.tensors[graph.input].channels:
+        raise SparseInputError(
+            f"features have {feats.shape[1]} channels, model "
+            f"{graph.name!r} expects {graph.tensors[graph.input].channels}"
+        )
+    return coords, feats
+
+
+def _sparse_lower(graph: SparseGraph, cfg: HwConfig, x) -> Program:
+    return lower(graph, cfg, coords=x[0])
+
+
+def _row_order(program: Program, coords) -> np.ndarray:
+    """Hardware row -> canonical row of a coordinate set in `program`'s voxel groups."""
+    meta = program.meta.get("sparse", {})
+    groups, coeffs = meta.get("groups", 1), tuple(meta.get("group_coeffs", (1, 2, 3)))
+    return hardware_order(coords, groups, coeffs)
+
+
+def _sparse_place(graph: SparseGraph, cfg: HwConfig, program: Program, x) -> dict:
+    """The graph's SparseQuantize applied to the features (integer features pass through), in
+    the hardware's row order."""
+    coords, feats = x
+    first = graph.nodes[0]
+    dst = graph.tensors[first.output]
+    if feats.dtype.kind in "iu" or not isinstance(first, SparseQuantize):
+        q = feats.astype(dst.dtype)
+    else:
+        q = quant.quantize_float(
+            np.asarray(feats, np.float64), dst.scale, dst.zero_point, dst.bits, dst.mode == "signed"
+        )
+    return {graph.input: q[_row_order(program, coords)]}
+
+
+def _sparse_read(graph: SparseGraph, program: Program, outputs: dict, x) -> dict:
+    """Every simulated tensor back in canonical (b, x, y, z) row order."""
+    sets = coord_sets(graph, x[0])
+    canonical = {}
+    for name, arr in outputs.items():
+        out = np.empty_like(arr)
+        out[_row_order(program, sets[graph.tensors[name].coord_set])] = arr
+        canonical[name] = out
+    return canonical
+
+
+def _sparse_reference(graph: SparseGraph, cfg: HwConfig, x) -> dict:
+    ref, _ = run_sparse_reference(
+        graph,
+        *x,
+        groups=cfg.svge.groups,
+        group_coeffs=cfg.svge.group_coeffs,
+        round_mode=cfg.rescale.round_mode,
+        mult_bits=cfg.rescale.mult_bits,
+        fast=True,
+        overflow=cfg.matmul.overflow,
+    )
+    # the float input features and the BEV maps the host makes after the run are not produced
+    # on the machine
+    host = {graph.input} | {n.output for n in graph.nodes if isinstance(n, SparseToBEV)}
+    return {name: v for name, v in ref.items() if name not in host}
+
+
+_KINDS = {
+    "dense": _Kind(_dense_prepare, _dense_lower, _dense_place, _dense_read, _dense_reference),
+    "sparse": _Kind(_sparse_prepare, _sparse_lower, _sparse_place, _sparse_read, _sparse_reference),
+}

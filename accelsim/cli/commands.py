@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from accelsim.config import load_config
-from accelsim.errors import AccelsimError
+from accelsim.errors import AccelsimError, SparseInputError
 
 
 def resolve_model(name: str | None, bits=(8, 8), seed: int = 0):
@@ -27,13 +28,14 @@ def resolve_model(name: str | None, bits=(8, 8), seed: int = 0):
     return registry.build(name, bits, seed)
 
 
-def make_input(graph, path: str | None, seed: int) -> np.ndarray:
-    """The model input: from a .npy file (shape-checked) or a seeded random float tensor.
-    Sparse models: (coords, features) from a .npz or the workload's generated scene."""
-    if getattr(graph, "is_sparse", False):
-        from accelsim.sparse_runner import make_sparse_input  # noqa: PLC0415
+def make_input(graph, path: str | None, seed: int):
+    """The model input. Dense models: a float NHWC array from a .npy file (shape-checked) or
+    seeded random. Sparse models: (coords, features) from a .npz or the workload's scene."""
+    return _INPUTS[graph.kind](graph, path, seed)
 
-        return make_sparse_input(graph, path, seed)
+
+def make_dense_input(graph, path: str | None, seed: int) -> np.ndarray:
+    """A float NHWC input: from a .npy file (shape-checked; batch may differ) or seeded random."""
     shape = graph.tensors[graph.input].shape
     if path is None:
         return np.random.default_rng(seed).random(shape)
@@ -51,6 +53,43 @@ def make_input(graph, path: str | None, seed: int) -> np.ndarray:
             f"{shape} (NHWC; batch may differ)"
         )
     return x
+
+
+def default_sparse_input(graph, seed: int = 0):
+    """The generated LiDAR scene of the workload (`graph.meta["scene"]` arguments of
+    `workloads.sparse_nets.make_scene`), features cut to the input's channel count."""
+    from workloads.sparse_nets import make_scene  # noqa: PLC0415
+
+    coords, feats = make_scene(seed=seed, **graph.meta.get("scene", {}))
+    return coords, feats[:, : graph.tensors[graph.input].channels]
+
+
+def make_sparse_input(graph, path: str | None, seed: int = 0):
+    """(coords, features): from a .npz with arrays `coords` and `features`, or generated."""
+    if path is None:
+        return default_sparse_input(graph, seed)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not {"coords", "features"} <= set(data.files):
+                raise SparseInputError(
+                    f"input {path!r}: a sparse input .npz needs arrays "
+                    f"'coords' [n, 4] and 'features' [n, c]"
+                )
+            coords, feats = data["coords"], data["features"]
+    except FileNotFoundError:
+        raise AccelsimError(f"input file {path!r} does not exist") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise AccelsimError(f"input file {path!r} is not a .npz archive ({exc})") from None
+    c = graph.tensors[graph.input].channels
+    if np.ndim(feats) == 2 and feats.shape[1] != c:
+        raise SparseInputError(
+            f"input {path!r}: features have {feats.shape[1]} channels, "
+            f"model {graph.name!r} expects {c}"
+        )
+    return coords, feats
+
+
+_INPUTS = {"dense": make_dense_input, "sparse": make_sparse_input}  # graph kind -> input maker
 
 
 def run(args) -> int:
@@ -81,12 +120,12 @@ def run(args) -> int:
 
 
 def compile(args) -> int:  # noqa: A001 (the command is called compile)
-    from accelsim.frontend.lower import lower  # noqa: PLC0415
+    from accelsim.runner import lower_for_input  # noqa: PLC0415
 
     cfg = load_config(args.config, args.set)
     graph = resolve_model(args.model, args.bits, args.seed)
-    coords = make_input(graph, None, args.seed)[0] if getattr(graph, "is_sparse", False) else None
-    program = lower(graph, cfg, coords=coords)
+    # a dense program at the model's batch; a sparse one for the workload's generated scene
+    program = lower_for_input(graph, cfg, make_input(graph, None, args.seed))
     program.save(args.output)
     print(
         f"wrote {args.output}: {len(program.insns)} instructions, {program.dram.size} DRAM elements"

@@ -13,6 +13,7 @@ from accelsim.config import HwConfig
 from accelsim.errors import AccelsimError
 from accelsim.frontend.emit import Emitter, clip_bounds
 from accelsim.frontend.gemm_layer import GemmPlace, choose_tiling, emit_gemm_layer, pack_weights
+from accelsim.frontend.sparse_lower import lower_sparse
 from accelsim.frontend.tiling import GemmLayer, Tiling
 from accelsim.frontend.tokens import insert_tokens
 from accelsim.frontend.validate import validate_stream
@@ -27,10 +28,9 @@ from accelsim.program import Program, TensorPlace
 
 def lower(graph: Graph, cfg: HwConfig, *, batch: int | None = None, coords=None) -> Program:
     """Lower `graph` for hardware `cfg`. `batch` overrides the graph's batch size. A sparse
-    graph (`accelsim.ir.sparse_ops.SparseGraph`) is lowered for the input voxels `coords`."""
-    if getattr(graph, "is_sparse", False):
-        from accelsim.frontend.sparse_lower import lower_sparse  # noqa: PLC0415
-
+    graph (`graph.kind == "sparse"`, see `accelsim.frontend.sparse_lower`) is lowered for the
+    input voxels `coords`."""
+    if graph.kind == "sparse":
         return lower_sparse(graph, cfg, coords)
     g = fold_batchnorm(graph)  # 1. fold batch norm into the preceding conv / linear
     g.validate()  # 2. shapes, bit widths and ranges are consistent

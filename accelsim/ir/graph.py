@@ -154,6 +154,7 @@ class Graph(NodeLookup):
     nodes: list = field(default_factory=list)
     input: str = "input"
     outputs: list[str] = field(default_factory=list)
+    kind = "dense"  # graph kind (a class constant): selects lowering, runner and file codec
 
     def validate(self) -> None:
         """Check the graph; raise ModelFormatError naming the node or tensor at fault.

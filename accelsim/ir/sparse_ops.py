@@ -157,7 +157,7 @@ class SparseGraph(NodeLookup):
     input: str = "features"
     outputs: list = field(default_factory=list)
     meta: dict = field(default_factory=dict)
-    is_sparse = True
+    kind = "sparse"  # graph kind (see `Graph.kind`)
 
     def dense_view(self, counts: dict | None = None) -> Graph:
         """Dense [n, c] twin of the tensor table (n from `counts[coord_set]`, default 1)."""
