@@ -42,6 +42,16 @@ def test_compile_disasm_and_csv(capsys, tmp_path):
     assert code == 0 and csv.read_text().startswith("name,cycles")
 
 
+def test_compile_sparse_workload(capsys, tmp_path):
+    """A sparse model compiles for its generated scene: map and conv instructions."""
+    prog = tmp_path / "s.npz"
+    code, out, err = _run(capsys, "compile", "sparse_tiny", "-o", str(prog))
+    assert code == 0, err
+    code, out, err = _run(capsys, "disasm", str(prog))
+    ops = {line.split()[0] for line in out.splitlines()}
+    assert code == 0 and {"SVG_MAP", "SVG_CONV", "RESCALE", "FINISH"} <= ops
+
+
 def test_run_with_input_file(capsys, tmp_path):
     x = tmp_path / "x.npy"
     np.save(x, np.random.default_rng(0).random((1, 64)))

@@ -147,3 +147,14 @@ def test_units_cost_instructions_with_the_named_function(op, monkeypatch):
     monkeypatch.setattr(importlib.import_module(module), name, lambda *args: 12345)
     unit = UNITS[TABLE[op].unit](None, load_config("edge"), None)
     assert unit.cycles(Insn(op)) == 12345
+
+
+def test_field_max_reads_the_table():
+    """Widths from the table: 16-bit DMA dims hold 2**16 - 1, SVG n_pairs (21 bits) 2**21 - 1,
+    4-bit LOAD padding 15; bits of a LOAD is capped at 32 below its 6-bit width."""
+    assert isa.field_max(Op.LOAD, "d2") == 2**16 - 1
+    assert isa.field_max(Op.SVG_MAP, "n_pairs") == 2**21 - 1
+    assert isa.field_max(Op.LOAD, "pad_left") == 15
+    assert isa.field_max(Op.LOAD, "bits") == 32
+    with pytest.raises(IsaError, match="GEMM has no field 'd0'"):
+        isa.field_max(Op.GEMM, "d0")

@@ -223,3 +223,175 @@ def test_pickled_arrays_are_refused(tmp_path, good_model):
     )
     with pytest.raises(ModelFormatError, match="pickled.npz"):
         load_model(bad)
+
+
+# ---------------------------------------------------------------- sparse graphs, same codec
+
+SPARSE_BROKEN = {
+    "duplicate tensor": (
+        lambda d: d["tensors"].append(dict(d["tensors"][1])),
+        "tensor 'x0': declared twice",
+    ),
+    "integer input name": (
+        lambda d: set_(node(d, "stem"), "inputs", [3]),
+        r"node 'stem': inputs must be tensor names, got \[3\]",
+    ),
+    "list input name": (
+        lambda d: set_(node(d, "stem"), "inputs", [["x0"]]),
+        "node 'stem': inputs must be tensor names",
+    ),
+    "unknown tensor field": (
+        lambda d: set_(d["tensors"][1], "shape", [1, 4]),
+        r"tensor 'x0': unknown field\(s\) \['shape'\]",
+    ),
+    "float channels": (
+        lambda d: set_(d["tensors"][1], "channels", 4.0),
+        "tensor 'x0': field 'channels' has the wrong type",
+    ),
+    "dense op": (
+        lambda d: set_(node(d, "stem"), "op", "QuantConv2d"),
+        "node 'stem': unknown op type 'QuantConv2d'",
+    ),
+    "meta": (lambda d: set_(d, "meta", [1]), "field 'meta' must be an object"),
+    "version": (lambda d: set_(d, "version", 2), "unsupported version 2"),
+}
+
+
+@pytest.fixture(scope="module")
+def good_sparse_model(tmp_path_factory):
+    from workloads.sparse_nets import sparse_tiny
+
+    path = tmp_path_factory.mktemp("native") / "sparse.npz"
+    save_model(sparse_tiny(4, 8, seed=0, channels=4), path)
+    return path
+
+
+@pytest.mark.parametrize("case", sorted(SPARSE_BROKEN))
+def test_broken_sparse_file_names_the_fault(tmp_path, good_sparse_model, case):
+    """The sparse loader runs the dense loader's checks: a tensor declared twice or a node
+    input that is not a tensor name is refused, not silently overwritten or crashed on."""
+    doc_fn, pattern = SPARSE_BROKEN[case]
+    bad = tmp_path / "bad.npz"
+    rewrite(good_sparse_model, bad, doc_fn)
+    with pytest.raises(ModelFormatError, match=pattern) as e:
+        load_model(bad)
+    assert str(bad) in str(e.value)
+
+
+def _write(path, doc, arrays):
+    text = json.dumps(doc).encode()
+    np.savez(path, **{GRAPH_KEY: np.frombuffer(text, np.uint8)}, **arrays)
+
+
+def test_hand_written_version_1_files_load(tmp_path):
+    """Files in the version-1 layouts of the module docstring (written here by hand, not by
+    `save_model`) load: the format of files saved before the codec was shared still reads."""
+    dense = {
+        "format": "accelsim-model",
+        "version": 1,
+        "name": "tiny",
+        "input": "x",
+        "outputs": ["y"],
+        "tensors": [
+            {
+                "name": "x",
+                "shape": [1, 4],
+                "bits": 32,
+                "mode": "float",
+                "scale": 1.0,
+                "zero_point": 0,
+            },
+            {
+                "name": "xq",
+                "shape": [1, 4],
+                "bits": 8,
+                "mode": "signed",
+                "scale": 0.5,
+                "zero_point": 0,
+            },
+            {
+                "name": "y",
+                "shape": [1, 2],
+                "bits": 8,
+                "mode": "signed",
+                "scale": 0.25,
+                "zero_point": 0,
+            },
+        ],
+        "nodes": [
+            {"name": "q", "op": "Quantize", "inputs": ["x"], "output": "xq", "attrs": {}},
+            {
+                "name": "fc",
+                "op": "QuantLinear",
+                "inputs": ["xq"],
+                "output": "y",
+                "attrs": {"weight": {"array": "fc/weight"}, "w_bits": 4, "w_scale": 0.125},
+            },
+        ],
+    }
+    w = np.array([[1, -2], [3, 4], [-5, 6], [7, -8]], np.int8)
+    _write(tmp_path / "dense.npz", dense, {"fc/weight": w})
+    g = load_model(tmp_path / "dense.npz")
+    assert g.kind == "dense" and [n.name for n in g.nodes] == ["q", "fc"]
+    np.testing.assert_array_equal(g.node("fc").weight, w)
+    assert g.tensors["y"].shape == (1, 2) and g.node("fc").w_bits == 4
+
+    sparse = {
+        "format": "accelsim-sparse-model",
+        "version": 1,
+        "name": "tiny3d",
+        "input": "features",
+        "outputs": ["y"],
+        "meta": {"scene": {"voxel_size_m": 0.4}},
+        "tensors": [
+            {
+                "name": "features",
+                "channels": 2,
+                "bits": 32,
+                "mode": "float",
+                "scale": 1.0,
+                "zero_point": 0,
+                "coord_set": "s1",
+            },
+            {
+                "name": "x0",
+                "channels": 2,
+                "bits": 8,
+                "mode": "signed",
+                "scale": 0.25,
+                "zero_point": 0,
+                "coord_set": "s1",
+            },
+            {
+                "name": "y",
+                "channels": 3,
+                "bits": 8,
+                "mode": "signed",
+                "scale": 0.5,
+                "zero_point": 0,
+                "coord_set": "s1",
+            },
+        ],
+        "nodes": [
+            {
+                "name": "q",
+                "op": "SparseQuantize",
+                "inputs": ["features"],
+                "output": "x0",
+                "attrs": {},
+            },
+            {
+                "name": "conv",
+                "op": "SparseConv",
+                "inputs": ["x0"],
+                "output": "y",
+                "attrs": {"weight": {"array": "conv/weight"}, "w_scale": 0.125, "stride": 1},
+            },
+        ],
+    }
+    w3 = np.arange(6, dtype=np.int8).reshape(1, 2, 3)
+    _write(tmp_path / "sparse.npz", sparse, {"conv/weight": w3})
+    s = load_model(tmp_path / "sparse.npz")
+    assert s.kind == "sparse" and s.meta == {"scene": {"voxel_size_m": 0.4}}
+    assert (s.tensors["y"].channels, s.tensors["y"].coord_set) == (3, "s1")
+    np.testing.assert_array_equal(s.nodes[1].weight, w3)

@@ -1,0 +1,121 @@
+"""One runner for both graph kinds: `compare` names the first differing layer and element,
+fails on a layer that was not simulated and on a check that compared nothing, and
+`lower_for_input` lowers what `run_model` runs."""
+
+import numpy as np
+import pytest
+
+from accelsim.cli.commands import make_input
+from accelsim.config import load_config
+from accelsim.errors import SparseInputError
+from accelsim.ir.sparse_ops import SparseToBEV
+from accelsim.isa import Op, encode_program
+from accelsim.runner import compare, lower_for_input, run_model
+from workloads.dense import mlp
+from workloads.sparse_nets import second, sparse_tiny
+
+
+def _run(g):
+    x = make_input(g, None, 0)  # generated scene (sparse) or random NHWC (dense)
+    return g, x, run_model(g, load_config("edge"), x, check=True)
+
+
+@pytest.fixture(scope="module")
+def sparse_run():
+    return _run(sparse_tiny(4, 4, seed=1, channels=4))
+
+
+@pytest.fixture(scope="module")
+def dense_run():
+    return _run(mlp(4, 4, seed=2))
+
+
+def _reference(res):
+    """The run's simulated outputs are exact (checked), so they are the reference."""
+    assert res.check_ok, res.check_message
+    return {k: v.copy() for k, v in res.outputs.items()}
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+def test_nothing_compared_fails(kind, sparse_run, dense_run):
+    """A reference holding none of the graph's layers compares nothing: that is a failure,
+    for a sparse graph as for a dense one (the sparse check used to pass with 0 layers)."""
+    g, _, res = sparse_run if kind == "sparse" else dense_run
+    ok, message = compare(g, res.outputs, {})
+    assert ok is False and message == "check FAILED: no layer output was compared"
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+def test_layer_not_simulated_fails(kind, sparse_run, dense_run):
+    """A layer the reference has but the machine did not produce is named (the sparse check
+    used to skip it)."""
+    g, _, res = sparse_run if kind == "sparse" else dense_run
+    reference = _reference(res)
+    node = g.nodes[1]
+    outputs = {k: v for k, v in res.outputs.items() if k != node.output}
+    ok, message = compare(g, outputs, reference)
+    assert ok is False
+    assert f"layer {node.name!r} output {node.output!r} was not simulated" in message
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+def test_first_differing_layer_and_element_are_named(kind, sparse_run, dense_run):
+    """Two layers are corrupted; the message names the earlier one in graph order, its first
+    differing element (flat order), both values and how many elements differ."""
+    g, _, res = sparse_run if kind == "sparse" else dense_run
+    reference = _reference(res)
+    early, late = g.nodes[1].output, g.nodes[-1].output
+    outputs = dict(res.outputs)
+    outputs[late] = outputs[late].copy()
+    outputs[late].reshape(-1)[0] ^= 1  # flipping the low bit changes any integer
+    bad = outputs[early].copy()
+    flat = bad.reshape(-1)
+    flat[3] ^= 1
+    flat[5] ^= 1
+    outputs[early] = bad
+    idx = tuple(int(i) for i in np.unravel_index(3, bad.shape))
+    ok, message = compare(g, outputs, reference)
+    assert ok is False
+    assert message == (
+        f"check FAILED at layer {g.nodes[1].name!r} (tensor {early!r}), element {idx}: "
+        f"simulated {int(flat[3])}, reference {int(reference[early].reshape(-1)[3])} "
+        f"(2 of {bad.size} elements differ)"
+    )
+
+
+def test_shape_mismatch_is_named(sparse_run):
+    g, _, res = sparse_run
+    reference = _reference(res)
+    name = g.nodes[1].output
+    reference[name] = reference[name][:-1]
+    ok, message = compare(g, res.outputs, reference)
+    assert ok is False and f"(tensor {name!r}): simulated shape" in message
+
+
+def test_check_counts_every_layer_made_on_the_machine(sparse_run, dense_run):
+    """Every node output is compared, except a BEV map, which the host makes after the run."""
+    for g, _, res in (sparse_run, dense_run):
+        assert res.check_message == (
+            f"check passed: {len(g.nodes)} layer outputs equal the IR integer reference exactly"
+        )
+    g, _, res = _run(second(4, 4, seed=0, crop_m=12.8))
+    n_bev = sum(isinstance(n, SparseToBEV) for n in g.nodes)
+    assert n_bev == 1 and res.check_ok
+    assert res.check_message.startswith(f"check passed: {len(g.nodes) - 1} layer outputs")
+
+
+def test_lower_for_input_is_the_program_run_model_runs(sparse_run, dense_run):
+    cfg = load_config("edge")
+    for g, x, res in (sparse_run, dense_run):
+        prog = lower_for_input(g, cfg, x)
+        assert encode_program(prog.insns) == encode_program(res.program.insns)
+        np.testing.assert_array_equal(prog.dram, res.program.dram)
+    assert any(
+        i.op is Op.SVG_CONV for i in lower_for_input(sparse_run[0], cfg, sparse_run[1]).insns
+    )
+
+
+def test_sparse_graph_needs_coords_and_features(sparse_run):
+    g, x, _ = sparse_run
+    with pytest.raises(SparseInputError, match="is sparse: its input is"):
+        run_model(g, load_config("edge"), x[1])
