@@ -17,8 +17,10 @@ from __future__ import annotations
 import numpy as np
 
 from accelsim.config import HwConfig
+from accelsim.errors import AccelsimError
 from accelsim.frontend.tokens import Access
 from accelsim.isa import MODE_BY_NAME, Buf, Insn, Op, field_max
+from accelsim.numeric import INT32_MAX
 
 
 def rows_for(elements: int, bits: int, row_bits: int) -> int:
@@ -127,6 +129,14 @@ class Emitter:
             self.chunks.append(chunk)
         self.dram_size += size
         return addr
+
+    def alloc_rescale_params(self, rp, node: str) -> int:
+        """Lay out the [channels, 3] int32 rows (bias, multiplier, shift) RESCALE reads for
+        `node` (`rp`: its `RescaleParams`); returns their DRAM address."""
+        params = np.stack([rp.bias, rp.mult, rp.shift], axis=1).astype(np.int64)
+        if np.any(np.abs(params) > INT32_MAX):
+            raise AccelsimError(f"node {node!r}: rescale parameters do not fit int32")
+        return self.alloc(params.size, params.astype(np.int32))
 
     def dram_image(self) -> np.ndarray:
         return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.int32)

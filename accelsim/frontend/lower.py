@@ -22,7 +22,6 @@ from accelsim.ir.fold import fold_batchnorm
 from accelsim.ir.graph import Graph
 from accelsim.ir.ops import Flatten, QuantConv2d, Quantize, QuantLinear
 from accelsim.ir.params import rescale_params
-from accelsim.numeric import INT32_MAX
 from accelsim.program import Program, TensorPlace
 
 
@@ -159,10 +158,7 @@ def _emit_gemm_node(
     src, dst = g.tensors[op.inputs[0]], g.tensors[op.output]
     rp = rescale_params(op, g, cfg.rescale.mult_bits)
     L, images = gemm_layer_of(op, g, batch)
-    params = np.stack([rp.bias, rp.mult, rp.shift], axis=1).astype(np.int64)
-    if np.any(np.abs(params) > INT32_MAX):
-        raise AccelsimError(f"node {op.name!r}: rescale parameters do not fit int32")
-    p_addr = em.alloc(params.size, params.astype(np.int32))
+    p_addr = em.alloc_rescale_params(rp, op.name)
     pin, pout = places[op.inputs[0]], places[op.output]
     in_img = int(np.prod(pin.shape[1:]))
     out_img = int(np.prod(pout.shape[1:]))

@@ -46,7 +46,6 @@ from accelsim.frontend.vector_layer import emit_vector_node
 from accelsim.ir.params import rescale_params
 from accelsim.ir.sparse_ops import HOST_OPS, SparseConv, SparseGraph, _dense_twin, coord_sets
 from accelsim.isa import Buf, Insn, Op, field_max
-from accelsim.numeric import INT32_MAX
 from accelsim.program import Program, TensorPlace
 from accelsim.units.svge import COORD_BITS, MAP_BITS, conv_cycles, map_cycles
 
@@ -297,11 +296,7 @@ class _SparseConvEmitter:
             c[2] * c[1].size for c in chunks.values()
         ) <= cfg.buffers.capacity_rows("wgt") // len(chunks):
             em.use_slots(Buf.WGT, len(chunks))  # all resident
-        rp = self.rp
-        params = np.stack([rp.bias, rp.mult, rp.shift], axis=1).astype(np.int64)
-        if np.any(np.abs(params) > INT32_MAX):
-            raise AccelsimError(f"node {op.name!r}: rescale parameters do not fit int32")
-        p_addr = em.alloc(params.size, params.astype(np.int32))
+        p_addr = em.alloc_rescale_params(self.rp, op.name)
         tile_id = np.zeros(self.kmap.n_out, np.int64)
         for i, it in enumerate(items):
             tile_id[it[1] : it[2]] = i

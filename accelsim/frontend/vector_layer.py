@@ -286,15 +286,14 @@ def _concat(em: Emitter, op: Concat, g: Graph, places, cfg: HwConfig) -> None:
                     src.mode,
                 )
         else:
-            _requantize_rows(em, rp, pin, src, pout, dst, rows, c, c_out, c_off)
+            _requantize_rows(em, op.name, rp, pin, src, pout, dst, rows, c, c_out, c_off)
         c_off += c
 
 
-def _requantize_rows(em, rp, pin, src, pout, dst, rows, c, c_out, c_off):
+def _requantize_rows(em, name, rp, pin, src, pout, dst, rows, c, c_out, c_off):
     """Concat input with its own quantization: LOAD as int32 into ACC, RESCALE, STORE.
     (The DMA reads it as 32-bit words: a 4x overcount of this rare copy's DRAM bytes.)"""
-    params = np.stack([rp.bias, rp.mult, rp.shift], axis=1)
-    p_addr = _params(em, params.reshape(-1))
+    p_addr = em.alloc_rescale_params(rp, name)
     p_key = ("concat", p_addr)
     em.param_slot(p_key, p_addr, c)  # once, ahead of the first row tile
     rb = em.row_bits

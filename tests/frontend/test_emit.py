@@ -1,9 +1,15 @@
 """The public Emitter methods the layer emitters share: emit, load at a row offset, use_slots,
-param_slot and rescale_store. Addresses, rows and DRAM bytes are worked out by hand for the
-edge config: 128-bit rows; PARAM 8 KB = 512 rows, ACC 64 KB = 4096 rows, OUT 32 KB = 2048
-rows, COORD 128 KB = 8192 rows; two slots per buffer unless re-cut."""
+param_slot, rescale_store and alloc_rescale_params. Addresses, rows and DRAM bytes are worked
+out by hand for the edge config: 128-bit rows; PARAM 8 KB = 512 rows, ACC 64 KB = 4096 rows,
+OUT 32 KB = 2048 rows, COORD 128 KB = 8192 rows; two slots per buffer unless re-cut."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
 
 from accelsim.config import load_config
+from accelsim.errors import AccelsimError
 from accelsim.frontend.emit import Emitter
 from accelsim.isa import AluOp, Buf, Insn, Mode, Op
 
@@ -95,3 +101,18 @@ def test_rescale_store_of_an_output_tile():
     dry = Emitter(EDGE, dry=True)  # the tiling search: DMA bytes only
     dry.rescale_store(1, *args)
     assert dry.insns == [] and dry.dram_bytes == 78 and dry.tiles == 0
+
+
+def test_alloc_rescale_params_lays_out_channel_rows():
+    """Channel j's (bias, multiplier, shift) are DRAM words 3j .. 3j + 2; a value beyond
+    int32 is refused naming the node."""
+    em = Emitter(EDGE)
+    em.alloc(5)
+    rp = SimpleNamespace(
+        bias=np.array([-7, 8]), mult=np.array([1 << 30, 3]), shift=np.array([4, 5])
+    )
+    assert em.alloc_rescale_params(rp, "conv") == 5
+    np.testing.assert_array_equal(em.dram_image()[5:], [-7, 1 << 30, 4, 8, 3, 5])
+    rp.mult = np.array([1 << 31, 3])
+    with pytest.raises(AccelsimError, match="node 'conv': rescale parameters do not fit int32"):
+        em.alloc_rescale_params(rp, "conv")
