@@ -10,24 +10,9 @@ submodule is not counted as importing its parent package's `__init__`.
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "accelsim"
 
-# Cycles that exist today and are being removed; each entry is a strict xfail, so that the
-# suite fails (XPASS) once the cycle is gone and the entry must be deleted.
-KNOWN_CYCLES = {
-    ("accelsim.runner", "accelsim.sparse_runner"): (
-        "issue 11: runner.py and sparse_runner.py become one module"
-    ),
-    ("accelsim.frontend.native", "accelsim.frontend.sparse_native"): (
-        "issue 11: native.py and sparse_native.py share one node codec"
-    ),
-}
-KNOWN_WORKLOADS_IMPORTS = {
-    "accelsim.sparse_runner": "issue 11: the default sparse input moves to accelsim/cli/",
-}
 # training in accelsim.quant knows no hardware: only `quant.machine` runs the machine
 HARDWARE = ("accelsim.frontend", "accelsim.sim", "accelsim.units", "accelsim.runner")
 
@@ -122,35 +107,13 @@ def test_cycle_finder_on_a_known_graph():
 
 
 def test_no_import_cycles():
-    new = [c for c in _cycles(_graph()) if c not in KNOWN_CYCLES]
-    assert not new, f"import cycles among accelsim modules: {new}"
-
-
-@pytest.mark.parametrize(
-    "cycle",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=r), id=" <-> ".join(c))
-        for c, r in KNOWN_CYCLES.items()
-    ],
-)
-def test_known_cycle_is_gone(cycle):
-    assert cycle not in _cycles(_graph())
+    cycles = _cycles(_graph())
+    assert not cycles, f"import cycles among accelsim modules: {cycles}"
 
 
 def test_only_the_cli_imports_workloads():
-    new = _workloads_importers(_graph()) - set(KNOWN_WORKLOADS_IMPORTS)
-    assert not new, f"modules outside accelsim/cli/ that import workloads: {sorted(new)}"
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=r))
-        for m, r in KNOWN_WORKLOADS_IMPORTS.items()
-    ],
-)
-def test_known_workloads_import_is_gone(module):
-    assert module not in _workloads_importers(_graph())
+    found = _workloads_importers(_graph())
+    assert not found, f"modules outside accelsim/cli/ that import workloads: {sorted(found)}"
 
 
 def test_training_knows_no_hardware():

@@ -104,8 +104,8 @@ def test_check_counts_every_layer_made_on_the_machine(sparse_run, dense_run):
     assert res.check_message.startswith(f"check passed: {len(g.nodes) - 1} layer outputs")
 
 
-def test_lower_for_input_is_the_program_run_model_runs(sparse_run, dense_run):
-    cfg = load_config("edge")
+def test_lower_for_input_is_the_program_run_model_runs(sparse_run, dense_run, edge):
+    cfg = edge
     for g, x, res in (sparse_run, dense_run):
         prog = lower_for_input(g, cfg, x)
         assert encode_program(prog.insns) == encode_program(res.program.insns)
@@ -115,7 +115,7 @@ def test_lower_for_input_is_the_program_run_model_runs(sparse_run, dense_run):
     )
 
 
-def test_sparse_graph_needs_coords_and_features(sparse_run):
+def test_sparse_graph_needs_coords_and_features(sparse_run, edge):
     g, x, _ = sparse_run
     with pytest.raises(SparseInputError, match="is sparse: its input is"):
-        run_model(g, load_config("edge"), x[1])
+        run_model(g, edge, x[1])

@@ -1,43 +1,40 @@
 """The public Emitter methods the layer emitters share: emit, load at a row offset, use_slots,
 param_slot, rescale_store and alloc_rescale_params. Addresses, rows and DRAM bytes are worked
-out by hand for the edge config: 128-bit rows; PARAM 8 KB = 512 rows, ACC 64 KB = 4096 rows,
-OUT 32 KB = 2048 rows, COORD 128 KB = 8192 rows; two slots per buffer unless re-cut."""
+out by hand for the `edge` fixture: 128-bit rows; PARAM 8 KB = 512 rows, ACC 64 KB = 4096
+rows, OUT 32 KB = 2048 rows, COORD 128 KB = 8192 rows; two slots per buffer unless re-cut."""
 
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from accelsim.config import load_config
 from accelsim.errors import AccelsimError
 from accelsim.frontend.emit import Emitter
 from accelsim.isa import AluOp, Buf, Insn, Mode, Op
-
-EDGE = load_config("edge")
 
 
 def _ops(em):
     return [i.op for i in em.insns]
 
 
-def test_emit_tags_and_records_regions():
-    em = Emitter(EDGE)
+def test_emit_tags_and_records_regions(edge):
+    em = Emitter(edge)
     em.tag = 7
     insn = Insn(Op.ALU, alu_op=AluOp.MAX, h=1, w=2, c=3, bits=8, in_bits=8)
     em.emit(insn, [(Buf.INP, 10, 12)], [(Buf.OUT, 4, 5)])
     assert em.insns == [insn] and insn.tag == 7
     assert em.accesses[0].reads == [(Buf.INP, 10, 12)]
     assert em.accesses[0].writes == [(Buf.OUT, 4, 5)]
-    dry = Emitter(EDGE, dry=True)
+    dry = Emitter(edge, dry=True)
     dry.emit(Insn(Op.ALU, h=1, w=1, c=1, bits=8, in_bits=8), [], [])
     assert dry.insns == [] and dry.accesses == []
 
 
-def test_load_at_a_row_offset_of_a_recut_slot():
+def test_load_at_a_row_offset_of_a_recut_slot(edge):
     """COORD cut into 4 slots of 8192 / 4 = 2048 rows; slot 1 starts at row 2048. Ten rows of
     4 16-bit coordinates, contiguous in DRAM (s1 = d2 = 4), merge into one 40-element row;
     they take ceil(40 * 16 / 128) = 5 rows at 2048 + 3 and move 40 * 2 = 80 bytes."""
-    em = Emitter(EDGE)
+    em = Emitter(edge)
     em.use_slots(Buf.COORD, 4)
     assert em.slots[Buf.COORD].rows == 2048 and em.slots[Buf.COORD].base(3) == 6144
     rows = em.load(Buf.COORD, 1, 500, 1, 10, 4, 0, 4, 16, "unsigned", offset_rows=3)
@@ -49,10 +46,10 @@ def test_load_at_a_row_offset_of_a_recut_slot():
     assert em.accesses[0].writes == [(Buf.COORD, 2051, 2056)]
 
 
-def test_param_slot_loads_once():
+def test_param_slot_loads_once(edge):
     """5 channels of (bias, multiplier, shift): 15 int32 words, one merged DMA row of 60
     bytes into ceil(15 * 32 / 128) = 4 rows; asked again, the resident slot is reused."""
-    em = Emitter(EDGE)
+    em = Emitter(edge)
     slot = em.param_slot("p", 100, 5)
     assert em.param_slot("p", 100, 5) == slot
     assert _ops(em) == [Op.LOAD] and em.dram_bytes == 60
@@ -70,13 +67,13 @@ def test_param_slot_loads_once():
     assert em.dram_bytes == 120
 
 
-def test_rescale_store_of_an_output_tile():
+def test_rescale_store_of_an_output_tile(edge):
     """A 2 x 3 x 5 tile (m = 6 positions, n = 5 channels) in ACC slot 1 (row 2048, 6 * 5 * 32
     bits = 8 rows) -> 4-bit unsigned in OUT slot 0 (ceil(30 * 4 / 128) = 1 row), parameters
     from PARAM slot 0 (ceil(5 * 96 / 128) = 4 rows). The PARAM LOAD moves 60 bytes, the STORE
     2 * 3 runs of ceil(5 * 4 / 8) = 3 bytes = 18 bytes, 78 in all; the STORE writes DRAM
     1000 .. 1000 + 40 + 2 * 8 + 5 (its rows are not contiguous: s1 = 8 > d2 = 5)."""
-    em = Emitter(EDGE)
+    em = Emitter(edge)
     em.tag = 3
     args = ("p", 100, 1000, 2, 3, 5, 40, 8, 4, "unsigned")
     em.rescale_store(1, *args, zp=3, relu=True, clip=(4, 9))
@@ -98,15 +95,15 @@ def test_rescale_store_of_an_output_tile():
     rs2 = em.insns[3]
     assert (rs2.acc_addr, rs2.out_addr, rs2.clip, rs2.relu, rs2.zp) == (0, 1024, 0, 0, 0)
 
-    dry = Emitter(EDGE, dry=True)  # the tiling search: DMA bytes only
+    dry = Emitter(edge, dry=True)  # the tiling search: DMA bytes only
     dry.rescale_store(1, *args)
     assert dry.insns == [] and dry.dram_bytes == 78 and dry.tiles == 0
 
 
-def test_alloc_rescale_params_lays_out_channel_rows():
+def test_alloc_rescale_params_lays_out_channel_rows(edge):
     """Channel j's (bias, multiplier, shift) are DRAM words 3j .. 3j + 2; a value beyond
     int32 is refused naming the node."""
-    em = Emitter(EDGE)
+    em = Emitter(edge)
     em.alloc(5)
     rp = SimpleNamespace(
         bias=np.array([-7, 8]), mult=np.array([1 << 30, 3]), shift=np.array([4, 5])

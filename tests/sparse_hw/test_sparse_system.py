@@ -30,14 +30,14 @@ def test_simulated_equals_reference(groups, bits):
 
 
 @pytest.mark.parametrize("clip", [(10, 20), (None, 20)])
-def test_fused_clip_of_a_sparse_conv_is_applied(clip):
+def test_fused_clip_of_a_sparse_conv_is_applied(clip, edge):
     """A sparse conv's fused clip reaches RESCALE (a missing bound is the output range's), as
     for dense convs: simulated equals the reference and the layer lies in the clip range."""
     g = sparse_tiny(8, 8, seed=0, channels=4)
     stem = next(n for n in g.nodes if n.name == "stem")
     stem.clip_lo, stem.clip_hi = clip
     g.validate()
-    res = run_model(g, load_config("edge"), random_input(3, 60, extent=6), check=True)
+    res = run_model(g, edge, random_input(3, 60, extent=6), check=True)
     assert res.check_ok, res.check_message
     lo = 0 if clip[0] is None else clip[0]  # stem's output is 8-bit unsigned
     assert lo <= res.outputs["stem"].min() and res.outputs["stem"].max() <= 20
