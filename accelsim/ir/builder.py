@@ -8,7 +8,9 @@ unsigned tensors without ReLU use an asymmetric min/max range with a zero point.
 their integer range sensibly instead of saturating or collapsing to zero.
 
 `with_input_shape(graph, shape)` re-declares a finished graph for another input size (shapes
-propagated node by node), so a big network is calibrated cheaply at a small size.
+propagated node by node), so a big network is calibrated cheaply at a small size;
+`GraphBuilder.resize_input` does the same halfway through a build (for a classifier whose size
+depends on the image).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from accelsim.ir.ops import (
     infer_shape,
 )
 from accelsim.ir.reference import JIT_ENABLED, conv_acc, run_node
+from accelsim.kernels.gemm import gemm, gemm_ref
 from accelsim.numeric import value_range
 
 
@@ -58,19 +61,23 @@ def calib_step(values: np.ndarray, bits: int, mode: str) -> float:
     return step
 
 
-def with_input_shape(graph: Graph, shape: tuple[int, ...]) -> Graph:
-    """Copy of `graph` declared for input `shape`: every tensor shape is re-inferred.
-
-    Weights and step sizes are kept; average pools' multipliers follow the new window sizes.
-    The result is validated (a Linear after a Flatten whose size changed is rejected).
-    """
+def _redeclared(graph: Graph, shape: tuple[int, ...]) -> Graph:
     shapes = {graph.input: tuple(shape)}
     for n in graph.nodes:
         shapes[n.output] = infer_shape(n, [shapes[i] for i in n.inputs])
     tensors = {
         k: dataclasses.replace(t, shape=shapes.get(k, t.shape)) for k, t in graph.tensors.items()
     }
-    out = Graph(graph.name, tensors, list(graph.nodes), graph.input, list(graph.outputs))
+    return Graph(graph.name, tensors, list(graph.nodes), graph.input, list(graph.outputs))
+
+
+def with_input_shape(graph: Graph, shape: tuple[int, ...]) -> Graph:
+    """Copy of `graph` declared for input `shape`: every tensor shape is re-inferred.
+
+    Weights and step sizes are kept; average pools' multipliers follow the new window sizes.
+    The result is validated (a Linear after a Flatten whose size changed is rejected).
+    """
+    out = _redeclared(graph, shape)
     out.validate()
     return out
 
@@ -82,6 +89,9 @@ class GraphBuilder:
     rng: numpy Generator for weights and the calibration input. calib_x: calibration input
     (default: standard normal, input_shape with the batch raised to calib_batch; only the
     batch may differ from input_shape). `values` holds every tensor's calibration value.
+    weight_dtype: float type the random weights are drawn and scaled in. float64 (the
+    default) reproduces the models recorded in the tests; float32 halves the memory traffic of
+    big layers (VGG-16's fc6 has 103M weights) and computes the per-channel steps in one pass.
     """
 
     def __init__(
@@ -93,8 +103,9 @@ class GraphBuilder:
         calib_x: np.ndarray | None = None,
         calib_batch: int = 8,
         mult_bits: int = 32,
+        weight_dtype: type = np.float64,
     ):
-        self.rng, self.mult_bits = rng, mult_bits
+        self.rng, self.mult_bits, self.weight_dtype = rng, mult_bits, np.dtype(weight_dtype)
         t = TensorInfo("input", tuple(input_shape), bits=32, mode="float")
         self.graph = Graph(name, {"input": t}, [], "input", [])
         if calib_x is None:
@@ -142,27 +153,41 @@ class GraphBuilder:
         mode = _mode(bits, True)
         lo, hi = value_range(bits, mode)
         fan_in = int(np.prod(shape[:-1]))  # He-style init keeps activations near unit scale
-        real = (
-            self.rng.standard_normal(shape)
-            * self.rng.uniform(0.5, 1.5, shape[-1])
-            * np.sqrt(2.0 / fan_in)
-        )
-        flat = real.reshape(-1, shape[-1])
+        dt = self.weight_dtype
+        flat = self.rng.standard_normal(shape, dtype=dt).reshape(-1, shape[-1])
+        flat *= self.rng.uniform(0.5, 1.5, shape[-1]).astype(dt)  # in place: same rounding
+        flat *= dt.type(np.sqrt(2.0 / fan_in))
         if mode == "bipolar":
-            q = np.where(flat >= 0, 1, -1)
-            step = np.mean(np.abs(flat), axis=0)
-        else:
+            return (
+                np.where(flat >= 0, 1, -1).reshape(shape).astype(np.int8),
+                np.mean(np.abs(flat), axis=0).astype(np.float64),
+                mode,
+            )
+        if dt == np.float64:  # column by column, as the recorded models were built
             step = np.array([lsq_step(flat[:, c], bits, mode) for c in range(shape[-1])])
-            q = np.clip(np.rint(flat / step), lo, hi)
-        return q.reshape(shape).astype(np.int8), step.astype(np.float64), mode
+        else:
+            mean = np.mean(np.abs(flat), axis=0, dtype=np.float64)
+            qp = max(hi, 1)
+            step = np.where(mean > 0, 2.0 * mean / np.sqrt(qp), 1.0)  # lsq_step per column
+        flat /= step.astype(dt)
+        np.rint(flat, out=flat)
+        np.clip(flat, lo, hi, out=flat)
+        return flat.reshape(shape).astype(np.int8), step.astype(np.float64), mode
 
     def _acc_real(self, op, x: str) -> np.ndarray:
         """Real values s_in*s_w*(acc + bias - zp_in*sum w) on the calibration input."""
         src = self.graph.tensors[x]
         if isinstance(op, QuantConv2d):
             acc = conv_acc(op, self.values[x], self.graph, fast=JIT_ENABLED).astype(np.int64)
-        else:
-            acc = self.values[x].astype(np.int64) @ op.weight.astype(np.int64)
+        else:  # exact (float32 BLAS on K-blocks), far faster than an int64 matmul
+            acc = (gemm if JIT_ENABLED else gemm_ref)(
+                self.values[x],
+                op.weight,
+                a_bits=src.bits,
+                w_bits=op.w_bits,
+                a_mode=src.mode,
+                w_mode=op.w_mode,
+            ).astype(np.int64)
         wsum = op.weight.reshape(-1, op.cout).astype(np.int64).sum(axis=0)
         acc = acc + op.bias_or_zeros() - src.zero_point * wsum
         return acc * float(src.scale) * op.w_scale_per_channel()
@@ -369,6 +394,24 @@ class GraphBuilder:
         return self._add_node(
             Concat(name=name, inputs=tuple(xs), output=name), bits, mode, scale, zp
         )
+
+    def resize_input(self, shape: tuple[int, ...]) -> None:
+        """Re-declare the layers built so far for input `shape` (NHWC, same batch and channels)
+        and tile every calibration value periodically over H and W to its new size.
+
+        Layers added afterwards are then built and calibrated at their real size: a classifier
+        whose Linear reads a flattened feature map sized for the full image (VGG's fc6) can
+        follow convolutions calibrated cheaply at a small size. Tiling keeps each channel's
+        value distribution, which is all that calibration uses."""
+        self.graph = _redeclared(self.graph, shape)
+        for name, v in self.values.items():
+            new = self.graph.tensors[name].shape
+            if v.shape[1:] == tuple(new[1:]):
+                continue
+            if v.ndim != 4 or v.shape[3] != new[3]:
+                raise ValueError(f"tensor {name!r}: cannot tile {v.shape} to {new}")
+            reps = (1, -(-new[1] // v.shape[1]), -(-new[2] // v.shape[2]), 1)
+            self.values[name] = np.tile(v, reps)[:, : new[1], : new[2]]
 
     def finish(self, *outputs: str) -> Graph:
         """Mark `outputs` (default: the last tensor) as graph outputs, validate, return."""
