@@ -61,6 +61,33 @@ def mlp(
     return b.finish(b.linear(x, num_classes, w_bits=bits_w, bits=8, name="logits"))
 
 
+def image_builder(
+    name: str,
+    input_hw: int,
+    calib_hw: int,
+    seed: int,
+    weight_dtype: type = np.float64,
+    calib_pixels: int = 8192,
+) -> GraphBuilder:
+    """Builder of an image model on [1, hw, hw, 3] with hw = min(input_hw, calib_hw).
+
+    Calibrating at calib_hw keeps building a 224x224 network fast (the calibration runs every
+    layer in the integer reference); `at_image_size` then re-declares the finished graph for
+    input_hw with the same weights and steps. Small sizes calibrate on more images (2 to 8,
+    about calib_pixels pixels in all). weight_dtype: see `GraphBuilder`.
+    """
+    hw = min(input_hw, calib_hw)
+    batch = max(2, min(8, calib_pixels // (hw * hw)))  # enough pixels at small sizes
+    rng = np.random.default_rng(seed)
+    return GraphBuilder(name, (1, hw, hw, 3), rng, calib_batch=batch, weight_dtype=weight_dtype)
+
+
+def at_image_size(g: Graph, input_hw: int) -> Graph:
+    """`g` re-declared for a [1, input_hw, input_hw, 3] input (itself if already that size)."""
+    hw = g.tensors[g.input].shape[1]
+    return g if hw == input_hw else with_input_shape(g, (1, input_hw, input_hw, 3))
+
+
 def _basic_block(
     b: GraphBuilder, x: str, cout: int, stride: int, name: str, bits_a: int, bits_w: int
 ) -> str:
@@ -100,9 +127,7 @@ def resnet18(
     20 convs + 1 fc. Step sizes are calibrated at calib_hw x calib_hw (cheap) and the graph is
     then re-declared for input_hw (weights and steps unchanged).
     """
-    hw = min(input_hw, calib_hw)
-    batch = max(2, min(8, 8192 // (hw * hw)))  # enough calibration pixels at small sizes
-    b = GraphBuilder("resnet18", (1, hw, hw, 3), np.random.default_rng(seed), calib_batch=batch)
+    b = image_builder("resnet18", input_hw, calib_hw, seed)
     x = b.quantize(8, signed=True)
     x = b.conv(x, 64, 7, stride=2, padding=3, w_bits=bits_w, bits=bits_a, name="conv1")
     x = b.maxpool(x, 3, stride=2, padding=1, name="maxpool")
@@ -111,8 +136,9 @@ def resnet18(
             stride = 2 if stage > 1 and blk == 0 else 1
             x = _basic_block(b, x, cout, stride, f"layer{stage}.{blk}", bits_a, bits_w)
     x = b.flatten(b.global_avgpool(x, name="gap"), name="flatten")
-    g = b.finish(b.linear(x, num_classes, w_bits=bits_w, bits=8, name="fc"))
-    return g if hw == input_hw else with_input_shape(g, (1, input_hw, input_hw, 3))
+    return at_image_size(
+        b.finish(b.linear(x, num_classes, w_bits=bits_w, bits=8, name="fc")), input_hw
+    )
 
 
 def random_cnn(
@@ -224,10 +250,15 @@ def conv_bn(seed: int = 0) -> Graph:
 
 @dataclass(frozen=True)
 class Workload:
-    """A built-in model: build(bits_a, bits_w, seed) -> Graph, and a one-line description."""
+    """A built-in model: build(bits_a, bits_w, seed) -> Graph, and a one-line description.
+
+    min_image_size: for image models, the smallest side the builder's `input_hw` keyword (the
+    `--image-size` flag) accepts; None for models without an image size.
+    """
 
     build: Callable[..., Graph]
     description: str
+    min_image_size: int | None = None
 
 
 WORKLOADS: dict[str, Workload] = {
@@ -235,9 +266,12 @@ WORKLOADS: dict[str, Workload] = {
         small_cnn,
         "small CNN 16x16x3: conv, depthwise, residual add, "
         "max/avg/global pool, linear (10 classes)",
+        min_image_size=4,  # two 2x2 pools
     ),
     "mlp": Workload(mlp, "MLP 64 -> 128 -> 64 -> 10 with ReLU"),
     "resnet18": Workload(
-        resnet18, "ResNet-18 224x224x3: 20 convs + fc (1000 classes), random weights"
+        resnet18,
+        "ResNet-18 224x224x3: 20 convs + fc (1000 classes), random weights",
+        min_image_size=32,  # five stride-2 stages
     ),
 }
