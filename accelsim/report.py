@@ -13,7 +13,9 @@ import json
 from accelsim.config import HwConfig
 from accelsim.energy import energy_report, load_energy_table
 from accelsim.fileio import atomic_write_text
+from accelsim.isa import Unit
 
+UNITS = tuple(u.name.lower() for u in Unit)  # every unit gets a busy_cycles_<unit> column
 # key -> (unit, description) for the totals and per-layer rows of `accelsim run --json/--csv`
 RUN_FIELDS: dict[str, tuple[str, str]] = {
     "model": ("-", "model name"),
@@ -38,6 +40,18 @@ RUN_FIELDS: dict[str, tuple[str, str]] = {
         "fraction",
         "cycles / latency_cycles (layers may overlap, so shares can exceed 1 in sum)",
     ),
+    "compute_cycles": (
+        "cycles",
+        "busy cycles of the layer's array work: the matmul unit's (GEMM), or for sparse "
+        "layers the SVGE's SVG_CONV cycles summed over engines; compare with SCALE-Sim's "
+        "per-layer compute cycles",
+    ),
+    "busy_cycles_<unit>": (
+        "cycles",
+        "busy cycles of each unit for the layer: " + ", ".join(UNITS) + " (0 if unused)",
+    ),
+    "stall_token_cycles": ("cycles", "the layer's instructions waiting for tokens"),
+    "stall_dram_cycles": ("cycles", "the layer's DMA transfers waiting for the DRAM bus"),
     "svge_*": (
         "-",
         "sparse layers only: svge_pairs, svge_map_cycles, svge_conv_cycles and the "
@@ -63,8 +77,21 @@ def run_fields_markdown() -> str:
     return "\n".join(lines)
 
 
+def _cycle_columns(row: dict) -> dict:
+    """compute_cycles, busy_cycles_<unit> of every unit and the stalls of one layer row."""
+    busy = {f"busy_cycles_{u}": row.get(f"busy_cycles_{u}", 0) for u in UNITS}
+    compute = row["svge_conv_cycles"] if "svge_conv_cycles" in row else busy["busy_cycles_matmul"]
+    return {
+        "compute_cycles": compute,
+        **busy,
+        "stall_token_cycles": row.get("stall_token_cycles", 0),
+        "stall_dram_cycles": row.get("stall_dram_cycles", 0),
+    }
+
+
 def summarize(result, cfg: HwConfig) -> dict:
-    """Totals and per-layer rows of a `RunResult` with energy from the config's table."""
+    """Totals and per-layer rows of a run (a `RunResult` or `SequenceResult`: its `name` and
+    `stats`) with energy from the config's table."""
     stats = result.stats
     tot = stats.totals()
     energy = energy_report(stats, load_energy_table(cfg.energy.table))
@@ -83,11 +110,12 @@ def summarize(result, cfg: HwConfig) -> dict:
                 "utilisation": row["utilisation"],
                 "dram_bytes": dram,
                 "energy_pj": e,
+                **_cycle_columns(row),
                 **{k: row[k] for k in SVGE_KEYS if k in row},
             }
         )
     return {
-        "model": result.graph.name,
+        "model": result.name,
         "config": cfg.chip.name,
         "latency_cycles": tot["latency_cycles"],
         "latency_ms": tot["latency_s"] * 1e3,
@@ -176,8 +204,9 @@ def write_json(result, cfg: HwConfig, path) -> None:
 
 def write_csv(result, cfg: HwConfig, path) -> None:
     rows = summarize(result, cfg)["layers"]
+    columns = list(dict.fromkeys(k for r in rows for k in r))  # sparse rows add svge_* keys
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["name"])
+    w = csv.DictWriter(buf, fieldnames=columns or ["name"])
     w.writeheader()
     w.writerows(rows)
     atomic_write_text(path, buf.getvalue())
