@@ -53,6 +53,11 @@ class RunResult:
     check_ok: bool | None = None
     check_message: str = ""
 
+    @property
+    def name(self) -> str:
+        """The model name reports show."""
+        return self.graph.name
+
 
 def run_model(
     graph: Graph | SparseGraph,

@@ -180,6 +180,20 @@ class Stats:
             macs,
         )
 
+    def shift_tags(self, offset: int) -> Stats:
+        """Copy with every layer tag increased by `offset`, so that the statistics of separate
+        programs (each numbering its layers from 1) add up with one row per layer."""
+        return Stats(
+            {(t + offset, u): dict(c) for (t, u), c in self.counters.items()},
+            self.latency_cycles,
+            {t + offset: span for t, span in self.layer_span.items()},
+            {t + offset: name for t, name in self.tags.items()},
+            dict(self.machine),
+            dict(self.peak_macs_per_cycle),
+            dict(self.tokens_left),
+            {(t + offset, u): dict(c) for (t, u), c in self.mac_counts.items()},
+        )
+
     def total(self, name: str, tag: int | None = None, unit: str | None = None) -> int:
         """Sum of counter `name` over (tag, unit) rows matching the given tag and/or unit."""
         return sum(
