@@ -1,21 +1,34 @@
 """Every built-in workload by name, for `accelsim run NAME` and `accelsim workloads`.
 
-Dense models come from `workloads.dense`, sparse LiDAR networks from `workloads.sparse_nets`
-(when present). Each builder takes (bits_a, bits_w, seed).
+Dense models come from `workloads.dense` and `workloads.imagenet`, sparse LiDAR networks from
+`workloads.sparse_nets` (when present). Each builder takes (bits_a, bits_w, seed); image models
+also take `--image-size` (their `input_hw`). Two name patterns build a model from the name
+itself: `gemm:M,N,K` (one GEMM, `workloads.single_layer`) and a SCALE-Sim topology file
+`FILE.csv` (`workloads.topology`, read by `accelsim.cli.commands.resolve_model`).
 """
 
 from __future__ import annotations
 
 from accelsim.errors import AccelsimError
+from workloads.single_layer import GEMM_PATTERN, gemm_workload
 
 DEFAULT = "resnet18"  # `accelsim run` with no model
 DEFAULT_KWARGS = {"input_hw": 64}  # keeps the default run a few seconds on a laptop
+PATTERNS = (  # names that are not table entries, listed by `accelsim workloads`
+    (GEMM_PATTERN, "one GEMM: M x K input times K x N weights (a QuantLinear), at --bits"),
+    (
+        "FILE.csv",
+        "SCALE-Sim topology file (convolution or GEMM format): each row one layer, "
+        "run back to back",
+    ),
+)
 
 
 def _all() -> dict:
     from workloads.dense import WORKLOADS  # noqa: PLC0415
+    from workloads.imagenet import WORKLOADS as IMAGENET  # noqa: PLC0415
 
-    table = dict(WORKLOADS)
+    table = {**WORKLOADS, **IMAGENET}
     try:
         from workloads.sparse_nets import WORKLOADS as SPARSE  # noqa: PLC0415
     except ImportError:
@@ -25,23 +38,50 @@ def _all() -> dict:
 
 
 def listing() -> list[tuple[str, str]]:
-    """(name, one-line description) of every built-in workload."""
-    return [(name, w.description) for name, w in sorted(_all().items())]
+    """(name, one-line description) of every built-in workload, then the name patterns."""
+    return [(name, w.description) for name, w in sorted(_all().items())] + list(PATTERNS)
 
 
-def build(name: str, bits=(8, 8), seed: int = 0, **kwargs):
-    """Build workload `name` at (activation, weight) bits with seeded random weights."""
+def _image_kwargs(name: str, workload, image_size: int | None) -> dict:
+    if image_size is None:
+        return {}
+    if workload.min_image_size is None:
+        sized = sorted(n for n, w in _all().items() if w.min_image_size is not None)
+        raise AccelsimError(
+            f"workload {name!r} has no image size; --image-size applies to {', '.join(sized)}"
+        )
+    if image_size < workload.min_image_size:
+        raise AccelsimError(
+            f"--image-size {image_size}: workload {name!r} needs at least "
+            f"{workload.min_image_size} pixels"
+        )
+    return {"input_hw": image_size}
+
+
+def build(name: str, bits=(8, 8), seed: int = 0, image_size: int | None = None, **kwargs):
+    """Build workload `name` at (activation, weight) bits with seeded random weights;
+    image_size: the side of an image model's square input (its name then ends in _NxN)."""
+    if name.startswith("gemm:"):
+        if image_size is not None:
+            raise AccelsimError(f"workload {name!r} has no image size (--image-size)")
+        return gemm_workload(name, bits, seed)
     table = _all()
     if name not in table:
         raise AccelsimError(
             f"{name!r} is neither a model file nor a built-in workload "
-            f"(built-in: {', '.join(sorted(table))})"
+            f"(built-in: {', '.join(sorted(table))}; or {GEMM_PATTERN}, or a FILE.csv "
+            f"SCALE-Sim topology)"
         )
-    return table[name].build(bits[0], bits[1], seed, **kwargs)
-
-
-def default_model(bits=(8, 8), seed: int = 0):
-    """The workload `accelsim run` simulates when no model is given."""
-    graph = build(DEFAULT, bits, seed, **DEFAULT_KWARGS)
-    graph.name = f"{DEFAULT}_{DEFAULT_KWARGS['input_hw']}x{DEFAULT_KWARGS['input_hw']}"
+    graph = table[name].build(
+        bits[0], bits[1], seed, **kwargs, **_image_kwargs(name, table[name], image_size)
+    )
+    if image_size is not None:
+        graph.name = f"{name}_{image_size}x{image_size}"
     return graph
+
+
+def default_model(bits=(8, 8), seed: int = 0, image_size: int | None = None):
+    """The workload `accelsim run` simulates when no model is given (at `image_size` if
+    given, else at DEFAULT_KWARGS' size)."""
+    hw = DEFAULT_KWARGS["input_hw"] if image_size is None else image_size
+    return build(DEFAULT, bits, seed, image_size=hw)

@@ -13,6 +13,16 @@ from accelsim.errors import AccelsimError
 from accelsim.numeric import bits_arg
 
 
+def _image_size(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--image-size expects a positive integer, got {text!r}")
+    return n
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="accelsim", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -24,8 +34,8 @@ def _parser() -> argparse.ArgumentParser:
         "model",
         nargs="?",
         default=None,
-        help="model file (.npz) or built-in workload name (`accelsim workloads`; "
-        "default: the built-in default workload)",
+        help="model file (.npz), SCALE-Sim topology (.csv) or built-in workload name "
+        "(`accelsim workloads`; default: the built-in default workload)",
     )
     _add_machine_args(run)
     run.add_argument("--input", help="input tensor .npy (float NHWC, or integers)")
@@ -78,6 +88,14 @@ def _add_machine_args(p: argparse.ArgumentParser) -> None:
         help="activation/weight bits of a built-in workload (default 8/8)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of built-in weights and input")
+    p.add_argument(
+        "--image-size",
+        type=_image_size,
+        default=None,
+        metavar="N",
+        help="input side in pixels of a built-in image model (resnet18/50, mobilenet_v2, "
+        "vgg16, small_cnn; default: the model's own, 224 for the ImageNet models)",
+    )
 
 
 def main(argv=None) -> int:

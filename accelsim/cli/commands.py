@@ -12,20 +12,29 @@ from accelsim.config import load_config
 from accelsim.errors import AccelsimError, SparseInputError
 
 
-def resolve_model(name: str | None, bits=(8, 8), seed: int = 0):
-    """A Graph from a native model file, or from a built-in workload name."""
+def resolve_model(name: str | None, bits=(8, 8), seed: int = 0, image_size: int | None = None):
+    """A Graph from a native model file or a built-in workload name, or a
+    `workloads.topology.Topology` from a SCALE-Sim topology file (.csv)."""
     from workloads import registry  # noqa: PLC0415
+    from workloads.topology import is_topology_path, read_topology  # noqa: PLC0415
 
     if name is None:
-        return registry.default_model(bits, seed)
+        return registry.default_model(bits, seed, image_size)
     path = Path(name)
-    if path.suffix or path.is_file():
+    is_file = not name.startswith("gemm:") and (path.suffix or path.is_file())
+    if is_file and image_size is not None:
+        raise AccelsimError(
+            f"--image-size applies to built-in image models, not to the file {name!r}"
+        )
+    if is_file and is_topology_path(name):
+        return read_topology(path)
+    if is_file:
         from accelsim.frontend.native import load_model  # noqa: PLC0415
 
         if not path.exists():
             raise AccelsimError(f"model file {name!r} does not exist")
         return load_model(path)
-    return registry.build(name, bits, seed)
+    return registry.build(name, bits, seed, image_size)
 
 
 def make_input(graph, path: str | None, seed: int):
@@ -95,19 +104,23 @@ _INPUTS = {"dense": make_dense_input, "sparse": make_sparse_input}  # graph kind
 def run(args) -> int:
     from accelsim.report import print_report, write_csv, write_json  # noqa: PLC0415
     from accelsim.runner import run_model  # noqa: PLC0415
+    from workloads.topology import Topology  # noqa: PLC0415
 
     cfg = load_config(args.config, args.set)
-    graph = resolve_model(args.model, args.bits, args.seed)
-    x = make_input(graph, args.input, args.seed)
-    result = run_model(
-        graph,
-        cfg,
-        x,
-        count_only=args.timing_only,
-        check=args.check,
-        trace=args.trace,
-        progress=sys.stderr.isatty(),
-    )
+    model = resolve_model(args.model, args.bits, args.seed, args.image_size)
+    if isinstance(model, Topology):
+        result = _run_topology(model, cfg, args)
+    else:
+        x = make_input(model, args.input, args.seed)
+        result = run_model(
+            model,
+            cfg,
+            x,
+            count_only=args.timing_only,
+            check=args.check,
+            trace=args.trace,
+            progress=sys.stderr.isatty(),
+        )
     print_report(result, cfg)
     if args.json:
         write_json(result, cfg, args.json)
@@ -119,11 +132,39 @@ def run(args) -> int:
     return 0
 
 
+def _run_topology(topo, cfg, args):
+    """Run a SCALE-Sim topology's layers back to back (`accelsim.sequence`)."""
+    from accelsim.sequence import run_sequence  # noqa: PLC0415
+
+    for flag, value in (("--input", args.input), ("--trace", args.trace)):
+        if value:
+            raise AccelsimError(
+                f"{flag} is not available for the topology file {topo.path!r}: its "
+                f"{len(topo.layers)} layers run as separate programs on random inputs"
+            )
+    models = ((g, make_input(g, None, args.seed)) for g in topo.graphs(args.bits, args.seed))
+    return run_sequence(
+        topo.name,
+        models,
+        cfg,
+        count_only=args.timing_only,
+        check=args.check,
+        progress=sys.stderr.isatty(),
+    )
+
+
 def compile(args) -> int:  # noqa: A001 (the command is called compile)
     from accelsim.runner import lower_for_input  # noqa: PLC0415
+    from workloads.topology import Topology  # noqa: PLC0415
 
     cfg = load_config(args.config, args.set)
-    graph = resolve_model(args.model, args.bits, args.seed)
+    graph = resolve_model(args.model, args.bits, args.seed, args.image_size)
+    if isinstance(graph, Topology):
+        raise AccelsimError(
+            f"{args.model!r} is a SCALE-Sim topology of {len(graph.layers)} independent "
+            "layers, each its own program; `accelsim compile` writes one program (run the "
+            "file with `accelsim run`, or compile one GEMM row as gemm:M,N,K)"
+        )
     # a dense program at the model's batch; a sparse one for the workload's generated scene
     program = lower_for_input(graph, cfg, make_input(graph, None, args.seed))
     program.save(args.output)
@@ -146,7 +187,7 @@ def workloads(args) -> int:
     from workloads import registry  # noqa: PLC0415
 
     for name, desc in registry.listing():
-        print(f"{name:12s} {desc}")
+        print(f"{name:13s} {desc}")
     return 0
 
 
