@@ -113,5 +113,81 @@ def test_check_with_timing_only_is_skipped_not_failed(capsys):
 def test_workloads_lists_builtins(capsys):
     code, out, err = _run(capsys, "workloads")
     assert code == 0
-    for name in ("small_cnn", "mlp", "resnet18"):
-        assert name in out
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    names = ("small_cnn", "mlp", "resnet18", "resnet50", "mobilenet_v2", "vgg16")
+    for name in (*names, "gemm:M,N,K", "FILE.csv"):
+        assert len(lines[name].split()) > 3, name  # a one-line description follows
+
+
+def test_image_size_on_run_and_compile(capsys, tmp_path):
+    code, out, err = _run(capsys, "run", "small_cnn", "--image-size", "8", "--timing-only")
+    assert code == 0, err
+    assert out.startswith("model small_cnn_8x8 on edge")
+    prog = tmp_path / "p.npz"
+    code, out, err = _run(capsys, "compile", "resnet18", "--image-size", "32", "-o", str(prog))
+    assert code == 0, err
+    from accelsim.program import Program
+
+    assert Program.load(prog).inputs["input"].shape == (1, 32, 32, 3)
+    with pytest.raises(SystemExit):
+        main(["run", "small_cnn", "--image-size", "0"])
+    assert "--image-size expects a positive integer" in capsys.readouterr().err
+
+
+def test_gemm_workload_runs_exactly(capsys, tmp_path):
+    out_json = tmp_path / "g.json"
+    code, out, err = _run(
+        capsys, "run", "gemm:12,20,40", "--bits", "3/5", "--check", "--json", str(out_json)
+    )
+    assert code == 0 and "check passed" in out, err
+    doc = json.loads(out_json.read_text())
+    (row,) = doc["layers"]
+    assert row["name"] == "gemm_12x20x40" and row["macs"] == 12 * 20 * 40
+    assert row["compute_cycles"] == row["busy_cycles_matmul"] > 0
+
+
+def test_topology_file_runs_one_row_per_layer(capsys, tmp_path):
+    """Two GEMM rows on scalesim32 (OS, 32x32): A (M, K, N) = (64, 32, 40): 2 * 2 * (32 + 62)
+    = 376 compute cycles; B (10, 100, 8): 1 * 1 * (100 + 62) = 162."""
+    topo = tmp_path / "two.csv"
+    topo.write_text("Layer, M, N, K,\nA, 64, 40, 32,\nB, 10, 8, 100,\n")
+    rows_csv = tmp_path / "rows.csv"
+    argv = ["run", str(topo), "--config", "scalesim32", "--timing-only", "--csv", str(rows_csv)]
+    code, out, err = _run(capsys, *argv)
+    assert code == 0, err
+    assert out.startswith("model two on scalesim32")
+    import csv
+
+    with rows_csv.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["name"], int(r["compute_cycles"])) for r in rows] == [("A", 376), ("B", 162)]
+    assert {"busy_cycles_load", "busy_cycles_svge", "stall_dram_cycles"} <= set(rows[0])
+    code, out, err = _run(capsys, "run", str(topo), "--check", "--bits", "2/2")
+    assert code == 0 and "check passed: the outputs of all 2 layers" in out, err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "mlp", "--image-size", "32"], "'mlp' has no image size; --image-size applies"),
+        (["run", "resnet18", "--image-size", "16"], "needs at least 32 pixels"),
+        (["run", "m.npz", "--image-size", "32"], "not to the file 'm.npz'"),
+        (["run", "gemm:4,4"], "expected gemm:M,N,K"),
+        (["run", "gemm:4,0,4"], "three positive integers"),
+        (["compile", "TOPO", "-o", "p.npz"], "is a SCALE-Sim topology of 1 independent"),
+        (["run", "TOPO", "--trace", "t.json"], "--trace is not available for the topology"),
+        (["run", "BAD", "--timing-only"], "line 2, column 3 (IFMAP Width)"),
+    ],
+)
+def test_new_workload_errors_are_clear(capsys, tmp_path, argv, message):
+    topo, bad = tmp_path / "t.csv", tmp_path / "bad.csv"
+    topo.write_text("Layer,M,N,K,\nG,4,4,4,\n")
+    bad.write_text(
+        "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
+        "Num Filter, Strides,\nC1,8,eight,3,3,1,1,1,\n"
+    )
+    argv = [{"TOPO": str(topo), "BAD": str(bad)}.get(a, a) for a in argv]
+    code, out, err = _run(capsys, *argv)
+    assert code == 2, out
+    assert err.startswith("error: ") and message in err, err
+    assert len(err.strip().splitlines()) == 1

@@ -65,3 +65,15 @@ def test_fields_table_documents_every_counter(run):
     for name in names:
         assert name in FIELDS or any(name.startswith(f) for f in families), name
     assert all(len(v) == 2 and v[0] and v[1] for v in FIELDS.values())
+
+
+def test_shift_tags_keeps_layers_apart_when_runs_add(run):
+    """Two copies of the two-layer run: shifted by 2, the second's layers are tags 3 and 4,
+    starting after the first run's 204 cycles; without the shift they would merge."""
+    both = run + run.shift_tags(2)
+    assert both.tags == {1: "load", 2: "gemm", 3: "load", 4: "gemm"}
+    rows = both.layer_rows()
+    assert [r["layer_cycles"] for r in rows] == [112, 92, 112, 92]
+    assert rows[3]["start_cycle"] == 204 + 112 and rows[3]["end_cycle"] == 408
+    assert both.counters[(4, "matmul")] == run.counters[(2, "matmul")]
+    assert len((run + run).layer_rows()) == 2

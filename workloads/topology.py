@@ -11,7 +11,9 @@ layer per row, in one of two formats:
 - GEMM: header `Layer, M, N, K,`: an M x K input times a K x N weight (SCALE-Sim maps it onto
   its conv form as an M x K map, a 1 x K filter, one channel and N filters).
 
-Rows end with a comma in SCALE-Sim's files; trailing empty fields are ignored here. The header
+Rows end with a comma in SCALE-Sim's files, and SCALE-Sim ignores what follows a row's last
+comma (a comment such as `#dw`); here trailing empty fields and one field past the header's
+columns are ignored, and lines with no fields are skipped. The header
 names only pick the format (SCALE-Sim's own files spell them in several ways), but the field
 count, integers and sizes of every row are checked, and a bad file gives one error naming the
 file, line and column.
@@ -108,8 +110,9 @@ class _Reader:
     def __init__(self, path: str):
         self.path = path
 
-    def fail(self, line: int, message: str, column: int | None = None) -> NoReturn:
+    def fail(self, line: int, message: str, column: int | None = None, name: str = "") -> NoReturn:
         where = f"line {line}" + (f", column {column}" if column else "")
+        where += f" ({name})" if name else ""
         raise ModelFormatError(f"topology file {self.path!r} {where}: {message}")
 
     def header(self, cells: list[str]) -> tuple[str, tuple[str, ...]]:
@@ -138,43 +141,44 @@ class _Reader:
         )
 
     def row(self, line: int, cells: list[str], columns: tuple[str, ...]) -> list[int]:
-        """The integer fields of one row (columns 2 onwards), all checked positive."""
-        if len(cells) != len(columns):
-            if len(cells) > len(columns):
-                self.fail(
-                    line,
-                    f"unexpected field {cells[len(columns)]!r} (the header has "
-                    f"{len(columns)} columns)",
-                    len(columns) + 1,
-                )
+        """The integer fields of one row (columns 2 onwards), all checked positive.
+
+        SCALE-Sim drops whatever follows a row's last comma, so one field past the header's
+        columns is ignored (mobilnet_4k.csv ends a row with `1,#dw`); more are an error."""
+        if len(cells) < len(columns):
             self.fail(
                 line,
                 f"expected {len(columns)} fields ({', '.join(columns)}), found {len(cells)}",
                 len(cells) + 1,
+                columns[len(cells)],
+            )
+        if len(cells) > len(columns) + 1:
+            self.fail(
+                line,
+                f"unexpected field {cells[len(columns)]!r} (the header has {len(columns)} columns)",
+                len(columns) + 1,
             )
         values = []
         for col, (cell, column) in enumerate(zip(cells[1:], columns[1:]), start=2):
-            try:
-                v = int(cell)
-            except ValueError:
-                v = 0
+            v = int(cell) if cell.isascii() and cell.isdigit() else 0
             if v < 1:
-                self.fail(line, f"{column}: expected a positive integer, got {cell!r}", col)
+                self.fail(line, f"expected a positive integer, got {cell!r}", col, column)
             values.append(v)
         return values
 
     def conv_layer(self, line: int, name: str, v: list[int]) -> TopologyLayer:
         h, w, fh, fw, c, nf, stride = v[:7]
         if fh > h:
-            self.fail(line, f"Filter Height {fh} exceeds IFMAP Height {h}", 4)
+            self.fail(line, f"{fh} exceeds the IFMAP Height {h}", 4, "Filter Height")
         if fw > w:
-            self.fail(line, f"Filter Width {fw} exceeds IFMAP Width {w}", 5)
+            self.fail(line, f"{fw} exceeds the IFMAP Width {w}", 5, "Filter Width")
         if len(v) == 8 and v[7] != stride:
             self.fail(
                 line,
-                f"stride width {v[7]} differs from the stride height {stride}; this "
-                "machine's convolutions take one stride for both axes",
+                f"{v[7]} differs from the stride height {stride}; this machine's "
+                "convolutions take one stride for both axes",
                 9,
+                STRIDE_WIDTH_COLUMN,
             )
         return TopologyLayer(name, line, "conv", (h, w, fh, fw, c, nf, stride), "DP" in name)
 

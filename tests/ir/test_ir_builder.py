@@ -48,3 +48,49 @@ def test_with_input_shape_redeclares_and_rejects_flatten_change():
     g = b.finish(b.linear(b.flatten(b.quantize()), 3))
     with pytest.raises(ModelFormatError, match="node 'fc1'.*features"):
         with_input_shape(g, (1, 5, 5, 2))
+
+
+class _FixedDraws:
+    """A stand-in for the builder's Generator: the same normal draws at any precision."""
+
+    def __init__(self, normal):
+        self.normal = normal
+
+    def standard_normal(self, shape, dtype=np.float64):
+        return self.normal[: np.prod(shape)].reshape(shape).astype(dtype)
+
+    def uniform(self, lo, hi, n):
+        return np.linspace(lo, hi, n)
+
+
+def test_float32_weights_follow_the_same_lsq_rule():
+    """weight_dtype=float32 (vectorised steps) and float64 (column by column) give the same
+    per-channel steps 2*mean|w|/sqrt(Qp) to float32 precision, and the same integers except
+    where rounding to float32 moves a weight across a rounding boundary."""
+    normal = np.random.default_rng(4).standard_normal(64 * 48)
+    x = np.random.default_rng(5).standard_normal((2, 64))
+    built = {}
+    for dt in (np.float64, np.float32):
+        b = GraphBuilder("t", (2, 64), _FixedDraws(normal), calib_x=x, weight_dtype=dt)
+        built[dt] = b.finish(b.linear(b.quantize(), 48, w_bits=4, name="fc")).node("fc")
+    w64, w32 = built[np.float64], built[np.float32]
+    np.testing.assert_allclose(w32.w_scale, w64.w_scale, rtol=1e-6)
+    assert w32.weight.min() >= -8 and w32.weight.max() <= 7 and len(np.unique(w32.weight)) > 8
+    assert np.mean(w32.weight == w64.weight) > 0.999
+
+
+def test_resize_input_tiles_calibration_values():
+    """A conv built at 4x4, then the graph grows to 10x10 and a Linear is sized for it."""
+    b = GraphBuilder("t", (1, 4, 4, 2), np.random.default_rng(5), calib_batch=2)
+    x = b.conv(b.quantize(), 3, 3, name="c")
+    small = b.values[x].copy()
+    b.resize_input((1, 10, 10, 2))
+    assert b.graph.tensors[x].shape == (1, 10, 10, 3)
+    assert b.values[x].shape == (2, 10, 10, 3)
+    np.testing.assert_array_equal(b.values[x][:, 4:8, 4:8], small)  # periodic copies
+    g = b.finish(b.linear(b.flatten(x), 5, name="fc"))
+    assert g.node("fc").weight.shape == (300, 5)
+    env = run_reference(g, np.random.default_rng(0).standard_normal((1, 10, 10, 2)))
+    assert env["fc"].shape == (1, 5)
+    with pytest.raises(ValueError, match="cannot tile"):
+        b.resize_input((1, 12, 12, 2))  # the flattened Linear input cannot grow

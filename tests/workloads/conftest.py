@@ -1,5 +1,7 @@
 """The ImageNet networks at 224x224, built once per test session (VGG-16 alone draws 138M
-weights) and shared by the shape and SCALE-Sim tests."""
+weights) and shared by the shape and SCALE-Sim tests; SCALE-Sim's compute-cycle formulas."""
+
+import math
 
 import pytest
 
@@ -23,3 +25,21 @@ def imagenet():
         return cache[name]
 
     return get
+
+
+SCALESIM_ARRAY = 32  # rows R = columns C of the scalesim32 preset
+
+
+def scalesim_cycles(dataflow: str, m: int, k: int, n: int, r: int = SCALESIM_ARRAY) -> int:
+    """SCALE-Sim's compute cycles of one (M x K) . (K x N) GEMM on an r x r array
+    (DESIGN.md "Cost model", written out here independently of `accelsim.units.matmul`):
+    OS ceil(M/R) ceil(N/C) (K + R + C - 2), WS ceil(K/R) ceil(N/C) (M + 2R + C - 2),
+    IS ceil(K/R) ceil(M/C) (N + 2R + C - 2)."""
+    c = r
+    if dataflow == "os":
+        return math.ceil(m / r) * math.ceil(n / c) * (k + r + c - 2)
+    if dataflow == "ws":
+        return math.ceil(k / r) * math.ceil(n / c) * (m + 2 * r + c - 2)
+    if dataflow == "is":
+        return math.ceil(k / r) * math.ceil(m / c) * (n + 2 * r + c - 2)
+    raise ValueError(dataflow)
