@@ -12,7 +12,7 @@ from accelsim.program import ProgramBuilder
 from accelsim.report import RUN_FIELDS, UNITS, summarize, write_csv
 from accelsim.sequence import SequenceResult, run_sequence
 from accelsim.sim import simulate
-from tests.sparse_hw.conftest import random_input
+from tests.helpers import random_input
 from workloads.single_layer import single_gemm
 from workloads.sparse_nets import sparse_tiny
 

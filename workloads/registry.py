@@ -38,8 +38,13 @@ def _all() -> dict:
 
 
 def listing() -> list[tuple[str, str]]:
-    """(name, one-line description) of every built-in workload, then the name patterns."""
-    return [(name, w.description) for name, w in sorted(_all().items())] + list(PATTERNS)
+    """(name, one-line description) of every built-in workload, then the name patterns.
+    Models that take an image size say so."""
+    rows = []
+    for name, w in sorted(_all().items()):
+        sized = "" if w.min_image_size is None else f" [--image-size >= {w.min_image_size}]"
+        rows.append((name, w.description + sized))
+    return rows + list(PATTERNS)
 
 
 def _image_kwargs(name: str, workload, image_size: int | None) -> dict:

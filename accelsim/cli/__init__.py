@@ -93,8 +93,8 @@ def _add_machine_args(p: argparse.ArgumentParser) -> None:
         type=_image_size,
         default=None,
         metavar="N",
-        help="input side in pixels of a built-in image model (resnet18/50, mobilenet_v2, "
-        "vgg16, small_cnn; default: the model's own, 224 for the ImageNet models)",
+        help="input side in pixels of a built-in image model (those `accelsim workloads` "
+        "marks with --image-size; default: the model's own, 224 for the ImageNet models)",
     )
 
 

@@ -166,7 +166,7 @@ class GraphBuilder:
         if dt == np.float64:  # column by column, as the recorded models were built
             step = np.array([lsq_step(flat[:, c], bits, mode) for c in range(shape[-1])])
         else:
-            mean = np.mean(np.abs(flat), axis=0, dtype=np.float64)
+            mean = np.add.reduce(np.abs(flat), axis=0, dtype=np.float64) / len(flat)
             qp = max(hi, 1)
             step = np.where(mean > 0, 2.0 * mean / np.sqrt(qp), 1.0)  # lsq_step per column
         flat /= step.astype(dt)
