@@ -88,15 +88,12 @@ def at_image_size(g: Graph, input_hw: int) -> Graph:
     return g if hw == input_hw else with_input_shape(g, (1, input_hw, input_hw, 3))
 
 
-def _basic_block(
-    b: GraphBuilder, x: str, cout: int, stride: int, name: str, bits_a: int, bits_w: int
+def residual_add(
+    b: GraphBuilder, x: str, y: str, cout: int, stride: int, name: str, bits_a: int, bits_w: int
 ) -> str:
-    cin = b.graph.tensors[x].channels
-    y = b.conv(x, cout, 3, stride=stride, w_bits=bits_w, bits=bits_a, name=f"{name}.conv1")
-    y = b.conv(
-        y, cout, 3, w_bits=bits_w, bits=bits_a, signed=True, relu=False, name=f"{name}.conv2"
-    )
-    if stride != 1 or cin != cout:
+    """Close a ResNet block: ReLU(y + shortcut), the shortcut being x, or a 1x1 conv of x
+    (`name.downsample`, stride `stride`, cout channels) where the shape changes."""
+    if stride != 1 or b.graph.tensors[x].channels != cout:
         x = b.conv(
             x,
             cout,
@@ -110,6 +107,46 @@ def _basic_block(
             name=f"{name}.downsample",
         )
     return b.add(y, x, bits=bits_a, relu=True, name=f"{name}.add")
+
+
+def _basic_block(
+    b: GraphBuilder, x: str, cout: int, stride: int, name: str, bits_a: int, bits_w: int
+) -> str:
+    y = b.conv(x, cout, 3, stride=stride, w_bits=bits_w, bits=bits_a, name=f"{name}.conv1")
+    y = b.conv(
+        y, cout, 3, w_bits=bits_w, bits=bits_a, signed=True, relu=False, name=f"{name}.conv2"
+    )
+    return residual_add(b, x, y, cout, stride, name, bits_a, bits_w)
+
+
+def resnet(
+    name: str,
+    block: Callable[..., str],
+    stages: tuple[tuple[int, int], ...],
+    bits_a: int,
+    bits_w: int,
+    seed: int,
+    *,
+    input_hw: int,
+    num_classes: int,
+    calib_hw: int,
+    weight_dtype: type = np.float64,
+) -> Graph:
+    """A ResNet on [1, input_hw, input_hw, 3]: conv7x7/2 to 64 channels + maxpool3x3/2, then
+    per stage (width, blocks) that many `block(b, x, width, stride, name, bits_a, bits_w)`
+    (stride 2 in the first block of every stage but the first), GAP, FC. Layers are named as
+    in torchvision (conv1, layer{stage}.{block}.conv1, ..., fc)."""
+    b = image_builder(name, input_hw, calib_hw, seed, weight_dtype)
+    x = b.quantize(8, signed=True)
+    x = b.conv(x, 64, 7, stride=2, padding=3, w_bits=bits_w, bits=bits_a, name="conv1")
+    x = b.maxpool(x, 3, stride=2, padding=1, name="maxpool")
+    for stage, (width, blocks) in enumerate(stages, 1):
+        for blk in range(blocks):
+            stride = 2 if stage > 1 and blk == 0 else 1
+            x = block(b, x, width, stride, f"layer{stage}.{blk}", bits_a, bits_w)
+    x = b.flatten(b.global_avgpool(x, name="gap"), name="flatten")
+    fc = b.linear(x, num_classes, w_bits=bits_w, bits=8, name="fc")
+    return at_image_size(b.finish(fc), input_hw)
 
 
 def resnet18(
@@ -127,17 +164,17 @@ def resnet18(
     20 convs + 1 fc. Step sizes are calibrated at calib_hw x calib_hw (cheap) and the graph is
     then re-declared for input_hw (weights and steps unchanged).
     """
-    b = image_builder("resnet18", input_hw, calib_hw, seed)
-    x = b.quantize(8, signed=True)
-    x = b.conv(x, 64, 7, stride=2, padding=3, w_bits=bits_w, bits=bits_a, name="conv1")
-    x = b.maxpool(x, 3, stride=2, padding=1, name="maxpool")
-    for stage, cout in enumerate((64, 128, 256, 512), 1):
-        for blk in range(2):
-            stride = 2 if stage > 1 and blk == 0 else 1
-            x = _basic_block(b, x, cout, stride, f"layer{stage}.{blk}", bits_a, bits_w)
-    x = b.flatten(b.global_avgpool(x, name="gap"), name="flatten")
-    return at_image_size(
-        b.finish(b.linear(x, num_classes, w_bits=bits_w, bits=8, name="fc")), input_hw
+    stages = ((64, 2), (128, 2), (256, 2), (512, 2))
+    return resnet(
+        "resnet18",
+        _basic_block,
+        stages,
+        bits_a,
+        bits_w,
+        seed,
+        input_hw=input_hw,
+        num_classes=num_classes,
+        calib_hw=calib_hw,
     )
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from accelsim.ir import Graph
 from accelsim.ir.builder import GraphBuilder
-from workloads.dense import Workload, at_image_size, image_builder
+from workloads.dense import Workload, at_image_size, image_builder, residual_add, resnet
 
 RESNET50_STAGES = ((64, 3), (128, 4), (256, 6), (512, 3))  # (bottleneck width, blocks)
 # (expansion t, output channels c, repeats n, first stride s): MobileNetV2 paper, Table 2
@@ -38,19 +38,15 @@ MOBILENET_V2_SETTINGS = (
 VGG16_STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))  # configuration D: (width, convs)
 
 
-def _bottleneck(b: GraphBuilder, x: str, width: int, stride: int, name: str, bits) -> str:
+def _bottleneck(
+    b: GraphBuilder, x: str, width: int, stride: int, name: str, bits_a: int, bits_w: int
+) -> str:
     """ResNet v1.5 Bottleneck: 1x1 -> 3x3 (stride) -> 1x1 (4 x width), plus the shortcut."""
-    bits_a, bits_w = bits
     wb = {"w_bits": bits_w, "bits": bits_a}
-    cin, cout = b.graph.tensors[x].channels, 4 * width
     y = b.conv(x, width, 1, name=f"{name}.conv1", **wb)
     y = b.conv(y, width, 3, stride=stride, name=f"{name}.conv2", **wb)
-    y = b.conv(y, cout, 1, signed=True, relu=False, name=f"{name}.conv3", **wb)
-    if stride != 1 or cin != cout:
-        x = b.conv(
-            x, cout, 1, stride=stride, signed=True, relu=False, name=f"{name}.downsample", **wb
-        )
-    return b.add(y, x, bits=bits_a, relu=True, name=f"{name}.add")
+    y = b.conv(y, 4 * width, 1, signed=True, relu=False, name=f"{name}.conv3", **wb)
+    return residual_add(b, x, y, 4 * width, stride, name, bits_a, bits_w)
 
 
 def resnet50(
@@ -67,17 +63,18 @@ def resnet50(
 
     53 convs (49 on the main path, 4 downsample) + 1 fc; 16 residual adds.
     """
-    b = image_builder("resnet50", input_hw, calib_hw, seed, np.float32)
-    x = b.quantize(8, signed=True)
-    x = b.conv(x, 64, 7, stride=2, padding=3, w_bits=bits_w, bits=bits_a, name="conv1")
-    x = b.maxpool(x, 3, stride=2, padding=1, name="maxpool")
-    for stage, (width, blocks) in enumerate(RESNET50_STAGES, 1):
-        for blk in range(blocks):
-            stride = 2 if stage > 1 and blk == 0 else 1
-            x = _bottleneck(b, x, width, stride, f"layer{stage}.{blk}", (bits_a, bits_w))
-    x = b.flatten(b.global_avgpool(x, name="gap"), name="flatten")
-    fc = b.linear(x, num_classes, w_bits=bits_w, bits=8, name="fc")
-    return at_image_size(b.finish(fc), input_hw)
+    return resnet(
+        "resnet50",
+        _bottleneck,
+        RESNET50_STAGES,
+        bits_a,
+        bits_w,
+        seed,
+        input_hw=input_hw,
+        num_classes=num_classes,
+        calib_hw=calib_hw,
+        weight_dtype=np.float32,
+    )
 
 
 def _inverted_residual(
