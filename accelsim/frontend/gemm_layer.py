@@ -129,7 +129,7 @@ def _load_input(em, L, P, image, oy0, ox0, oh, ow, c0, cin):
     """Input tile (patch with padding for conv, [m, cin] rows for linear) -> (slot, rows, pw)."""
     inp = em.slots[Buf.INP]
     if not L.conv:
-        key = (P.in_addr, image, "rows", oy0, c0)
+        key = (P.in_addr, image, "rows", oy0, P.in_c_off + c0)
         rows = rows_for(oh * cin, L.a_bits, em.row_bits)
         slot = inp.lookup(key)
         if slot is None:
@@ -157,7 +157,9 @@ def _load_input(em, L, P, image, oy0, ox0, oh, ow, c0, cin):
             f"conv tile at output ({oy0}, {ox0}) reads only padding or pads by "
             f"more than {PAD_MAX} (pads {pt}, {pb}, {pl}, {pr}); not supported"
         )
-    key = (P.in_addr, image, "patch", iy0, ix0, ph, pw, c0, cin, P.pad_value)
+    # the key names the tensor's absolute first channel: the groups of a grouped conv read
+    # the same rows and columns of different channels
+    key = (P.in_addr, image, "patch", iy0, ix0, ph, pw, P.in_c_off + c0, cin, P.pad_value)
     rows = rows_for(ph * pw * cin, L.a_bits, em.row_bits)
     slot = inp.lookup(key)
     if slot is None:

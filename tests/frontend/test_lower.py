@@ -9,6 +9,7 @@ import pytest
 from accelsim.config import load_config
 from accelsim.frontend.lower import lower
 from accelsim.frontend.validate import validate_stream
+from accelsim.ir.builder import GraphBuilder
 from accelsim.ir.ops import QuantConv2d, QuantLinear
 from accelsim.isa import Op
 from accelsim.runner import run_model
@@ -125,3 +126,16 @@ def test_resnet18_on_scalesim32_matches_scalesim_gemms():
             expect = (1, node.weight.shape[0], node.cout)
         assert (gi.m, gi.k, gi.n) == expect, node.name
         assert stats.counters[(tag, "matmul")]["busy_cycles"] == _scalesim_os_cycles(*expect)
+
+
+@pytest.mark.parametrize("config", ["edge", "tiny"])
+def test_grouped_convs_read_their_own_channels(config):
+    """Grouped (not depthwise) convs: 3 groups of 2 -> 4 channels, then 6 groups of 2 -> 2
+    with a 3x1 kernel. Each group reads the same rows and columns of other channels, so a
+    resident input tile must not be reused across groups."""
+    b = GraphBuilder("grouped", (1, 9, 7, 6), np.random.default_rng(3))
+    x = b.quantize(8, signed=False)
+    y = b.conv(x, 12, 3, groups=3, w_bits=4, bits=4, name="g3")
+    z = b.conv(y, 12, (3, 1), groups=6, padding=0, w_bits=2, bits=8, name="g6")
+    name, sets = CONFIGS[config]
+    _check(b.finish(z), load_config(name, sets))
