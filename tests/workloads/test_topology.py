@@ -129,21 +129,23 @@ def test_gemm_file_compute_cycles_equal_scalesim(tmp_path, dataflow):
 
 
 def test_topology_runs_bit_exact_at_low_bits(tmp_path):
-    """Small rows of both kinds (with a stride overhang and a DP row) on edge at 3/2 bits."""
+    """Small rows (a stride overhang, a 1x1 stride-2 row, DP rows with one filter per channel:
+    depthwise, and with two: a grouped conv of 3 groups) on edge at 3/2 bits."""
     path = tmp_path / "small.csv"
     path.write_text(
         "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
         "Num Filter, Strides,\nA,9,8,3,2,5,7,2,\nB_DP,6,6,3,3,4,1,1,\nA,6,6,1,1,4,3,2,\n"
+        "C_DP,7,7,3,3,3,2,1,\n"
     )
     topo = read_topology(path)
-    assert [layer.name for layer in topo.layers] == ["A", "B_DP", "A#2"]  # names made unique
+    assert [layer.name for layer in topo.layers] == ["A", "B_DP", "A#2", "C_DP"]  # unique
     graphs = list(topo.graphs((3, 2), 1))
     assert {g.tensors[g.outputs[0]].bits for g in graphs} == {3}
     assert {g.tensors[g.nodes[1].inputs[0]].bits for g in graphs} == {3}
     assert all(g.nodes[1].w_bits == 2 for g in graphs)
     res = run_sequence(topo.name, _models(topo, 1, (3, 2)), load_config("edge"), check=True)
     assert res.check_ok, res.check_message
-    assert "all 3 layers" in res.check_message
+    assert "all 4 layers" in res.check_message
 
 
 HEADER = (
