@@ -7,7 +7,9 @@ layer per row, in one of two formats:
   Channels, Num Filter, Strides,` (a ninth column `Stride width` may follow). The IFMAP size
   already includes any padding; the output has ceil((H - Fh) / S) + 1 rows (and likewise
   columns), so M = output pixels, K = Fh * Fw * Channels, N = Num Filter. A row whose name
-  contains "DP" is depthwise: SCALE-Sim runs it as Channels one-channel layers.
+  contains "DP" is depthwise: SCALE-Sim runs it as Channels one-channel layers of Num Filter
+  filters each; here it is one conv with groups = Channels (the machine's depthwise mapping
+  when Num Filter is 1, else one GEMM per channel as in SCALE-Sim).
 - GEMM: header `Layer, M, N, K,`: an M x K input times a K x N weight (SCALE-Sim maps it onto
   its conv form as an M x K map, a 1 x K filter, one channel and N filters).
 

@@ -193,6 +193,21 @@ def test_bad_files_name_file_line_and_column(tmp_path, text, where, message):
     assert message in msg
 
 
+def test_header_variants_of_scalesim_files(tmp_path):
+    """SCALE-Sim's own files carry a BOM, lower-case or misspelt names, a separate stride
+    width (its write_topo_file header), blank or all-comma lines; all read the same."""
+    path = tmp_path / "v.csv"
+    path.write_bytes(
+        "\ufeffLayer name,Ifmap height,ifmap width,filter height,filter width,channel,"
+        "num filters,Stride height,Stride width,\n,,,,,,,\n\nC,9,9,3,3,2,4,2,2,\n".encode()
+    )
+    (layer,) = read_topology(path).layers
+    assert (layer.name, layer.line, layer.dims) == ("C", 4, (9, 9, 3, 3, 2, 4, 2))
+    path.write_text("Layer\tM\tN\tK\nG\t1\t2\t3\n")
+    with pytest.raises(ModelFormatError, match="line 1: the header is neither"):
+        read_topology(path)  # tab-separated: SCALE-Sim splits on commas only
+
+
 def test_unreadable_files(tmp_path):
     with pytest.raises(ModelFormatError, match="does not exist"):
         read_topology(tmp_path / "missing.csv")
