@@ -50,8 +50,15 @@ RUN_FIELDS: dict[str, tuple[str, str]] = {
         "cycles",
         "busy cycles of each unit for the layer: " + ", ".join(UNITS) + " (0 if unused)",
     ),
-    "stall_token_cycles": ("cycles", "the layer's instructions waiting for tokens"),
-    "stall_dram_cycles": ("cycles", "the layer's DMA transfers waiting for the DRAM bus"),
+    "stall_token_cycles": (
+        "cycles",
+        "cycles the layer's instructions waited for tokens, summed over instructions (units "
+        "wait at the same time, so the sum can exceed the layer's span)",
+    ),
+    "stall_dram_cycles": (
+        "cycles",
+        "cycles the layer's DMA transfers waited for the shared DRAM bus, summed likewise",
+    ),
     "svge_*": (
         "-",
         "sparse layers only: svge_pairs, svge_map_cycles, svge_conv_cycles and the "
