@@ -28,6 +28,7 @@ from accelsim.ir.base import (
     window_out,
 )
 from accelsim.ir.graph import Graph, TensorInfo, check_int_array
+from accelsim.ir.host_ops import HOST_OP_TYPES, HostOp
 from accelsim.ir.vector_ops import (
     Add,
     AvgPool,
@@ -60,13 +61,20 @@ __all__ = [
 
 @dataclass(kw_only=True)
 class Quantize(Op):
-    """Float input -> integers of the output tensor: q = clamp(round(x / scale) + zp)."""
+    """Float input -> integers of the output tensor: q = clamp(round(x / scale) + zp).
+
+    The input is the float graph input or the output of host pre-processing (`host_ops`)."""
 
     def check(self, graph: Graph) -> None:
         super().check(graph)
         src, dst = tensor(graph, self.inputs[0]), tensor(graph, self.output)
-        if src.name != graph.input:
-            fail(self, f"input {src.name!r} must be the float graph input {graph.input!r}")
+        prod = graph.producer(src.name)
+        if not src.is_float or not (src.name == graph.input or isinstance(prod, HostOp)):
+            fail(
+                self,
+                f"input {src.name!r} must be the float graph input {graph.input!r} "
+                "or a float tensor computed on the host",
+            )
         if dst.is_float or dst.mode == "bipolar":
             fail(self, f"output {dst.name!r} must be a signed or unsigned quantized tensor")
         check_shape(self, graph, src.shape)
@@ -303,4 +311,4 @@ OP_TYPES = {
         Flatten,
         Concat,
     )
-}
+} | HOST_OP_TYPES

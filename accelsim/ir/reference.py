@@ -17,6 +17,7 @@ from accelsim.errors import AccelsimError
 from accelsim.ir import params as P
 from accelsim.ir.fold import fold_batchnorm
 from accelsim.ir.graph import Graph
+from accelsim.ir.host_ops import is_host
 from accelsim.ir.ops import (
     Add,
     AvgPool,
@@ -210,6 +211,8 @@ def run_node(
     Shapes other than channels / features are taken from the arrays, so a node can be run on
     a smaller spatial size than declared (used for calibration).
     """
+    if is_host(op):
+        return op.run(inputs)
     ctx = _Ctx(graph, round_mode, mult_bits, fast, overflow)
     return _RUN[type(op)](op, inputs, ctx)
 
@@ -225,7 +228,8 @@ def run_reference(
 ) -> dict[str, np.ndarray]:
     """Run `graph` exactly in integers; return every tensor by name (input included).
 
-    x: the float model input (shape of the graph input, NHWC), or already-quantized integers
+    x: the float model input (shape of the graph input: NHWC, or the layout its host
+    pre-processing reads), or already-quantized integers
     for the first Quantize's output (then Quantize is skipped). round_mode: "single", "rne" or
     "tflite" (RESCALE rounding); mult_bits: rescale multiplier width (16 or 32). fast=True
     uses the Numba twins of the kernels (bit-exact with the `_ref` ones, much faster).
@@ -256,5 +260,6 @@ def run_reference(
     for op in graph.nodes:
         if op.output in env:
             continue
-        env[op.output] = _RUN[type(op)](op, [env[i] for i in op.inputs], ctx)
+        xs = [env[i] for i in op.inputs]
+        env[op.output] = op.run(xs) if is_host(op) else _RUN[type(op)](op, xs, ctx)
     return env
