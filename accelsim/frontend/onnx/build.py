@@ -189,7 +189,7 @@ class Builder:
         lo, hi = self.int_bounds(p.lo_r, p.hi_r, qp, node.where)
         tlo, thi = t.qrange
         op = copy.copy(p.op)
-        op.name = self.node_name(node.name if p.kind != "weighted" else p.src)
+        op.name = self.node_name(p.src)  # named after the ONNX op it computes
         if isinstance(op, (QuantConv2d, QuantLinear)):
             if p.offset is not None and np.any(p.offset):
                 op = add_offset(op, p.offset, p.s_in, f"node {op.name!r}")

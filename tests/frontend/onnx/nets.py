@@ -102,10 +102,16 @@ class Net:
         return m
 
 
-def ort_run(model: onnx.ModelProto, x: np.ndarray) -> dict[str, np.ndarray]:
+def ort_run(model: onnx.ModelProto, x: np.ndarray, optimize: bool = False) -> dict:
+    """onnxruntime's outputs by name. Graph optimizations are off by default: they fuse QDQ
+    groups into QLinear kernels, and onnxruntime 1.32 then drops a Relu before a uint4
+    QuantizeLinear whose zero point is not 0 (ONNX semantics keep it)."""
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    so = ort.SessionOptions()
+    if not optimize:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
     return dict(zip(names, sess.run(None, {sess.get_inputs()[0].name: x})))
 
