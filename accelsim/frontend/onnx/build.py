@@ -69,9 +69,12 @@ class Builder:
     def add(self, op) -> None:
         self.nodes.append(op)
 
-    def new_tensor(self, base: str, shape, qp: QParams | None, layout: str, where: str) -> str:
-        """Declare an IR tensor (float when qp is None) and return its name."""
-        name = self.tensor_name(base)
+    def new_tensor(
+        self, base: str, shape, qp: QParams | None, layout: str, where: str, final=False
+    ) -> str:
+        """Declare an IR tensor (float when qp is None) and return its name; `final` keeps an
+        ONNX graph output's own name (integers the host returns as they are)."""
+        name = base if final and base not in self.tensors else self.tensor_name(base)
         if qp is None:
             self.tensors[name] = TensorInfo(name, shape, bits=32, mode="float")
             return name
@@ -145,7 +148,7 @@ class Builder:
                                output="", perm=(0, 2, 3, 1))
             src, layout = self.host_tensor(f"{value.name}/nhwc", op), "nchw"
         shape = self.tensors[src].shape
-        name = self.new_tensor(out, shape, qp, layout, node.where)
+        name = self.new_tensor(out, shape, qp, layout, node.where, final=not real and len(shape) == 2)
         self.add(Quantize(name=self.node_name(node.name), inputs=(src,), output=name))
         self.machine_input = name
         act = Act(name, real, layout)
@@ -184,7 +187,8 @@ class Builder:
     def materialize(self, p: Pending, qp: QParams, out: str, node: ONode, real: bool):
         """The IR node of pending result `p`, requantized by quantizer `qp` into a machine
         tensor (then moved to the host if `p` carries data movement)."""
-        name = self.new_tensor(out, p.shape, qp, p.layout, node.where)
+        final = not real and p.layout == "same" and not p.moves
+        name = self.new_tensor(out, p.shape, qp, p.layout, node.where, final)
         t = self.tensors[name]
         lo, hi = self.int_bounds(p.lo_r, p.hi_r, qp, node.where)
         tlo, thi = t.qrange

@@ -8,6 +8,8 @@ tensor was quantized with (the IR keeps one quantization per tensor).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from accelsim.frontend.onnx.build import Builder, fail
@@ -114,6 +116,14 @@ def qlinear_add(b: Builder, node: ONode, args):
         xs.append(Act(x.name, True, x.layout, x.chw))
     sub = ONode(node.name, "Add", "", node.inputs[:1] + node.inputs[3:4], node.outputs)
     (p,) = add(b, sub, xs)
+    zp = int(np.ravel(_params(b, node, args, 6, 0).zero_point)[0])
+    if zp % 2:
+        warnings.warn(
+            f"{node.where}: onnxruntime's QLinearAdd rounds half to even after adding the odd "
+            f"output zero point {zp}; the machine (like QuantizeLinear) adds it after rounding, "
+            "so outputs exactly halfway between two levels differ by one",
+            stacklevel=2,
+        )
     return [_out(b, node, p, args, 6)]
 
 

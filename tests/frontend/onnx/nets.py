@@ -96,8 +96,9 @@ class Net:
         m = helper.make_model(g, opset_imports=ops)
         m.ir_version = min(m.ir_version, 10)
         known = {v.name: v for v in onnx.shape_inference.infer_shapes(m).graph.value_info}
-        for o in outputs:
-            vi = known.get(o) or helper.make_tensor_value_info(o, TensorProto.FLOAT, None)
+        for o in outputs:  # a (name, type) pair where shape inference cannot see the type
+            o, t = o if isinstance(o, tuple) else (o, TensorProto.FLOAT)
+            vi = known.get(o) or helper.make_tensor_value_info(o, t, None)
             m.graph.output.append(vi)
         return m
 
