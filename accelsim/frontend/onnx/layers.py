@@ -202,11 +202,14 @@ def batchnorm(b: Builder, node: ONode, args):
     p = args[0]
     if not isinstance(p, Pending):
         fail(node, "BatchNormalization must follow a conv / linear (it is folded into it)")
-    g, beta, mean, var = (const_array(node, v, "statistics") for v in args[1:5])
-    std = np.sqrt(np.asarray(var, np.float64) + float(node.attrs.get("epsilon", 1e-5)))
-    k = np.asarray(g, np.float64) / std
-    return [affine(b, node, p, k=_per_channel(node, p, k, "scale"),
-                   o=_per_channel(node, p, beta - k * mean, "bias"))]
+    g, beta, mean, var = (
+        np.asarray(const_array(node, v, "statistics"), np.float64).reshape(-1) for v in args[1:5]
+    )
+    if not all(a.size == p.shape[-1] for a in (g, beta, mean, var)):
+        fail(node, f"statistics must have one value per channel ({p.shape[-1]})")
+    std = np.sqrt(var + float(node.attrs.get("epsilon", 1e-5)))
+    k = g / std
+    return [affine(b, node, p, k=k, o=beta - k * mean)]
 
 
 def pending_arith(b: Builder, node: ONode, p: Pending, c, const_first: bool):

@@ -120,8 +120,11 @@ def ort_run(model: onnx.ModelProto, x: np.ndarray, optimize: bool = False) -> di
 def qonnx_run(model: onnx.ModelProto, x: np.ndarray) -> dict[str, np.ndarray]:
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.infer_shapes import InferShapes
 
-    w = ModelWrapper(model)
+    w = ModelWrapper(onnx.ModelProto.FromString(model.SerializeToString())).transform(
+        InferShapes()
+    )
     out = execute_onnx(w, {model.graph.input[0].name: x})
     return {o.name: out[o.name] for o in model.graph.output}
 
