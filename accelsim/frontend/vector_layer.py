@@ -6,6 +6,7 @@
 - GlobalAvgPool: per image and channel slice, the whole H x W plane.
 - Concat: each input is copied into its channel slice of the output (LOAD then STORE from the
   input buffer), or requantized on the way (LOAD as int32 into ACC, RESCALE, STORE).
+- Upsample: per tile of whole input rows, one LOAD and fh*fw strided STOREs (DMA only).
 ALU parameter layouts are those of `accelsim.units.vector` (int32 words in PARAM).
 """
 
@@ -17,7 +18,7 @@ from accelsim.config import HwConfig
 from accelsim.errors import AccelsimError
 from accelsim.frontend.emit import MODE_BY_NAME, Emitter, rows_for
 from accelsim.ir.graph import Graph
-from accelsim.ir.ops import Add, AvgPool, Clip, Concat, GlobalAvgPool, MaxPool
+from accelsim.ir.ops import Add, AvgPool, Clip, Concat, GlobalAvgPool, MaxPool, Upsample
 from accelsim.ir.params import add_params, concat_params, pool_params
 from accelsim.isa import AluOp, Buf, Insn, Op, field_max
 from accelsim.numeric import INT32_MAX
@@ -326,6 +327,30 @@ def _requantize_rows(em, name, rp, pin, src, pout, dst, rows, c, c_out, c_off):
         )
 
 
+def _upsample(em: Emitter, op: Upsample, g: Graph, places, cfg: HwConfig) -> None:
+    """Nearest upsampling: output pixel (fh*i + dy, fw*j + dx) is input pixel (i, j), so each
+    input tile is stored fh*fw times, at offset (dy, dx), with output strides fh rows / fw
+    pixels between consecutive input rows / pixels."""
+    pin, pout, src = places[op.inputs[0]], places[op.output], g.tensors[op.inputs[0]]
+    n, h, w, c = pin.shape
+    fh, fw = op.factors
+    step = _rows_per_tile(em, c, [src.bits], 1, h * w) // w
+    if step < 1:
+        raise AccelsimError(f"node {op.name!r}: one input row of {w}x{c} does not fit INP")
+    out_row = w * fw * c  # elements of one output row
+    for img in range(n):
+        for y0 in range(0, h, step):
+            ny = min(step, h - y0)
+            slot = em.slots[Buf.INP].take()
+            base = pin.dram_addr + (img * h + y0) * w * c
+            em.load(Buf.INP, slot, base, 1, ny * w, c, 0, c, src.bits, src.mode)
+            for dy in range(fh):
+                for dx in range(fw):
+                    dst = pout.dram_addr + img * h * fh * out_row + (y0 * fh + dy) * out_row
+                    em.store(Buf.INP, slot, dst + dx * c, ny, w, c, fh * out_row, fw * c,
+                             src.bits, src.mode)
+
+
 _EMIT = {
     Add: _elementwise,
     Clip: _elementwise,
@@ -333,4 +358,5 @@ _EMIT = {
     AvgPool: _pool,
     GlobalAvgPool: _pool,
     Concat: _concat,
+    Upsample: _upsample,
 }

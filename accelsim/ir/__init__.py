@@ -20,6 +20,7 @@ from accelsim.ir.ops import (
     QuantConv2d,
     Quantize,
     QuantLinear,
+    Upsample,
 )
 from accelsim.ir.params import (
     AddParams,
@@ -51,6 +52,7 @@ __all__ = [
     "Quantize",
     "RescaleParams",
     "TensorInfo",
+    "Upsample",
     "add_params",
     "concat_params",
     "conv_acc",

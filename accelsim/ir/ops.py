@@ -37,6 +37,7 @@ from accelsim.ir.vector_ops import (
     Flatten,
     GlobalAvgPool,
     MaxPool,
+    Upsample,
 )
 from accelsim.numeric import MAC_MAX_BITS, MODES
 
@@ -54,6 +55,7 @@ __all__ = [
     "QuantConv2d",
     "QuantLinear",
     "Quantize",
+    "Upsample",
     "infer_shape",
     "window_out",
 ]
@@ -293,6 +295,9 @@ def infer_shape(op: Op, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
         return (first[0], int(np.prod(first[1:])))
     if isinstance(op, Concat):
         return first[:-1] + (sum(s[-1] for s in in_shapes),)
+    if isinstance(op, Upsample):
+        n, h, w, c = first
+        return (n, h * op.factors[0], w * op.factors[1], c)
     return first  # Quantize, BatchNorm, Clip, Add
 
 
@@ -310,5 +315,6 @@ OP_TYPES = {
         GlobalAvgPool,
         Flatten,
         Concat,
+        Upsample,
     )
 } | HOST_OP_TYPES

@@ -30,6 +30,7 @@ from accelsim.ir.ops import (
     QuantConv2d,
     Quantize,
     QuantLinear,
+    Upsample,
 )
 from accelsim.kernels import alu, gemm, quant
 from accelsim.kernels.rescale import rescale, rescale_ref
@@ -174,6 +175,11 @@ def _flatten(op, xs, ctx):
     return xs[0].reshape(xs[0].shape[0], -1)
 
 
+def _upsample(op, xs, ctx):
+    fh, fw = op.factors
+    return np.repeat(np.repeat(xs[0], fh, axis=1), fw, axis=2)
+
+
 def _concat(op, xs, ctx):
     dst = ctx.graph.tensors[op.output]
     parts = []
@@ -193,6 +199,7 @@ _RUN = {
     GlobalAvgPool: _gap,
     Flatten: _flatten,
     Concat: _concat,
+    Upsample: _upsample,
 }
 
 

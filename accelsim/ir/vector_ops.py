@@ -1,4 +1,5 @@
-"""Ops that run on the vector ALU: ReLU / clip, residual add, pooling, flatten, concat."""
+"""Ops that run on the vector ALU: ReLU / clip, residual add, pooling, flatten, concat; and
+nearest-neighbour upsampling, a DMA copy."""
 
 from __future__ import annotations
 
@@ -170,3 +171,22 @@ class Concat(Op):
         if np.ndim(out.scale) != 0:
             fail(self, f"output {out.name!r} must have a per-tensor scale")
         check_shape(self, graph, ts[0].shape[:-1] + (sum(t.shape[-1] for t in ts),))
+
+
+@dataclass(kw_only=True)
+class Upsample(Op):
+    """Nearest-neighbour upsampling by whole factors: NHWC [N, H, W, C] ->
+    [N, H*fh, W*fw, C] with y[n, i, j, c] = x[n, i // fh, j // fw, c] (ONNX Resize, mode
+    nearest, integer scales). Same quantization; the DMA writes each input tile fh*fw times
+    with output strides, so no unit computes anything."""
+
+    factors: tuple[int, int]
+
+    def check(self, graph: Graph) -> None:
+        super().check(graph)
+        t = check_int_input(self, graph, self.inputs[0], 4)
+        self.factors = ints(self, self.factors, 2, "factors", 1)
+        if not same_quant(t, tensor(graph, self.output)):
+            fail(self, f"output must have the same quantization as input {t.name!r}")
+        n, h, w, c = t.shape
+        check_shape(self, graph, (n, h * self.factors[0], w * self.factors[1], c))

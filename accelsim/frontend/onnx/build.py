@@ -208,10 +208,15 @@ class Builder:
         act = Act(name, real, p.layout, p.chw)
         if (lo, hi) != (tlo, thi):
             act = self.clip(act, lo, hi, node)
-        if not p.moves:
+        moves = list(p.moves)
+        if moves and isinstance(moves[0], tuple):  # ("upsample", factors) on the machine
+            from accelsim.frontend.onnx.vector import upsample  # noqa: PLC0415
+
+            act = upsample(self, node, act, moves.pop(0)[1], out=f"{out}/up")
+        if not moves:
             return act
         host = self.to_host(act, f"{out}/host", node)
-        for make in p.moves:
+        for make in moves:
             op = make(self.node_name(f"{node.name}/move"), host.name)
             host = Host(self.host_tensor(f"{out}/moved", op, like=host.name), post=True)
         return host

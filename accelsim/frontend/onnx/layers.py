@@ -15,7 +15,7 @@ import numpy as np
 from accelsim.frontend.onnx.build import Builder, fail
 from accelsim.frontend.onnx.quant_ops import const_array
 from accelsim.frontend.onnx.reader import ONode
-from accelsim.frontend.onnx.values import Act, Const, Pending, QConst, flat_perm
+from accelsim.frontend.onnx.values import Act, Const, Host, Pending, QConst, flat_perm
 from accelsim.ir.fold import scale_weighted
 from accelsim.ir.graph import int_dtype
 from accelsim.ir.ops import QuantConv2d, QuantLinear, infer_shape
@@ -48,6 +48,12 @@ def _weight_ints(node: ONode, w: QConst, out_axis: int) -> tuple[np.ndarray, int
 
 
 def _input(b: Builder, node: ONode, x, integer: bool = False) -> Act:
+    if isinstance(x, Host):
+        fail(node, f"reads the float tensor {node.inputs[0]!r}, which no quantizer has "
+             "quantized: the integer array needs a QuantizeLinear / Quant in front of it "
+             "(a float model cannot run on the machine)")
+    if isinstance(x, Pending):
+        fail(node, f"reads the unquantized result of {x.src!r}: a quantizer must come between")
     if not isinstance(x, Act) or x.real == integer:
         kind = "integer tensor" if integer else "quantized tensor's float view (DequantizeLinear)"
         fail(node, f"data input must be a machine {kind}, got {type(x).__name__}")

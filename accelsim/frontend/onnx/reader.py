@@ -26,7 +26,7 @@ DOMAINS = {
     "qonnx.custom_op.general": "QONNX",
 }
 QONNX_DOMAINS = ("onnx.brevitas", "qonnx.custom_op.general")
-MIN_OPSET = 10  # QuantizeLinear / DequantizeLinear appear in opset 10
+MIN_OPSET = 7  # older graphs lack the attributes and inputs the importer reads
 MAX_FILE_BYTES = 2**31  # protobuf's own limit for one message
 
 
@@ -131,7 +131,7 @@ def _opset(model, source: str) -> int:
     if v is None:
         raise ModelFormatError(f"{source}: no opset_import for the default ONNX domain")
     if v < MIN_OPSET:
-        raise ModelFormatError(f"{source}: opset {v} is too old (quantized ops need {MIN_OPSET}+)")
+        raise ModelFormatError(f"{source}: opset {v} is too old (supported: {MIN_OPSET} and later)")
     return int(v)
 
 

@@ -17,7 +17,16 @@ from accelsim.frontend.onnx.quant_ops import const_array
 from accelsim.frontend.onnx.reader import ONode
 from accelsim.frontend.onnx.values import Act, Const, Host, Pending, QConst, onnx_shape
 from accelsim.ir import host_ops as H
-from accelsim.ir.ops import Add, AvgPool, Concat, Flatten, GlobalAvgPool, MaxPool, infer_shape
+from accelsim.ir.ops import (
+    Add,
+    AvgPool,
+    Concat,
+    Flatten,
+    GlobalAvgPool,
+    MaxPool,
+    Upsample,
+    infer_shape,
+)
 
 
 def _host(b: Builder, node: ONode, x) -> Host:
@@ -288,6 +297,11 @@ def movement(b: Builder, node: ONode, args):
         if np.any(f != np.rint(f)) or np.any(f < 1):
             fail(node, f"Resize factors {f.tolist()} must be whole numbers >= 1")
         factors = tuple(int(v) for v in f)
+        if len(factors) == 4 and factors[:2] == (1, 1):  # spatial: the machine's Upsample
+            if isinstance(x, Act) and x.layout == "nchw":
+                return [upsample(b, node, x, factors[2:])]
+            if isinstance(x, Pending) and x.layout == "nchw" and not x.moves:
+                return [Pending(**{**x.__dict__, "moves": [("upsample", factors[2:])]})]
 
         def make(name, inp):
             return H.HostResize(name=name, inputs=(inp,), output="", factors=factors)
@@ -301,6 +315,19 @@ def movement(b: Builder, node: ONode, args):
         new = Pending(**{**x.__dict__, "moves": [*x.moves, make]})
         return [new]
     return [host_op(b, node, x, make("", ""))]
+
+
+def upsample(b: Builder, node: ONode, x: Act, factors, out: str | None = None) -> Act:
+    """Nearest upsampling of machine tensor x on the machine (keeps quantization and clamp)."""
+    t = b.tensors[x.name]
+    op = Upsample(name=b.node_name(node.name), inputs=(x.name,), output="",
+                  factors=tuple(factors))
+    shape = infer_shape(op, [t.shape])
+    name = b.tensor_name(out or node.outputs[0])
+    b.tensors[name] = type(t)(name, shape, t.bits, t.mode, t.scale, t.zero_point)
+    op.output = name
+    b.add(op)
+    return Act(name, x.real, "nchw", None, x.lo_r, x.hi_r)
 
 
 def host_unary(b: Builder, node: ONode, args):

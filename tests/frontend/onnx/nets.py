@@ -144,13 +144,13 @@ def same_level(got: np.ndarray, want: np.ndarray, name: str) -> None:
 
 
 def check(model: onnx.ModelProto, x: np.ndarray, *, runner=ort_run, machine=True,
-          config="edge", input_shape=None):
-    """Import `model`, compare the IR reference with `runner` on every output, then (machine)
-    simulate the machine core with check=True and compare its outputs after the host
-    epilogue. Returns the imported graph."""
+          config="edge", input_shape=None, exact=True):
+    """Import `model`, compare the IR reference with `runner` on every output (unless not
+    `exact`), then (machine) simulate the machine core with check=True and compare its
+    outputs after the host epilogue with the reference's. Returns the imported graph."""
     graph = load_onnx(model.SerializeToString(), input_shape=input_shape)
-    want = runner(model, x)
     ref = run_reference(graph, x, round_mode=ONNX_ROUND_MODE)
+    want = runner(model, x) if exact else {k: ref[k] for k in graph.outputs}
     for name in graph.outputs:
         same_level(ref[name], want[name], name)
     if machine:
