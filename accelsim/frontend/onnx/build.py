@@ -191,6 +191,9 @@ class Builder:
         name = self.new_tensor(out, p.shape, qp, p.layout, node.where, final)
         t = self.tensors[name]
         lo, hi = self.int_bounds(p.lo_r, p.hi_r, qp, node.where)
+        narrow = _narrower_bits(t, lo, hi)
+        if narrow:  # clamped to exactly a narrower type's range: a narrower tensor
+            t.bits = narrow
         tlo, thi = t.qrange
         op = copy.copy(p.op)
         op.name = self.node_name(p.src)  # named after the ONNX op it computes
@@ -225,11 +228,12 @@ class Builder:
         """A quantizer applied to the float view of machine tensor `act`: nothing when it has
         the same quantization, else the machine's requantization (a one-input Concat)."""
         t = self.tensors[act.name]
-        same = (qp.bits, qp.mode) == (t.bits, t.mode) and not qp.per_channel
+        same = qp.mode == t.mode and not qp.per_channel and np.ndim(t.scale) == 0
         same = same and _F32(np.ravel(qp.scale)[0]) == _F32(np.ravel(t.scale)[0])
-        same = same and np.ndim(t.scale) == 0 and int(np.ravel(qp.zero_point)[0]) == t.zero_point
-        if same:
+        same = same and int(np.ravel(qp.zero_point)[0]) == t.zero_point
+        if same:  # the same integers, clamped to the quantizer's (possibly narrower) range
             lo, hi = self.int_bounds(act.lo_r, act.hi_r, qp, node.where)
+            lo, hi = max(lo, t.qrange[0]), min(hi, t.qrange[1])
             base = Act(act.name, real, act.layout, act.chw)
             return base if (lo, hi) == t.qrange else self.clip(base, lo, hi, node)
         shape = t.shape
@@ -311,3 +315,14 @@ def _prune(name, tensors, nodes, inp, outputs) -> Graph:
     used = {inp, *outputs} | {n.output for n in keep}
     return Graph(name, {k: t for k, t in tensors.items() if k in used}, keep, inp, outputs)
 
+
+
+def _narrower_bits(t: TensorInfo, lo: int, hi: int) -> int | None:
+    """b < t.bits when [lo, hi] is exactly the range of b-bit integers in t's mode (ONNX
+    has no 3-bit type, so a 3-bit tensor is a clamped int8 / uint8 one)."""
+    from accelsim.ir.graph import int_range  # noqa: PLC0415
+
+    for b in range(1 if t.mode == "unsigned" else 2, t.bits):
+        if int_range(b, t.mode) == (lo, hi):
+            return b
+    return None

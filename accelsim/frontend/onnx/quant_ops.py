@@ -136,7 +136,7 @@ def dequantize_linear(b: Builder, node: ONode, args):
         return [x]
     if isinstance(x, Act) and not x.real:
         t = b.tensors[x.name]
-        mine = QParams(t.scale, t.zero_point, t.bits, t.mode)
+        mine = QParams(t.scale, t.zero_point, qp.bits, t.mode)  # t may be narrower than its type
         if not _same(QParams(qp.scale, qp.zero_point, qp.bits, qp.mode), mine):
             fail(node, f"scale / zero point differ from those that quantized {node.inputs[0]!r}")
         return [Act(x.name, True, x.layout, x.chw)]

@@ -243,14 +243,14 @@ def _flatten(b: Builder, node: ONode, x: Act, target) -> Act:
     src = onnx_shape(t.shape, x.layout, x.chw)
     if tuple(target) == tuple(src):
         return x
-    if x.layout != "nchw" or len(target) != 2 or target[0] != src[0]:
+    if len(src) != 4 or x.layout == "flat" or len(target) != 2 or target[0] != src[0]:
         fail(node, f"reshapes a machine tensor {src} -> {target}; only flattening "
-             "[N, C, H, W] -> [N, C*H*W] is supported")
+             "[N, C, H, W] -> [N, C*H*W] (or NHWC -> [N, H*W*C]) is supported")
     name = b.tensor_name(node.outputs[0])
     b.tensors[name] = type(t)(name, target, t.bits, t.mode, t.scale, t.zero_point)
     b.add(Flatten(name=b.node_name(node.name), inputs=(x.name,), output=name))
     n, c, h, w = src
-    layout = "same" if h * w == 1 or c == 1 else "flat"
+    layout = "same" if h * w == 1 or c == 1 or x.layout == "same" else "flat"
     return Act(name, x.real, layout, (c, h, w) if layout == "flat" else None, x.lo_r, x.hi_r)
 
 
@@ -259,6 +259,10 @@ def transpose(b: Builder, node: ONode, args):
     perm = tuple(node.attrs.get("perm", range(len(_onnx_shape(b, x)))[::-1]))
     if perm == tuple(range(len(perm))):
         return [x]
+    if isinstance(x, Act) and len(perm) == 4:  # NCHW <-> NHWC: the same machine tensor
+        if (x.layout, perm) in (("nchw", (0, 2, 3, 1)), ("same", (0, 3, 1, 2))):
+            layout = "same" if x.layout == "nchw" else "nchw"
+            return [Act(x.name, x.real, layout, None, x.lo_r, x.hi_r)]
     if isinstance(x, QConst):
         qp = x.qp
         axis = None if qp.axis is None else perm.index(qp.axis % len(perm))
