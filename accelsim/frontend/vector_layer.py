@@ -347,8 +347,18 @@ def _upsample(em: Emitter, op: Upsample, g: Graph, places, cfg: HwConfig) -> Non
             for dy in range(fh):
                 for dx in range(fw):
                     dst = pout.dram_addr + img * h * fh * out_row + (y0 * fh + dy) * out_row
-                    em.store(Buf.INP, slot, dst + dx * c, ny, w, c, fh * out_row, fw * c,
-                             src.bits, src.mode)
+                    em.store(
+                        Buf.INP,
+                        slot,
+                        dst + dx * c,
+                        ny,
+                        w,
+                        c,
+                        fh * out_row,
+                        fw * c,
+                        src.bits,
+                        src.mode,
+                    )
 
 
 _EMIT = {

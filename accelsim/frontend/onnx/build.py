@@ -19,7 +19,7 @@ from accelsim.frontend.onnx.values import Act, Host, Pending, QParams, onnx_shap
 from accelsim.ir.fold import add_offset
 from accelsim.ir.graph import Graph, TensorInfo
 from accelsim.ir.host_ops import HostClip, HostDequantize, HostReshape, HostTranspose, HostUnary
-from accelsim.ir.ops import Add, Clip, Concat, Quantize, QuantConv2d, QuantLinear
+from accelsim.ir.ops import Add, Clip, Concat, QuantConv2d, Quantize, QuantLinear
 
 _F32 = np.float32
 
@@ -43,7 +43,7 @@ class Builder:
                 f"{model.source}: the machine takes one model input, the graph has "
                 f"{len(model.inputs)}: {sorted(model.inputs)}"
             )
-        (self.input, (shape, _)), = model.inputs.items()
+        ((self.input, (shape, _)),) = model.inputs.items()
         self.tensors[self.input] = TensorInfo(self.input, shape, bits=32, mode="float")
         self.values[self.input] = Host(self.input)
 
@@ -134,21 +134,33 @@ class Builder:
     def quantize_host(self, value: Host, qp: QParams, out: str, node: ONode, real: bool) -> Act:
         """The machine's input: the host tensor (ONNX layout) quantized by `qp`."""
         if value.post:
-            fail(node, "quantizes a tensor computed on the host after machine layers "
-                 "(a host op between two machine segments is not supported)")
+            fail(
+                node,
+                "quantizes a tensor computed on the host after machine layers "
+                "(a host op between two machine segments is not supported)",
+            )
         if self.machine_input is not None:
-            fail(node, f"a second quantized model input (the first is {self.machine_input!r});"
-                 " the machine takes one")
+            fail(
+                node,
+                f"a second quantized model input (the first is {self.machine_input!r});"
+                " the machine takes one",
+            )
         t = self.tensors[value.name]
         if len(t.shape) not in (2, 4):
             fail(node, f"the quantized input must be 2-D or 4-D (NCHW), got shape {t.shape}")
         src, layout = value.name, "same"
         if len(t.shape) == 4:
-            op = HostTranspose(name=self.node_name(f"{node.name}/to_nhwc"), inputs=(src,),
-                               output="", perm=(0, 2, 3, 1))
+            op = HostTranspose(
+                name=self.node_name(f"{node.name}/to_nhwc"),
+                inputs=(src,),
+                output="",
+                perm=(0, 2, 3, 1),
+            )
             src, layout = self.host_tensor(f"{value.name}/nhwc", op), "nchw"
         shape = self.tensors[src].shape
-        name = self.new_tensor(out, shape, qp, layout, node.where, final=not real and len(shape) == 2)
+        name = self.new_tensor(
+            out, shape, qp, layout, node.where, final=not real and len(shape) == 2
+        )
         self.add(Quantize(name=self.node_name(node.name), inputs=(src,), output=name))
         self.machine_input = name
         act = Act(name, real, layout)
@@ -164,8 +176,16 @@ class Builder:
         self.tensors[name] = copy.copy(t)
         self.tensors[name].name = name
         relu = lo == t.zero_point and hi == t.qrange[1]
-        self.add(Clip(name=self.node_name(f"{node.name}/clip"), inputs=(act.name,), output=name,
-                      lo=int(lo), hi=int(hi), kind="relu" if relu else "clip"))
+        self.add(
+            Clip(
+                name=self.node_name(f"{node.name}/clip"),
+                inputs=(act.name,),
+                output=name,
+                lo=int(lo),
+                hi=int(hi),
+                kind="relu" if relu else "clip",
+            )
+        )
         return Act(name, act.real, act.layout, act.chw)
 
     def settle(self, act: Act, node: ONode) -> Act:
@@ -179,8 +199,11 @@ class Builder:
                 continue
             q = np.rint(_F32(v) / np.asarray(t.scale, _F32)) + t.zero_point
             if not np.all(np.asarray(t.scale, _F32) * _F32(q - t.zero_point) == _F32(v)):
-                fail(node, f"reads {act.name!r} clipped at {v}, which is not a quantization "
-                     "level of that tensor (only a following quantizer can absorb it)")
+                fail(
+                    node,
+                    f"reads {act.name!r} clipped at {v}, which is not a quantization "
+                    "level of that tensor (only a following quantizer can absorb it)",
+                )
         lo, hi = self.int_bounds(act.lo_r, act.hi_r, qp, node.where)
         return self.clip(Act(act.name, act.real, act.layout, act.chw), lo, hi, node)
 
@@ -238,8 +261,9 @@ class Builder:
             return base if (lo, hi) == t.qrange else self.clip(base, lo, hi, node)
         shape = t.shape
         op = Concat(name="", inputs=(act.name,), output="")
-        p = Pending("concat", op, shape, act.layout, node.name, chw=act.chw,
-                    lo_r=act.lo_r, hi_r=act.hi_r)
+        p = Pending(
+            "concat", op, shape, act.layout, node.name, chw=act.chw, lo_r=act.lo_r, hi_r=act.hi_r
+        )
         return self.materialize(p, qp, out, node, real)
 
     def to_host(self, act: Act, out: str, node: ONode, final: bool = False) -> Host:
@@ -258,8 +282,11 @@ class Builder:
                 HostReshape(name="", inputs=(), output="", shape=(n, c * h * w)),
             ]
         if act.real:
-            steps.append(HostDequantize(name="", inputs=(), output="", scale=t.scale,
-                                        zero_point=t.zero_point, axis=1))
+            steps.append(
+                HostDequantize(
+                    name="", inputs=(), output="", scale=t.scale, zero_point=t.zero_point, axis=1
+                )
+            )
             if act.lo_r is not None or act.hi_r is not None:
                 steps.append(HostClip(name="", inputs=(), output="", lo=act.lo_r, hi=act.hi_r))
         if not steps:
@@ -290,8 +317,9 @@ class Builder:
                 if v.real or v.layout != "same" or v.name != o or v.lo_r is not None:
                     v = self.to_host(v, o, _OutNode(o), final=True)
             elif isinstance(v, Host) and v.name != o:
-                op = HostUnary(name=self.node_name(f"{o}/copy"), inputs=(v.name,), output="",
-                               op="Identity")
+                op = HostUnary(
+                    name=self.node_name(f"{o}/copy"), inputs=(v.name,), output="", op="Identity"
+                )
                 self.host_tensor(o, op, like=v.name, exact=True)
             elif not isinstance(v, Host):
                 raise ModelFormatError(f"{where} is a constant; the machine computes nothing")
@@ -314,7 +342,6 @@ def _prune(name, tensors, nodes, inp, outputs) -> Graph:
     keep.reverse()
     used = {inp, *outputs} | {n.output for n in keep}
     return Graph(name, {k: t for k, t in tensors.items() if k in used}, keep, inp, outputs)
-
 
 
 def _narrower_bits(t: TensorInfo, lo: int, hi: int) -> int | None:

@@ -56,8 +56,22 @@ SUPPORTED = {
 CONTRIB = {"QLinearAdd": qoperator.qlinear_add, "QGemm": qoperator.qgemm}
 QONNX = {"Quant": quant_ops.qonnx_quant, "BipolarQuant": quant_ops.bipolar_quant}
 # ops evaluated only when all their inputs are constant (shape arithmetic)
-FOLD_ONLY = ("Constant", "Gather", "Slice", "ConstantOfShape", "Range", "Equal", "Where",
-             "Expand", "Floor", "Ceil", "Sqrt", "Pow", "ReduceProd", "Neg")
+FOLD_ONLY = (
+    "Constant",
+    "Gather",
+    "Slice",
+    "ConstantOfShape",
+    "Range",
+    "Equal",
+    "Where",
+    "Expand",
+    "Floor",
+    "Ceil",
+    "Sqrt",
+    "Pow",
+    "ReduceProd",
+    "Neg",
+)
 
 
 def handler(node: ONode):
@@ -102,9 +116,13 @@ def _step(b: Builder, node: ONode, args) -> list:
     present = [a for a in args if a is not None]
     fn = handler(node)
     foldable = node.domain in ("", "ai.onnx") and node.op not in (
-        "QuantizeLinear", "DequantizeLinear")
-    if foldable and all(isinstance(a, Const) for a in present) and (
-        present or node.op == "Constant"
+        "QuantizeLinear",
+        "DequantizeLinear",
+    )
+    if (
+        foldable
+        and all(isinstance(a, Const) for a in present)
+        and (present or node.op == "Constant")
     ):
         arrays = [a.value if a is not None else None for a in args]
         return [Const(v) for v in evaluate(node, arrays, b.model.opset)]
@@ -119,5 +137,6 @@ def _step(b: Builder, node: ONode, args) -> list:
         return fn(b, node, args)
     except ModelFormatError as e:
         msg = str(e)
-        raise ModelFormatError(msg if msg.startswith(b.model.source) else
-                               f"{b.model.source}: {msg}") from None
+        raise ModelFormatError(
+            msg if msg.startswith(b.model.source) else f"{b.model.source}: {msg}"
+        ) from None

@@ -2,10 +2,11 @@
 reads DequantizeLinear views, so onnxruntime computes the same integers as the machine with
 `rescale.round_mode = "rne"` (ONNX rounds half to even).
 
-Feature maps are NCHW in the file, as ONNX models are (a native model's image input is declared
-NCHW); a flatten transposes to the IR's NHWC order first, and host ops and graph outputs read
-the IR's NHWC layout through a Transpose. Widths without an ONNX type (1..7 bits) are stored in int8 / uint8 and
-clamped to their range by a Clip before the QuantizeLinear (exact: rounding is monotone);
+Feature maps are NCHW in the file, as ONNX models are (a native model's image input is
+declared NCHW); a flatten transposes to the IR's NHWC order first, and host ops read the IR's
+NHWC layout through a Transpose. Widths without an ONNX type (1..7 bits) are stored in int8 /
+uint8 and clamped to their range by a Clip before the QuantizeLinear (exact: rounding is
+monotone; the importer reads such a clamped tensor back at its narrow width);
 9..16 bits use int16 / uint16 (opset 21). Weights are int8 / uint8 initialisers with per-channel
 scales, biases int32 with scale s_in * s_w[c], zero point 0.
 """
@@ -28,8 +29,8 @@ from accelsim.ir.ops import (
     Flatten,
     GlobalAvgPool,
     MaxPool,
-    Quantize,
     QuantConv2d,
+    Quantize,
     QuantLinear,
     Upsample,
 )
@@ -108,15 +109,15 @@ class _Exporter:
         if ir_name not in self.nchw:
             return ir_name
         if ir_name not in self._ir_view:
-            self._ir_view[ir_name] = self.node("Transpose", [ir_name], f"{ir_name}_nhwc",
-                                               perm=list(TO_NHWC))
+            self._ir_view[ir_name] = self.node(
+                "Transpose", [ir_name], f"{ir_name}_nhwc", perm=list(TO_NHWC)
+            )
         return self._ir_view[ir_name]
 
     def dq(self, ir_name: str) -> str:
         t = self.g.tensors[ir_name]
         ins, attrs = self.qparams(t, ir_name)
         return self.node("DequantizeLinear", [self.name(ir_name), *ins], f"{ir_name}_dq", **attrs)
-
 
     def weighted(self, op) -> None:
         src, dst = (self.g.tensors[i] for i in (op.inputs[0], op.output))
@@ -126,20 +127,39 @@ class _Exporter:
         w_onnx = w.transpose(3, 2, 0, 1) if conv else w  # [Cout, Cin/g, KH, KW] or [K, N]
         wt = np.int8 if op.w_mode != "unsigned" else np.uint8
         axis = 0 if conv else 1
-        wdq = self.node("DequantizeLinear", [self.const(w_onnx.astype(wt), f"{op.name}_w"),
-                                             self.const(ws.astype(_F32), f"{op.name}_ws"),
-                                             self.const(np.zeros(op.cout, wt), "wzp")],
-                        f"{op.name}_wdq", axis=axis)
+        wdq = self.node(
+            "DequantizeLinear",
+            [
+                self.const(w_onnx.astype(wt), f"{op.name}_w"),
+                self.const(ws.astype(_F32), f"{op.name}_ws"),
+                self.const(np.zeros(op.cout, wt), "wzp"),
+            ],
+            f"{op.name}_wdq",
+            axis=axis,
+        )
         bscale = (_F32(src.scale) * ws.astype(_F32)).astype(_F32)
-        bdq = self.node("DequantizeLinear", [self.const(op.bias_or_zeros(), f"{op.name}_b"),
-                                             self.const(bscale, f"{op.name}_bs"),
-                                             self.const(np.zeros(op.cout, np.int32), "bzp")],
-                        f"{op.name}_bdq", axis=0)
+        bdq = self.node(
+            "DequantizeLinear",
+            [
+                self.const(op.bias_or_zeros(), f"{op.name}_b"),
+                self.const(bscale, f"{op.name}_bs"),
+                self.const(np.zeros(op.cout, np.int32), "bzp"),
+            ],
+            f"{op.name}_bdq",
+            axis=0,
+        )
         x = self.dq(op.inputs[0])
         if conv:
             pt, pb, pl, pr = op.padding
-            y = self.node("Conv", [x, wdq, bdq], op.name, strides=list(op.stride),
-                          pads=[pt, pl, pb, pr], dilations=list(op.dilation), group=op.groups)
+            y = self.node(
+                "Conv",
+                [x, wdq, bdq],
+                op.name,
+                strides=list(op.stride),
+                pads=[pt, pl, pb, pr],
+                dilations=list(op.dilation),
+                group=op.groups,
+            )
         else:
             y = self.node("Add", [self.node("MatMul", [x, wdq], op.name), bdq], op.name)
         self.quantize(y, dst, op.clip_lo, op.clip_hi, op.relu)
@@ -161,8 +181,14 @@ class _Exporter:
         elif isinstance(op, MaxPool):  # and AvgPool (count_include_pad = 0)
             pt, pb, pl, pr = op.padding
             kind = "AveragePool" if isinstance(op, AvgPool) else "MaxPool"
-            y = self.node(kind, [self.dq(op.inputs[0])], op.name, kernel_shape=list(op.kernel),
-                          strides=list(op.stride), pads=[pt, pl, pb, pr])
+            y = self.node(
+                kind,
+                [self.dq(op.inputs[0])],
+                op.name,
+                kernel_shape=list(op.kernel),
+                strides=list(op.stride),
+                pads=[pt, pl, pb, pr],
+            )
             self.quantize(y, dst)
         elif isinstance(op, Flatten):
             shape = self.const(np.array(dst.shape, np.int64), "shape")
@@ -173,9 +199,15 @@ class _Exporter:
         elif isinstance(op, Upsample):
             scales = self.const(np.array([1, 1, *op.factors], _F32), "scales")
             self.nchw.add(op.output)
-            self.node("Resize", [self.name(op.inputs[0]), "", scales], op.name, out=op.output,
-                      mode="nearest", coordinate_transformation_mode="asymmetric",
-                      nearest_mode="floor")
+            self.node(
+                "Resize",
+                [self.name(op.inputs[0]), "", scales],
+                op.name,
+                out=op.output,
+                mode="nearest",
+                coordinate_transformation_mode="asymmetric",
+                nearest_mode="floor",
+            )
         else:
             raise AccelsimError(f"node {op.name!r}: {type(op).__name__} has no ONNX export")
 
@@ -184,14 +216,20 @@ class _Exporter:
         if isinstance(op, H.HostTranspose):
             self.node("Transpose", [x], out, out=out, perm=list(op.perm))
         elif isinstance(op, H.HostReshape):
-            self.node("Reshape", [x, self.const(np.array(op.shape, np.int64), "shape")], out,
-                      out=out)
+            self.node(
+                "Reshape", [x, self.const(np.array(op.shape, np.int64), "shape")], out, out=out
+            )
         elif isinstance(op, H.HostDequantize):
             t = self.g.tensors[op.inputs[0]]
             s = np.asarray(op.scale, _F32)
             zp = np.full(s.shape, np.asarray(op.zero_point).reshape(-1)[0], self.qtype(t))
-            self.node("DequantizeLinear", [x, self.const(s, "s"), self.const(zp, "zp")], out,
-                      out=out, **({"axis": op.axis} if s.ndim else {}))
+            self.node(
+                "DequantizeLinear",
+                [x, self.const(s, "s"), self.const(zp, "zp")],
+                out,
+                out=out,
+                **({"axis": op.axis} if s.ndim else {}),
+            )
         elif isinstance(op, H.HostBinary):
             c = self.const(np.asarray(op.const, _F32), "c")
             self.node(op.op, [c, x] if op.const_first else [x, c], out, out=out)
@@ -204,8 +242,15 @@ class _Exporter:
             self.node("Softmax", [x], out, out=out, axis=op.axis)
         elif isinstance(op, H.HostResize):
             sc = self.const(np.array(op.factors, _F32), "scales")
-            self.node("Resize", [x, "", sc], out, out=out, mode="nearest",
-                      coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+            self.node(
+                "Resize",
+                [x, "", sc],
+                out,
+                out=out,
+                mode="nearest",
+                coordinate_transformation_mode="asymmetric",
+                nearest_mode="floor",
+            )
         elif isinstance(op, H.HostDepthToSpace):
             self.node("DepthToSpace", [x], out, out=out, blocksize=op.blocksize, mode=op.mode)
         else:
@@ -225,12 +270,16 @@ class _Exporter:
             shape = list(t.shape)
             if o in self.nchw:  # a 4-D machine output is NCHW in the file
                 shape = [shape[0], shape[3], shape[1], shape[2]]
-            et = TensorProto.FLOAT if t.is_float else self.h.np_dtype_to_tensor_dtype(
-                np.dtype(self.qtype(t)))
+            et = (
+                TensorProto.FLOAT
+                if t.is_float
+                else self.h.np_dtype_to_tensor_dtype(np.dtype(self.qtype(t)))
+            )
             outs.append(self.h.make_tensor_value_info(o, et, shape))
         graph = self.h.make_graph(self.nodes, g.name, ins, outs, initializer=self.inits)
-        m = self.h.make_model(graph, opset_imports=[self.h.make_opsetid("", self.opset)],
-                              producer_name="accelsim")
+        m = self.h.make_model(
+            graph, opset_imports=[self.h.make_opsetid("", self.opset)], producer_name="accelsim"
+        )
         m.ir_version = 10 if self.opset >= 21 else 8
         return m
 

@@ -26,8 +26,11 @@ def _weight_ints(node: ONode, w: QConst, out_axis: int) -> tuple[np.ndarray, int
     qp = w.qp
     out_axis %= w.q.ndim
     if qp.per_channel and qp.axis % w.q.ndim != out_axis:
-        fail(node, f"per-channel weight scales along axis {qp.axis}: only the output-channel "
-             f"axis ({out_axis}) can be rescaled after the integer sum")
+        fail(
+            node,
+            f"per-channel weight scales along axis {qp.axis}: only the output-channel "
+            f"axis ({out_axis}) can be rescaled after the integer sum",
+        )
     zp = np.asarray(qp.zero_point, np.int64)
     if zp.size > 1:
         shape = [1] * w.q.ndim
@@ -39,7 +42,8 @@ def _weight_ints(node: ONode, w: QConst, out_axis: int) -> tuple[np.ndarray, int
     elif not np.any(zp):
         bits, mode = qp.bits, qp.mode
     else:  # zero point removed: the smallest signed width holding the differences
-        bits = next((k for k in range(2, 9) if -(2 ** (k - 1)) <= q.min() and q.max() < 2 ** (k - 1)), 0)
+        fits = (k for k in range(2, 9) if -(2 ** (k - 1)) <= q.min() and q.max() < 2 ** (k - 1))
+        bits = next(fits, 0)
         mode = "signed"
     if not 1 <= bits <= 8:
         fail(node, f"weights need {qp.bits} bits; the matmul array multiplies 1..8-bit operands")
@@ -49,9 +53,12 @@ def _weight_ints(node: ONode, w: QConst, out_axis: int) -> tuple[np.ndarray, int
 
 def _input(b: Builder, node: ONode, x, integer: bool = False) -> Act:
     if isinstance(x, Host):
-        fail(node, f"reads the float tensor {node.inputs[0]!r}, which no quantizer has "
-             "quantized: the integer array needs a QuantizeLinear / Quant in front of it "
-             "(a float model cannot run on the machine)")
+        fail(
+            node,
+            f"reads the float tensor {node.inputs[0]!r}, which no quantizer has "
+            "quantized: the integer array needs a QuantizeLinear / Quant in front of it "
+            "(a float model cannot run on the machine)",
+        )
     if isinstance(x, Pending):
         fail(node, f"reads the unquantized result of {x.src!r}: a quantizer must come between")
     if not isinstance(x, Act) or x.real == integer:
@@ -99,8 +106,16 @@ def weighted(b: Builder, node: ONode, x: Act, w: QConst, conv: bool, unit_real: 
         q, bits, mode, ws = _weight_ints(node, w, 0)
         weight = q.transpose(2, 3, 1, 0).astype(int_dtype(bits, mode))
         geo = _conv_geometry(node, t.shape[1:3], q.shape[2:])
-        op = QuantConv2d(name="", inputs=(x.name,), output="", weight=weight, w_bits=bits,
-                         w_mode=mode, w_scale=ws, **geo)
+        op = QuantConv2d(
+            name="",
+            inputs=(x.name,),
+            output="",
+            weight=weight,
+            w_bits=bits,
+            w_mode=mode,
+            w_scale=ws,
+            **geo,
+        )
         layout, chw = "nchw", None
     else:
         if w.q.ndim != 2 or len(t.shape) != 2:
@@ -108,9 +123,15 @@ def weighted(b: Builder, node: ONode, x: Act, w: QConst, conv: bool, unit_real: 
         q, bits, mode, ws = _weight_ints(node, w, 1)
         if x.layout == "flat":
             q = q[flat_perm(x.chw)]
-        op = QuantLinear(name="", inputs=(x.name,), output="",
-                         weight=q.astype(int_dtype(bits, mode)), w_bits=bits, w_mode=mode,
-                         w_scale=ws)
+        op = QuantLinear(
+            name="",
+            inputs=(x.name,),
+            output="",
+            weight=q.astype(int_dtype(bits, mode)),
+            w_bits=bits,
+            w_mode=mode,
+            w_scale=ws,
+        )
         layout, chw = "same", None
     if unit_real:  # real output = acc: the weight step is 1 / s_in
         op.w_scale = np.full(op.cout, 1.0 / s_in) if np.ndim(ws) else 1.0 / s_in
@@ -120,8 +141,17 @@ def weighted(b: Builder, node: ONode, x: Act, w: QConst, conv: bool, unit_real: 
         fail(node, f"weights of shape {w.q.shape} do not fit input {t.shape}: {e}")
     if shape[-1] != op.cout or min(shape) < 1:
         fail(node, f"weights of shape {w.q.shape} do not fit input {t.shape}")
-    return Pending("weighted", op, shape, layout, node.name, chw=chw, s_in=s_in,
-                   offset=np.zeros(op.cout), integer=unit_real)
+    return Pending(
+        "weighted",
+        op,
+        shape,
+        layout,
+        node.name,
+        chw=chw,
+        s_in=s_in,
+        offset=np.zeros(op.cout),
+        integer=unit_real,
+    )
 
 
 def _per_channel(node: ONode, p: Pending, arr: np.ndarray, what: str) -> np.ndarray:
@@ -141,8 +171,11 @@ def _per_channel(node: ONode, p: Pending, arr: np.ndarray, what: str) -> np.ndar
 def affine(b: Builder, node: ONode, p: Pending, k=None, o=None) -> Pending:
     """Pending p followed by y = x * k + o (per channel): folded into the conv / linear."""
     if p.kind != "weighted":
-        fail(node, f"cannot fold an elementwise {node.op} into the result of {p.src!r} "
-             "(only into a conv / linear before its quantizer)")
+        fail(
+            node,
+            f"cannot fold an elementwise {node.op} into the result of {p.src!r} "
+            "(only into a conv / linear before its quantizer)",
+        )
     if p.lo_r is not None or p.hi_r is not None:
         fail(node, f"{node.op} after a Relu / Clip on the result of {p.src!r} cannot be folded")
     if p.moves and ((k is not None and np.unique(k).size > 1) or o is not None):
@@ -160,8 +193,11 @@ def affine(b: Builder, node: ONode, p: Pending, k=None, o=None) -> Pending:
 def conv(b: Builder, node: ONode, args):
     x, w = _input(b, node, args[0]), args[1]
     if not isinstance(w, QConst):
-        fail(node, "weights must be quantized constants (DequantizeLinear or QONNX Quant of "
-             "an initialiser); float weights cannot run on the integer array")
+        fail(
+            node,
+            "weights must be quantized constants (DequantizeLinear or QONNX Quant of "
+            "an initialiser); float weights cannot run on the integer array",
+        )
     p = weighted(b, node, x, w, conv=True)
     return [_bias(node, p, args[2] if len(args) > 2 else None)]
 
@@ -225,8 +261,8 @@ def pending_arith(b: Builder, node: ONode, p: Pending, c, const_first: bool):
     if node.op == "Add":
         return affine(b, node, p, o=v)
     if node.op == "Sub":
-        return affine(b, node, p, k=-np.ones_like(v), o=v) if const_first else affine(
-            b, node, p, o=-v
+        return (
+            affine(b, node, p, k=-np.ones_like(v), o=v) if const_first else affine(b, node, p, o=-v)
         )
     if node.op == "Mul":
         return affine(b, node, p, k=v)

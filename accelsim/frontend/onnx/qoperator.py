@@ -23,9 +23,18 @@ _F32 = np.float32
 
 def _params(b: Builder, node: ONode, args, i: int, name_i: int) -> QParams:
     """QParams from (scale, zero point) inputs i, i+1 (zero point's type gives the width)."""
-    sub = ONode(node.name, node.op, node.domain, [node.inputs[name_i], node.inputs[i],
-                                                  node.inputs[i + 1] if i + 1 < len(node.inputs)
-                                                  else ""], [], {"axis": 0})
+    sub = ONode(
+        node.name,
+        node.op,
+        node.domain,
+        [
+            node.inputs[name_i],
+            node.inputs[i],
+            node.inputs[i + 1] if i + 1 < len(node.inputs) else "",
+        ],
+        [],
+        {"axis": 0},
+    )
     vals = [None, args[i], args[i + 1] if i + 1 < len(args) else None]
     qp = qdq_params(b, sub, vals)
     return qp
@@ -50,8 +59,9 @@ def _weights(b: Builder, node: ONode, v, qp: QParams, axis: int) -> QConst:
 
 def _out(b: Builder, node: ONode, p: Pending, args, i: int):
     qp = _params(b, node, args, i, 0)
-    return b.materialize(p, QParams(qp.scale, qp.zero_point, qp.bits, qp.mode), node.outputs[0],
-                         node, real=False)
+    return b.materialize(
+        p, QParams(qp.scale, qp.zero_point, qp.bits, qp.mode), node.outputs[0], node, real=False
+    )
 
 
 def _int_bias(node: ONode, p: Pending, v, unit: np.ndarray) -> Pending:
@@ -95,8 +105,10 @@ def qgemm(b: Builder, node: ONode, args):
         w = QConst(w.q.T, QParams(w.qp.scale, w.qp.zero_point, w.qp.bits, w.qp.mode, ax))
     p = weighted(b, node, x, w, conv=False)
     alpha = float(a.get("alpha", 1.0))
-    unit = alpha * float(np.ravel(aq.scale)[0]) * np.broadcast_to(
-        np.asarray(bq.scale, np.float64), (p.shape[-1],)
+    unit = (
+        alpha
+        * float(np.ravel(aq.scale)[0])
+        * np.broadcast_to(np.asarray(bq.scale, np.float64), (p.shape[-1],))
     )
     if alpha != 1.0:
         p = affine(b, node, p, k=np.full(p.shape[-1], alpha))
@@ -144,4 +156,3 @@ def integer_op(b: Builder, node: ONode, args):
     zp = np.asarray(wzp, np.int64).reshape(-1)
     qp = QParams(scale, zp if zp.size > 1 else int(zp[0]), bits, mode, axis)
     return [weighted(b, node, x, QConst(w.astype(np.int64), qp), conv=conv, unit_real=True)]
-

@@ -44,8 +44,11 @@ def int_type(b: Builder, node: ONode, name: str, arr: np.ndarray) -> tuple[int, 
     """(bits, mode) of integer constant `name`: its declared ONNX type, else its dtype."""
     code = b.model.elem_types.get(name, _NP_INT_TYPES.get(arr.dtype.name))
     if code not in ONNX_INT_TYPES:
-        fail(node, f"{name!r} has type {arr.dtype}; supported integer types: int8, uint8, "
-             "int16, uint16, int4, uint4, int2, uint2 (int32 for biases)")
+        fail(
+            node,
+            f"{name!r} has type {arr.dtype}; supported integer types: int8, uint8, "
+            "int16, uint16, int4, uint4, int2, uint2 (int32 for biases)",
+        )
     return ONNX_INT_TYPES[code]
 
 
@@ -172,8 +175,7 @@ def _qonnx_params(b: Builder, node: ONode, args) -> tuple[QParams, object]:
         axis = axes[0] - s.ndim  # counted from the end: scale broadcasts against the input
     zpv = np.asarray(zp, np.float64).reshape(-1)
     zp_out = int(zpv[0]) if zpv.size == 1 else zpv.astype(np.int64)
-    qp = QParams(_scale(node, s.reshape(-1) if s.size > 1 else s), zp_out, bits, mode, axis, lo,
-                 hi)
+    qp = QParams(_scale(node, s.reshape(-1) if s.size > 1 else s), zp_out, bits, mode, axis, lo, hi)
     return qp, node.attrs.get("rounding_mode", "ROUND")
 
 
@@ -186,11 +188,16 @@ def qonnx_quant(b: Builder, node: ONode, args):
             qp = QParams(qp.scale, qp.zero_point, qp.bits, qp.mode, qp.axis % w.ndim, qp.lo, qp.hi)
         return [QConst(quantize_const(w, qp, rounding_fn(node, rmode)), qp)]
     if rmode.upper() not in QONNX_ROUNDING:
-        fail(node, f"rounding_mode {rmode!r} on an activation: the machine rounds half to even "
-             f"(supported: {', '.join(QONNX_ROUNDING)})")
+        fail(
+            node,
+            f"rounding_mode {rmode!r} on an activation: the machine rounds half to even "
+            f"(supported: {', '.join(QONNX_ROUNDING)})",
+        )
     if qp.mode == "bipolar":
-        fail(node, "1-bit (bipolar) activations are not supported: the rescale unit has no "
-             "bipolar output")
+        fail(
+            node,
+            "1-bit (bipolar) activations are not supported: the rescale unit has no bipolar output",
+        )
     if qp.axis is not None:
         shape = _value_ndim(b, x)
         qp = QParams(qp.scale, qp.zero_point, qp.bits, qp.mode, qp.axis % shape, qp.lo, qp.hi)
@@ -227,8 +234,11 @@ def bipolar_quant(b: Builder, node: ONode, args):
     x = args[0]
     scale = _scale(node, const_array(node, args[1], "scale"))
     if not isinstance(x, Const):
-        fail(node, "BipolarQuant on activations is not supported: the rescale unit has no "
-             "bipolar output (supported on constant weights)")
+        fail(
+            node,
+            "BipolarQuant on activations is not supported: the rescale unit has no "
+            "bipolar output (supported on constant weights)",
+        )
     if np.size(scale) > 1:
         fail(node, "BipolarQuant with a per-channel scale is not supported")
     qp = QParams(scale, 0, 1, "bipolar")

@@ -80,11 +80,15 @@ def add(b: Builder, node: ONode, args):
         first = is_const(x)
         c = x if first else y
         arr = c.real() if isinstance(c, QConst) else c.value
-        op = H.HostBinary(name="", inputs=(), output="", op=node.op, const=np.asarray(arr),
-                          const_first=first)
+        op = H.HostBinary(
+            name="", inputs=(), output="", op=node.op, const=np.asarray(arr), const_first=first
+        )
         return [host_op(b, node, y if first else x, op)]
-    fail(node, f"{node.op} of {type(x).__name__} and {type(y).__name__} is not supported "
-         "(two quantized tensors, a conv result and a constant, or host float and a constant)")
+    fail(
+        node,
+        f"{node.op} of {type(x).__name__} and {type(y).__name__} is not supported "
+        "(two quantized tensors, a conv result and a constant, or host float and a constant)",
+    )
 
 
 def _pool_attrs(node: ONode, k) -> dict:
@@ -96,8 +100,11 @@ def _pool_attrs(node: ONode, k) -> dict:
     p = tuple(a.get("pads", (0, 0, 0, 0))) if a.get("auto_pad", "NOTSET") == "NOTSET" else (0,) * 4
     if len(k) != 2 or len(p) != 4:
         fail(node, "only 2-D pooling is supported")
-    return {"kernel": tuple(k), "stride": tuple(a.get("strides", (1, 1))),
-            "padding": (p[0], p[2], p[1], p[3])}
+    return {
+        "kernel": tuple(k),
+        "stride": tuple(a.get("strides", (1, 1))),
+        "padding": (p[0], p[2], p[1], p[3]),
+    }
 
 
 def _check_ceil(node: ONode, op, in_shape) -> None:
@@ -105,8 +112,10 @@ def _check_ceil(node: ONode, op, in_shape) -> None:
         return
     n, h, w, _ = in_shape
     pt, pb, pl, pr = op.padding
-    for size, k, s, lo, hi in ((h, op.kernel[0], op.stride[0], pt, pb),
-                               (w, op.kernel[1], op.stride[1], pl, pr)):
+    for size, k, s, lo, hi in (
+        (h, op.kernel[0], op.stride[0], pt, pb),
+        (w, op.kernel[1], op.stride[1], pl, pr),
+    ):
         if (size + lo + hi - k) % s:
             fail(node, "ceil_mode=1 gives a partial last window, which is not supported")
 
@@ -133,8 +142,11 @@ def pool(b: Builder, node: ONode, args):
     shape = infer_shape(op, [t.shape])
     if cls is AvgPool:
         if node.attrs.get("count_include_pad", 0) and any(op.padding):
-            fail(node, "count_include_pad=1 with padding is not supported (the ALU averages "
-                 "the in-bounds elements)")
+            fail(
+                node,
+                "count_include_pad=1 with padding is not supported (the ALU averages "
+                "the in-bounds elements)",
+            )
         x = b.settle(x, node)
         op.inputs = (x.name,)
         return [Pending("pool", op, shape, "nchw", node.name)]
@@ -157,8 +169,11 @@ def relu_clip(b: Builder, node: ONode, args):
         if len(args) > 2 and args[2] is not None:
             hi = float(const_array(node, args[2], "max"))
     if isinstance(x, Host):
-        op = H.HostUnary(name="", inputs=(), output="", op="Relu") if node.op == "Relu" else (
-            H.HostClip(name="", inputs=(), output="", lo=lo, hi=hi))
+        op = (
+            H.HostUnary(name="", inputs=(), output="", op="Relu")
+            if node.op == "Relu"
+            else (H.HostClip(name="", inputs=(), output="", lo=lo, hi=hi))
+        )
         return [host_op(b, node, x, op)]
     if isinstance(x, (Pending, Act)) and (not isinstance(x, Act) or x.real):
         new = type(x)(**{**x.__dict__})
@@ -203,8 +218,9 @@ def reshape(b: Builder, node: ONode, args):
             axes = const_array(node, args[1], "axes").tolist()
         target = _squeeze(src, axes, node.op == "Unsqueeze")
     if isinstance(x, Host):
-        return [host_op(b, node, x, H.HostReshape(name="", inputs=(), output="",
-                                                   shape=tuple(target)))]
+        return [
+            host_op(b, node, x, H.HostReshape(name="", inputs=(), output="", shape=tuple(target)))
+        ]
     if isinstance(x, QConst):
         if x.qp.per_channel:
             fail(node, "reshaping per-channel quantized weights is not supported")
@@ -244,8 +260,11 @@ def _flatten(b: Builder, node: ONode, x: Act, target) -> Act:
     if tuple(target) == tuple(src):
         return x
     if len(src) != 4 or x.layout == "flat" or len(target) != 2 or target[0] != src[0]:
-        fail(node, f"reshapes a machine tensor {src} -> {target}; only flattening "
-             "[N, C, H, W] -> [N, C*H*W] (or NHWC -> [N, H*W*C]) is supported")
+        fail(
+            node,
+            f"reshapes a machine tensor {src} -> {target}; only flattening "
+            "[N, C, H, W] -> [N, C*H*W] (or NHWC -> [N, H*W*C]) is supported",
+        )
     name = b.tensor_name(node.outputs[0])
     b.tensors[name] = type(t)(name, target, t.bits, t.mode, t.scale, t.zero_point)
     b.add(Flatten(name=b.node_name(node.name), inputs=(x.name,), output=name))
@@ -266,8 +285,12 @@ def transpose(b: Builder, node: ONode, args):
     if isinstance(x, QConst):
         qp = x.qp
         axis = None if qp.axis is None else perm.index(qp.axis % len(perm))
-        return [QConst(x.q.transpose(perm), type(qp)(qp.scale, qp.zero_point, qp.bits, qp.mode,
-                                                     axis, qp.lo, qp.hi))]
+        return [
+            QConst(
+                x.q.transpose(perm),
+                type(qp)(qp.scale, qp.zero_point, qp.bits, qp.mode, axis, qp.lo, qp.hi),
+            )
+        ]
     return [host_op(b, node, x, H.HostTranspose(name="", inputs=(), output="", perm=perm))]
 
 
@@ -313,8 +336,8 @@ def movement(b: Builder, node: ONode, args):
         bs, mode = int(node.attrs["blocksize"]), node.attrs.get("mode", "DCR")
 
         def make(name, inp):
-            return H.HostDepthToSpace(name=name, inputs=(inp,), output="", blocksize=bs,
-                                      mode=mode)
+            return H.HostDepthToSpace(name=name, inputs=(inp,), output="", blocksize=bs, mode=mode)
+
     if isinstance(x, Pending):
         new = Pending(**{**x.__dict__, "moves": [*x.moves, make]})
         return [new]
@@ -324,8 +347,7 @@ def movement(b: Builder, node: ONode, args):
 def upsample(b: Builder, node: ONode, x: Act, factors, out: str | None = None) -> Act:
     """Nearest upsampling of machine tensor x on the machine (keeps quantization and clamp)."""
     t = b.tensors[x.name]
-    op = Upsample(name=b.node_name(node.name), inputs=(x.name,), output="",
-                  factors=tuple(factors))
+    op = Upsample(name=b.node_name(node.name), inputs=(x.name,), output="", factors=tuple(factors))
     shape = infer_shape(op, [t.shape])
     name = b.tensor_name(out or node.outputs[0])
     b.tensors[name] = type(t)(name, shape, t.bits, t.mode, t.scale, t.zero_point)

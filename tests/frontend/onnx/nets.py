@@ -56,8 +56,9 @@ class Net:
     def node(self, op: str, inputs, domain: str = "", n_out: int = 1, **attrs):
         outs = [self.fresh(op.lower()) for _ in range(n_out)]
         name = self.fresh(op)
-        self.nodes.append(helper.make_node(op, list(inputs), outs, name=name, domain=domain,
-                                           **attrs))
+        self.nodes.append(
+            helper.make_node(op, list(inputs), outs, name=name, domain=domain, **attrs)
+        )
         return outs[0] if n_out == 1 else outs
 
     def q(self, x, scale, zp, dtype="int8", axis=None):
@@ -84,9 +85,13 @@ class Net:
         return self.dq(w, scale, zp, dtype, axis=axis if scale.ndim else None)
 
     def bias(self, b_int, scale):
-        return self.dq(self.const(np.asarray(b_int), "int32"), np.asarray(scale, np.float32),
-                       np.zeros(np.shape(scale), np.int32), "int32", axis=0 if np.ndim(scale)
-                       else None)
+        return self.dq(
+            self.const(np.asarray(b_int), "int32"),
+            np.asarray(scale, np.float32),
+            np.zeros(np.shape(scale), np.int32),
+            "int32",
+            axis=0 if np.ndim(scale) else None,
+        )
 
     def model(self, x: str, shape, outputs, in_type=TensorProto.FLOAT) -> onnx.ModelProto:
         inp = helper.make_tensor_value_info(x, in_type, list(shape))
@@ -122,9 +127,7 @@ def qonnx_run(model: onnx.ModelProto, x: np.ndarray) -> dict[str, np.ndarray]:
     from qonnx.core.onnx_exec import execute_onnx
     from qonnx.transformation.infer_shapes import InferShapes
 
-    w = ModelWrapper(onnx.ModelProto.FromString(model.SerializeToString())).transform(
-        InferShapes()
-    )
+    w = ModelWrapper(onnx.ModelProto.FromString(model.SerializeToString())).transform(InferShapes())
     out = execute_onnx(w, {model.graph.input[0].name: x})
     return {o.name: out[o.name] for o in model.graph.output}
 
@@ -143,8 +146,16 @@ def same_level(got: np.ndarray, want: np.ndarray, name: str) -> None:
     )
 
 
-def check(model: onnx.ModelProto, x: np.ndarray, *, runner=ort_run, machine=True,
-          config="edge", input_shape=None, exact=True):
+def check(
+    model: onnx.ModelProto,
+    x: np.ndarray,
+    *,
+    runner=ort_run,
+    machine=True,
+    config="edge",
+    input_shape=None,
+    exact=True,
+):
     """Import `model`, compare the IR reference with `runner` on every output (unless not
     `exact`), then (machine) simulate the machine core with check=True and compare its
     outputs after the host epilogue with the reference's. Returns the imported graph."""

@@ -55,8 +55,11 @@ def test_low_bit_types(act, wtype, wrange, zp_in, zp_out, opset):
     conv = next(n for n in g.nodes if type(n).__name__ == "QuantConv2d")
     assert conv.w_bits == {"int8": 8, "int4": 4, "int2": 2}[wtype]
     t = g.tensors[conv.output]
-    assert (t.bits, t.mode, t.zero_point) == (int(act[-1]), "unsigned" if act[0] == "u" else
-                                              "signed", zp_out)
+    assert (t.bits, t.mode, t.zero_point) == (
+        int(act[-1]),
+        "unsigned" if act[0] == "u" else "signed",
+        zp_out,
+    )
 
 
 def test_residual_add_different_scales():
@@ -80,8 +83,7 @@ def test_mlp_per_column_and_per_row_scales():
     [N, K] scaled per row (axis 0): both are per output channel."""
     n = Net(13)
     x = n.qdq("x", 2**-4, 0)
-    w1 = n.weight(RNG.integers(-30, 30, (12, 6)), np.array([1, 3, 5, 7, 9, 11]) * 2.0**-9,
-                  axis=1)
+    w1 = n.weight(RNG.integers(-30, 30, (12, 6)), np.array([1, 3, 5, 7, 9, 11]) * 2.0**-9, axis=1)
     h = n.qdq(n.node("Relu", [n.node("MatMul", [x, w1])]), 2**-3, -128)
     ws2 = np.array([3, 1, 5, 7]) * 2.0**-7
     w2 = n.weight(RNG.integers(-60, 60, (4, 6)), ws2, axis=0)

@@ -13,10 +13,13 @@ QD = "qonnx.custom_op.general"
 
 
 def quant(n, x, scale, bits, signed=1, narrow=0, zp=0.0, rounding="ROUND"):
-    args = [x, n.const(np.asarray(scale, np.float32)), n.const(np.float32(zp)),
-            n.const(np.float32(bits))]
-    return n.node("Quant", args, domain=QD, signed=signed, narrow=narrow,
-                  rounding_mode=rounding)
+    args = [
+        x,
+        n.const(np.asarray(scale, np.float32)),
+        n.const(np.float32(zp)),
+        n.const(np.float32(bits)),
+    ]
+    return n.node("Quant", args, domain=QD, signed=signed, narrow=narrow, rounding_mode=rounding)
 
 
 def flatten_by_shape(n, x):
@@ -31,21 +34,42 @@ def brevitas_cnn(act_bits=8, w_bits=4, bipolar_fc=False):
     n = Net(13, domains=[QD])
     x = quant(n, "x", 2**-4, act_bits)
     wf = RNG.integers(-7, 8, (4, 2, 3, 3)) * (np.array([1, 3, 5, 3]) * 2.0**-6)[:, None, None, None]
-    w = quant(n, n.const(wf.astype(np.float32)), (np.array([1, 3, 5, 3]) * 2.0**-6).reshape(
-        4, 1, 1, 1), w_bits, narrow=1)
-    c = n.node("Conv", [x, w, n.const((RNG.integers(-64, 64, 4) * 2.0**-6).astype(np.float32))],
-               pads=[1, 1, 1, 1])
+    w = quant(
+        n,
+        n.const(wf.astype(np.float32)),
+        (np.array([1, 3, 5, 3]) * 2.0**-6).reshape(4, 1, 1, 1),
+        w_bits,
+        narrow=1,
+    )
+    c = n.node(
+        "Conv",
+        [x, w, n.const((RNG.integers(-64, 64, 4) * 2.0**-6).astype(np.float32))],
+        pads=[1, 1, 1, 1],
+    )
     var = np.float32(1) - np.float32(1e-5)  # var + eps == 1 in float32: an exact batch norm
-    bn = n.node("BatchNormalization", [c, n.const(np.array([0.5, 2, -1, 1], np.float32)),
-                                       n.const(np.array([0.25, -0.5, 0, 1], np.float32)),
-                                       n.const(np.array([0.125, 0, 0.5, -1], np.float32)),
-                                       n.const(np.full(4, var, np.float32))], epsilon=1e-5)
+    bn = n.node(
+        "BatchNormalization",
+        [
+            c,
+            n.const(np.array([0.5, 2, -1, 1], np.float32)),
+            n.const(np.array([0.25, -0.5, 0, 1], np.float32)),
+            n.const(np.array([0.125, 0, 0.5, -1], np.float32)),
+            n.const(np.full(4, var, np.float32)),
+        ],
+        epsilon=1e-5,
+    )
     r = quant(n, n.node("Relu", [bn]), 2**-3, 4, signed=0)
     p = n.node("MaxPool", [r], kernel_shape=[2, 2], strides=[2, 2])
     f = flatten_by_shape(n, p)
     if bipolar_fc:
-        wfc = n.node("BipolarQuant", [n.const(RNG.standard_normal((4 * 3 * 3, 3)).astype(
-            np.float32)), n.const(np.float32(2**-4))], domain=QD)
+        wfc = n.node(
+            "BipolarQuant",
+            [
+                n.const(RNG.standard_normal((4 * 3 * 3, 3)).astype(np.float32)),
+                n.const(np.float32(2**-4)),
+            ],
+            domain=QD,
+        )
     else:
         wt = n.const((RNG.integers(-3, 4, (3, 4 * 3 * 3)) * 2**-5).astype(np.float32))
         wfc = n.node("Transpose", [quant(n, wt, 2**-5, 3, narrow=1)], perm=[1, 0])
@@ -55,7 +79,7 @@ def brevitas_cnn(act_bits=8, w_bits=4, bipolar_fc=False):
 
 @pytest.mark.parametrize("bipolar_fc", [False, True], ids=["int3_fc", "bipolar_fc"])
 def test_brevitas_cnn(bipolar_fc):
-    x = (RNG.integers(-100, 100, (1, 2, 6, 6)) * 2**-4 + RNG.uniform(-0.03, 0.03, (1, 2, 6, 6)))
+    x = RNG.integers(-100, 100, (1, 2, 6, 6)) * 2**-4 + RNG.uniform(-0.03, 0.03, (1, 2, 6, 6))
     g = check(brevitas_cnn(bipolar_fc=bipolar_fc), x.astype(np.float32), runner=qonnx_run)
     kinds = [type(n).__name__ for n in g.nodes]
     assert "BatchNorm" not in kinds and "Reshape" not in kinds

@@ -35,13 +35,15 @@ def test_qlinear_conv_matmul_add():
     b = n.const(RNG.integers(-300, 300, 3), "int32")
     args = [xq, *_qp(n, xs, 0), w, n.const(ws), n.const(np.zeros(3), "int8"), *_qp(n, 2**-3, 3)]
     c = n.node("QLinearConv", [*args, b], pads=[1, 1, 1, 1])
-    a = n.node("QLinearAdd", [c, *_qp(n, 2**-3, 3), xq, *_qp(n, xs, 0), *_qp(n, 2**-2, -2)],
-               domain=MS)
+    a = n.node(
+        "QLinearAdd", [c, *_qp(n, 2**-3, 3), xq, *_qp(n, xs, 0), *_qp(n, 2**-2, -2)], domain=MS
+    )
     out1 = n.dq(a, 2**-2, -2)
     flat = n.node("Reshape", [a, n.const(np.array([1, -1], np.int64))])
     wm = n.const(RNG.integers(-10, 10, (3 * 4 * 4, 5)), "int8")
-    mm = n.node("QLinearMatMul", [flat, *_qp(n, 2**-2, -2), wm, *_qp(n, 2**-6, 0),
-                                  *_qp(n, 2**-1, 0)])
+    mm = n.node(
+        "QLinearMatMul", [flat, *_qp(n, 2**-2, -2), wm, *_qp(n, 2**-6, 0), *_qp(n, 2**-1, 0)]
+    )
     model = n.model("x", [1, 3, 4, 4], [out1, (mm, TensorProto.INT8)])
     g = check(model, x_in((1, 3, 4, 4), xs))
     kinds = [type(v).__name__ for v in g.nodes]
@@ -56,13 +58,26 @@ def test_qgemm_and_integer_ops():
     xs = 2**-4
     xq = n.q("x", xs, 3, "uint8")
     w = n.const(RNG.integers(-50, 50, (4, 8)), "int8")  # [N, K]: transB=1
-    g1 = n.node("QGemm", [xq, *_qp(n, xs, 3, "uint8"), w, n.const(np.float32(2**-6)),
-                          n.const(np.int8(0), "int8"), n.const(RNG.integers(-99, 99, 4), "int32"),
-                          *_qp(n, 2**-2, 130, "uint8")], domain=MS, transB=1, alpha=0.5)
+    g1 = n.node(
+        "QGemm",
+        [
+            xq,
+            *_qp(n, xs, 3, "uint8"),
+            w,
+            n.const(np.float32(2**-6)),
+            n.const(np.int8(0), "int8"),
+            n.const(RNG.integers(-99, 99, 4), "int32"),
+            *_qp(n, 2**-2, 130, "uint8"),
+        ],
+        domain=MS,
+        transB=1,
+        alpha=0.5,
+    )
     out1 = n.dq(g1, 2**-2, 130, "uint8")
     wi = n.const(RNG.integers(100, 160, (8, 3)), "uint8")
-    mi = n.node("MatMulInteger", [xq, wi, n.const(np.uint8(3), "uint8"),
-                                  n.const(np.uint8(128), "uint8")])
+    mi = n.node(
+        "MatMulInteger", [xq, wi, n.const(np.uint8(3), "uint8"), n.const(np.uint8(128), "uint8")]
+    )
     f = n.node("Mul", [n.node("Cast", [mi], to=1), n.const(np.float32(xs * 2**-5))])
     f = n.node("Add", [f, n.const(np.array([0.25, -0.5, 1.0], np.float32))])
     out2 = n.qdq(n.node("Relu", [f]), 2**-3, 0)
@@ -87,8 +102,9 @@ def test_qlinear_add_odd_zero_point_ties():
     the import warns, and every differing output is a tie off by one."""
     n = Net(13, domains=[MS])
     xq = n.q("x", 2**-3, 0)
-    a = n.node("QLinearAdd", [xq, *_qp(n, 2**-3, 0), xq, *_qp(n, 2**-3, 0), *_qp(n, 2**-1, 1)],
-               domain=MS)
+    a = n.node(
+        "QLinearAdd", [xq, *_qp(n, 2**-3, 0), xq, *_qp(n, 2**-3, 0), *_qp(n, 2**-1, 1)], domain=MS
+    )
     model = n.model("x", [1, 16], [(a, TensorProto.INT8)])
     # inputs q = -8..7 at scale 1/8; v = (q + q) / 8 / (1/2) = q / 2 is a tie for each odd q,
     # and adding the odd zero point before rounding flips the even neighbour every time
