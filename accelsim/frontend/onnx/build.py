@@ -47,15 +47,13 @@ class Builder:
         self.tensors[self.input] = TensorInfo(self.input, shape, bits=32, mode="float")
         self.values[self.input] = Host(self.input)
 
-    def tensor_name(self, base: str) -> str:
-        """A fresh IR tensor name based on an ONNX value name (graph outputs stay reserved for
-        the tensors that finish them)."""
+    def tensor_name(self, base: str, machine: bool = True) -> str:
+        """A fresh IR tensor name based on an ONNX value name. A graph output's own name is
+        kept for a host tensor and reserved otherwise (the host epilogue ends there)."""
         name, k = base, 0
-        while name in self.tensors or (name in self.model.outputs and name != base):
+        while name in self.tensors or (machine and name in self.model.outputs):
             k += 1
             name = f"{base}#{k}"
-        if name in self.model.outputs:
-            name = f"{base}#q"
         return name
 
     def node_name(self, base: str) -> str:
@@ -101,7 +99,7 @@ class Builder:
     def host_tensor(self, base: str, op, like: str | None = None, exact: bool = False) -> str:
         """Add host op `op` (output set here) and declare its output by running it on zeros;
         `exact` names the output `base` itself (a graph output)."""
-        name = base if exact else self.tensor_name(base)
+        name = base if exact else self.tensor_name(base, machine=False)
         ins = [self.tensors[i] for i in op.inputs]
         out = np.asarray(op.run([np.zeros(t.shape, t.dtype) for t in ins]))
         op.output = name

@@ -142,3 +142,27 @@ def test_clip_relu6_folded_and_on_float_view():
     conv = next(n for n in g.nodes if type(n).__name__ == "QuantConv2d")
     assert (conv.relu, conv.clip_hi) == (True, 6 * 16 - 128)
     assert any(type(n).__name__ == "Clip" for n in g.nodes)
+
+
+def test_host_pre_and_post_processing():
+    """Float pre-processing x*2 - 1 before the input quantizer and a final affine and softmax
+    after the last dequantizer run as host ops (named in the graph), the rest on the machine,
+    including a 2x nearest Resize of the quantized conv output (the DMA's Upsample)."""
+    n = Net(13)
+    x = n.node("Sub", [n.node("Mul", ["x", n.const(np.float32(2))]), n.const(np.float32(1))])
+    xq = n.qdq(x, 2**-6, 0)
+    w = n.weight(RNG.integers(-9, 9, (3, 2, 1, 1)), 2**-5)
+    c = n.qdq(n.node("Conv", [xq, w]), 2**-3, 0)
+    big = n.node("Resize", [c, "", n.const(np.array([1, 1, 2, 2], np.float32))], mode="nearest")
+    flat = n.node("Flatten", [c])
+    aff = n.node(
+        "Add", [n.node("Mul", [flat, n.const(np.float32(0.5))]), n.const(np.float32(0.25))]
+    )
+    soft = n.node("Softmax", [aff], axis=1)
+    model = n.model("x", [1, 2, 2, 2], [soft, big])
+    xin = (RNG.integers(0, 64, (1, 2, 2, 2)) * 2**-6).astype(np.float32)
+    g = check(model, xin, machine=True)
+    host = [type(v).__name__ for v in g.nodes if type(v).__name__.startswith("Host")]
+    assert host[:3] == ["HostBinary", "HostBinary", "HostTranspose"]
+    assert {"HostSoftmax", "HostDequantize"} <= set(host)
+    assert any(type(v).__name__ == "Upsample" for v in g.nodes)
