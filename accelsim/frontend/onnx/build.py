@@ -240,9 +240,10 @@ class Builder:
         if not moves:
             return act
         host = self.to_host(act, f"{out}/host", node)
-        for make in moves:
+        for i, make in enumerate(moves):
             op = make(self.node_name(f"{node.name}/move"), host.name)
-            host = Host(self.host_tensor(f"{out}/moved", op, like=host.name), post=True)
+            base = out if i == len(moves) - 1 else f"{out}/moved"  # the last takes the name
+            host = Host(self.host_tensor(base, op, like=host.name), post=True)
         return host
 
     def requantize(self, act: Act, qp: QParams, out: str, node: ONode, real: bool) -> Act:

@@ -85,3 +85,23 @@ def test_brevitas_cnn(bipolar_fc):
     assert "BatchNorm" not in kinds and "Reshape" not in kinds
     fc = next(n for n in g.nodes if type(n).__name__ == "QuantLinear")
     assert fc.w_mode == ("bipolar" if bipolar_fc else "signed")
+
+
+def test_subpixel_depth_to_space_after_conv():
+    """ESPCN's sub-pixel head: Conv -> DepthToSpace -> Relu -> Quant. The per-tensor Relu and
+    quantizer commute with the channel-to-space move, so the conv requantizes on the machine
+    and DepthToSpace runs on the host epilogue, on integers."""
+    n = Net(13, domains=[QD])
+    x = quant(n, "x", 2**-4, 8, signed=0)
+    w = quant(
+        n,
+        n.const((RNG.integers(-7, 8, (8, 2, 3, 3)) * 2**-5).astype(np.float32)),
+        2**-5,
+        4,
+        narrow=1,
+    )
+    d = n.node("DepthToSpace", [n.node("Conv", [x, w], pads=[1, 1, 1, 1])], blocksize=2, mode="CRD")
+    y = quant(n, n.node("Relu", [d]), 2**-3, 8, signed=0)
+    xin = (RNG.integers(0, 200, (1, 2, 4, 4)) * 2**-4).astype(np.float32)
+    g = check(n.model("x", [1, 2, 4, 4], [y]), xin, runner=qonnx_run)
+    assert type(g.producer(g.outputs[0])).__name__ == "HostDepthToSpace"
