@@ -19,7 +19,17 @@ from accelsim.frontend.onnx.values import Act, Host, Pending, QParams, onnx_shap
 from accelsim.ir.fold import add_offset
 from accelsim.ir.graph import Graph, TensorInfo
 from accelsim.ir.host_ops import HostClip, HostDequantize, HostReshape, HostTranspose, HostUnary
-from accelsim.ir.ops import Add, Clip, Concat, QuantConv2d, Quantize, QuantLinear
+from accelsim.ir.ops import (
+    Add,
+    Clip,
+    Concat,
+    QuantConv2d,
+    Quantize,
+    QuantLinear,
+    Upsample,
+    infer_shape,
+)
+from accelsim.numeric import value_range
 
 _F32 = np.float32
 
@@ -186,6 +196,20 @@ class Builder:
         )
         return Act(name, act.real, act.layout, act.chw)
 
+    def upsample(self, x: Act, factors, node: ONode, out: str | None = None) -> Act:
+        """Nearest upsampling of machine tensor x on the machine (keeps its quantization and
+        any pending clamp, which commutes with copying)."""
+        t = self.tensors[x.name]
+        op = Upsample(
+            name=self.node_name(node.name), inputs=(x.name,), output="", factors=tuple(factors)
+        )
+        shape = infer_shape(op, [t.shape])
+        name = self.tensor_name(out or node.outputs[0])
+        self.tensors[name] = TensorInfo(name, shape, t.bits, t.mode, t.scale, t.zero_point)
+        op.output = name
+        self.add(op)
+        return Act(name, x.real, "nchw", None, x.lo_r, x.hi_r)
+
     def settle(self, act: Act, node: ONode) -> Act:
         """`act` with its pending real clamp applied (a Clip node on quantization levels)."""
         if act.lo_r is None and act.hi_r is None:
@@ -234,9 +258,7 @@ class Builder:
             act = self.clip(act, lo, hi, node)
         moves = list(p.moves)
         if moves and isinstance(moves[0], tuple):  # ("upsample", factors) on the machine
-            from accelsim.frontend.onnx.vector import upsample  # noqa: PLC0415
-
-            act = upsample(self, node, act, moves.pop(0)[1], out=f"{out}/up")
+            act = self.upsample(act, moves.pop(0)[1], node, out=f"{out}/up")
         if not moves:
             return act
         host = self.to_host(act, f"{out}/host", node)
@@ -346,9 +368,7 @@ def _prune(name, tensors, nodes, inp, outputs) -> Graph:
 def _narrower_bits(t: TensorInfo, lo: int, hi: int) -> int | None:
     """b < t.bits when [lo, hi] is exactly the range of b-bit integers in t's mode (ONNX
     has no 3-bit type, so a 3-bit tensor is a clamped int8 / uint8 one)."""
-    from accelsim.ir.graph import int_range  # noqa: PLC0415
-
     for b in range(1 if t.mode == "unsigned" else 2, t.bits):
-        if int_range(b, t.mode) == (lo, hi):
+        if value_range(b, t.mode) == (lo, hi):
             return b
     return None

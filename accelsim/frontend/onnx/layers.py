@@ -17,8 +17,8 @@ from accelsim.frontend.onnx.quant_ops import const_array
 from accelsim.frontend.onnx.reader import ONode
 from accelsim.frontend.onnx.values import Act, Const, Host, Pending, QConst, flat_perm
 from accelsim.ir.fold import scale_weighted
-from accelsim.ir.graph import int_dtype
 from accelsim.ir.ops import QuantConv2d, QuantLinear, infer_shape
+from accelsim.numeric import storage_dtype
 
 
 def _weight_ints(node: ONode, w: QConst, out_axis: int) -> tuple[np.ndarray, int, str, object]:
@@ -104,7 +104,7 @@ def weighted(b: Builder, node: ONode, x: Act, w: QConst, conv: bool, unit_real: 
         if w.q.ndim != 4 or len(t.shape) != 4:
             fail(node, "only 2-D convolutions (4-D input and weights) are supported")
         q, bits, mode, ws = _weight_ints(node, w, 0)
-        weight = q.transpose(2, 3, 1, 0).astype(int_dtype(bits, mode))
+        weight = q.transpose(2, 3, 1, 0).astype(storage_dtype(bits, mode))
         geo = _conv_geometry(node, t.shape[1:3], q.shape[2:])
         op = QuantConv2d(
             name="",
@@ -127,7 +127,7 @@ def weighted(b: Builder, node: ONode, x: Act, w: QConst, conv: bool, unit_real: 
             name="",
             inputs=(x.name,),
             output="",
-            weight=q.astype(int_dtype(bits, mode)),
+            weight=q.astype(storage_dtype(bits, mode)),
             w_bits=bits,
             w_mode=mode,
             w_scale=ws,

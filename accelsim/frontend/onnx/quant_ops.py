@@ -14,7 +14,7 @@ import numpy as np
 from accelsim.frontend.onnx.build import Builder, fail
 from accelsim.frontend.onnx.reader import ONode
 from accelsim.frontend.onnx.values import Act, Const, Host, Pending, QConst, QParams
-from accelsim.ir.graph import int_range
+from accelsim.numeric import value_range
 
 _F32 = np.float32
 # ONNX TensorProto element type -> (bits, mode) of the integers it holds
@@ -161,7 +161,7 @@ def _qonnx_params(b: Builder, node: ONode, args) -> tuple[QParams, object]:
     mode = "signed" if signed else "unsigned"
     if bits == 1 and signed:
         mode = "bipolar"  # as qonnx executes a 1-bit signed Quant
-    lo, hi = int_range(bits, mode)
+    lo, hi = value_range(bits, mode)
     if narrow and mode == "signed":
         lo += 1
     elif narrow and mode == "unsigned":

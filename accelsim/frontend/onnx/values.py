@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from accelsim.ir.graph import int_range
+from accelsim.numeric import value_range
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class QParams:
 
     @property
     def qrange(self) -> tuple[int, int]:
-        lo, hi = int_range(self.bits, self.mode)
+        lo, hi = value_range(self.bits, self.mode)
         return (lo if self.lo is None else self.lo, hi if self.hi is None else self.hi)
 
     @property

@@ -24,7 +24,6 @@ from accelsim.ir.ops import (
     Flatten,
     GlobalAvgPool,
     MaxPool,
-    Upsample,
     infer_shape,
 )
 
@@ -326,7 +325,7 @@ def movement(b: Builder, node: ONode, args):
         factors = tuple(int(v) for v in f)
         if len(factors) == 4 and factors[:2] == (1, 1):  # spatial: the machine's Upsample
             if isinstance(x, Act) and x.layout == "nchw":
-                return [upsample(b, node, x, factors[2:])]
+                return [b.upsample(x, factors[2:], node)]
             if isinstance(x, Pending) and x.layout == "nchw" and not x.moves:
                 return [Pending(**{**x.__dict__, "moves": [("upsample", factors[2:])]})]
 
@@ -342,18 +341,6 @@ def movement(b: Builder, node: ONode, args):
         new = Pending(**{**x.__dict__, "moves": [*x.moves, make]})
         return [new]
     return [host_op(b, node, x, make("", ""))]
-
-
-def upsample(b: Builder, node: ONode, x: Act, factors, out: str | None = None) -> Act:
-    """Nearest upsampling of machine tensor x on the machine (keeps quantization and clamp)."""
-    t = b.tensors[x.name]
-    op = Upsample(name=b.node_name(node.name), inputs=(x.name,), output="", factors=tuple(factors))
-    shape = infer_shape(op, [t.shape])
-    name = b.tensor_name(out or node.outputs[0])
-    b.tensors[name] = type(t)(name, shape, t.bits, t.mode, t.scale, t.zero_point)
-    op.output = name
-    b.add(op)
-    return Act(name, x.real, "nchw", None, x.lo_r, x.hi_r)
 
 
 def host_unary(b: Builder, node: ONode, args):
