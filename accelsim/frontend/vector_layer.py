@@ -1,6 +1,7 @@
 """Emission of the non-GEMM layers on the vector ALU (and the DMA for plain copies).
 
-- Add, Clip: the tensors are viewed as [rows, C]; tiles of rows go LOAD -> ALU -> STORE.
+- Add, Clip, Trunc (an ADD of the input with itself): the tensors are viewed as [rows, C];
+  tiles of rows go LOAD -> ALU -> STORE.
 - MaxPool, AvgPool: per image, tiles of output rows; the LOAD brings the padded input patch
   (MaxPool pads with the lowest input value, which never wins a max).
 - GlobalAvgPool: per image and channel slice, the whole H x W plane.
@@ -18,8 +19,8 @@ from accelsim.config import HwConfig
 from accelsim.errors import AccelsimError
 from accelsim.frontend.emit import MODE_BY_NAME, Emitter, rows_for
 from accelsim.ir.graph import Graph
-from accelsim.ir.ops import Add, AvgPool, Clip, Concat, GlobalAvgPool, MaxPool, Upsample
-from accelsim.ir.params import add_params, concat_params, pool_params
+from accelsim.ir.ops import Add, AvgPool, Clip, Concat, GlobalAvgPool, MaxPool, Trunc, Upsample
+from accelsim.ir.params import add_params, concat_params, pool_params, trunc_params
 from accelsim.isa import AluOp, Buf, Insn, Op, field_max
 from accelsim.numeric import INT32_MAX
 
@@ -99,10 +100,10 @@ def _elementwise(em: Emitter, op, g: Graph, places, cfg: HwConfig) -> None:
     pout = places[op.output]
     rows, c = _rows_view(pout)
     em.use_slots(Buf.INP, 4)
-    if isinstance(op, Add):
-        p = add_params(op, g, cfg.rescale.mult_bits)
+    if isinstance(op, (Add, Trunc)):  # a Trunc reads its one input as both operands
+        p = add_params(op, g, cfg.rescale.mult_bits) if isinstance(op, Add) else trunc_params(op, g)
         words = [p.ma, p.mb, p.t, p.za, p.zb]
-        alu_op, imm, zp = AluOp.ADD, int(bool(op.relu)), p.zp
+        alu_op, imm, zp = AluOp.ADD, int(bool(p.relu)), p.zp
     else:
         words, alu_op, imm, zp = [op.lo, op.hi], AluOp.CLIP, 0, out_t.zero_point
     p_slot = _load_param(em, _params(em, words), len(words))
@@ -363,6 +364,7 @@ def _upsample(em: Emitter, op: Upsample, g: Graph, places, cfg: HwConfig) -> Non
 
 _EMIT = {
     Add: _elementwise,
+    Trunc: _elementwise,
     Clip: _elementwise,
     MaxPool: _pool,
     AvgPool: _pool,

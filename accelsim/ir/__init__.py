@@ -20,6 +20,7 @@ from accelsim.ir.ops import (
     QuantConv2d,
     Quantize,
     QuantLinear,
+    Trunc,
     Upsample,
 )
 from accelsim.ir.params import (
@@ -52,6 +53,7 @@ __all__ = [
     "Quantize",
     "RescaleParams",
     "TensorInfo",
+    "Trunc",
     "Upsample",
     "add_params",
     "concat_params",

@@ -37,6 +37,7 @@ from accelsim.ir.vector_ops import (
     Flatten,
     GlobalAvgPool,
     MaxPool,
+    Trunc,
     Upsample,
 )
 from accelsim.numeric import MAC_MAX_BITS, MODES
@@ -55,6 +56,7 @@ __all__ = [
     "QuantConv2d",
     "QuantLinear",
     "Quantize",
+    "Trunc",
     "Upsample",
     "infer_shape",
     "window_out",
@@ -316,5 +318,6 @@ OP_TYPES = {
         Flatten,
         Concat,
         Upsample,
+        Trunc,
     )
 } | HOST_OP_TYPES

@@ -212,6 +212,28 @@ def add_params(op, graph: Graph, mult_bits: int = 32) -> AddParams:
     )
 
 
+def trunc_params(op, graph: Graph) -> AddParams:
+    """ALU ADD integers of a Trunc, reading its input as both operands a = b = x:
+    v = (x - za) + (x - zb) rounded by 2**(shift + 1), with za + zb = 2**shift - 1 for floor
+    (v is odd, so v / 2**(shift+1) = x / 2**shift - 1/2 + 2**-(shift+1) is never a tie and
+    every rounding mode gives floor(x / 2**shift)), -(2**shift - 1) for ceil, 0 for round
+    (ties follow the machine's mode). shift 0 is a copy (za = zb = 0, t = 1: v / 2 = x)."""
+    dst = graph.tensors[op.output]
+    k = op.shift
+    total = {"floor": (1 << k) - 1, "ceil": 1 - (1 << k), "round": 0}[op.rounding] if k else 0
+    za = total // 2 + (total % 2)  # za + zb = total
+    return AddParams(
+        ma=1,
+        mb=1,
+        t=k + 1,
+        za=za,
+        zb=total - za,
+        zp=0,
+        bits=dst.bits,
+        signed=dst.mode == "signed",
+    )
+
+
 def concat_params(op: Concat, graph: Graph, mult_bits: int = 32) -> list[RescaleParams | None]:
     """Per input: None if it has the output's quantization (a copy), else its rescale."""
     dst = graph.tensors[op.output]

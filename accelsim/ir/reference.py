@@ -30,6 +30,7 @@ from accelsim.ir.ops import (
     QuantConv2d,
     Quantize,
     QuantLinear,
+    Trunc,
     Upsample,
 )
 from accelsim.kernels import alu, gemm, quant
@@ -175,6 +176,12 @@ def _flatten(op, xs, ctx):
     return xs[0].reshape(xs[0].shape[0], -1)
 
 
+def _trunc(op, xs, ctx):
+    p = P.trunc_params(op, ctx.graph)
+    fn = alu.add if ctx.fast else alu.add_ref
+    return fn(xs[0], xs[0], mode=ctx.round_mode, **p.kwargs())
+
+
 def _upsample(op, xs, ctx):
     fh, fw = op.factors
     return np.repeat(np.repeat(xs[0], fh, axis=1), fw, axis=2)
@@ -200,6 +207,7 @@ _RUN = {
     Flatten: _flatten,
     Concat: _concat,
     Upsample: _upsample,
+    Trunc: _trunc,
 }
 
 

@@ -190,3 +190,29 @@ class Upsample(Op):
             fail(self, f"output must have the same quantization as input {t.name!r}")
         n, h, w, c = t.shape
         check_shape(self, graph, (n, h * self.factors[0], w * self.factors[1], c))
+
+
+TRUNC_ROUNDING = ("floor", "ceil", "round")
+
+
+@dataclass(kw_only=True)
+class Trunc(Op):
+    """Drop `shift` low bits of an integer tensor: y = clamp(rnd(x / 2**shift)) with rnd
+    floor, ceil or round (the machine's rounding mode), as QONNX Trunc (Brevitas's truncating
+    average pool). The vector ALU's ADD computes it exactly with x as both operands (see
+    `accelsim.ir.params.trunc_params`); the output keeps its own quantization."""
+
+    shift: int
+    rounding: str = "floor"
+
+    def check(self, graph: Graph) -> None:
+        super().check(graph)
+        t = check_int_input(self, graph, self.inputs[0], len(tensor(graph, self.output).shape))
+        out = tensor(graph, self.output)
+        if out.is_float or out.mode == "bipolar":
+            fail(self, f"output {out.name!r} must be signed or unsigned")
+        if not isinstance(self.shift, (int, np.integer)) or not 0 <= self.shift <= 30:
+            fail(self, f"shift must be an integer in 0..30, got {self.shift!r}")
+        if self.rounding not in TRUNC_ROUNDING:
+            fail(self, f"rounding must be one of {TRUNC_ROUNDING}, got {self.rounding!r}")
+        check_shape(self, graph, t.shape)

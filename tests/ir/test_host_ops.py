@@ -6,7 +6,7 @@ import pytest
 
 from accelsim.config import load_config
 from accelsim.errors import ModelFormatError
-from accelsim.ir import Graph, TensorInfo, Upsample, run_reference
+from accelsim.ir import Graph, TensorInfo, Trunc, Upsample, run_reference
 from accelsim.ir.host_ops import HostBinary, HostDequantize, HostTranspose, split_host
 from accelsim.ir.ops import Quantize
 from accelsim.runner import run_model
@@ -64,3 +64,32 @@ def test_declared_host_shape_is_checked_and_mid_graph_host_rejected():
     g.nodes[3] = Upsample(name="up", inputs=("un",), output="u", factors=(2, 3))
     with pytest.raises(ModelFormatError):
         split_host(g)
+
+
+@pytest.mark.parametrize("rounding", ["floor", "ceil", "round"])
+@pytest.mark.parametrize("shift", [0, 1, 3])
+def test_trunc_equals_its_definition_and_runs_on_the_machine(rounding, shift):
+    """Trunc = ALU ADD of x with itself (see trunc_params): floor / ceil of x / 2**shift in
+    every rounding mode, half to even for round under rne; the machine gives the same."""
+    x = np.arange(-64, 64, dtype=np.int64)
+    t = {
+        "f": TensorInfo("f", (1, 2, 4, 16), bits=32, mode="float"),
+        "q": TensorInfo("q", (1, 2, 4, 16), bits=8, mode="signed", scale=1.0),
+        "y": TensorInfo("y", (1, 2, 4, 16), bits=8, mode="signed", scale=2.0**shift),
+    }
+    nodes = [
+        Quantize(name="quant", inputs=("f",), output="q"),
+        Trunc(name="trunc", inputs=("q",), output="y", shift=shift, rounding=rounding),
+    ]
+    g = Graph("trunc", t, nodes, "f", ["y"])
+    g.validate()
+    xin = x.reshape(1, 2, 4, 16).astype(np.float64)
+    fn = {"floor": np.floor, "ceil": np.ceil, "round": np.rint}[rounding]
+    want = fn(x / 2**shift).astype(np.int64)
+    for mode in ("single", "rne", "tflite"):
+        got = run_reference(g, xin, round_mode=mode)["y"].reshape(-1)
+        if rounding != "round" or mode == "rne":
+            assert np.array_equal(got, want), mode
+    res = run_model(g, load_config("edge", ["rescale.round_mode=rne"]), xin, check=True)
+    assert res.check_ok, res.check_message
+    assert np.array_equal(res.outputs["y"].reshape(-1), want)

@@ -54,7 +54,11 @@ SUPPORTED = {
     "MatMulInteger": qoperator.integer_op,
 } | {op: vector.host_unary for op in HOST_UNARY_OPS if op not in ("Relu", "Identity")}
 CONTRIB = {"QLinearAdd": qoperator.qlinear_add, "QGemm": qoperator.qgemm}
-QONNX = {"Quant": quant_ops.qonnx_quant, "BipolarQuant": quant_ops.bipolar_quant}
+QONNX = {
+    "Quant": quant_ops.qonnx_quant,
+    "BipolarQuant": quant_ops.bipolar_quant,
+    "Trunc": quant_ops.qonnx_trunc,
+}
 # ops evaluated only when all their inputs are constant (shape arithmetic)
 FOLD_ONLY = (
     "Constant",

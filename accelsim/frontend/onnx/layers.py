@@ -257,6 +257,8 @@ def batchnorm(b: Builder, node: ONode, args):
 def pending_arith(b: Builder, node: ONode, p: Pending, c, const_first: bool):
     """Add / Sub / Mul / Div of a pending result and a constant."""
     arr = c.real() if isinstance(c, QConst) else c.value
+    if p.kind != "weighted" and node.op == "Mul" and np.size(arr) == 1 and float(arr) > 0:
+        return Pending(**{**p.__dict__, "gain": p.gain * float(np.ravel(arr)[0])})
     v = _per_channel(node, p, arr, "constant")
     if node.op == "Add":
         return affine(b, node, p, o=v)

@@ -105,6 +105,8 @@ def quantize(b: Builder, node: ONode, x, qp: QParams, real: bool):
     if isinstance(x, Host):
         return b.quantize_host(x, qp, out, node, real)
     if isinstance(x, Pending):
+        if x.gain != 1.0:
+            fail(node, f"a Mul by {x.gain} after {x.src!r} is only supported before a Trunc")
         return b.materialize(x, qp, out, node, real)
     if isinstance(x, Act) and x.real:
         return b.requantize(x, qp, out, node, real)
@@ -243,3 +245,81 @@ def bipolar_quant(b: Builder, node: ONode, args):
         fail(node, "BipolarQuant with a per-channel scale is not supported")
     qp = QParams(scale, 0, 1, "bipolar")
     return [QConst(quantize_const(x.value, qp), qp)]
+
+
+TRUNC_ROUNDING = {"FLOOR": "floor", "CEIL": "ceil", "ROUND": "round", "HALF_EVEN": "round"}
+
+
+def qonnx_trunc(b: Builder, node: ONode, args):
+    """QONNX Trunc (v1: x, scale, zp, in_bits, out_bits; v2: ..., out_scale, out_bits): the
+    integers q = round(x / scale + zp) lose in_bits - out_bits low bits (rounding_mode, FLOOR
+    by default). v1 keeps scale and zero point; v2 uses out_scale and zp / 2**shift."""
+    from accelsim.ir.ops import Trunc  # noqa: PLC0415
+
+    x = args[0]
+    scale = _scale(node, const_array(node, args[1], "scale"))
+    zp = np.ravel(const_array(node, args[2], "zero point"))
+    ints = [_int_const(node, args[i], name) for i, name in ((3, "input bit width"),)]
+    v2 = len(args) >= 6
+    out_bits = _int_const(node, args[5 if v2 else 4], "output bit width")
+    if np.size(scale) > 1 or zp.size != 1 or zp[0] != np.rint(zp[0]):
+        fail(node, "per-tensor scale and an integer zero point are supported")
+    zp = int(zp[0])
+    rnd = TRUNC_ROUNDING.get(str(node.attrs.get("rounding_mode", "FLOOR")).upper())
+    if rnd is None:
+        fail(
+            node,
+            f"rounding_mode {node.attrs['rounding_mode']!r}; supported: "
+            f"{', '.join(TRUNC_ROUNDING)}",
+        )
+    if v2:
+        out_scale = _scale(node, const_array(node, args[4], "output scale"))
+        shift = int(np.rint(np.log2(float(out_scale) / float(scale))))
+    else:
+        out_scale, shift = scale, ints[0] - out_bits
+    if shift < 0 or (v2 and zp % (1 << shift)):
+        fail(node, f"truncation by {shift} bits with zero point {zp} is not supported")
+    if isinstance(x, Pending):
+        src_mode = _pending_mode(b, x)
+        qp = QParams(float(scale) / x.gain, zp, ints[0], src_mode)
+        x = b.materialize(
+            Pending(**{**x.__dict__, "gain": 1.0}), qp, f"{node.outputs[0]}/in", node, real=True
+        )
+    if not isinstance(x, Act) or not x.real:
+        fail(node, "input must be a quantized tensor or the result of a pool / conv")
+    x = b.settle(x, node)
+    t = b.tensors[x.name]
+    if _F32(t.scale) * np.float32(1) != _F32(scale) and not isinstance(args[0], Pending):
+        fail(node, f"scale {scale} differs from that of its input {x.name!r} ({t.scale})")
+    mode = t.mode
+    if v2:
+        mode = "signed" if node.attrs.get("signed", 1) else "unsigned"
+    out_zp = zp if not v2 else zp >> shift
+    qp = QParams(out_scale, out_zp, out_bits, mode)
+    name = b.new_tensor(node.outputs[0], t.shape, qp, x.layout, node.where)
+    b.add(
+        Trunc(name=b.node_name(node.name), inputs=(x.name,), output=name, shift=shift, rounding=rnd)
+    )
+    act = Act(name, True, x.layout, x.chw)
+    lo, hi = qp.qrange
+    if v2 and node.attrs.get("narrow", 0):
+        lo, hi = (lo + 1, hi) if mode == "signed" else (lo, hi - 1)
+        act = b.clip(act, lo, hi, node)
+    return [act]
+
+
+def _int_const(node: ONode, v, what: str) -> int:
+    a = np.ravel(const_array(node, v, what))
+    if a.size != 1 or a[0] != np.rint(a[0]):
+        fail(node, f"{what} must be one integer")
+    return int(a[0])
+
+
+def _pending_mode(b: Builder, p: Pending) -> str:
+    """signed unless every input of the pending op is unsigned (then its result is >= 0)."""
+    ins = [b.tensors[i] for i in getattr(p.op, "inputs", ())]
+    return (
+        "unsigned"
+        if ins and all(t.mode == "unsigned" and t.zero_point == 0 for t in ins)
+        else "signed"
+    )

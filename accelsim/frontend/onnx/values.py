@@ -106,6 +106,8 @@ class Pending:
     `chw` the ONNX view of it. lo_r / hi_r: real clamp (Relu / Clip) to fuse. `moves`: host
     data-movement ops (per-tensor elementwise ops commute with them) applied after the
     quantizer, in the host epilogue. `src`: the ONNX node that produced it, for messages.
+    `gain`: a constant factor on a non-weighted result (Brevitas's AveragePool * k*k before
+    a Trunc), which only the integer Trunc can absorb.
     """
 
     kind: str
@@ -120,6 +122,7 @@ class Pending:
     hi_r: float | None = None
     moves: list = field(default_factory=list)
     integer: bool = False
+    gain: float = 1.0  # a positive factor on a pool / add result, absorbed by a Trunc
 
 
 def onnx_shape(shape: tuple[int, ...], layout: str, chw=None) -> tuple[int, ...]:

@@ -105,3 +105,49 @@ def test_subpixel_depth_to_space_after_conv():
     xin = (RNG.integers(0, 200, (1, 2, 4, 4)) * 2**-4).astype(np.float32)
     g = check(n.model("x", [1, 2, 4, 4], [y]), xin, runner=qonnx_run)
     assert type(g.producer(g.outputs[0])).__name__ == "HostDepthToSpace"
+
+
+def test_trunc_avgpool_and_trunc_of_a_tensor():
+    """Brevitas's TruncAvgPool2d: AveragePool -> Mul(k*k) -> Trunc(FLOOR) drops the low bits
+    of the window sum; and a Trunc of a quantized tensor (v1: same scale, fewer bits)."""
+    n = Net(13, domains=[QD])
+    x = quant(n, "x", 2**-4, 8, signed=0)
+    w = quant(
+        n,
+        n.const((RNG.integers(-7, 8, (3, 2, 3, 3)) * 2**-5).astype(np.float32)),
+        2**-5,
+        4,
+        narrow=1,
+    )
+    r = quant(n, n.node("Relu", [n.node("Conv", [x, w], pads=[1, 1, 1, 1])]), 2**-3, 4, signed=0)
+    s = n.node(
+        "Mul",
+        [n.node("AveragePool", [r], kernel_shape=[2, 2], strides=[2, 2]), n.const(np.float32(4))],
+    )
+    tr = n.node(
+        "Trunc",
+        [
+            s,
+            n.const(np.float32(2**-3)),
+            n.const(np.float32(0)),
+            n.const(np.float32(6)),
+            n.const(np.float32(4)),
+        ],
+        domain=QD,
+        rounding_mode="FLOOR",
+    )
+    t2 = n.node(
+        "Trunc",
+        [
+            x,
+            n.const(np.float32(2**-4)),
+            n.const(np.float32(0)),
+            n.const(np.float32(8)),
+            n.const(np.float32(5)),
+        ],
+        domain=QD,
+        rounding_mode="FLOOR",
+    )
+    xin = (RNG.integers(0, 250, (1, 2, 4, 4)) * 2**-4).astype(np.float32)
+    g = check(n.model("x", [1, 2, 4, 4], [tr, t2]), xin, runner=qonnx_run)
+    assert [type(v).__name__ for v in g.nodes].count("Trunc") == 2
