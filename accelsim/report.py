@@ -33,6 +33,15 @@ RUN_FIELDS: dict[str, tuple[str, str]] = {
     "tops_per_w": ("TOPS/W", "2 * MACs / energy"),
     "instructions": ("count", "instructions executed"),
     "rescale_mismatch_vs_rne": ("elements", "rescaled outputs differing from round-half-even"),
+    "host_ops": (
+        "list",
+        "host operations run in NumPy before / after the machine program: name, op, stage",
+    ),
+    "rescale_options": (
+        "dict",
+        "layer -> cheaper rescale settings (mode/multiplier bits) that give the same outputs "
+        "on this input (`accelsim.rescale_audit`; absent with --timing-only)",
+    ),
     "layers": ("list", "one row per layer, in graph order, with the keys below"),
     "name": ("-", "layer (node) name"),
     "cycles": ("cycles", "span of the layer: its first instruction start to its last end"),
@@ -137,8 +146,25 @@ def summarize(result, cfg: HwConfig) -> dict:
         "tops_per_w": energy.tops_per_w,
         "instructions": tot["instructions"],
         "rescale_mismatch_vs_rne": tot["rescale_mismatch_vs_rne"],
+        "host_ops": _host_ops(result.graph),
+        **({"rescale_options": result.rescale_options} if result.rescale_options else {}),
         "layers": layers,
     }
+
+
+def _host_ops(graph) -> list[dict]:
+    """The host operations of a dense graph, each with its stage (before / after the machine)."""
+    from accelsim.ir.host_ops import is_host, split_host  # noqa: PLC0415
+
+    nodes = getattr(graph, "nodes", [])
+    if not any(is_host(n) for n in nodes):
+        return []
+    split = split_host(graph)
+    return [
+        {"name": n.name, "op": n.describe(), "stage": stage}
+        for stage, part in (("before", split.pre), ("after", split.post))
+        for n in part
+    ]
 
 
 def _fmt(v: float) -> str:
@@ -185,6 +211,21 @@ def format_report(summary: dict) -> str:
     )
     print(f"energy     {s['energy_pj'] / 1e6:.3f} uJ ({parts})", file=out)
     print(f"efficiency {s['tops_per_w']:.2f} TOPS/W", file=out)
+    for stage in ("before", "after"):
+        ops = [h for h in s["host_ops"] if h["stage"] == stage]
+        if ops:
+            text = "; ".join(f"{h['name']}: {h['op']}" for h in ops)
+            print(f"host       {stage} the machine (NumPy): {text}", file=out)
+    if s.get("rescale_options"):
+        opts = s["rescale_options"]
+        cheap = {k: v for k, v in opts.items() if v}
+        print(
+            f"rescale    {len(cheap)} of {len(opts)} requantizing layers give the same outputs "
+            "on this input with a cheaper rescale:",
+            file=out,
+        )
+        for name, v in cheap.items():
+            print(f"             {name}: {', '.join(v)}", file=out)
     sparse = [r for r in s["layers"] if "svge_pairs" in r]
     if sparse:
         pairs = sum(r["svge_pairs"] for r in sparse)

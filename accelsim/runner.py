@@ -4,9 +4,12 @@ optionally compare every layer with the IR's integer reference (`accelsim run --
 Both graph kinds take the same path (`run_model`, one `compare`); what differs is the five
 steps of `_Kind`, chosen once by `graph.kind`:
 
-- dense (`Graph`): x is a float NHWC array (its batch may differ from the model's). The host
-  applies the input Quantize (already-integer input of the quantized input's range passes
-  through); outputs are NHWC arrays.
+- dense (`Graph`): x is a float array in the graph input's layout (NHWC, or the declared
+  layout of an imported model whose host ops convert it; its batch may differ from the
+  model's). The host runs the host prologue (`accelsim.ir.host_ops`) and the input Quantize
+  (already-integer input of the quantized input's range passes through); the machine runs
+  the core; the host epilogue then computes the model's own outputs from the machine's.
+  Outputs are NHWC machine tensors plus the epilogue's tensors.
 - sparse (`SparseGraph`): x = (coords int32 [n, 4], features [n, c]); float features are
   quantized on the host by the graph's `SparseQuantize`, integer ones are taken as already
   quantized. The program is lowered for these coordinates (`accelsim.frontend.sparse_lower`);
@@ -28,6 +31,7 @@ from accelsim.errors import SparseInputError
 from accelsim.frontend.lower import lower
 from accelsim.frontend.sparse_lower import hardware_order
 from accelsim.ir.graph import Graph
+from accelsim.ir.host_ops import is_host, run_host, split_host
 from accelsim.ir.reference import run_reference
 from accelsim.ir.sparse_ops import (
     SparseGraph,
@@ -52,6 +56,7 @@ class RunResult:
     outputs: dict = field(default_factory=dict)
     check_ok: bool | None = None
     check_message: str = ""
+    rescale_options: dict | None = None  # layer -> cheaper rescales (`accelsim.rescale_audit`)
 
     @property
     def name(self) -> str:
@@ -152,33 +157,50 @@ def _dense_prepare(graph: Graph, x) -> np.ndarray:
     return np.asarray(x)
 
 
+def _core(graph: Graph) -> Graph:
+    """The part of a dense graph that runs on the machine (the graph itself without host ops)."""
+    return split_host(graph).core if any(is_host(n) for n in graph.nodes) else graph
+
+
 def _dense_lower(graph: Graph, cfg: HwConfig, x: np.ndarray) -> Program:
+    core = _core(graph)
     batch = x.shape[0]
-    return lower(graph, cfg, batch=None if batch == graph.tensors[graph.input].shape[0] else batch)
+    return lower(core, cfg, batch=None if batch == core.tensors[core.input].shape[0] else batch)
 
 
 def _dense_place(graph: Graph, cfg: HwConfig, program: Program, x: np.ndarray) -> dict:
-    """The integers the host writes to DRAM: the graph's input Quantize applied to `x`."""
-    first = graph.nodes[0]
+    """The integers the host writes to DRAM: the host prologue and the input Quantize applied
+    to `x`."""
+    split = split_host(graph) if any(is_host(n) for n in graph.nodes) else None
+    core = split.core if split else graph
+    if split:
+        x = run_host(split.pre, {graph.input: x})[core.input]
+    first = core.nodes[0]
     only_first = Graph(
-        graph.name,
-        {k: graph.tensors[k] for k in (graph.input, first.output)},
+        core.name,
+        {k: core.tensors[k] for k in (core.input, first.output)},
         [first],
-        graph.input,
+        core.input,
         [first.output],
     )
     ref = run_reference(
         only_first, x, round_mode=cfg.rescale.round_mode, mult_bits=cfg.rescale.mult_bits
     )
-    return {graph.input: ref[first.output]}
+    return {core.input: ref[first.output]}
 
 
 def _dense_read(graph: Graph, program: Program, outputs: dict, x: np.ndarray) -> dict:
-    return outputs  # already NHWC
+    """Machine tensors (NHWC) plus the host epilogue's tensors computed from them."""
+    if not any(is_host(n) for n in graph.nodes):
+        return outputs
+    post = split_host(graph).post
+    env = dict(outputs)
+    run_host(post, env)
+    return env
 
 
 def _dense_reference(graph: Graph, cfg: HwConfig, x: np.ndarray) -> dict:
-    return run_reference(
+    ref = run_reference(
         graph,
         x,
         round_mode=cfg.rescale.round_mode,
@@ -186,6 +208,8 @@ def _dense_reference(graph: Graph, cfg: HwConfig, x: np.ndarray) -> dict:
         fast=True,
         overflow=cfg.matmul.overflow,
     )
+    host = {graph.input} | {n.output for n in graph.nodes if is_host(n)}
+    return {name: v for name, v in ref.items() if name not in host}  # what the machine makes
 
 
 def _sparse_prepare(graph: SparseGraph, x) -> tuple[np.ndarray, np.ndarray]:

@@ -34,11 +34,21 @@ def _parser() -> argparse.ArgumentParser:
         "model",
         nargs="?",
         default=None,
-        help="model file (.npz), SCALE-Sim topology (.csv) or built-in workload name "
-        "(`accelsim workloads`; default: the built-in default workload)",
+        help="model file (.npz native, .onnx QDQ / QOperator / QONNX), SCALE-Sim topology "
+        "(.csv) or built-in workload name (`accelsim workloads`; default: the built-in "
+        "default workload)",
     )
     _add_machine_args(run)
-    run.add_argument("--input", help="input tensor .npy (float NHWC, or integers)")
+    run.add_argument(
+        "--input",
+        help="input tensor .npy in the model's declared layout (NCHW for ONNX, NHWC for "
+        "native and built-in models; float, or integers)",
+    )
+    run.add_argument(
+        "--outputs",
+        metavar="OUT.npz",
+        help="write the model's outputs, one array per graph output keyed by its name",
+    )
     out = run.add_mutually_exclusive_group()
     out.add_argument("--json", metavar="OUT", help="write totals and per-layer rows as JSON")
     out.add_argument("--csv", metavar="OUT", help="write per-layer rows as CSV")
@@ -58,6 +68,19 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("model")
     _add_machine_args(comp)
     comp.add_argument("-o", "--output", required=True, help="program file to write")
+
+    insp = sub.add_parser(
+        "inspect", help="list an ONNX model's ops and where each runs (machine, host, not at all)"
+    )
+    insp.add_argument("model", help="ONNX file")
+    insp.add_argument("--config", default="edge", help="preset the lowering is tried for")
+    insp.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+
+    exp = sub.add_parser("export", help="write a model as an ONNX QDQ file")
+    exp.add_argument("model", help="model file or built-in workload name")
+    exp.add_argument("-o", "--output", required=True, help="ONNX file to write")
+    exp.add_argument("--bits", type=bits_arg("A/W"), default=(8, 8), metavar="A/W")
+    exp.add_argument("--seed", type=int, default=0, help="seed of built-in weights")
 
     dis = sub.add_parser("disasm", help="print a program as assembly text")
     dis.add_argument("program")

@@ -13,7 +13,7 @@ from accelsim.errors import AccelsimError, SparseInputError
 
 
 def resolve_model(name: str | None, bits=(8, 8), seed: int = 0, image_size: int | None = None):
-    """A Graph from a native model file or a built-in workload name, or a
+    """A Graph from a model file (native .npz, or .onnx) or a built-in workload name, or a
     `workloads.topology.Topology` from a SCALE-Sim topology file (.csv)."""
     from workloads import registry  # noqa: PLC0415
     from workloads.topology import is_topology_path, read_topology  # noqa: PLC0415
@@ -29,12 +29,31 @@ def resolve_model(name: str | None, bits=(8, 8), seed: int = 0, image_size: int 
     if is_file and is_topology_path(name):
         return read_topology(path)
     if is_file:
-        from accelsim.frontend.native import load_model  # noqa: PLC0415
-
         if not path.exists():
             raise AccelsimError(f"model file {name!r} does not exist")
+        if is_onnx(name):
+            from accelsim.frontend.onnx import load_onnx  # noqa: PLC0415
+
+            return load_onnx(path)
+        from accelsim.frontend.native import load_model  # noqa: PLC0415
+
         return load_model(path)
     return registry.build(name, bits, seed, image_size)
+
+
+def is_onnx(name: str | None) -> bool:
+    return name is not None and Path(name).suffix.lower() == ".onnx"
+
+
+def machine_config(args):
+    """The config of a command: an ONNX model rounds half to even (its QuantizeLinear and
+    requantization semantics) unless `--set rescale.round_mode=...` says otherwise."""
+    from accelsim.frontend.onnx import ONNX_ROUND_MODE  # noqa: PLC0415
+
+    sets = list(args.set)
+    if is_onnx(args.model) and not any(s.startswith("rescale.round_mode=") for s in sets):
+        sets.insert(0, f"rescale.round_mode={ONNX_ROUND_MODE}")
+    return load_config(args.config, sets)
 
 
 def make_input(graph, path: str | None, seed: int):
@@ -59,7 +78,7 @@ def make_dense_input(graph, path: str | None, seed: int) -> np.ndarray:
     if tuple(x.shape[1:]) != tuple(shape[1:]):
         raise AccelsimError(
             f"input {path!r} has shape {x.shape}; model {graph.name!r} expects "
-            f"{shape} (NHWC; batch may differ)"
+            f"{shape} (its declared layout; batch may differ)"
         )
     return x
 
@@ -106,7 +125,7 @@ def run(args) -> int:
     from accelsim.runner import run_model  # noqa: PLC0415
     from workloads.topology import Topology  # noqa: PLC0415
 
-    cfg = load_config(args.config, args.set)
+    cfg = machine_config(args)
     model = resolve_model(args.model, args.bits, args.seed, args.image_size)
     if isinstance(model, Topology):
         result = _run_topology(model, cfg, args)
@@ -121,7 +140,13 @@ def run(args) -> int:
             trace=args.trace,
             progress=sys.stderr.isatty(),
         )
+        if model.kind == "dense" and not args.timing_only:
+            from accelsim.rescale_audit import cheaper_rescales  # noqa: PLC0415
+
+            result.rescale_options = cheaper_rescales(model, cfg, x)
     print_report(result, cfg)
+    if args.outputs:
+        write_outputs(model, result.outputs, args.outputs, args.timing_only)
     if args.json:
         write_json(result, cfg, args.json)
     if args.csv:
@@ -136,7 +161,11 @@ def _run_topology(topo, cfg, args):
     """Run a SCALE-Sim topology's layers back to back (`accelsim.sequence`)."""
     from accelsim.sequence import run_sequence  # noqa: PLC0415
 
-    for flag, value in (("--input", args.input), ("--trace", args.trace)):
+    for flag, value in (
+        ("--input", args.input),
+        ("--trace", args.trace),
+        ("--outputs", args.outputs),
+    ):
         if value:
             raise AccelsimError(
                 f"{flag} is not available for the topology file {topo.path!r}: its "
@@ -153,11 +182,30 @@ def _run_topology(topo, cfg, args):
     )
 
 
+def write_outputs(graph, outputs: dict, path: str, timing_only: bool) -> None:
+    """One array per graph output, keyed by its name: floats as float32, integers in the
+    narrowest integer type of their width (int8 / uint8, int16 / uint16, int32)."""
+    from accelsim.fileio import atomic_write  # noqa: PLC0415
+
+    if timing_only:
+        raise AccelsimError("--outputs needs the datapath; drop --timing-only")
+    arrays = {}
+    for name in graph.outputs:
+        t, a = graph.tensors[name], np.asarray(outputs[name])
+        if t.is_float:
+            arrays[name] = a.astype(np.float32)
+        else:
+            kind = "int" if t.mode != "unsigned" else "uint"
+            arrays[name] = a.astype(f"{kind}{8 if t.bits <= 8 else 16 if t.bits <= 16 else 32}")
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+    print(f"wrote {path}: {', '.join(f'{k} {v.shape} {v.dtype}' for k, v in arrays.items())}")
+
+
 def compile(args) -> int:  # noqa: A001 (the command is called compile)
     from accelsim.runner import lower_for_input  # noqa: PLC0415
     from workloads.topology import Topology  # noqa: PLC0415
 
-    cfg = load_config(args.config, args.set)
+    cfg = machine_config(args)
     graph = resolve_model(args.model, args.bits, args.seed, args.image_size)
     if isinstance(graph, Topology):
         raise AccelsimError(
@@ -170,6 +218,33 @@ def compile(args) -> int:  # noqa: A001 (the command is called compile)
     program.save(args.output)
     print(
         f"wrote {args.output}: {len(program.insns)} instructions, {program.dram.size} DRAM elements"
+    )
+    return 0
+
+
+def inspect(args) -> int:
+    from accelsim.frontend.onnx.inspect import format_placements, inspect_onnx  # noqa: PLC0415
+
+    if not is_onnx(args.model):
+        raise AccelsimError(f"inspect reads ONNX files; {args.model!r} is not a .onnx file")
+    rows, error = inspect_onnx(args.model, machine_config(args))
+    print(format_placements(rows))
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def export(args) -> int:
+    from accelsim.frontend.onnx.export import save_onnx  # noqa: PLC0415
+
+    graph = resolve_model(args.model, args.bits, args.seed)
+    if graph.kind != "dense":
+        raise AccelsimError(f"model {graph.name!r} is sparse; ONNX export covers dense graphs")
+    save_onnx(graph, args.output)
+    print(
+        f"wrote {args.output}: ONNX QDQ of {graph.name!r}, {len(graph.nodes)} nodes; "
+        "onnxruntime matches the machine run with rescale.round_mode=rne"
     )
     return 0
 

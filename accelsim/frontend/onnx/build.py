@@ -336,7 +336,8 @@ class Builder:
                 )
             if isinstance(v, Act):
                 if v.real or v.layout != "same" or v.name != o or v.lo_r is not None:
-                    v = self.to_host(v, o, _OutNode(o), final=True)
+                    prod = next((n for n in self.model.nodes if o in n.outputs), _OutNode(o))
+                    v = self.to_host(v, o, prod, final=True)
             elif isinstance(v, Host) and v.name != o:
                 op = HostUnary(
                     name=self.node_name(f"{o}/copy"), inputs=(v.name,), output="", op="Identity"

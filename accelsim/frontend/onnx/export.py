@@ -59,9 +59,11 @@ class _Exporter:
         self.inits.append(self.nh.from_array(np.asarray(arr), name))
         return name
 
-    def node(self, op: str, inputs, base: str, out: str | None = None, **attrs) -> str:
+    def node(self, op: str, inputs, base: str, out=None, name=None, **attrs) -> str:
+        """Add one ONNX node (named `name`, else a fresh name); returns its output."""
         out = out or self.fresh(base)
-        self.nodes.append(self.h.make_node(op, list(inputs), [out], name=self.fresh(op), **attrs))
+        name = name or self.fresh(op)
+        self.nodes.append(self.h.make_node(op, list(inputs), [out], name=name, **attrs))
         return out
 
     def qtype(self, t: TensorInfo):
@@ -161,7 +163,9 @@ class _Exporter:
                 group=op.groups,
             )
         else:
-            y = self.node("Add", [self.node("MatMul", [x, wdq], op.name), bdq], op.name)
+            y = self.node(
+                "Add", [self.node("MatMul", [x, wdq], op.name, name=op.name), bdq], op.name
+            )
         self.quantize(y, dst, op.clip_lo, op.clip_hi, op.relu)
 
     def vector(self, op) -> None:
@@ -172,12 +176,15 @@ class _Exporter:
                 x = self.node("Transpose", [x], "nchw", perm=list(TO_NCHW))
             self.quantize(x, dst)
         elif isinstance(op, Add):
-            y = self.node("Add", [self.dq(op.inputs[0]), self.dq(op.inputs[1])], op.name)
+            y = self.node(
+                "Add", [self.dq(op.inputs[0]), self.dq(op.inputs[1])], op.name, name=op.name
+            )
             self.quantize(y, dst, relu=op.relu)
         elif isinstance(op, Clip):
             self.quantize(self.dq(op.inputs[0]), dst, op.lo, op.hi)
         elif isinstance(op, GlobalAvgPool):
-            self.quantize(self.node("GlobalAveragePool", [self.dq(op.inputs[0])], op.name), dst)
+            gap = self.node("GlobalAveragePool", [self.dq(op.inputs[0])], op.name, name=op.name)
+            self.quantize(gap, dst)
         elif isinstance(op, MaxPool):  # and AvgPool (count_include_pad = 0)
             pt, pb, pl, pr = op.padding
             kind = "AveragePool" if isinstance(op, AvgPool) else "MaxPool"
@@ -192,9 +199,11 @@ class _Exporter:
             self.quantize(y, dst)
         elif isinstance(op, Flatten):
             shape = self.const(np.array(dst.shape, np.int64), "shape")
-            self.node("Reshape", [self.ir_view(op.inputs[0]), shape], op.name, out=op.output)
+            self.node(
+                "Reshape", [self.ir_view(op.inputs[0]), shape], op.name, out=op.output, name=op.name
+            )
         elif isinstance(op, Concat):
-            y = self.node("Concat", [self.dq(i) for i in op.inputs], op.name, axis=1)
+            y = self.node("Concat", [self.dq(i) for i in op.inputs], op.name, name=op.name, axis=1)
             self.quantize(y, dst)
         elif isinstance(op, Upsample):
             scales = self.const(np.array([1, 1, *op.factors], _F32), "scales")
