@@ -120,10 +120,17 @@ def quantize_linear(b: Builder, node: ONode, args):
 
 
 def _same(qa: QParams, qb: QParams) -> bool:
+    """Same type and, element for element (a scalar matches a constant array), scale and
+    zero point."""
+
+    def eq(a, b) -> bool:
+        a, b = np.ravel(a), np.ravel(b)
+        return (a.size == b.size or 1 in (a.size, b.size)) and bool(np.all(a == b))
+
     return (
         (qa.bits, qa.mode) == (qb.bits, qb.mode)
-        and np.array_equal(np.asarray(qa.scale, _F32), np.asarray(qb.scale, _F32))
-        and np.array_equal(np.asarray(qa.zero_point), np.asarray(qb.zero_point))
+        and eq(np.asarray(qa.scale, _F32), np.asarray(qb.scale, _F32))
+        and eq(qa.zero_point, qb.zero_point)
     )
 
 

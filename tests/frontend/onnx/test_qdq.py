@@ -166,3 +166,16 @@ def test_host_pre_and_post_processing():
     assert host[:3] == ["HostBinary", "HostBinary", "HostTranspose"]
     assert {"HostSoftmax", "HostDequantize"} <= set(host)
     assert any(type(v).__name__ == "Upsample" for v in g.nodes)
+
+
+def test_per_channel_activation_output_and_negative_axis():
+    """A conv output quantized per channel (QuantizeLinear axis=1) and weights whose scale
+    axis is given counted from the end (-4 = the output-channel axis 0)."""
+    n = Net(13)
+    x = n.qdq("x", 2**-4, 0)
+    w = n.weight(RNG.integers(-20, 20, (3, 2, 1, 1)), np.array([1, 3, 5]) * 2.0**-6, axis=-4)
+    so = np.array([1, 2, 4]) * 2.0**-3
+    y = n.dq(n.q(n.node("Conv", [x, w]), so, [0, 0, 0], axis=1), so, [0, 0, 0], axis=1)
+    g = check(n.model("x", [1, 2, 3, 3], [y]), grid((1, 2, 3, 3), 2**-4))
+    conv = next(v for v in g.nodes if type(v).__name__ == "QuantConv2d")
+    assert np.array_equal(g.tensors[conv.output].scale, so)
