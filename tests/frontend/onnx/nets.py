@@ -8,6 +8,8 @@ the exact one: the simulator must then agree on every element.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper

@@ -5,6 +5,8 @@ qonnx executor, the IR reference and the machine."""
 import numpy as np
 import pytest
 
+from accelsim.errors import ModelFormatError
+from accelsim.frontend.onnx import load_onnx
 from tests.frontend.onnx.nets import Net, check, qonnx_run
 
 pytest.importorskip("qonnx")
@@ -151,3 +153,26 @@ def test_trunc_avgpool_and_trunc_of_a_tensor():
     xin = (RNG.integers(0, 250, (1, 2, 4, 4)) * 2**-4).astype(np.float32)
     g = check(n.model("x", [1, 2, 4, 4], [tr, t2]), xin, runner=qonnx_run)
     assert [type(v).__name__ for v in g.nodes].count("Trunc") == 2
+
+
+def test_narrow_signed_input_and_floor_rounded_weights():
+    """A signed narrow-range input Quant ([-127, 127]: a Clip after the input quantizer) and
+    weights quantized with rounding_mode FLOOR (applied at import, exactly as qonnx does)."""
+    n = Net(13, domains=[QD])
+    x = quant(n, "x", 2**-4, 8, narrow=1)
+    wf = RNG.uniform(-0.2, 0.2, (5, 6)).astype(np.float32)
+    w = quant(n, n.const(wf), 2**-6, 6, rounding="FLOOR")
+    y = quant(n, n.node("MatMul", [x, w]), 2**-3, 8)
+    xin = np.concatenate([np.full((1, 2), -9.0), RNG.uniform(-8, 8, (1, 3))], 1).astype(np.float32)
+    g = check(n.model("x", [1, 5], [y]), xin, runner=qonnx_run)
+    clip = next(v for v in g.nodes if type(v).__name__ == "Clip")
+    assert clip.lo == -127
+    fc = next(v for v in g.nodes if type(v).__name__ == "QuantLinear")
+    assert np.array_equal(fc.weight, np.floor(wf / np.float32(2**-6)).astype(np.int64))
+
+
+def test_activation_rounding_other_than_half_even_is_refused():
+    n = Net(13, domains=[QD])
+    y = quant(n, "x", 2**-4, 8, rounding="FLOOR")
+    with pytest.raises(ModelFormatError, match="rounding_mode 'FLOOR' on an activation"):
+        load_onnx(n.model("x", [1, 4], [y]).SerializeToString())
