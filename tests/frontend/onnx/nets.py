@@ -129,7 +129,9 @@ def qonnx_run(model: onnx.ModelProto, x: np.ndarray) -> dict[str, np.ndarray]:
     from qonnx.transformation.infer_shapes import InferShapes
 
     w = ModelWrapper(onnx.ModelProto.FromString(model.SerializeToString())).transform(InferShapes())
-    out = execute_onnx(w, {model.graph.input[0].name: x})
+    with warnings.catch_warnings():  # qonnx warns where its inferred shapes were not static
+        warnings.simplefilter("ignore", UserWarning)
+        out = execute_onnx(w, {model.graph.input[0].name: x})
     return {o.name: out[o.name] for o in model.graph.output}
 
 
