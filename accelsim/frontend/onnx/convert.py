@@ -113,6 +113,8 @@ def convert(model: OModel) -> Graph:
         graph.validate()
     except ModelFormatError as e:
         raise ModelFormatError(f"{model.source}: {e}") from None
+    except (ValueError, IndexError, TypeError) as e:  # a wrong-typed attribute of a node
+        raise ModelFormatError(f"{model.source}: malformed graph ({e})") from None
     return graph
 
 
@@ -143,4 +145,9 @@ def _step(b: Builder, node: ONode, args) -> list:
         msg = str(e)
         raise ModelFormatError(
             msg if msg.startswith(b.model.source) else f"{b.model.source}: {msg}"
+        ) from None
+    except (KeyError, ValueError, IndexError, TypeError, ArithmeticError) as e:
+        # a hostile or broken node: a missing attribute, a wrong-typed value, a bad shape
+        raise ModelFormatError(
+            f"{b.model.source}: {node.where}: malformed node ({type(e).__name__}: {e})"
         ) from None

@@ -123,3 +123,43 @@ def test_unquantized_output_and_symbolic_dims():
     m.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "H"
     assert "fixed positive sizes" in error_of(m.SerializeToString())
     assert load_onnx(m.SerializeToString(), input_shape=(1, 2, 3, 3)).outputs
+
+
+def test_mutated_attributes_and_inputs_never_escape_as_other_exceptions():
+    """Every attribute of every node removed or set to a wrong-typed value, and every input
+    renamed to another value of the graph: the import succeeds or raises ModelFormatError."""
+    from onnx import AttributeProto
+
+    n = Net(13)
+    x = n.qdq("x", 2**-4, 0)
+    w = n.weight(np.ones((2, 2, 3, 3), np.int64), 2**-4)
+    c = n.node("Conv", [x, w], pads=[1, 1, 1, 1], strides=[1, 1], kernel_shape=[3, 3])
+    p = n.node("MaxPool", [n.qdq(c, 2**-3, 0)], kernel_shape=[2, 2], strides=[2, 2])
+    base = n.model("x", [1, 2, 4, 4], [n.qdq(p, 2**-3, 0)])
+    variants = []
+    for i, node in enumerate(base.graph.node):
+        for j in range(len(node.attribute)):
+            m = type(base)()
+            m.CopyFrom(base)
+            del m.graph.node[i].attribute[j]
+            variants.append(m)
+            m = type(base)()
+            m.CopyFrom(base)
+            a = m.graph.node[i].attribute[j]
+            a.type, a.s = AttributeProto.STRING, b"zz"
+            del a.ints[:]
+            variants.append(m)
+        for j in range(len(node.input)):
+            m = type(base)()
+            m.CopyFrom(base)
+            m.graph.node[i].input[j] = base.graph.node[(i + 3) % len(base.graph.node)].output[0]
+            variants.append(m)
+    outcomes = set()
+    for m in variants:
+        try:
+            load_onnx(m.SerializeToString())
+            outcomes.add("ok")
+        except ModelFormatError as e:
+            assert "\n" not in str(e)
+            outcomes.add("error")
+    assert outcomes == {"ok", "error"}
