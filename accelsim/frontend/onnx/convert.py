@@ -59,23 +59,6 @@ QONNX = {
     "BipolarQuant": quant_ops.bipolar_quant,
     "Trunc": quant_ops.qonnx_trunc,
 }
-# ops evaluated only when all their inputs are constant (shape arithmetic)
-FOLD_ONLY = (
-    "Constant",
-    "Gather",
-    "Slice",
-    "ConstantOfShape",
-    "Range",
-    "Equal",
-    "Where",
-    "Expand",
-    "Floor",
-    "Ceil",
-    "Sqrt",
-    "Pow",
-    "ReduceProd",
-    "Neg",
-)
 
 
 def handler(node: ONode):

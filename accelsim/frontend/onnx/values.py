@@ -140,8 +140,3 @@ def flat_perm(chw: tuple[int, int, int]) -> np.ndarray:
     """For each machine flatten index (h, w, c order), the ONNX flatten index (c, h, w)."""
     c, h, w = chw
     return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
-
-
-def channel_axis(layout: str, ndim: int) -> int:
-    """The ONNX axis that is the machine's channel (last) axis."""
-    return 1 if layout in ("nchw", "flat") or ndim == 2 else ndim - 1
