@@ -34,6 +34,8 @@ class SequenceResult:
     check_ok: bool | None = None
     check_message: str = ""
     layers: int = 0
+    graph: None = None  # no one graph: each layer is its own model (reports read `name`)
+    rescale_options: dict | None = None  # not audited for a sequence
 
 
 def run_sequence(
