@@ -255,10 +255,14 @@ def _sparse_place(graph: SparseGraph, cfg: HwConfig, program: Program, x) -> dic
 
 
 def _sparse_read(graph: SparseGraph, program: Program, outputs: dict, x) -> dict:
-    """Every simulated tensor back in canonical (b, x, y, z) row order."""
+    """Every simulated sparse tensor back in canonical (b, x, y, z) row order (BEV maps are
+    dense already)."""
     sets = coord_sets(graph, x[0])
     canonical = {}
     for name, arr in outputs.items():
+        if isinstance(graph.producer(name), SparseToBEV):
+            canonical[name] = arr
+            continue
         out = np.empty_like(arr)
         out[_row_order(program, sets[graph.tensors[name].coord_set])] = arr
         canonical[name] = out
@@ -276,10 +280,7 @@ def _sparse_reference(graph: SparseGraph, cfg: HwConfig, x) -> dict:
         fast=True,
         overflow=cfg.matmul.overflow,
     )
-    # the float input features and the BEV maps the host makes after the run are not produced
-    # on the machine
-    host = {graph.input} | {n.output for n in graph.nodes if isinstance(n, SparseToBEV)}
-    return {name: v for name, v in ref.items() if name not in host}
+    return {name: v for name, v in ref.items() if name != graph.input}  # the float features
 
 
 _KINDS = {

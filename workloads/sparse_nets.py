@@ -171,7 +171,8 @@ def minkunet(bits_a=8, bits_w=8, seed=0, voxel_size_m=0.4, crop_m=25.6, num_clas
 def second(bits_a=8, bits_w=8, seed=0, voxel_size_m=0.4, crop_m=25.6):
     """SECOND-style VoxelBackBone8x: subm conv 16, then stages of a k3 s2 sparse conv and two
     submanifold convs at 16, 32, 64, 64 channels, a final k3 s2 conv to 128 channels (the
-    original's (3,1,1) kernel is cubic here) and the BEV collapse (host side)."""
+    original's (3,1,1) kernel is cubic here) and the BEV collapse to a dense [1, X, Y, 128*Z]
+    map, on the machine (`accelsim.frontend.bev_lower`)."""
     b = _Builder("second", bits_a, bits_w, seed, 4, _scene_kwargs(voxel_size_m, crop_m))
     x = b.conv("conv_input", "x0", 16)
     x = b.conv("conv1.subm", x, 16)

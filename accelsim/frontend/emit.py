@@ -218,12 +218,14 @@ class Emitter:
         s1: int,
         bits: int,
         mode: str,
+        offset_rows: int = 0,
     ) -> None:
-        """STORE the d0 x d1 x d2 block held in `slot` of `buf` to DRAM (strides s0, s1)."""
+        """STORE the d0 x d1 x d2 block held in `slot` of `buf`, from `offset_rows` rows past
+        the slot's first row, to DRAM (strides s0, s1)."""
         rows = rows_for(d0 * d1 * d2, bits, self.row_bits)
         d0, d1, d2, s0, s1 = coalesce(d0, d1, d2, s0, s1)
         self.dram_bytes += dma_bytes(d0, d1, d2, bits)
-        base = self.slots[buf].base(slot)
+        base = self.slots[buf].base(slot) + offset_rows
         end = dram_addr + (d0 - 1) * s0 + (d1 - 1) * s1 + d2
         if not self.dry:
             self.emit(

@@ -28,7 +28,8 @@ engine (list scheduling on `units.svge` costs); each engine
 has its own INP, COORD, MAP and ACC slots, so engines never touch each other's data. Weights
 are stored per output-channel tile with each used offset's [c_in, n_t] block padded to whole
 rows (offsets with no pairs anywhere in the layer are not stored), and stay resident when they
-fit. ReLU / Add / Concat use the dense vector-layer emitter on the [n, c] rows.
+fit. ReLU / Add / Concat use the dense vector-layer emitter on the [n, c] rows; the BEV collapse
+(`SparseToBEV`) is DMA transfers into a dense map (`accelsim.frontend.bev_lower`).
 """
 
 from __future__ import annotations
@@ -39,12 +40,20 @@ import numpy as np
 
 from accelsim import sparse as sp
 from accelsim.errors import AccelsimError, SparseInputError
+from accelsim.frontend.bev_lower import bev_shape, emit_to_bev
 from accelsim.frontend.emit import ACC_BITS, MODE_BY_NAME, Emitter, clip_bounds, rows_for
 from accelsim.frontend.tokens import insert_tokens
 from accelsim.frontend.validate import validate_stream
 from accelsim.frontend.vector_layer import emit_vector_node
 from accelsim.ir.params import rescale_params
-from accelsim.ir.sparse_ops import HOST_OPS, SparseConv, SparseGraph, _dense_twin, coord_sets
+from accelsim.ir.sparse_ops import (
+    HOST_OPS,
+    SparseConv,
+    SparseGraph,
+    SparseToBEV,
+    _dense_twin,
+    coord_sets,
+)
 from accelsim.isa import Buf, Insn, Op, field_max
 from accelsim.program import Program, TensorPlace
 from accelsim.units.svge import COORD_BITS, MAP_BITS, conv_cycles, map_cycles
@@ -80,9 +89,14 @@ def lower_sparse(graph: SparseGraph, cfg, coords) -> Program:
     coord_addr = {k: em.alloc(v.size, v) for k, v in hw.items()}  # 4. DRAM layout
     places = {}
     for name, t in graph.tensors.items():
-        if not t.is_float and not isinstance(graph.producer(name), HOST_OPS[1:]):
-            n = hw[t.coord_set].shape[0]
-            places[name] = TensorPlace(em.alloc(n * t.channels), (n, t.channels), t.bits, t.mode)
+        if not t.is_float:
+            producer = graph.producer(name)
+            if isinstance(producer, SparseToBEV):  # a dense NHWC map
+                shape = bev_shape(producer, graph.tensors[producer.inputs[0]].channels)
+            else:
+                shape = (hw[t.coord_set].shape[0], t.channels)
+            size = int(np.prod(shape, dtype=np.int64))
+            places[name] = TensorPlace(em.alloc(size), shape, t.bits, t.mode)
     dense = graph.dense_view({k: v.shape[0] for k, v in sets.items()})
     first = graph.nodes[0].output
     for tag, op in enumerate(graph.nodes, start=1):  # 5. instructions per layer
@@ -91,6 +105,8 @@ def lower_sparse(graph: SparseGraph, cfg, coords) -> Program:
             continue
         if isinstance(op, SparseConv):
             _SparseConvEmitter(em, op, graph, dense, hw, coord_addr, places, cfg).emit()
+        elif isinstance(op, SparseToBEV):
+            emit_to_bev(em, op, graph, hw, places)
         else:
             emit_vector_node(em, _dense_twin(op, graph), dense, places, cfg)
     insns = em.finish()

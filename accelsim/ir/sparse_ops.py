@@ -20,7 +20,8 @@ Ops (each with an exact integer `_ref` path through `accelsim.sparse` and the ke
   point could not be folded into a per-channel bias.
 - `SparseReLU`, `SparseAdd`, `SparseConcat`: the dense vector ops' integer arithmetic on the
   [n, c] feature rows (inputs on one coordinate set).
-- `SparseToBEV`: sparse-to-dense bird's-eye-view collapse [batch, X, Y, C*Z] (host side).
+- `SparseToBEV`: sparse-to-dense bird's-eye-view collapse [batch, X, Y, C*Z] (channel
+  c*Z + z holds channel c of height z; same bits, mode and scale as its input).
 
 The graph's input (coords, float features) comes from points by `accelsim.sparse.voxelize`
 (host side).
@@ -29,6 +30,7 @@ The graph's input (coords, float features) comes from points by `accelsim.sparse
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from numbers import Integral
 
 import numpy as np
 
@@ -142,7 +144,7 @@ SPARSE_OP_TYPES = {
     c.__name__: c
     for c in (SparseQuantize, SparseConv, SparseReLU, SparseAdd, SparseConcat, SparseToBEV)
 }
-HOST_OPS = (SparseQuantize, SparseToBEV)  # run on the host, not lowered to instructions
+HOST_OPS = (SparseQuantize,)  # run on the host, not lowered to instructions
 
 
 @dataclass
@@ -212,7 +214,9 @@ class SparseGraph(NodeLookup):
                 fail(n, "inputs must be quantized integer tensors")
             if isinstance(n, SparseConv):
                 self._check_conv(n, ins[0], out, made, dense)
-            elif not isinstance(n, SparseToBEV):
+            elif isinstance(n, SparseToBEV):
+                self._check_bev(n, ins[0], out)
+            else:
                 if any(t.coord_set != out.coord_set for t in ins):
                     fail(n, "inputs and output must share one coordinate set")
                 if isinstance(n, (SparseAdd, SparseConcat)):
@@ -228,6 +232,20 @@ class SparseGraph(NodeLookup):
         for t in self.outputs:
             if t not in defined:
                 raise ModelFormatError(f"graph output {t!r} is not produced by any node")
+
+    def _check_bev(self, n, src, out) -> None:
+        shape = tuple(n.shape)
+        if len(shape) != 4 or not all(isinstance(v, Integral) and v >= 1 for v in shape):
+            fail(n, f"shape must be 4 integers (batch, X, Y, Z) >= 1, got {n.shape!r}")
+        if out.channels != src.channels * shape[3]:
+            fail(n, f"output channels must be {src.channels} x Z = {src.channels * shape[3]}")
+        if (out.bits, out.mode, out.scale, out.zero_point) != (
+            src.bits,
+            src.mode,
+            src.scale,
+            src.zero_point,
+        ):
+            fail(n, f"output must keep the quantization of input {src.name!r} (a copy)")
 
     def _check_conv(self, n, src, out, made, dense) -> None:
         n._check_weights(dense, 3)

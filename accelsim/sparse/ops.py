@@ -168,7 +168,9 @@ def voxelize_ref(
     return coords, np.array([acc[k][0] / acc[k][1] for k in keys])
 
 
-def _bev_shape(coords, shape):
+def check_bev_grid(coords, shape) -> None:
+    """Raise SparseInputError unless shape = (batch, X, Y, Z) >= 1 holds every voxel of
+    `coords` (int32 [n, 4])."""
     if len(shape) != 4 or min(shape) < 1:
         raise SparseInputError(f"shape: expected (batch, X, Y, Z) >= 1, got {shape!r}")
     over = coords >= np.asarray(shape)
@@ -185,7 +187,7 @@ def to_bev(coords, feats, shape) -> np.ndarray:
     order of SECOND's HeightCompression, which reshapes [N, C, D, H, W] to [N, C*D, H, W]).
     """
     c, f = check_sparse(coords, feats, "bev input")
-    _bev_shape(c, tuple(shape))
+    check_bev_grid(c, tuple(shape))
     b, nx, ny, nz = shape
     grid = np.zeros((b, nx, ny, f.shape[1], nz), dtype=f.dtype)
     grid[c[:, 0], c[:, 1], c[:, 2], :, c[:, 3]] = f
