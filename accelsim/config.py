@@ -113,6 +113,9 @@ class RescaleConfig:
 class VectorConfig:
     lanes: int = _f(16, "elements processed per cycle by the vector ALU", min=1)
     latency_cycles: int = _f(2, "pipeline latency in cycles", min=0)
+    divide_cycles: int = _f(
+        16, "cycles of one integer division (per-row step of softmax and layer norm)", min=1
+    )
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,9 @@ class AluOp(IntEnum):
     MAXPOOL = 5  # kh x kw window, stride, over an NHWC patch of h x w x c
     AVGPOOL = 6  # window sum then R(sum*m; t), (m, t) from PARAM
     GAP = 7  # global average pool of an h x w x c patch
+    SOFTMAX = 8  # integer softmax along c (I-BERT i-exp), unsigned output of scale 2^-bits
+    GELU = 9  # integer GELU (I-BERT i-erf), requantized like AVGPOOL
+    LAYERNORM = 10  # integer layer norm along c (I-BERT integer square root), per-channel affine
 
 
 @dataclass(frozen=True)
@@ -267,7 +270,7 @@ TABLE: dict[Op, OpSpec] = {
             Unit.VECTOR,
             2,
             _fields(
-                ("alu_op", 4, dict(hi=7, enum=AluOp)),
+                ("alu_op", 4, dict(hi=max(AluOp), enum=AluOp)),
                 ("a_buf", 3, dict(hi=6, enum=Buf)),
                 ("a_addr", _ADDR),
                 ("b_buf", 3, dict(hi=6, enum=Buf)),
@@ -286,7 +289,7 @@ TABLE: dict[Op, OpSpec] = {
                 *_OUTPUT,
                 ("imm", 16, dict(signed=True, doc="shift amount or constant")),
             ),
-            "elementwise / pooling op on h x w x c integer tensors",
+            "elementwise / pooling / row (softmax, layer norm) op on h x w x c integer tensors",
             cost="accelsim.units.vector:vector_cycles",
             datapath=(
                 "accelsim.kernels.alu:add",
@@ -297,6 +300,9 @@ TABLE: dict[Op, OpSpec] = {
                 "accelsim.kernels.alu:maxpool",
                 "accelsim.kernels.alu:avgpool",
                 "accelsim.kernels.alu:global_avgpool",
+                "accelsim.kernels.ibert:softmax",
+                "accelsim.kernels.ibert:gelu",
+                "accelsim.kernels.ibert:layernorm",
             ),
         ),
         OpSpec(

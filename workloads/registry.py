@@ -1,6 +1,7 @@
 """Every built-in workload by name, for `accelsim run NAME` and `accelsim workloads`.
 
-Dense models come from `workloads.dense` and `workloads.imagenet`, sparse LiDAR networks from
+Dense models come from `workloads.dense`, `workloads.imagenet` and `workloads.bert`, sparse
+LiDAR networks from
 `workloads.sparse_nets` (when present). Each builder takes (bits_a, bits_w, seed); image models
 also take `--image-size` (their `input_hw`). Two name patterns build a model from the name
 itself: `gemm:M,N,K` (one GEMM, `workloads.single_layer`) and a SCALE-Sim topology file
@@ -25,10 +26,11 @@ PATTERNS = (  # names that are not table entries, listed by `accelsim workloads`
 
 
 def _all() -> dict:
+    from workloads.bert import WORKLOADS as BERT  # noqa: PLC0415
     from workloads.dense import WORKLOADS  # noqa: PLC0415
     from workloads.imagenet import WORKLOADS as IMAGENET  # noqa: PLC0415
 
-    table = {**WORKLOADS, **IMAGENET}
+    table = {**WORKLOADS, **IMAGENET, **BERT}
     try:
         from workloads.sparse_nets import WORKLOADS as SPARSE  # noqa: PLC0415
     except ImportError:

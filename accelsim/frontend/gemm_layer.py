@@ -31,7 +31,9 @@ class GemmPlace:
     in_addr / out_addr: first element of this image's NHWC input / output; in_c / out_c: the
     channel counts of those tensors (row pitch) and in_c_off / out_c_off the first channel this
     layer reads / writes (grouped conv). w_blocks: (n0, c0) -> DRAM address of each packed
-    weight tile (`pack_weights`; None in dry runs); p_addr: [cout, 3] (bias, multiplier, shift)
+    weight tile (`pack_weights`; None in dry runs), or -> a (dram_addr, d0, d1, d2, s0, s1)
+    block that the LOAD reads in place from an activation tensor (the second operand of a
+    MatMul, `accelsim.frontend.matmul_layer`); p_addr: [cout, 3] (bias, multiplier, shift)
     rows. pad_value: input zero point."""
 
     in_addr: int
@@ -193,9 +195,12 @@ def _load_weights(em, L, P, n0, n, c0, cin):
     slot = wgt.lookup(key)
     if slot is None:
         slot = wgt.take(key)
-        addr = P.w_blocks[(n0, c0)] if P.w_blocks is not None else 0
-        d1 = L.kh * L.kw * (1 if L.depthwise else cin)
-        em.load(Buf.WGT, slot, addr, 1, d1, n, 0, n, L.w_bits, P.w_mode)
+        block = P.w_blocks[(n0, c0)] if P.w_blocks is not None else 0
+        if isinstance(block, tuple):  # an activation operand, [cin, n] gathered by strides
+            em.load(Buf.WGT, slot, *block, L.w_bits, P.w_mode)
+        else:
+            d1 = L.kh * L.kw * (1 if L.depthwise else cin)
+            em.load(Buf.WGT, slot, block, 1, d1, n, 0, n, L.w_bits, P.w_mode)
     return slot, rows
 
 

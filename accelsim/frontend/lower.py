@@ -13,6 +13,7 @@ from accelsim.config import HwConfig
 from accelsim.errors import AccelsimError
 from accelsim.frontend.emit import Emitter, clip_bounds
 from accelsim.frontend.gemm_layer import GemmPlace, choose_tiling, emit_gemm_layer, pack_weights
+from accelsim.frontend.matmul_layer import emit_matmul, matmul_gemm_layer
 from accelsim.frontend.sparse_lower import lower_sparse
 from accelsim.frontend.tiling import GemmLayer, Tiling
 from accelsim.frontend.tokens import insert_tokens
@@ -22,6 +23,7 @@ from accelsim.ir.fold import fold_batchnorm
 from accelsim.ir.graph import Graph
 from accelsim.ir.ops import Flatten, QuantConv2d, Quantize, QuantLinear
 from accelsim.ir.params import rescale_params
+from accelsim.ir.transformer_ops import Gelu, LayerNorm, MatMul, Softmax
 from accelsim.program import Program, TensorPlace
 
 
@@ -110,12 +112,20 @@ def gemm_layer_of(op, g: Graph, batch: int | None) -> tuple[GemmLayer, int]:
 
 
 def plan_layers(g: Graph, cfg: HwConfig, batch: int | None) -> dict[str, Tiling]:
-    """Tiling (with loop order) per GEMM node, chosen for the fewest DRAM bytes."""
+    """Tiling (with loop order) per GEMM node, chosen for the fewest DRAM bytes; a MatMul's
+    is that of one head's GEMM."""
     plans = {}
     for op in g.nodes:
         if isinstance(op, (QuantConv2d, QuantLinear)):
             L, images = gemm_layer_of(op, g, batch)
             plans[op.name] = choose_tiling(L, cfg, images, op.name)
+        elif isinstance(op, (MatMul, Softmax, Gelu, LayerNorm)) and batch is not None:
+            raise AccelsimError(
+                f"node {op.name!r}: a transformer layer runs on its declared rows only "
+                f"({g.tensors[g.input].shape[0]}), not on a batch of {batch}"
+            )
+        if isinstance(op, MatMul):
+            plans[op.name] = choose_tiling(matmul_gemm_layer(op, g), cfg, 1, op.name)
     return plans
 
 
@@ -148,6 +158,8 @@ def emit_nodes(em: Emitter, g: Graph, plans, places, cfg: HwConfig, batch: int |
             continue  # host-side input quantization; Flatten is a DRAM alias
         if isinstance(op, (QuantConv2d, QuantLinear)):
             _emit_gemm_node(em, op, g, plans[op.name], places, cfg, batch)
+        elif isinstance(op, MatMul):
+            emit_matmul(em, op, g, plans[op.name], places, cfg)
         else:
             emit_vector_node(em, op, g, places, cfg)
 

@@ -1,7 +1,9 @@
 """Emission of the non-GEMM layers on the vector ALU (and the DMA for plain copies).
 
-- Add, Clip, Trunc (an ADD of the input with itself): the tensors are viewed as [rows, C];
-  tiles of rows go LOAD -> ALU -> STORE.
+- Add, Clip, Trunc (an ADD of the input with itself), Softmax, Gelu, LayerNorm: the tensors
+  are viewed as [rows, C] (C the last axis); tiles of whole rows go LOAD -> ALU -> STORE.
+  (Softmax and LayerNorm work along C; a LayerNorm's 2C + 1 parameter words may take the
+  whole PARAM buffer.)
 - MaxPool, AvgPool: per image, tiles of output rows; the LOAD brings the padded input patch
   (MaxPool pads with the lowest input value, which never wins a max).
 - GlobalAvgPool: per image and channel slice, the whole H x W plane.
@@ -21,6 +23,8 @@ from accelsim.frontend.emit import MODE_BY_NAME, Emitter, rows_for
 from accelsim.ir.graph import Graph
 from accelsim.ir.ops import Add, AvgPool, Clip, Concat, GlobalAvgPool, MaxPool, Trunc, Upsample
 from accelsim.ir.params import add_params, concat_params, pool_params, trunc_params
+from accelsim.ir.transformer_ops import Gelu, LayerNorm, Softmax
+from accelsim.ir.transformer_params import gelu_params, layernorm_params, softmax_params
 from accelsim.isa import AluOp, Buf, Insn, Op, field_max
 from accelsim.numeric import INT32_MAX
 
@@ -55,6 +59,37 @@ def _load_param(em: Emitter, addr: int, n: int) -> int:
     slot = em.slots[Buf.PARAM].take(("alu", addr))
     em.load(Buf.PARAM, slot, addr, 1, 1, n, n, n, 32, "signed")
     return slot
+
+
+def _row_op(op, g: Graph, cfg: HwConfig) -> tuple[AluOp, list[int], int, int]:
+    """(ALU operation, PARAM words, imm, output zero point) of a row-tiled node."""
+    mult_bits = cfg.rescale.mult_bits
+    if isinstance(op, (Add, Trunc)):  # a Trunc reads its one input as both operands
+        p = add_params(op, g, mult_bits) if isinstance(op, Add) else trunc_params(op, g)
+        return AluOp.ADD, [p.ma, p.mb, p.t, p.za, p.zb], int(bool(p.relu)), p.zp
+    if isinstance(op, Softmax):
+        return AluOp.SOFTMAX, softmax_params(op, g).words(), 0, 0
+    if isinstance(op, Gelu):
+        p = gelu_params(op, g, mult_bits)
+        return AluOp.GELU, p.words(), 0, p.zp
+    if isinstance(op, LayerNorm):
+        p = layernorm_params(op, g, mult_bits)
+        return AluOp.LAYERNORM, p.words(), 0, p.zp
+    return AluOp.CLIP, [op.lo, op.hi], 0, g.tensors[op.output].zero_point
+
+
+def _param_slots(em: Emitter, op, n_words: int) -> bool:
+    """Make one PARAM slot of the whole buffer when the node's words need more than a slot
+    (True: the caller re-cuts PARAM into two slots after the node)."""
+    if rows_for(n_words, 32, em.row_bits) <= em.slots[Buf.PARAM].rows:
+        return False
+    em.use_slots(Buf.PARAM, 1)
+    if rows_for(n_words, 32, em.row_bits) > em.slots[Buf.PARAM].rows:
+        raise AccelsimError(
+            f"node {op.name!r}: its {n_words} ALU parameter words do not fit the "
+            f"{em.slots[Buf.PARAM].rows * em.row_bits // 8}-byte PARAM buffer"
+        )
+    return True
 
 
 def _rows_per_tile(em: Emitter, c: int, bits_in: list[int], out_bits: int, total: int) -> int:
@@ -100,12 +135,8 @@ def _elementwise(em: Emitter, op, g: Graph, places, cfg: HwConfig) -> None:
     pout = places[op.output]
     rows, c = _rows_view(pout)
     em.use_slots(Buf.INP, 4)
-    if isinstance(op, (Add, Trunc)):  # a Trunc reads its one input as both operands
-        p = add_params(op, g, cfg.rescale.mult_bits) if isinstance(op, Add) else trunc_params(op, g)
-        words = [p.ma, p.mb, p.t, p.za, p.zb]
-        alu_op, imm, zp = AluOp.ADD, int(bool(p.relu)), p.zp
-    else:
-        words, alu_op, imm, zp = [op.lo, op.hi], AluOp.CLIP, 0, out_t.zero_point
+    alu_op, words, imm, zp = _row_op(op, g, cfg)
+    whole_param = _param_slots(em, op, len(words))
     p_slot = _load_param(em, _params(em, words), len(words))
     in_bits, in_mode = _common_format(srcs)
     step = _rows_per_tile(em, c, [in_bits], out_t.bits, rows)
@@ -139,11 +170,14 @@ def _elementwise(em: Emitter, op, g: Graph, places, cfg: HwConfig) -> None:
                 zp=zp,
                 imm=imm,
             ),
-            [(Buf.INP, s, r) for s, r in slots] + [(Buf.PARAM, p_slot, 1)],
+            [(Buf.INP, s, r) for s, r in slots]
+            + [(Buf.PARAM, p_slot, rows_for(len(words), 32, em.row_bits))],
             [(Buf.OUT, out_slot, rows_for(n * c, out_t.bits, em.row_bits))],
         )
         em.store(Buf.OUT, out_slot, pout.dram_addr + r0 * c, 1, n, c, 0, c, out_t.bits, out_t.mode)
     em.use_slots(Buf.INP, 2)
+    if whole_param:
+        em.use_slots(Buf.PARAM, 2)
 
 
 def _pool(em: Emitter, op, g: Graph, places, cfg: HwConfig) -> None:
@@ -366,6 +400,9 @@ _EMIT = {
     Add: _elementwise,
     Trunc: _elementwise,
     Clip: _elementwise,
+    Softmax: _elementwise,
+    Gelu: _elementwise,
+    LayerNorm: _elementwise,
     MaxPool: _pool,
     AvgPool: _pool,
     GlobalAvgPool: _pool,

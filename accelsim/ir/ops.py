@@ -29,6 +29,7 @@ from accelsim.ir.base import (
 )
 from accelsim.ir.graph import Graph, TensorInfo, check_int_array
 from accelsim.ir.host_ops import HOST_OP_TYPES, HostOp
+from accelsim.ir.transformer_ops import Gelu, LayerNorm, MatMul, Softmax
 from accelsim.ir.vector_ops import (
     Add,
     AvgPool,
@@ -50,12 +51,16 @@ __all__ = [
     "Clip",
     "Concat",
     "Flatten",
+    "Gelu",
     "GlobalAvgPool",
+    "LayerNorm",
+    "MatMul",
     "MaxPool",
     "Op",
     "QuantConv2d",
     "QuantLinear",
     "Quantize",
+    "Softmax",
     "Trunc",
     "Upsample",
     "infer_shape",
@@ -300,7 +305,9 @@ def infer_shape(op: Op, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
     if isinstance(op, Upsample):
         n, h, w, c = first
         return (n, h * op.factors[0], w * op.factors[1], c)
-    return first  # Quantize, BatchNorm, Clip, Add
+    if isinstance(op, MatMul):
+        return op.out_shape(in_shapes)
+    return first  # Quantize, BatchNorm, Clip, Add, Softmax, Gelu, LayerNorm
 
 
 OP_TYPES = {
@@ -319,5 +326,9 @@ OP_TYPES = {
         Concat,
         Upsample,
         Trunc,
+        MatMul,
+        Softmax,
+        Gelu,
+        LayerNorm,
     )
 } | HOST_OP_TYPES

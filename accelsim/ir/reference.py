@@ -3,9 +3,10 @@ definitions (the NumPy twins that define the hardware's arithmetic), so it is th
 output the simulator must match bit for bit.
 
 Only the first op, `Quantize`, sees floats (the model input); everything after it is integer:
-conv / linear = GEMM of integers into int32 then RESCALE; pooling, add, clip and concat are the
-vector ALU's integer operations. Multipliers and folded biases come from `accelsim.ir.params`,
-the same functions lowering uses.
+conv / linear / matmul = GEMM of integers into int32 then RESCALE; pooling, add, clip, concat,
+softmax, GELU and layer norm are the vector ALU's integer operations. Multipliers and folded
+biases come from `accelsim.ir.params` and `accelsim.ir.transformer_params`, the same functions
+lowering uses.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from numba import config as numba_config
 
 from accelsim.errors import AccelsimError
 from accelsim.ir import params as P
+from accelsim.ir import transformer_params as TP
 from accelsim.ir.fold import fold_batchnorm
 from accelsim.ir.graph import Graph
 from accelsim.ir.host_ops import is_host
@@ -33,7 +35,8 @@ from accelsim.ir.ops import (
     Trunc,
     Upsample,
 )
-from accelsim.kernels import alu, gemm, quant
+from accelsim.ir.transformer_ops import Gelu, LayerNorm, MatMul, Softmax, head
+from accelsim.kernels import alu, gemm, ibert, quant
 from accelsim.kernels.rescale import rescale, rescale_ref
 
 # The Numba twins are only faster when compiled; with NUMBA_DISABLE_JIT=1 (coverage runs)
@@ -195,6 +198,43 @@ def _concat(op, xs, ctx):
     return np.concatenate(parts, axis=-1)
 
 
+def _matmul(op, xs, ctx):
+    a_t, b_t = (ctx.graph.tensors[i] for i in op.inputs)
+    heads = []
+    for h in range(op.heads):
+        b = head(xs[1], h, op.heads)
+        heads.append(
+            ctx.gemm(
+                np.ascontiguousarray(head(xs[0], h, op.heads)),
+                np.ascontiguousarray(b.T if op.transpose_b else b),
+                a_bits=a_t.bits,
+                w_bits=b_t.bits,
+                a_mode=a_t.mode,
+                w_mode=b_t.mode,
+                overflow=ctx.overflow,
+            )
+        )
+    acc = np.concatenate(heads, axis=1) if op.concat_heads else np.stack(heads)
+    return ctx.rescale_with(acc, TP.matmul_params(op, ctx.graph, ctx.mult_bits))
+
+
+def _softmax(op, xs, ctx):
+    fn = ibert.softmax if ctx.fast else ibert.softmax_ref
+    return fn(xs[0], **TP.softmax_params(op, ctx.graph).kwargs())
+
+
+def _gelu(op, xs, ctx):
+    p = TP.gelu_params(op, ctx.graph, ctx.mult_bits)
+    fn = ibert.gelu if ctx.fast else ibert.gelu_ref
+    return fn(xs[0], mode=ctx.round_mode, mult_bits=ctx.mult_bits, **p.kwargs())
+
+
+def _layernorm(op, xs, ctx):
+    p = TP.layernorm_params(op, ctx.graph, ctx.mult_bits)
+    fn = ibert.layernorm if ctx.fast else ibert.layernorm_ref
+    return fn(xs[0], mode=ctx.round_mode, **p.kwargs())
+
+
 _RUN = {
     Quantize: _quantize,
     QuantConv2d: _conv,
@@ -208,6 +248,10 @@ _RUN = {
     Concat: _concat,
     Upsample: _upsample,
     Trunc: _trunc,
+    MatMul: _matmul,
+    Softmax: _softmax,
+    Gelu: _gelu,
+    LayerNorm: _layernorm,
 }
 
 
