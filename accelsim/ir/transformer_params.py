@@ -126,51 +126,78 @@ def matmul_params(op: MatMul, graph: Graph, mult_bits: int = 32) -> RescaleParam
     )
 
 
-def softmax_params(op: Softmax, graph: Graph) -> SoftmaxParams:
-    """i-exp constants for the input step (module docstring)."""
-    scale = float(graph.tensors[op.inputs[0]].scale)
-    bits = graph.tensors[op.output].bits
-    if scale >= math.log(2):
-        _fail(op, f"input step {scale} must be below ln 2 for the integer exp")
+def exp_constants(scale: float) -> tuple[int, int, int, int]:
+    """(k, q_ln2, q_b, q_c) of I-BERT's i-exp for input step `scale` (< ln 2): the smallest
+    pre-shift k whose constants keep every exp value below 2^16 (module docstring)."""
+    if not 0 < scale < math.log(2):
+        raise AccelsimError(f"input step {scale} must lie in (0, ln 2) for the integer exp")
     for k in range(MAX_PRESHIFT + 1):
         s = scale * 2.0**k
         q_ln2 = int(math.log(2) / s)
         q_b, q_c = int(EXP_B / s), int(EXP_C / (EXP_A * s * s))
         if q_ln2 >= 1 and max(q_b, q_ln2 - 1 - q_b) ** 2 + q_c < 1 << ibert.EXP_MAX_BITS:
-            return SoftmaxParams(k, q_ln2, q_b, q_c, bits)
-    _fail(op, f"no pre-shift fits the integer exp for input step {scale}")  # pragma: no cover
+            return k, q_ln2, q_b, q_c
+    raise AccelsimError(f"no pre-shift fits the integer exp for input step {scale}")
+
+
+def erf_constants(scale: float, lo: int, hi: int) -> tuple[int, int, int]:
+    """(k, q_b, q_c) of the integer GELU for input step `scale` and input values x - zx in
+    [lo, hi]: the smallest pre-shift k that keeps |G| < 2^31 (module docstring)."""
+    for k in range(MAX_PRESHIFT + 1):
+        tt = scale * 2.0**k / math.sqrt(2.0)
+        q_b, q_c = int(ERF_B / tt), int(1.0 / (ERF_A * tt * tt))
+        if q_c < 1:
+            raise AccelsimError(f"input step {scale} is too coarse for the integer erf")
+        q_max = max(abs(lo >> k), abs(hi >> k))
+        g_max = q_max * (q_c + max(q_c, q_b * q_b - q_c))
+        if g_max <= INT32_MAX and q_b <= ibert.GELU_QB_MAX and q_c <= ibert.GELU_QC_MAX:
+            return k, q_b, q_c
+    raise AccelsimError(f"no pre-shift fits the integer GELU for input step {scale}")
+
+
+def softmax_params(op: Softmax, graph: Graph) -> SoftmaxParams:
+    """i-exp constants for the input step (module docstring)."""
+    try:
+        k, q_ln2, q_b, q_c = exp_constants(float(graph.tensors[op.inputs[0]].scale))
+    except AccelsimError as exc:
+        _fail(op, str(exc))
+    return SoftmaxParams(k, q_ln2, q_b, q_c, graph.tensors[op.output].bits)
 
 
 def gelu_params(op: Gelu, graph: Graph, mult_bits: int = 32) -> GeluParams:
     """i-erf constants for the input step and range, and the output multiplier."""
     src, dst = graph.tensors[op.inputs[0]], graph.tensors[op.output]
     lo, hi = (v - src.zero_point for v in src.qrange)
-    for k in range(MAX_PRESHIFT + 1):
-        s = float(src.scale) * 2.0**k
-        tt = s / math.sqrt(2.0)
-        q_b, q_c = int(ERF_B / tt), int(1.0 / (ERF_A * tt * tt))
-        if q_c < 1:
-            _fail(op, f"input step {float(src.scale)} is too coarse for the integer erf")
-        q_max = max(abs(lo >> k), abs(hi >> k))
-        g_max = q_max * (q_c + max(q_c, q_b * q_b - q_c))
-        if g_max <= INT32_MAX and q_b <= ibert.GELU_QB_MAX and q_c <= ibert.GELU_QC_MAX:
-            break
-    mult, t = _multiplier(op, s / (2 * q_c) / float(dst.scale), mult_bits)
+    try:
+        k, q_b, q_c = erf_constants(float(src.scale), lo, hi)
+    except AccelsimError as exc:
+        _fail(op, str(exc))
+    real = float(src.scale) * 2.0**k / (2 * q_c) / float(dst.scale)
+    mult, t = _multiplier(op, real, mult_bits)
     return GeluParams(
         src.zero_point, k, q_b, q_c, mult, t, dst.zero_point, dst.bits, dst.mode == "signed"
     )
 
 
+def norm_constants(gamma, beta, s_out: float, mult_bits: int = 32):
+    """(gain, offset, t) of the integer layer norm: per-channel gains g_c ~= gamma_c *
+    sqrt(c) / (2^30 s_out) * 2^t with one shift t (the largest normalised to `mult_bits`),
+    offsets o_c = round(beta_c / s_out) (module docstring)."""
+    gamma, beta = np.asarray(gamma, np.float64), np.asarray(beta, np.float64)
+    ratio = gamma * math.sqrt(gamma.size) / (2.0**30 * s_out)
+    _, t = quantize_multiplier(float(np.max(np.abs(ratio))), mult_bits)
+    offset = np.floor(beta / s_out + 0.5)
+    if np.any(np.abs(offset) > INT32_MAX):
+        raise AccelsimError("beta / output step does not fit int32")
+    gain = np.floor(ratio * 2.0**t + 0.5).astype(np.int64)
+    return gain, offset.astype(np.int64), int(t)
+
+
 def layernorm_params(op: LayerNorm, graph: Graph, mult_bits: int = 32) -> LayerNormParams:
     """Integer gains (one shift) and offsets of a LayerNorm (module docstring)."""
-    src, dst = graph.tensors[op.inputs[0]], graph.tensors[op.output]
-    s_out = float(dst.scale)
-    ratio = op.gamma.astype(np.float64) * math.sqrt(src.channels) / (2.0**30 * s_out)
-    _, t = _multiplier(op, np.max(np.abs(ratio)), mult_bits)
-    gain = np.floor(ratio * 2.0**t + 0.5).astype(np.int64)
-    offset = np.floor(op.beta.astype(np.float64) / s_out + 0.5)
-    if np.any(np.abs(offset) > INT32_MAX):
-        _fail(op, "beta / output step does not fit int32")
-    return LayerNormParams(
-        gain, offset.astype(np.int64), int(t), dst.zero_point, dst.bits, dst.mode == "signed"
-    )
+    dst = graph.tensors[op.output]
+    try:
+        gain, offset, t = norm_constants(op.gamma, op.beta, float(dst.scale), mult_bits)
+    except AccelsimError as exc:
+        _fail(op, str(exc))
+    return LayerNormParams(gain, offset, t, dst.zero_point, dst.bits, dst.mode == "signed")
