@@ -119,7 +119,13 @@ def _isqrt_cases():
     for b in range(2, 63):
         lo, hi = 1 << (b - 1), (1 << b) - 1
         r = math.isqrt(lo) + 1
-        cases += [*range(lo, lo + 64), *range(max(lo, hi - 16), hi + 1), r * r - 1, r * r, r * r + 1]
+        cases += [
+            *range(lo, lo + 64),
+            *range(max(lo, hi - 16), hi + 1),
+            r * r - 1,
+            r * r,
+            r * r + 1,
+        ]
     return cases
 
 

@@ -1,10 +1,11 @@
-"""Vector unit: cost (window reads for pooling), PARAM layouts, datapath vs the alu refs."""
+"""Vector unit: cost (window reads for pooling, row passes and divisions for softmax and layer
+norm), PARAM layouts, datapath vs the alu and ibert refs."""
 
 import numpy as np
 import pytest
 
-from accelsim.isa import AluOp, Buf, Insn, Op
-from accelsim.kernels import alu
+from accelsim.isa import AluOp, Buf, Insn, Mode, Op
+from accelsim.kernels import alu, ibert
 from accelsim.units.vector import Vector, vector_cycles
 from tests.helpers import make_mem, standalone
 
@@ -111,3 +112,45 @@ def test_pooling(edge):
             a, mult=m[25], shift=t[25], zp=0, bits=8, signed=True, mode="single"
         ).reshape(4),
     )
+
+
+def test_row_op_cycles_by_hand(edge):
+    """edge: latency 2, 16 lanes, divide_cycles 16. SOFTMAX over 12 rows of 128: each row
+    reads 3 * 128 / 16 = 24 cycles and divides once (16): 2 + 12 * 40 = 482. LAYERNORM over
+    4 rows of 768: 3 * 48 = 144 cycles of reads and 2 + 7 = 9 divisions (144) per row:
+    2 + 4 * 288 = 1154. GELU is elementwise: 2 x 3072 = 6144 elements, 2 + 384 = 386. With
+    divide_cycles = 4 the softmax costs 2 + 12 * 28 = 338. vector_ops counts three reads per
+    element of a row op: 3 * 12 * 128 = 4608."""
+    assert vector_cycles(edge, AluOp.SOFTMAX, 1, 12, 128) == 482
+    assert vector_cycles(edge, AluOp.LAYERNORM, 1, 4, 768) == 1154
+    assert vector_cycles(edge, AluOp.GELU, 1, 2, 3072) == 386
+    fast_div = edge.with_overrides(["vector.divide_cycles=4"])
+    assert vector_cycles(fast_div, AluOp.SOFTMAX, 1, 12, 128) == 338
+    insn = Insn(Op.ALU, alu_op=AluOp.SOFTMAX, h=1, w=12, c=128, in_bits=16, bits=8, mode=1)
+    cycles, _, counts = standalone(Vector, edge).profile(insn)
+    assert cycles == 482 and dict(counts)["vector_ops"] == 4608
+
+
+def test_ibert_ops_read_their_param_layouts(edge):
+    """SOFTMAX [k, q_ln2, q_b, q_c], GELU [k, q_b, q_c, m, t, zx] and LAYERNORM
+    [t, gains..., offsets...] give the kernels' results on a 2 x 3 x 8 tile."""
+    rng = np.random.default_rng(10)
+    mem = make_mem(edge)
+    x = rng.integers(-3000, 3000, (2, 3, 8)).astype(np.int32)
+    mem.write(Buf.INP, 0, x, 16)
+    cases = [
+        (AluOp.SOFTMAX, [2, 60, 117, 7200], dict(mode=Mode.UNSIGNED),
+         lambda: ibert.softmax_ref(x, shift=2, q_ln2=60, q_b=117, q_c=7200, bits=8)),
+        (AluOp.GELU, [1, 40, 900, 1 << 20, 28, -5], dict(zp=3),
+         lambda: ibert.gelu_ref(x, zx=-5, shift=1, q_b=40, q_c=900, mult=1 << 20, t=28, zp=3,
+                                bits=8, signed=True, mode="single")),
+        (AluOp.LAYERNORM, [31, *range(1 << 20, 9 << 20, 1 << 20), *range(-4, 4)], dict(zp=-1),
+         lambda: ibert.layernorm_ref(x, gain=np.arange(1, 9) << 20, offset=np.arange(-4, 4),
+                                     t=31, zp=-1, bits=8, signed=True, mode="single")),
+    ]  # fmt: skip
+    for op, words, out, expect in cases:
+        mem.write(Buf.PARAM, 0, np.array(words, np.int32), 32)
+        insn = Insn(Op.ALU, alu_op=op, a_buf=Buf.INP, dst_buf=Buf.OUT, dst_addr=20, h=2, w=3,
+                    c=8, in_bits=16, bits=8, **out)  # fmt: skip
+        standalone(Vector, edge).run(insn, mem)
+        np.testing.assert_array_equal(mem.read(Buf.OUT, 20, 48, 8, "t").reshape(2, 3, 8), expect())
