@@ -85,9 +85,9 @@ BROKEN = {
     "wrong version": (lambda d: set_(d, "version", 2), None, "unsupported version 2"),
     "wrong format": (lambda d: set_(d, "format", "onnx"), None, "'format' must be"),
     "unknown op": (
-        lambda d: set_(node(d, "conv3"), "op", "Softmax"),
+        lambda d: set_(node(d, "conv3"), "op", "LSTM"),
         None,
-        "node 'conv3': unknown op type 'Softmax'",
+        "node 'conv3': unknown op type 'LSTM'",
     ),
     "missing array": (
         None,
