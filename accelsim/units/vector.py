@@ -123,7 +123,7 @@ def out_elements(op: int, h: int, w: int, c: int, kh: int, kw: int, stride: int)
 
 
 class Vector(UnitBase):
-    """The vector ALU. Cost: `vector_cycles`; datapath: kernels.alu."""
+    """The vector ALU. Cost: `vector_cycles`; datapath: kernels.alu and kernels.ibert."""
 
     unit = Unit.VECTOR
     ADDR_FIELDS = ("a_addr", "b_addr", "dst_addr", "param_addr")
@@ -173,7 +173,7 @@ class Vector(UnitBase):
         bits, signed, zp = f["bits"], f["mode"] == Mode.SIGNED, f["zp"]
         rc = self.cfg.rescale
         if op in (AluOp.SOFTMAX, AluOp.GELU, AluOp.LAYERNORM):
-            y = _ibert(op, a, p, f, rc)
+            y = _ibert(op, a, p, f, rc, who)
         elif op == AluOp.ADD:
             y = alu.add(
                 a,
@@ -235,12 +235,12 @@ class Vector(UnitBase):
         mem.write(f["dst_buf"], f["dst_addr"], y, bits)
 
 
-def _ibert(op, a, p, f, rc):
+def _ibert(op, a, p, f, rc, who: str):
     """SOFTMAX, GELU or LAYERNORM on tile `a` ([h, w, c]) with PARAM words `p`."""
     bits, signed, zp = f["bits"], f["mode"] == Mode.SIGNED, f["zp"]
     if op == AluOp.SOFTMAX:
         if signed or zp:
-            raise IsaError("ALU SOFTMAX writes unsigned probabilities with zero point 0")
+            raise IsaError(f"{who}: writes unsigned probabilities with zero point 0")
         return ibert.softmax(a, shift=p[0], q_ln2=p[1], q_b=p[2], q_c=p[3], bits=bits)
     out = dict(zp=zp, bits=bits, signed=signed, mode=rc.round_mode)
     if op == AluOp.GELU:
