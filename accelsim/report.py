@@ -174,6 +174,22 @@ def _fmt(v: float) -> str:
     return f"{v:.0f}" if float(v).is_integer() else f"{v:.3g}"
 
 
+def _vector_line(s: dict, out) -> None:
+    """Which layers ran on the vector unit (no array work: adds, pools, softmax, GELU, layer
+    norm) and the unit's busy share of the latency."""
+    on_vector = [
+        r["name"] for r in s["layers"] if r["busy_cycles_vector"] and not r["compute_cycles"]
+    ]
+    if not on_vector or not s["latency_cycles"]:
+        return
+    busy = sum(r["busy_cycles_vector"] for r in s["layers"])
+    print(
+        f"vector     {busy:,} busy cycles = {busy / s['latency_cycles'] * 100:.1f}% of latency; "
+        f"on the vector unit: {', '.join(on_vector)}",
+        file=out,
+    )
+
+
 def format_report(summary: dict) -> str:
     """The text table `accelsim run` prints."""
     out = io.StringIO()
@@ -211,6 +227,7 @@ def format_report(summary: dict) -> str:
     )
     print(f"energy     {s['energy_pj'] / 1e6:.3f} uJ ({parts})", file=out)
     print(f"efficiency {s['tops_per_w']:.2f} TOPS/W", file=out)
+    _vector_line(s, out)
     for stage in ("before", "after"):
         ops = [h for h in s["host_ops"] if h["stage"] == stage]
         if ops:

@@ -7,7 +7,7 @@ import pytest
 
 from accelsim.config import load_config
 from accelsim.ir import MatMul, QuantLinear
-from accelsim.report import summarize
+from accelsim.report import format_report, summarize
 from accelsim.runner import run_model
 from tests.workloads.conftest import needs_jit, scalesim_cycles
 from workloads.bert import bert_base
@@ -69,7 +69,8 @@ def full():
 @needs_jit
 def test_full_size_timing(full, edge):
     """128 x 768, 12 heads, FFN 3072: 931,135,488 MACs; the report has one row per matmul
-    and vector layer, the vector layers' rows busy only on the vector unit (and DMA)."""
+    and vector layer, the vector layers' rows busy only on the vector unit (and DMA), and the
+    text report names them."""
     assert _macs(128, 768, 12, 3072) == 931_135_488
     result = run_model(full, edge, np.zeros((128, 768)), count_only=True)
     report = summarize(result, edge)
@@ -78,6 +79,8 @@ def test_full_size_timing(full, edge):
     for name in ("softmax", "gelu", "attn_layernorm", "out_layernorm", "attn_residual"):
         assert rows[name]["busy_cycles_vector"] > 0 and rows[name]["busy_cycles_matmul"] == 0
     assert rows["scores"]["macs"] == rows["context"]["macs"] == 12 * 128 * 128 * 64
+    vector_layers = "softmax, attn_residual, attn_layernorm, gelu, ffn_residual, out_layernorm"
+    assert f"on the vector unit: {vector_layers}\n" in format_report(report)
 
 
 @needs_jit
