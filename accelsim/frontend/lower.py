@@ -23,7 +23,7 @@ from accelsim.ir.fold import fold_batchnorm
 from accelsim.ir.graph import Graph
 from accelsim.ir.ops import Flatten, QuantConv2d, Quantize, QuantLinear
 from accelsim.ir.params import rescale_params
-from accelsim.ir.transformer_ops import Gelu, LayerNorm, MatMul, Softmax
+from accelsim.ir.transformer_ops import MatMul
 from accelsim.program import Program, TensorPlace
 
 
@@ -119,12 +119,12 @@ def plan_layers(g: Graph, cfg: HwConfig, batch: int | None) -> dict[str, Tiling]
         if isinstance(op, (QuantConv2d, QuantLinear)):
             L, images = gemm_layer_of(op, g, batch)
             plans[op.name] = choose_tiling(L, cfg, images, op.name)
-        elif isinstance(op, (MatMul, Softmax, Gelu, LayerNorm)) and batch is not None:
-            raise AccelsimError(
-                f"node {op.name!r}: a transformer layer runs on its declared rows only "
-                f"({g.tensors[g.input].shape[0]}), not on a batch of {batch}"
-            )
-        if isinstance(op, MatMul):
+        elif isinstance(op, MatMul):
+            if batch is not None:  # its heads and 3-D tensors are not a batch of rows
+                raise AccelsimError(
+                    f"node {op.name!r}: a MatMul runs on its declared rows only "
+                    f"({g.tensors[g.input].shape[0]}), not on a batch of {batch}"
+                )
             plans[op.name] = choose_tiling(matmul_gemm_layer(op, g), cfg, 1, op.name)
     return plans
 

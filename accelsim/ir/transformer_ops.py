@@ -87,8 +87,9 @@ class MatMul(Op):
                 fail(self, f"{f} must be true or false, got {getattr(self, f)!r}")
         if isinstance(self.heads, bool) or not isinstance(self.heads, (int, np.integer)):
             fail(self, f"heads must be a positive integer, got {self.heads!r}")
-        if self.heads < 1 or not (np.isfinite(self.alpha) and self.alpha > 0):
-            fail(self, f"heads must be >= 1 and alpha > 0, got {self.heads}, {self.alpha}")
+        real = isinstance(self.alpha, (int, float)) and not isinstance(self.alpha, bool)
+        if self.heads < 1 or not (real and np.isfinite(self.alpha) and self.alpha > 0):
+            fail(self, f"heads must be >= 1 and alpha a real > 0, got {self.heads}, {self.alpha!r}")
         a, b = (tensor(graph, i) for i in self.inputs)
         for what, t in (("input", a), ("second input", b)):
             if t.is_float or len(t.shape) not in (2, 3):

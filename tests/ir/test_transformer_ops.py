@@ -68,6 +68,8 @@ def _check(a_shape, b_shape, out_shape, **kw):
 
 def test_matmul_checks():
     _check((4, 6), (4, 6), (3, 4, 4), heads=3, transpose_b=True)
+    with pytest.raises(ModelFormatError, match="alpha a real > 0, got 3, 'x'"):
+        _check((4, 6), (4, 6), (3, 4, 4), heads=3, transpose_b=True, alpha="x")
     with pytest.raises(ModelFormatError, match="zero point 0"):
         _check((4, 6), (4, 6), (3, 4, 4), heads=3, transpose_b=True, zp_b=1)
     with pytest.raises(ModelFormatError, match="does not hold 4 heads"):
