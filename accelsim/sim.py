@@ -23,9 +23,8 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-import simpy
 
-from accelsim.errors import DeadlockError, IsaError
+from accelsim.errors import AccelsimError, DeadlockError, IsaError
 from accelsim.fileio import atomic_write_json
 from accelsim.isa import TABLE, Buf, Op, Unit
 from accelsim.memory import Memory
@@ -52,6 +51,7 @@ UNITS: dict = {
 
 
 _OP_UNIT = {op: spec.unit for op, spec in TABLE.items()}
+ENGINES = ("event", "fast")  # timing engines of `simulate` (event: SimPy, the reference)
 
 
 @dataclass
@@ -79,59 +79,104 @@ def _check_header(insn, u: int) -> None:
         )
 
 
-def _plan(program, cfg, units, chans):
-    """Cost every instruction, check capacities, fill the unit queues; return counters.
+@dataclass
+class Plan:
+    """What the planning pass gives both engines: `counters` per (tag, unit), `rows` [n, 5]
+    int64 per instruction (unit, cycles, wait mask, signal mask, SVGE engine; unit -1 for
+    FINISH) and `entries`, each instruction's unit-queue entry (None for FINISH)."""
+
+    counters: dict
+    rows: np.ndarray
+    entries: list
+
+
+def _plan(program, cfg, units, chans) -> Plan:
+    """Cost every instruction, check capacities, fill the unit queues.
 
     Profiles are cached by the instructions' non-address fields (tiled programs repeat a few
-    tile shapes), so the per-instruction work here is a key lookup and the range checks."""
+    tile shapes), so the per-instruction work here is two key lookups and the range checks;
+    the static counts are summed per (profile, tag) at the end."""
     cap = [cfg.buffers.capacity_rows(b.name) for b in Buf] + [program.dram.size]  # [-1]: DRAM
-    chan_cache: dict = {}
-    profiles: dict = {}  # (unit, profile key) -> [cycles, template, counts, {tag: count}]
+    headers: dict = {}  # (op, wait, signal) -> (unit id, unit, wait FIFOs, signal FIFOs, key)
+    profiles: dict = {}  # (op, profile key) -> (id, cycles, template, range checks)
+    by_id: list = []  # (unit id, cycles, counts) per profile id
+    flat: list = []  # (unit, cycles, wait, signal, engine, profile id, tag) per instruction
+    entries: list = []
     finished = False
     for idx, insn in enumerate(program.insns):
         insn.index = idx
         if finished:
             raise IsaError(f"insn {idx} {insn.op.name} follows FINISH")
-        if insn.op == Op.FINISH:
-            if insn.wait or insn.signal:
-                raise IsaError(f"insn {idx} FINISH must not wait or signal (every unit runs it)")
+        op = insn.op
+        hdr = headers.get((op, insn.wait, insn.signal))
+        if hdr is None:
+            hdr = headers[(op, insn.wait, insn.signal)] = _header(insn, units, chans)
+        u, unit, waits, sigs, key_of = hdr
+        if unit is None:  # FINISH
             finished = True
+            flat.append((-1, 0, 0, 0, 0, -1, 0))
+            entries.append(None)
             continue
-        u = _OP_UNIT[insn.op]
-        ws = chan_cache.get((u, insn.wait, insn.signal))
-        if ws is None:
-            if u not in units:
-                raise IsaError(
-                    f"insn {idx} {insn.op.name}: no {u.name.lower()} unit is "
-                    f"registered in accelsim.sim.UNITS"
-                )
-            _check_header(insn, u)
-            ws = chan_cache[(u, insn.wait, insn.signal)] = (
-                units[u],
-                tuple(chans[j][u] for j in _mask_units(insn.wait)),
-                tuple(chans[u][j] for j in _mask_units(insn.signal)),
-            )
-        unit = ws[0]
-        key = (u, unit.profile_key(insn))
-        prof = profiles.get(key)
-        if prof is None:
-            prof = profiles[key] = [*unit.profile(insn), {}]
         f = insn.f
-        for buf, field, rows, _ in prof[1]:
-            if f[field] + rows > cap[buf]:
+        pk = (op, key_of(f))
+        prof = profiles.get(pk)
+        if prof is None:
+            cyc, template, counts = unit.profile(insn)
+            checks = tuple((field, cap[buf] - rows, buf, rows) for buf, field, rows, _ in template)
+            prof = profiles[pk] = (len(by_id), cyc, template, checks)
+            by_id.append((u, cyc, counts))
+        for field, limit, buf, rows in prof[3]:
+            if f[field] > limit:
                 _capacity_error(insn, cfg, buf, f[field], rows, cap[buf])
-        unit.plan.append((insn, prof[0], ws[1], ws[2], prof[1]))
-        tags = prof[3]
-        tags[insn.tag] = tags.get(insn.tag, 0) + 1
+        entry = (insn, prof[1], waits, sigs, prof[2])
+        unit.plan.append(entry)
+        entries.append(entry)
+        flat.append((u, prof[1], insn.wait, insn.signal, f.get("engine", 0), prof[0], insn.tag))
+    table = np.array(flat, np.int64).reshape(-1, 7)
+    return Plan(_counters(table[:, 5], table[:, 6], by_id), table[:, :5], entries)
+
+
+def _header(insn, units, chans):
+    """(unit id, unit, wait FIFOs, signal FIFOs, profile key getter) of an instruction header;
+    unit None for FINISH. Raises IsaError for a bad header."""
+    if insn.op == Op.FINISH:
+        if insn.wait or insn.signal:
+            raise IsaError(f"insn {insn.index} FINISH must not wait or signal (every unit runs it)")
+        return None, None, (), (), None
+    u = _OP_UNIT[insn.op]
+    if u not in units:
+        raise IsaError(
+            f"insn {insn.index} {insn.op.name}: no {u.name.lower()} unit is "
+            f"registered in accelsim.sim.UNITS"
+        )
+    _check_header(insn, u)
+    return (
+        u,
+        units[u],
+        tuple(chans[j][u] for j in _mask_units(insn.wait)),
+        tuple(chans[u][j] for j in _mask_units(insn.signal)),
+        units[u].key_getter(insn.op),
+    )
+
+
+def _counters(pid, tags, by_id) -> dict:
+    """(tag, unit) -> counters: each profile's counts times its instructions per tag (rows in
+    order of the profiles' first use, tags in order of first use within a profile)."""
+    real = pid >= 0
+    pid, tags = pid[real], tags[real]
+    span = int(tags.max()) + 1 if tags.size else 1
+    uniq, first, times = np.unique(pid * span + tags, return_index=True, return_counts=True)
     counters: dict = {}
-    for (u, _), (cyc, _, counts, tags) in profiles.items():
-        for tag, times in tags.items():
-            row = counters.setdefault((tag, u), {"instructions": 0, "busy_cycles": 0})
-            row["instructions"] += times
-            row["busy_cycles"] += cyc * times
-            for k, v in counts:
-                if v:
-                    row[k] = row.get(k, 0) + v * times
+    for q in np.lexsort((first, uniq // span)).tolist():
+        p, tag = divmod(int(uniq[q]), span)
+        u, cyc, counts = by_id[p]
+        n = int(times[q])
+        row = counters.setdefault((tag, u), {"instructions": 0, "busy_cycles": 0})
+        row["instructions"] += n
+        row["busy_cycles"] += cyc * n
+        for k, v in counts:
+            if v:
+                row[k] = row.get(k, 0) + v * n
     return counters
 
 
@@ -232,6 +277,7 @@ def simulate(
     program,
     cfg,
     *,
+    engine: str = "event",
     count_only: bool = False,
     check_races: bool = True,
     trace=None,
@@ -242,23 +288,35 @@ def simulate(
 ) -> SimResult:
     """Run `program` on the processor described by `cfg` (an `HwConfig`).
 
+    engine: "event" (SimPy, the reference) or "fast" (`accelsim.fast_engine`: the same
+    schedule from a max-plus pass over the unit queues; no trace lines or progress bar).
     count_only: skip the datapath (no data, identical timing). check_races: run the race
     detector (RaceError on an unordered buffer access). trace: None; a callable (or list)
     receiving one line of unit states (`cycle  unit: state | ...`) whenever an instruction
-    starts or ends; or a file path (str / Path) that gets a Chrome / Perfetto trace JSON of
-    the run (`chrome_trace`). progress: show a tqdm bar. inputs: name -> array placed into a
-    copy of the DRAM image before the run. strict_tokens: raise IsaError if tokens are left
-    in a FIFO. units: Unit -> class mapping to build the machine from (default `UNITS`).
+    starts or ends (event engine only); or a file path (str / Path) that gets a Chrome /
+    Perfetto trace JSON of the run (`chrome_trace`). progress: show a tqdm bar (event engine).
+    inputs: name -> array placed into a copy of the DRAM image before the run. strict_tokens:
+    raise IsaError if tokens are left in a FIFO. units: Unit -> class mapping to build the
+    machine from (default `UNITS`).
     Raises DeadlockError, RaceError, IsaError (bad stream or capacity) or AccelsimError.
     """
-    env = simpy.Environment()
+    if engine not in ENGINES:
+        raise AccelsimError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    trace_path = trace if isinstance(trace, (str, os.PathLike)) else None
+    if engine == "fast" and trace is not None and trace_path is None:
+        raise AccelsimError("trace lines need engine='event' (the fast engine has no events)")
+    env = None
+    if engine == "event":
+        import simpy  # noqa: PLC0415 (the fast engine and start-up do without it)
+
+        env = simpy.Environment()
     n = len(program.insns)
     rec = Recorder(n)
     units = {u: cls(env, cfg, rec) for u, cls in (UNITS if units is None else units).items()}
     chans = [[Channel(s, d) for d in range(len(Unit))] for s in range(len(Unit))]
-    counters = _plan(program, cfg, units, chans)
+    plan = _plan(program, cfg, units, chans)
     bus = DramBus(cfg)
-    dram = None
+    dram = mem = None
     if not count_only:
         dram = program.dram.copy()
         if inputs:
@@ -267,24 +325,17 @@ def simulate(
     races = RaceDetector(program.insns) if check_races else None
     for unit in units.values():
         unit.bus = bus
-        unit.mem = None if count_only else mem
+        unit.mem = mem
         unit.races = races
-    trace_path = trace if isinstance(trace, (str, os.PathLike)) else None
-    if trace is not None and trace_path is None:
-        emit = trace.append if hasattr(trace, "append") else trace
+    if engine == "fast":
+        from accelsim.fast_engine import run_fast  # noqa: PLC0415 (loads Numba)
 
-        def line():
-            emit(f"{env.now:>8}  " + " | ".join(u.trace() for u in units.values()))
-
-        for unit in units.values():
-            unit.on_event = line
-    if progress:
-        _run_with_progress(env, units, n)
+        run_fast(cfg, units, chans, plan.rows, plan.entries, rec, races, mem)
     else:
-        env.run()
+        _run_event(env, units, n, trace if trace_path is None else None, progress)
     if not all(u.done for u in units.values()):
         raise DeadlockError(_deadlock_message(units, chans))
-    stats = _stats(program, cfg, counters, rec, chans, units)
+    stats = _stats(program, cfg, plan.counters, rec, chans, units)
     if strict_tokens and stats.tokens_left:
         raise IsaError(
             "unbalanced tokens left at the end: "
@@ -297,6 +348,22 @@ def simulate(
     if trace_path is not None:
         atomic_write_json(trace_path, chrome_trace(program, result, cfg), indent=None)
     return result
+
+
+def _run_event(env, units, n: int, trace, progress: bool) -> None:
+    """The event engine: run the SimPy processes the units started (with trace lines)."""
+    if trace is not None:
+        emit = trace.append if hasattr(trace, "append") else trace
+
+        def line():
+            emit(f"{env.now:>8}  " + " | ".join(u.trace() for u in units.values()))
+
+        for unit in units.values():
+            unit.on_event = line
+    if progress:
+        _run_with_progress(env, units, n)
+    else:
+        env.run()
 
 
 def chrome_trace(program, result: SimResult, cfg) -> dict:
@@ -334,7 +401,8 @@ def chrome_trace(program, result: SimResult, cfg) -> dict:
 
 
 def _run_with_progress(env, units, n: int) -> None:
-    from tqdm import tqdm
+    from simpy.core import EmptySchedule  # noqa: PLC0415
+    from tqdm import tqdm  # noqa: PLC0415
 
     done = 0
     with tqdm(total=n, unit="insn", desc="simulate") as bar:
@@ -345,5 +413,5 @@ def _run_with_progress(env, units, n: int) -> None:
                 now = sum(u.pos for u in units.values())
                 bar.update(now - done)
                 done = now
-        except simpy.core.EmptySchedule:
+        except EmptySchedule:
             bar.update(sum(u.pos for u in units.values()) - done)

@@ -23,6 +23,10 @@ SRAM_WRITE = tuple(f"sram_write_bits_{b.name.lower()}" for b in Buf)
 DRAM = -1  # pseudo buffer index of the DRAM image in access templates (range check only)
 
 
+def _no_fields(fields) -> tuple:
+    return ()
+
+
 class Channel:
     """Token FIFO from unit `src` to unit `dst`: a counting semaphore with one waiter at most.
 
@@ -51,6 +55,10 @@ class UnitBase:
     `(insn, cycles, wait_channels, signal_channels, accesses)`."""
 
     unit: Unit = None
+    # How `process()` times the queue, for the fast engine (`accelsim.fast_engine`): in_order
+    # (start at max(unit free, tokens), push at the end), dram_bus (the same through the shared
+    # DRAM bus) or engines (the SVGE's in-order issue to E engines, in-order retirement).
+    timing: str = "in_order"
     ADDR_FIELDS: tuple = ()  # fields holding addresses; all others determine the profile
     mac_arrays: int = 0  # MAC arrays the unit drives (utilisation counts every one)
 
@@ -96,11 +104,15 @@ class UnitBase:
 
     def profile_key(self, insn):
         """The instruction's non-address field values (the cache key of `profile`)."""
-        get = self._key_getters.get(insn.op)
+        return (insn.op, self.key_getter(insn.op)(insn.f))
+
+    def key_getter(self, op):
+        """Callable: an instruction's field dict of opcode `op` -> its non-address values."""
+        get = self._key_getters.get(op)
         if get is None:
-            names = [f.name for f in TABLE[insn.op].fields if f.name not in self.ADDR_FIELDS]
-            get = self._key_getters[insn.op] = itemgetter(*names) if names else (lambda f: ())
-        return (insn.op, get(insn.f))
+            names = [f.name for f in TABLE[op].fields if f.name not in self.ADDR_FIELDS]
+            get = self._key_getters[op] = itemgetter(*names) if names else _no_fields
+        return get
 
     @staticmethod
     def accesses(insn, template):

@@ -122,6 +122,7 @@ def store_block(dram: np.ndarray, insn, tile: np.ndarray) -> None:
 
 class _DmaEngine(UnitBase):
     bus: DramBus = None  # set by the simulator (shared by both engines)
+    timing = "dram_bus"
     ADDR_FIELDS = ("sram_addr", "dram_addr")
 
     def __init__(self, env, cfg, stats):

@@ -95,6 +95,7 @@ class Svge(UnitBase):
     """The sparse voxel group engine. Cost: `map_cycles` / `conv_cycles`; datapath above."""
 
     unit = Unit.SVGE
+    timing = "engines"
     ADDR_FIELDS = ("coord_addr", "out_coord_addr", "map_addr", "inp_addr", "wgt_addr", "acc_addr")
 
     def __init__(self, env, cfg, stats):
