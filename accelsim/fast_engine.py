@@ -47,22 +47,31 @@ from accelsim.jit import lazy_njit
 IN_ORDER, DRAM_BUS, ENGINES = 0, 1, 2  # timing disciplines (`UnitBase.timing`)
 TIMING_KINDS = {"in_order": IN_ORDER, "dram_bus": DRAM_BUS, "engines": ENGINES}
 ABSENT = -1  # no unit of this kind is built
-_CUR, _T0, _POS, _NEXT_BIT, _READY, _RETIRE = 0, 1, 2, 3, 4, 5  # per-unit state columns
+# rows of the event table: cycle, generation, creating event (-1: set-up), creation sequence
+T, GEN, BY, SEQ = 0, 1, 2, 3
+# per-unit state: current event, cycle its token pops began, queue position, next wait bit,
+# all tokens popped, SVGE retirement cycle
+CUR, T0, POS, NEXT_BIT, READY, RETIRE = 0, 1, 2, 3, 4, 5
+# rows of the per-instruction result and token tables
+START, END, STALL_TOKEN, STALL_DRAM, ISSUE = 0, 1, 2, 3, 4
+PUSHED, POPPED, OFFSET = 0, 1, 2
+# DRAM bus state: cycle the bus is free, end of the latest transfer
+BUS_FREE, BUS_LAST_END = 0, 1
 
 
 @lazy_njit(cache=True, inline="always")
-def _before(a, b, ev_t, ev_gen, ev_by, ev_seq):
+def _before(a, b, ev):
     """True if SimPy processes event a before event b (a != b): by cycle, generation, then
     the creators' order, then the creation sequence."""
     while True:
-        if ev_t[a] != ev_t[b]:
-            return ev_t[a] < ev_t[b]
-        if ev_gen[a] != ev_gen[b]:
-            return ev_gen[a] < ev_gen[b]
-        ca = ev_by[a]
-        cb = ev_by[b]
+        if ev[T, a] != ev[T, b]:
+            return ev[T, a] < ev[T, b]
+        if ev[GEN, a] != ev[GEN, b]:
+            return ev[GEN, a] < ev[GEN, b]
+        ca = ev[BY, a]
+        cb = ev[BY, b]
         if ca == cb:
-            return ev_seq[a] < ev_seq[b]
+            return ev[SEQ, a] < ev[SEQ, b]
         if ca < 0 or cb < 0:
             return ca < cb
         a = ca
@@ -70,211 +79,194 @@ def _before(a, b, ev_t, ev_gen, ev_by, ev_seq):
 
 
 @lazy_njit(cache=True, inline="always")
-def _pop(u, i, nu, wait, st, popped, pushed, push_off, push_ev, ev_t, ev_gen, ev_by, ev_seq):
+def _new_event(ev, k, t, by, seq):
+    """Event k at cycle t, created while event `by` is processed, `seq`-th in that step."""
+    ev[T, k] = t
+    ev[BY, k] = by
+    ev[SEQ, k] = seq
+    ev[GEN, k] = ev[GEN, by] + 1 if t == ev[T, by] else 0
+
+
+@lazy_njit(cache=True, inline="always")
+def _pop(u, i, wait, st, tok, push_ev, ev):
     """Pop the tokens of instruction i (unit u) as far as they have been pushed; True when all
     are. A token pushed by an event SimPy processes after the unit's current one makes the unit
     wait: it resumes on a wake-up event created by the push."""
-    if st[u, _READY]:
+    if st[u, READY]:
         return True
-    j = st[u, _NEXT_BIT]
+    nu = st.shape[0]
+    j = st[u, NEXT_BIT]
     w = wait[i] >> j
     while w:
         if w & 1:
             c = j * nu + u
-            k = popped[c]
-            if k >= pushed[c]:
-                st[u, _NEXT_BIT] = j
+            k = tok[POPPED, c]
+            if k >= tok[PUSHED, c]:
+                st[u, NEXT_BIT] = j
                 return False
-            p = push_ev[push_off[c] + k]
-            if not _before(p, st[u, _CUR], ev_t, ev_gen, ev_by, ev_seq):
-                wk = nu + 2 * i + 1
-                ev_t[wk] = ev_t[p]
-                ev_gen[wk] = ev_gen[p] + 1
-                ev_by[wk] = p
-                ev_seq[wk] = u  # wake-ups are created in the order of the pusher's FIFOs
-                st[u, _CUR] = wk
-            popped[c] = k + 1
+            p = push_ev[tok[OFFSET, c] + k]
+            if not _before(p, st[u, CUR], ev):
+                # wake-ups are created in the order of the pusher's FIFOs (by consumer)
+                _new_event(ev, nu + 2 * i + 1, ev[T, p], p, u)
+                st[u, CUR] = nu + 2 * i + 1
+            tok[POPPED, c] = k + 1
         w >>= 1
         j += 1
-    st[u, _READY] = 1
+    st[u, READY] = 1
     return True
 
 
-@lazy_njit(cache=True)
-def _schedule(unit_of, cycles, wait, signal, engine, kind, init_seq, n_engines, latency, serial):
-    n = unit_of.size
-    nu = kind.size
-    qlen = np.zeros(nu, np.int64)
-    for i in range(n):
-        if unit_of[i] >= 0:
-            qlen[unit_of[i]] += 1
-    qoff = np.zeros(nu + 1, np.int64)
-    qoff[1:] = np.cumsum(qlen)
-    queue = np.empty(qoff[nu], np.int64)
-    fill = qoff[:nu].copy()
-    n_push = np.zeros(nu * nu, np.int64)
-    for i in range(n):
-        u = unit_of[i]
-        if u >= 0:
-            queue[fill[u]] = i
-            fill[u] += 1
-            for j in range(nu):
-                if signal[i] >> j & 1:
-                    n_push[u * nu + j] += 1
-    push_off = np.zeros(nu * nu + 1, np.int64)
-    push_off[1:] = np.cumsum(n_push)
-    push_ev = np.empty(push_off[nu * nu], np.int64)
-    pushed = np.zeros(nu * nu, np.int64)
-    popped = np.zeros(nu * nu, np.int64)
-    n_ev = nu + 2 * n  # per unit its start; per instruction its end (or retirement) and wake-up
-    ev_t = np.full(n_ev, -1, np.int64)
-    ev_gen = np.zeros(n_ev, np.int64)
-    ev_by = np.full(n_ev, -1, np.int64)
-    ev_seq = np.zeros(n_ev, np.int64)
-    st = np.zeros((nu, 6), np.int64)
-    for u in range(nu):
-        st[u, _CUR] = u
-        if kind[u] != ABSENT:
-            ev_t[u] = 0
-            ev_seq[u] = init_seq[u]
-    free = np.zeros((nu, max(n_engines, 1)), np.int64)
-    start = np.zeros(n, np.int64)
-    end = np.zeros(n, np.int64)
-    stall_token = np.zeros(n, np.int64)
-    stall_dram = np.zeros(n, np.int64)
-    issue_ev = np.full(n, -1, np.int64)
-    bus_free = 0
-    bus_last_end = 0
-    progress = True
-    while progress:
-        progress = False
-        for u in range(nu):
-            if kind[u] == IN_ORDER or kind[u] == ENGINES:
-                while st[u, _POS] < qlen[u]:
-                    i = queue[qoff[u] + st[u, _POS]]
-                    if not _pop(
-                        u, i, nu, wait, st, popped, pushed, push_off, push_ev, ev_t, ev_gen,
-                        ev_by, ev_seq,
-                    ):  # fmt: skip
-                        break
-                    x = st[u, _CUR]
-                    t = ev_t[x]
-                    stall_token[i] = t - st[u, _T0]
-                    issue_ev[i] = x
-                    if kind[u] == IN_ORDER:
-                        start[i] = t
-                        end[i] = t + cycles[i]
-                        pusher = nu + 2 * i
-                        at = end[i]
-                        st[u, _CUR] = pusher
-                        st[u, _T0] = at
-                    else:
-                        e = engine[i]
-                        start[i] = max(t, free[u, e])
-                        end[i] = start[i] + cycles[i]
-                        free[u, e] = end[i]
-                        st[u, _RETIRE] = max(st[u, _RETIRE], end[i])
-                        pusher = nu + 2 * i
-                        at = st[u, _RETIRE]
-                        st[u, _T0] = t
-                    if signal[i] or kind[u] == IN_ORDER:
-                        ev_t[pusher] = at
-                        ev_by[pusher] = x
-                        ev_seq[pusher] = nu + i  # after the wake-ups its creator made
-                        ev_gen[pusher] = ev_gen[x] + 1 if at == t else 0
-                    _push(u, i, nu, signal, pusher, pushed, push_off, push_ev)
-                    st[u, _POS] += 1
-                    st[u, _NEXT_BIT] = 0
-                    st[u, _READY] = 0
-                    progress = True
-        best = -1  # the DMA engine whose transfer reaches the bus first
-        for u in range(nu):
-            if kind[u] == DRAM_BUS and st[u, _POS] < qlen[u]:
-                i = queue[qoff[u] + st[u, _POS]]
-                if _pop(
-                    u, i, nu, wait, st, popped, pushed, push_off, push_ev, ev_t, ev_gen, ev_by,
-                    ev_seq,
-                ):  # fmt: skip
-                    if best < 0 or _before(
-                        st[u, _CUR], st[best, _CUR], ev_t, ev_gen, ev_by, ev_seq
-                    ):
-                        best = u
-        if best >= 0:
-            u = best
-            i = queue[qoff[u] + st[u, _POS]]
-            x = st[u, _CUR]
-            t = ev_t[x]
-            stall_token[i] = t - st[u, _T0]
-            issue_ev[i] = x
-            issue = max(t, bus_last_end) if serial else t
-            ready = issue + latency
-            begin = max(ready, bus_free)
-            bus_free = begin + cycles[i] - latency
-            bus_last_end = max(bus_last_end, bus_free)
-            stall_dram[i] = begin - ready + issue - t
-            start[i] = t
-            end[i] = bus_free
-            pusher = nu + 2 * i
-            ev_t[pusher] = end[i]
-            ev_by[pusher] = x
-            ev_seq[pusher] = nu + i
-            ev_gen[pusher] = ev_gen[x] + 1 if end[i] == t else 0
-            _push(u, i, nu, signal, pusher, pushed, push_off, push_ev)
-            st[u, _CUR] = pusher
-            st[u, _T0] = end[i]
-            st[u, _POS] += 1
-            st[u, _NEXT_BIT] = 0
-            st[u, _READY] = 0
-            progress = True
-    return (
-        start, end, stall_token, stall_dram, issue_ev, pushed, popped, st[:, _POS].copy(),
-        ev_t, ev_gen, ev_by, ev_seq,
-    )  # fmt: skip
-
-
 @lazy_njit(cache=True, inline="always")
-def _push(u, i, nu, signal, pusher, pushed, push_off, push_ev):
+def _issue(
+    u, i, kind, cycles, engine, signal, st, free, bus, latency, serial, out, tok, push_ev, ev
+):
+    """Start instruction i of unit u at its current event; record start, end and stalls; push
+    its tokens (at its end, or at retirement on the SVGE)."""
+    nu = st.shape[0]
+    x = st[u, CUR]
+    t = ev[T, x]
+    out[STALL_TOKEN, i] = t - st[u, T0]
+    out[ISSUE, i] = x
+    if kind == ENGINES:
+        e = engine[i]
+        out[START, i] = max(t, free[u, e])
+        out[END, i] = free[u, e] = out[START, i] + cycles[i]
+        st[u, RETIRE] = max(st[u, RETIRE], out[END, i])
+        at = st[u, RETIRE]
+    elif kind == DRAM_BUS:  # DramBus.transfer, in the order the engines issue
+        issue = max(t, bus[BUS_LAST_END]) if serial else t
+        ready = issue + latency
+        begin = max(ready, bus[BUS_FREE])
+        bus[BUS_FREE] = begin + cycles[i] - latency
+        bus[BUS_LAST_END] = max(bus[BUS_LAST_END], bus[BUS_FREE])
+        out[STALL_DRAM, i] = begin - ready + issue - t
+        out[START, i] = t
+        at = out[END, i] = bus[BUS_FREE]
+    else:
+        out[START, i] = t
+        at = out[END, i] = t + cycles[i]
+    if kind != ENGINES or signal[i]:
+        _new_event(ev, nu + 2 * i, at, x, nu + i)  # after the wake-ups made in the same step
+    if kind != ENGINES:  # the unit resumes when the instruction ends
+        st[u, CUR] = nu + 2 * i
+        st[u, T0] = at
+    else:  # the SVGE issues the next instruction at once
+        st[u, T0] = t
     s = signal[i]
     j = 0
     while s:
         if s & 1:
             c = u * nu + j
-            push_ev[push_off[c] + pushed[c]] = pusher
-            pushed[c] += 1
+            push_ev[tok[OFFSET, c] + tok[PUSHED, c]] = nu + 2 * i
+            tok[PUSHED, c] += 1
         s >>= 1
         j += 1
+    st[u, POS] += 1
+    st[u, NEXT_BIT] = 0
+    st[u, READY] = 0
+
+
+@lazy_njit(cache=True, inline="always")
+def _qlen(qoff, u):
+    return qoff[u + 1] - qoff[u]
 
 
 @lazy_njit(cache=True)
-def _issue_order(issue_ev, ev_t, ev_gen, ev_by, ev_seq):
+def _queues(unit_of, signal, nu):
+    """Each unit's queue (instruction indices in program order, from offset qoff[u]) and the
+    token table with each FIFO's offset into the push list."""
+    qoff = np.zeros(nu + 1, np.int64)
+    for i in range(unit_of.size):
+        if unit_of[i] >= 0:
+            qoff[unit_of[i] + 1] += 1
+    qoff = np.cumsum(qoff)
+    queue = np.empty(qoff[nu], np.int64)
+    fill = qoff[:nu].copy()
+    n_push = np.zeros(nu * nu, np.int64)
+    for i in range(unit_of.size):
+        u = unit_of[i]
+        if u >= 0:
+            queue[fill[u]] = i
+            fill[u] += 1
+            for j in range(nu):
+                n_push[u * nu + j] += signal[i] >> j & 1
+    tok = np.zeros((3, nu * nu), np.int64)
+    tok[OFFSET, 1:] = np.cumsum(n_push)[:-1]
+    return queue, qoff, tok, np.empty(n_push.sum(), np.int64)
+
+
+@lazy_njit(cache=True)
+def _schedule(unit_of, cycles, wait, signal, engine, kind, init_seq, n_engines, latency, serial):
+    n, nu = unit_of.size, kind.size
+    queue, qoff, tok, push_ev = _queues(unit_of, signal, nu)
+    ev = np.full((4, nu + 2 * n), -1, np.int64)  # per unit its start; per insn end, wake-up
+    for u in range(nu):
+        if kind[u] != ABSENT:  # processes start at cycle 0 in the order they were built
+            ev[T, u], ev[GEN, u], ev[SEQ, u] = 0, 0, init_seq[u]
+    st = np.zeros((nu, 6), np.int64)
+    st[:, CUR] = np.arange(nu)
+    free = np.zeros((nu, max(n_engines, 1)), np.int64)
+    bus = np.zeros(2, np.int64)
+    out = np.zeros((5, n), np.int64)
+    out[ISSUE] = -1
+    progress = True
+    while progress:
+        progress = False
+        for u in range(nu):
+            if kind[u] == IN_ORDER or kind[u] == ENGINES:
+                while st[u, POS] < _qlen(qoff, u):
+                    i = queue[qoff[u] + st[u, POS]]
+                    if not _pop(u, i, wait, st, tok, push_ev, ev):
+                        break
+                    _issue(
+                        u, i, kind[u], cycles, engine, signal, st, free, bus, latency, serial,
+                        out, tok, push_ev, ev,
+                    )  # fmt: skip
+                    progress = True
+        best = -1  # the DMA transfer SimPy issues first: the bus serves them in that order
+        for u in range(nu):
+            if kind[u] == DRAM_BUS and st[u, POS] < _qlen(qoff, u):
+                if _pop(u, queue[qoff[u] + st[u, POS]], wait, st, tok, push_ev, ev):
+                    if best < 0 or _before(st[u, CUR], st[best, CUR], ev):
+                        best = u
+        if best >= 0:
+            _issue(
+                best, queue[qoff[best] + st[best, POS]], DRAM_BUS, cycles, engine, signal, st,
+                free, bus, latency, serial, out, tok, push_ev, ev,
+            )  # fmt: skip
+            progress = True
+    return out, tok, st[:, POS].copy(), ev
+
+
+@lazy_njit(cache=True)
+def _issue_order(issue_ev, ev):
     """Indices of the issued instructions in the order SimPy issues them: events ranked by
     (cycle, generation, creator's rank, sequence), instructions of one event in program order."""
-    used = np.flatnonzero(ev_t >= 0)
-    used = used[np.argsort(ev_gen[used], kind="mergesort")]
-    used = used[np.argsort(ev_t[used], kind="mergesort")]
-    rank = np.full(ev_t.size, -1, np.int64)
-    span = ev_seq.max() + 2
+    used = np.flatnonzero(ev[T] >= 0)
+    used = used[np.argsort(ev[GEN][used], kind="mergesort")]
+    used = used[np.argsort(ev[T][used], kind="mergesort")]
+    rank = np.full(ev.shape[1], -1, np.int64)
+    span = ev[SEQ].max() + 2
     r = 0
     a = 0
-    while a < used.size:
+    while a < used.size:  # one group per (cycle, generation); creators are in earlier groups
         b = a
-        while (
-            b < used.size and ev_t[used[b]] == ev_t[used[a]] and ev_gen[used[b]] == ev_gen[used[a]]
-        ):
+        while b < used.size and ev[T, used[b]] == ev[T, used[a]]:
+            if ev[GEN, used[b]] != ev[GEN, used[a]]:
+                break
             b += 1
         key = np.empty(b - a, np.int64)
         for q in range(a, b):
-            by = ev_by[used[q]]
-            key[q - a] = (rank[by] + 1 if by >= 0 else 0) * span + ev_seq[used[q]]
+            by = ev[BY, used[q]]
+            key[q - a] = (rank[by] + 1 if by >= 0 else 0) * span + ev[SEQ, used[q]]
         for q in np.argsort(key, kind="mergesort"):
             rank[used[a + q]] = r
             r += 1
         a = b
     issued = np.flatnonzero(issue_ev >= 0)
-    n = issue_ev.size
     key = np.empty(issued.size, np.int64)
     for q in range(issued.size):
-        key[q] = rank[issue_ev[issued[q]]] * (n + 1) + issued[q]
+        key[q] = rank[issue_ev[issued[q]]] * (issue_ev.size + 1) + issued[q]
     return issued[np.argsort(key, kind="mergesort")]
 
 
@@ -283,7 +275,7 @@ class Schedule:
     """Per-instruction `start` / `end` cycles, `stall_token` / `stall_dram` cycles (indexed
     like the program; FINISH entries 0), tokens `pushed` / `popped` per FIFO (src * n + dst),
     each unit's queue position `pos` (short of its queue length after a deadlock), and the
-    issue events for `order()`."""
+    events for `order()`."""
 
     start: np.ndarray
     end: np.ndarray
@@ -292,11 +284,12 @@ class Schedule:
     pushed: np.ndarray
     popped: np.ndarray
     pos: np.ndarray
-    _events: tuple
+    issue_events: np.ndarray
+    events: np.ndarray
 
     def order(self) -> np.ndarray:
         """Issued instructions in the event engine's issue order."""
-        return _issue_order(*self._events)
+        return _issue_order(self.issue_events, self.events)
 
 
 def schedule(rows: np.ndarray, kind, init_seq, cfg) -> Schedule:
@@ -304,21 +297,20 @@ def schedule(rows: np.ndarray, kind, init_seq, cfg) -> Schedule:
     mask, signal mask, SVGE engine) on units of timing `kind` (per Unit: IN_ORDER, DRAM_BUS,
     ENGINES or ABSENT) started in `init_seq` order, with `cfg`'s DRAM latency, outstanding
     limit and SVGE engines."""
-    rows = np.ascontiguousarray(rows, np.int64).reshape(-1, 5)
-    out = _schedule(
-        np.ascontiguousarray(rows[:, 0]),
-        np.ascontiguousarray(rows[:, 1]),
-        np.ascontiguousarray(rows[:, 2]),
-        np.ascontiguousarray(rows[:, 3]),
-        np.ascontiguousarray(rows[:, 4]),
+    cols = np.array(rows, np.int64).reshape(-1, 5).T.copy()
+    out, tok, pos, ev = _schedule(
+        cols[0],
+        cols[1],
+        cols[2],
+        cols[3],
+        cols[4],
         np.asarray(kind, np.int64),
         np.asarray(init_seq, np.int64),
         int(cfg.svge.engines),
         int(cfg.dram.latency_cycles),
         cfg.dram.max_outstanding < 2,
     )
-    start, end, stall_token, stall_dram, issue_ev, pushed, popped, pos = out[:8]
-    return Schedule(start, end, stall_token, stall_dram, pushed, popped, pos, (issue_ev, *out[8:]))
+    return Schedule(*out[:4], tok[PUSHED], tok[POPPED], pos, out[ISSUE], ev)
 
 
 def run_fast(cfg, units, chans, rows, entries, rec, races, mem) -> None:

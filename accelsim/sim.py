@@ -1,11 +1,14 @@
-"""Run a `Program` on the simulated processor: SimPy units linked by token FIFOs.
+"""Run a `Program` on the simulated processor: units linked by token FIFOs.
 
-`simulate(program, cfg)` builds a SimPy environment with one process per unit (`UNITS` maps
-each `Unit` to its class; the sparse engine registers itself there), one token FIFO per ordered
-pair of units, the shared DRAM bus and, unless `count_only`, the functional memory. It then
-splits the instruction stream in program order into the units' in-order queues (FINISH ends
-every queue). Instruction fetch and dispatch are modelled as free with unbounded queues, so a
-unit only ever waits on tokens (or the DRAM bus).
+`simulate(program, cfg)` builds one unit per `Unit` (`UNITS` maps each to its class; the sparse
+engine registers itself there), one token FIFO per ordered pair of units, the shared DRAM bus
+and, unless `count_only`, the functional memory. It then splits the instruction stream in
+program order into the units' in-order queues (FINISH ends every queue). Instruction fetch and
+dispatch are modelled as free with unbounded queues, so a unit only ever waits on tokens (or
+the DRAM bus). Two engines time the queues: `event` runs each unit as a SimPy process
+(`accelsim.event_engine`, the reference and the default); `fast` evaluates the same schedule as
+a max-plus recurrence in one Numba pass (`accelsim.fast_engine`, for sweeps). Everything else
+(planning, statistics, errors) is shared, so both give the same Stats.
 
 Before the run every instruction is costed once with its unit's pure cost model and its buffer
 accesses are checked against the buffer capacities (rows = ceil(elements * bits / row_bits)).
@@ -307,9 +310,9 @@ def simulate(
         raise AccelsimError("trace lines need engine='event' (the fast engine has no events)")
     env = None
     if engine == "event":
-        import simpy  # noqa: PLC0415 (the fast engine and start-up do without it)
+        from accelsim import event_engine  # noqa: PLC0415 (the fast engine does without SimPy)
 
-        env = simpy.Environment()
+        env = event_engine.environment()
     n = len(program.insns)
     rec = Recorder(n)
     units = {u: cls(env, cfg, rec) for u, cls in (UNITS if units is None else units).items()}
@@ -332,7 +335,7 @@ def simulate(
 
         run_fast(cfg, units, chans, plan.rows, plan.entries, rec, races, mem)
     else:
-        _run_event(env, units, n, trace if trace_path is None else None, progress)
+        event_engine.run_event(env, units, n, trace if trace_path is None else None, progress)
     if not all(u.done for u in units.values()):
         raise DeadlockError(_deadlock_message(units, chans))
     stats = _stats(program, cfg, plan.counters, rec, chans, units)
@@ -346,72 +349,7 @@ def simulate(
         stats, outputs, dram, np.asarray(rec.start, np.int64), np.asarray(rec.end, np.int64)
     )
     if trace_path is not None:
+        from accelsim.trace import chrome_trace  # noqa: PLC0415
+
         atomic_write_json(trace_path, chrome_trace(program, result, cfg), indent=None)
     return result
-
-
-def _run_event(env, units, n: int, trace, progress: bool) -> None:
-    """The event engine: run the SimPy processes the units started (with trace lines)."""
-    if trace is not None:
-        emit = trace.append if hasattr(trace, "append") else trace
-
-        def line():
-            emit(f"{env.now:>8}  " + " | ".join(u.trace() for u in units.values()))
-
-        for unit in units.values():
-            unit.on_event = line
-    if progress:
-        _run_with_progress(env, units, n)
-    else:
-        env.run()
-
-
-def chrome_trace(program, result: SimResult, cfg) -> dict:
-    """Trace-event JSON (chrome://tracing, ui.perfetto.dev): one complete event per
-    instruction on its unit's track; timestamps in microseconds at the configured clock."""
-    us = 1.0 / cfg.chip.clock_mhz
-    events = [
-        {
-            "name": "thread_name",
-            "ph": "M",
-            "pid": 0,
-            "tid": int(u),
-            "args": {"name": u.name.lower()},
-        }
-        for u in Unit
-    ]
-    for insn, s, e in zip(program.insns, result.start_cycles, result.end_cycles):
-        if insn.op != Op.FINISH:
-            events.append(
-                {
-                    "name": insn.op.name,
-                    "ph": "X",
-                    "pid": 0,
-                    "tid": int(insn.unit),
-                    "ts": float(s) * us,
-                    "dur": float(e - s) * us,
-                    "args": {
-                        "index": insn.index,
-                        "tag": insn.tag,
-                        "layer": program.tags.get(insn.tag, ""),
-                    },
-                }
-            )
-    return {"traceEvents": events, "displayTimeUnit": "ns"}
-
-
-def _run_with_progress(env, units, n: int) -> None:
-    from simpy.core import EmptySchedule  # noqa: PLC0415
-    from tqdm import tqdm  # noqa: PLC0415
-
-    done = 0
-    with tqdm(total=n, unit="insn", desc="simulate") as bar:
-        try:
-            while True:
-                for _ in range(4096):
-                    env.step()
-                now = sum(u.pos for u in units.values())
-                bar.update(now - done)
-                done = now
-        except EmptySchedule:
-            bar.update(sum(u.pos for u in units.values()) - done)
