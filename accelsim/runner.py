@@ -74,10 +74,12 @@ def run_model(
     trace: str | None = None,
     progress: bool = False,
     program: Program | None = None,
+    engine: str = "event",
 ) -> RunResult:
     """Lower `graph` for `cfg` (unless `program` is given), simulate it on input `x` (see the
-    module docstring for each graph kind) and return statistics and outputs; with
-    `check=True` also compare every layer with the integer reference (`compare`)."""
+    module docstring for each graph kind) with the timing `engine` ("event" or "fast", see
+    `accelsim.sim.simulate`) and return statistics and outputs; with `check=True` also compare
+    every layer with the integer reference (`compare`)."""
     from accelsim.sim import simulate  # noqa: PLC0415
 
     kind = _KINDS[graph.kind]
@@ -91,6 +93,7 @@ def run_model(
         count_only=count_only,
         trace=trace,
         progress=progress,
+        engine=engine,
     )
     outputs = kind.read(graph, program, res.outputs, x)
     result = RunResult(graph, program, res.stats, outputs)

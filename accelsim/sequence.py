@@ -46,15 +46,19 @@ def run_sequence(
     count_only: bool = False,
     check: bool = False,
     progress: bool = False,
+    engine: str = "event",
 ) -> SequenceResult:
-    """Simulate each (graph, input) of `models` in turn on `cfg` and merge the statistics.
+    """Simulate each (graph, input) of `models` in turn on `cfg` with the timing `engine` and
+    merge the statistics.
 
     Models are consumed one at a time, so a long topology never holds every layer's weights.
     With check=True every model's outputs are compared with its IR reference
     (`accelsim.runner.compare`); the first failure is reported."""
     stats, outputs, failed, n = Stats(), {}, None, 0
     for graph, x in models:
-        r = run_model(graph, cfg, x, count_only=count_only, check=check, progress=progress)
+        r = run_model(
+            graph, cfg, x, count_only=count_only, check=check, progress=progress, engine=engine
+        )
         offset = max(stats.tags, default=0)
         stats = stats + r.stats.shift_tags(offset)
         outputs.update({f"{graph.name}/{k}": v for k, v in r.outputs.items()})

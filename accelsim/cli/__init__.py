@@ -63,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="compare every layer's output with the IR integer reference",
     )
+    run.add_argument(
+        "--engine",
+        choices=("event", "fast"),
+        default="event",
+        help="timing engine: event (SimPy, the reference; default) or fast (the same "
+        "schedule from one Numba pass over the unit queues, for sweeps)",
+    )
 
     comp = sub.add_parser("compile", help="lower a model to a program file")
     comp.add_argument("model")

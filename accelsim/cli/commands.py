@@ -139,6 +139,7 @@ def run(args) -> int:
             check=args.check,
             trace=args.trace,
             progress=sys.stderr.isatty(),
+            engine=args.engine,
         )
         if model.kind == "dense" and not args.timing_only:
             from accelsim.rescale_audit import cheaper_rescales  # noqa: PLC0415
@@ -179,6 +180,7 @@ def _run_topology(topo, cfg, args):
         count_only=args.timing_only,
         check=args.check,
         progress=sys.stderr.isatty(),
+        engine=args.engine,
     )
 
 
