@@ -313,20 +313,24 @@ def schedule(rows: np.ndarray, kind, init_seq, cfg) -> Schedule:
     return Schedule(*out[:4], tok[PUSHED], tok[POPPED], pos, out[ISSUE], ev)
 
 
-def run_fast(cfg, units, chans, rows, entries, rec, races, mem) -> None:
-    """The fast engine in place of the event loop: schedule `rows` on `units` (each says its
-    discipline in `timing`), fill the recorder `rec`, then run the race detector and the
-    datapaths (when `races` / `mem` are given) in the event engine's issue order, and leave
-    the FIFO counts and unit positions as the event engine would (tokens left, deadlock)."""
-    from accelsim.isa import Unit  # noqa: PLC0415
-
-    n_units = len(Unit)
+def unit_kinds(units: dict, n_units: int) -> tuple[list, list]:
+    """(timing kind, start order) per unit id of a built machine (`units`: Unit -> unit, in
+    the order their processes would start); ABSENT for ids with no unit."""
     kind = [ABSENT] * n_units
     init_seq = [0] * n_units
     for seq, (u, unit) in enumerate(units.items()):
         kind[int(u)] = TIMING_KINDS[unit.timing]
         init_seq[int(u)] = seq
-    sch = schedule(rows, kind, init_seq, cfg)
+    return kind, init_seq
+
+
+def run_fast(cfg, units, chans, rows, entries, rec, races, mem) -> None:
+    """The fast engine in place of the event loop: schedule `rows` on `units` (each says its
+    discipline in `timing`), fill the recorder `rec`, then run the race detector and the
+    datapaths (when `races` / `mem` are given) in the event engine's issue order, and leave
+    the FIFO counts and unit positions as the event engine would (tokens left, deadlock)."""
+    n_units = len(chans)
+    sch = schedule(rows, *unit_kinds(units, n_units), cfg)
     rec.start, rec.end = sch.start, sch.end
     rec.stall_token, rec.stall_dram = sch.stall_token, sch.stall_dram
     if races is not None or mem is not None:

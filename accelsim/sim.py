@@ -86,10 +86,11 @@ def _check_header(insn, u: int) -> None:
 class Plan:
     """What the planning pass gives both engines: `counters` per (tag, unit), `rows` [n, 5]
     int64 per instruction (unit, cycles, wait mask, signal mask, SVGE engine; unit -1 for
-    FINISH) and `entries`, each instruction's unit-queue entry (None for FINISH)."""
+    FINISH), `tags` [n] and `entries`, each instruction's unit-queue entry (None for FINISH)."""
 
     counters: dict
     rows: np.ndarray
+    tags: np.ndarray
     entries: list
 
 
@@ -103,7 +104,7 @@ def _plan(program, cfg, units, chans) -> Plan:
     headers: dict = {}  # (op, wait, signal) -> (unit id, unit, wait FIFOs, signal FIFOs, key)
     profiles: dict = {}  # (op, profile key) -> (id, cycles, template, range checks)
     by_id: list = []  # (unit id, cycles, counts) per profile id
-    flat: list = []  # (unit, cycles, wait, signal, engine, profile id, tag) per instruction
+    flat: list = []  # unit, cycles, wait, signal, engine, profile id, tag of each instruction
     entries: list = []
     finished = False
     for idx, insn in enumerate(program.insns):
@@ -117,7 +118,7 @@ def _plan(program, cfg, units, chans) -> Plan:
         u, unit, waits, sigs, key_of = hdr
         if unit is None:  # FINISH
             finished = True
-            flat.append((-1, 0, 0, 0, 0, -1, 0))
+            flat.extend((-1, 0, 0, 0, 0, -1, 0))
             entries.append(None)
             continue
         f = insn.f
@@ -134,9 +135,22 @@ def _plan(program, cfg, units, chans) -> Plan:
         entry = (insn, prof[1], waits, sigs, prof[2])
         unit.plan.append(entry)
         entries.append(entry)
-        flat.append((u, prof[1], insn.wait, insn.signal, f.get("engine", 0), prof[0], insn.tag))
+        flat.extend((u, prof[1], insn.wait, insn.signal, f.get("engine", 0), prof[0], insn.tag))
     table = np.array(flat, np.int64).reshape(-1, 7)
-    return Plan(_counters(table[:, 5], table[:, 6], by_id), table[:, :5], entries)
+    return Plan(_counters(table[:, 5], table[:, 6], by_id), table[:, :5], table[:, 6], entries)
+
+
+def plan_program(program, cfg) -> tuple[Plan, dict]:
+    """The planning pass alone (costs, capacity checks, counts) on a machine built without
+    an event loop: (plan, units). For benchmarks and the fast engine's callers."""
+    units, chans = _build(None, cfg, UNITS, Recorder(len(program.insns)))
+    return _plan(program, cfg, units, chans), units
+
+
+def _build(env, cfg, classes: dict, rec) -> tuple[dict, list]:
+    """The units (started in `env` unless None) and the token FIFOs [src][dst]."""
+    units = {u: cls(env, cfg, rec) for u, cls in classes.items()}
+    return units, [[Channel(s, d) for d in range(len(Unit))] for s in range(len(Unit))]
 
 
 def _header(insn, units, chans):
@@ -231,22 +245,27 @@ def _machine(cfg, units) -> dict:
     }
 
 
-def _stats(program, cfg, counters, rec, chans, units) -> Stats:
-    insns = program.insns
+def _stats(program, cfg, plan: Plan, rec, chans, units) -> Stats:
+    counters, unit_of = plan.counters, plan.rows[:, 0]
     for name, arr in (
         ("stall_token_cycles", rec.stall_token),
         ("stall_dram_cycles", rec.stall_dram),
     ):
-        for i in np.flatnonzero(np.asarray(arr, np.int64)):
-            row = counters[(insns[i].tag, _OP_UNIT[insns[i].op])]
-            row[name] = row.get(name, 0) + int(arr[i])
+        arr = np.asarray(arr, np.int64)
+        hit = np.flatnonzero(arr)
+        keys, where = np.unique(plan.tags[hit] * len(Unit) + unit_of[hit], return_inverse=True)
+        sums = np.zeros(keys.size, np.int64)
+        np.add.at(sums, where, arr[hit])
+        for key, total in zip(keys.tolist(), sums.tolist()):
+            row = counters[divmod(key, len(Unit))]
+            row[name] = row.get(name, 0) + total
     for i, name, value in rec.extra:
-        row = counters[(insns[i].tag, _OP_UNIT[insns[i].op])]
+        row = counters[(int(plan.tags[i]), int(unit_of[i]))]
         row[name] = row.get(name, 0) + value
     end = np.asarray(rec.end, np.int64)
     start = np.asarray(rec.start, np.int64)
-    real = np.array([i.op != Op.FINISH for i in insns], bool)
-    tags = np.array([i.tag for i in insns], np.int64)[real]
+    real = unit_of >= 0
+    tags = plan.tags[real]
     spans = {}
     if tags.size:
         order = np.argsort(tags, kind="stable")
@@ -315,8 +334,7 @@ def simulate(
         env = event_engine.environment()
     n = len(program.insns)
     rec = Recorder(n)
-    units = {u: cls(env, cfg, rec) for u, cls in (UNITS if units is None else units).items()}
-    chans = [[Channel(s, d) for d in range(len(Unit))] for s in range(len(Unit))]
+    units, chans = _build(env, cfg, UNITS if units is None else units, rec)
     plan = _plan(program, cfg, units, chans)
     bus = DramBus(cfg)
     dram = mem = None
@@ -338,7 +356,7 @@ def simulate(
         event_engine.run_event(env, units, n, trace if trace_path is None else None, progress)
     if not all(u.done for u in units.values()):
         raise DeadlockError(_deadlock_message(units, chans))
-    stats = _stats(program, cfg, plan.counters, rec, chans, units)
+    stats = _stats(program, cfg, plan, rec, chans, units)
     if strict_tokens and stats.tokens_left:
         raise IsaError(
             "unbalanced tokens left at the end: "
