@@ -6,13 +6,23 @@ imports Numba and builds the real `numba.njit` dispatcher the first time the fun
 called (loading it from Numba's on-disk cache when present). Jitted code calls other jitted
 functions by their global names; so before compiling, the stand-in resolves every lazy
 function named in the body's globals and puts the dispatcher in its place, which is what
-Numba's typing needs. With `NUMBA_DISABLE_JIT=1` the dispatcher is the Python function.
+Numba's typing needs. Other globals a body needs from Numba (`prange`, an intrinsic) are
+`lazy_attr` stand-ins, resolved the same way. With `NUMBA_DISABLE_JIT=1` the dispatcher is the
+Python function.
+
+`prefer_numpy` tells callers with a NumPy twin (the `_ref` definition, the same integers) when
+to use it instead: while Numba is not loaded, below about 60 million element operations the
+twin is fast and loading Numba is not. `jit_loaded` says whether compiled kernels are at hand.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import os
+import sys
+
+JIT_MIN_WORK = 1 << 26  # element operations below which the NumPy twins beat loading Numba
 
 
 def jit_disabled() -> bool:
@@ -22,6 +32,40 @@ def jit_disabled() -> bool:
         return int(os.environ.get("NUMBA_DISABLE_JIT", "0") or "0") != 0
     except ValueError:
         return False
+
+
+def jit_loaded() -> bool:
+    """True when Numba is imported and its JIT enabled (compiled kernels cost no start-up)."""
+    return "numba" in sys.modules and not jit_disabled()
+
+
+def prefer_numpy(work: int) -> bool:
+    """True if a kernel call doing about `work` element operations should run the NumPy
+    twin: the JIT is disabled, or Numba is not loaded yet and the work is below
+    JIT_MIN_WORK."""
+    return jit_disabled() or ("numba" not in sys.modules and work < JIT_MIN_WORK)
+
+
+class LazyAttr:
+    """`module.name`, imported on first use: a global of a jitted body that start-up must
+    not import (resolved before compiling; callable from plain Python too)."""
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+    def resolve(self):
+        return getattr(importlib.import_module(self.module), self.name)
+
+    def __call__(self, *args, **kwargs):
+        return self.resolve()(*args, **kwargs)
+
+
+def lazy_attr(module: str, name: str) -> LazyAttr:
+    """A stand-in for `module.name` (see `LazyAttr`)."""
+    return LazyAttr(module, name)
+
+
+prange = lazy_attr("numba", "prange")  # numba.prange for parallel loops of lazy kernels
 
 
 class LazyJit:
@@ -43,6 +87,8 @@ class LazyJit:
                 value = scope.get(name)
                 if isinstance(value, LazyJit):
                     scope[name] = value.dispatcher()
+                elif isinstance(value, LazyAttr):
+                    scope[name] = value.resolve()
             self._dispatcher = njit(**self._options)(self.py_func)
         return self._dispatcher
 

@@ -22,27 +22,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from accelsim.config import HwConfig
 from accelsim.errors import SparseInputError
 from accelsim.frontend.lower import lower
-from accelsim.frontend.sparse_lower import hardware_order
 from accelsim.ir.graph import Graph
 from accelsim.ir.host_ops import is_host, run_host, split_host
 from accelsim.ir.reference import run_reference
-from accelsim.ir.sparse_ops import (
-    SparseGraph,
-    SparseQuantize,
-    SparseToBEV,
-    coord_sets,
-    prepare_input,
-    run_sparse_reference,
-)
-from accelsim.kernels import quant
 from accelsim.program import Program
+
+if TYPE_CHECKING:  # the sparse modules load on the first sparse run (start-up of dense runs)
+    from accelsim.ir.sparse_ops import SparseGraph
 
 
 @dataclass
@@ -222,6 +215,8 @@ def _sparse_prepare(graph: SparseGraph, x) -> tuple[np.ndarray, np.ndarray]:
             f"model {graph.name!r} is sparse: its input is (coords, "
             f"features), got {type(x).__name__}"
         )
+    from accelsim.ir.sparse_ops import prepare_input  # noqa: PLC0415
+
     coords, feats = prepare_input(*x)
     if feats.shape[1] != graph.tensors[graph.input].channels:
         raise SparseInputError(
@@ -237,6 +232,8 @@ def _sparse_lower(graph: SparseGraph, cfg: HwConfig, x) -> Program:
 
 def _row_order(program: Program, coords) -> np.ndarray:
     """Hardware row -> canonical row of a coordinate set in `program`'s voxel groups."""
+    from accelsim.frontend.sparse_lower import hardware_order  # noqa: PLC0415
+
     meta = program.meta.get("sparse", {})
     groups, coeffs = meta.get("groups", 1), tuple(meta.get("group_coeffs", (1, 2, 3)))
     return hardware_order(coords, groups, coeffs)
@@ -245,6 +242,9 @@ def _row_order(program: Program, coords) -> np.ndarray:
 def _sparse_place(graph: SparseGraph, cfg: HwConfig, program: Program, x) -> dict:
     """The graph's SparseQuantize applied to the features (integer features pass through), in
     the hardware's row order."""
+    from accelsim.ir.sparse_ops import SparseQuantize  # noqa: PLC0415
+    from accelsim.kernels import quant  # noqa: PLC0415
+
     coords, feats = x
     first = graph.nodes[0]
     dst = graph.tensors[first.output]
@@ -260,6 +260,8 @@ def _sparse_place(graph: SparseGraph, cfg: HwConfig, program: Program, x) -> dic
 def _sparse_read(graph: SparseGraph, program: Program, outputs: dict, x) -> dict:
     """Every simulated sparse tensor back in canonical (b, x, y, z) row order (BEV maps are
     dense already)."""
+    from accelsim.ir.sparse_ops import SparseToBEV, coord_sets  # noqa: PLC0415
+
     sets = coord_sets(graph, x[0])
     canonical = {}
     for name, arr in outputs.items():
@@ -273,6 +275,8 @@ def _sparse_read(graph: SparseGraph, program: Program, outputs: dict, x) -> dict
 
 
 def _sparse_reference(graph: SparseGraph, cfg: HwConfig, x) -> dict:
+    from accelsim.ir.sparse_ops import run_sparse_reference  # noqa: PLC0415
+
     ref, _ = run_sparse_reference(
         graph,
         *x,

@@ -12,8 +12,8 @@ for 64 x 2200 rays; voxelising takes most of the 0.5 s); everything is seeded by
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
 
+from accelsim.jit import lazy_njit, prange
 from accelsim.sparse.ops import voxelize
 
 SENSOR_HEIGHT_M = 1.73  # KITTI's Velodyne mount height above the road
@@ -65,12 +65,12 @@ def make_objects(rng, n_cars=40, n_buildings=14, n_poles=60):
     return np.array(boxes, dtype=np.float64), np.array(poles, dtype=np.float64)
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def _ground_z(x, y, ground):
     return ground[0] + ground[1] * x + ground[2] * y
 
 
-@njit(cache=True, parallel=True)
+@lazy_njit(cache=True, parallel=True)
 def _cast(dirs, origin, ground, boxes, poles, max_range_m):
     """Nearest hit distance (metres, inf = none) and reflectance per ray."""
     n = dirs.shape[0]

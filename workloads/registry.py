@@ -10,6 +10,8 @@ itself: `gemm:M,N,K` (one GEMM, `workloads.single_layer`) and a SCALE-Sim topolo
 
 from __future__ import annotations
 
+import importlib
+
 from accelsim.errors import AccelsimError
 from workloads.single_layer import GEMM_PATTERN, gemm_workload
 
@@ -25,17 +27,26 @@ PATTERNS = (  # names that are not table entries, listed by `accelsim workloads`
 )
 
 
-def _all() -> dict:
-    from workloads.bert import WORKLOADS as BERT  # noqa: PLC0415
-    from workloads.dense import WORKLOADS  # noqa: PLC0415
-    from workloads.imagenet import WORKLOADS as IMAGENET  # noqa: PLC0415
+_MODULES = (  # lookup order
+    "workloads.dense",
+    "workloads.imagenet",
+    "workloads.bert",
+    "workloads.sparse_nets",
+)
 
-    table = {**WORKLOADS, **IMAGENET, **BERT}
-    try:
-        from workloads.sparse_nets import WORKLOADS as SPARSE  # noqa: PLC0415
-    except ImportError:
-        SPARSE = {}
-    table.update(SPARSE)
+
+def _all(name: str | None = None) -> dict:
+    """Workloads by name from every builder module, or, given `name`, from the modules up to
+    the first that has it (so `run mlp` does not import the sparse builders)."""
+    table: dict = {}
+    for module in _MODULES:
+        try:
+            table.update(importlib.import_module(module).WORKLOADS)
+        except ImportError:
+            if module != "workloads.sparse_nets":  # optional
+                raise
+        if name in table:
+            break
     return table
 
 
@@ -72,7 +83,7 @@ def build(name: str, bits=(8, 8), seed: int = 0, image_size: int | None = None, 
         if image_size is not None:
             raise AccelsimError(f"workload {name!r} has no image size (--image-size)")
         return gemm_workload(name, bits, seed)
-    table = _all()
+    table = _all(name)
     if name not in table:
         raise AccelsimError(
             f"{name!r} is neither a model file nor a built-in workload "

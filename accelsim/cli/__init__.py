@@ -10,7 +10,14 @@ import argparse
 import sys
 
 from accelsim.errors import AccelsimError
-from accelsim.numeric import bits_arg
+
+
+def bits_type(text: str) -> tuple[int, int]:
+    """argparse type of an A/W bits option (`accelsim.numeric.bits_arg`), imported when an
+    option is given, so that `accelsim --help` loads no NumPy."""
+    from accelsim.numeric import bits_arg  # noqa: PLC0415
+
+    return bits_arg("A/W")(text)
 
 
 def _image_size(text: str) -> int:
@@ -86,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("export", help="write a model as an ONNX QDQ file")
     exp.add_argument("model", help="model file or built-in workload name")
     exp.add_argument("-o", "--output", required=True, help="ONNX file to write")
-    exp.add_argument("--bits", type=bits_arg("A/W"), default=(8, 8), metavar="A/W")
+    exp.add_argument("--bits", type=bits_type, default=(8, 8), metavar="A/W")
     exp.add_argument("--seed", type=int, default=0, help="seed of built-in weights")
 
     dis = sub.add_parser("disasm", help="print a program as assembly text")
@@ -112,7 +119,7 @@ def _add_machine_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--bits",
-        type=bits_arg("A/W"),
+        type=bits_type,
         default=(8, 8),
         metavar="A/W",
         help="activation/weight bits of a built-in workload (default 8/8)",

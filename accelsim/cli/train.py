@@ -19,10 +19,7 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import numpy as np
-
 from accelsim.errors import AccelsimError
-from accelsim.numeric import bits_arg
 
 
 def _positive(text: str) -> int:
@@ -37,6 +34,8 @@ def _positive(text: str) -> int:
 
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
     """Add the `train` subcommand to an argparse subparsers object."""
+    from accelsim.cli import bits_type  # noqa: PLC0415 (the package imports this module)
+
     p = subparsers.add_parser(
         "train",
         help="train an LSQ/ULQ digit classifier, save it and run it on the simulated machine",
@@ -46,7 +45,7 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--method", default="lsq", choices=("fp", "lsq", "ulq"))
     p.add_argument(
         "--bits",
-        type=bits_arg("A/W"),
+        type=bits_type,
         default=(4, 4),
         metavar="A/W",
         help="activation/weight bits, 1..8 each (default 4/4; activations 1 = {0, 1} after "
@@ -181,6 +180,8 @@ def run_train(args) -> int:
 
 
 def _jsonable(v):
+    import numpy as np  # noqa: PLC0415 (the parser above is built for `accelsim --help`)
+
     if isinstance(v, np.generic):
         return v.item()
     if isinstance(v, (tuple, set)):

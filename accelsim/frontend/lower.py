@@ -14,7 +14,6 @@ from accelsim.errors import AccelsimError
 from accelsim.frontend.emit import Emitter, clip_bounds
 from accelsim.frontend.gemm_layer import GemmPlace, choose_tiling, emit_gemm_layer, pack_weights
 from accelsim.frontend.matmul_layer import emit_matmul, matmul_gemm_layer
-from accelsim.frontend.sparse_lower import lower_sparse
 from accelsim.frontend.tiling import GemmLayer, Tiling
 from accelsim.frontend.tokens import insert_tokens
 from accelsim.frontend.validate import validate_stream
@@ -32,6 +31,8 @@ def lower(graph: Graph, cfg: HwConfig, *, batch: int | None = None, coords=None)
     graph (`graph.kind == "sparse"`, see `accelsim.frontend.sparse_lower`) is lowered for the
     input voxels `coords`."""
     if graph.kind == "sparse":
+        from accelsim.frontend.sparse_lower import lower_sparse  # noqa: PLC0415 (start-up)
+
         return lower_sparse(graph, cfg, coords)
     g = fold_batchnorm(graph)  # 1. fold batch norm into the preceding conv / linear
     g.validate()  # 2. shapes, bit widths and ranges are consistent

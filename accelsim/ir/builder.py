@@ -33,9 +33,14 @@ from accelsim.ir.ops import (
     QuantLinear,
     infer_shape,
 )
-from accelsim.ir.reference import JIT_ENABLED, conv_acc, run_node
-from accelsim.kernels.gemm import gemm, gemm_ref
+from accelsim.ir.reference import conv_acc, run_node
+from accelsim.kernels.gemm import gemm
 from accelsim.numeric import value_range
+
+# Calibration runs the integer reference with the kernels chosen per call (`run_reference`):
+# the BLAS GEMM, and the compiled twins of the other ops only where loading Numba pays, so a
+# model build (a timing-only run's start-up) usually needs no Numba.
+CALIBRATION_KERNELS = "auto"
 
 
 def _mode(bits: int, signed: bool) -> str:
@@ -139,7 +144,7 @@ class GraphBuilder:
         self.graph.nodes.append(op)
         ins = [self.values[i] for i in op.inputs]
         self.values[op.output] = run_node(
-            op, ins, self.graph, mult_bits=self.mult_bits, fast=JIT_ENABLED
+            op, ins, self.graph, mult_bits=self.mult_bits, fast=CALIBRATION_KERNELS
         )
         return op.output
 
@@ -178,9 +183,10 @@ class GraphBuilder:
         """Real values s_in*s_w*(acc + bias - zp_in*sum w) on the calibration input."""
         src = self.graph.tensors[x]
         if isinstance(op, QuantConv2d):
-            acc = conv_acc(op, self.values[x], self.graph, fast=JIT_ENABLED).astype(np.int64)
+            acc = conv_acc(op, self.values[x], self.graph, fast=CALIBRATION_KERNELS)
+            acc = acc.astype(np.int64)
         else:  # exact (float32 BLAS on K-blocks), far faster than an int64 matmul
-            acc = (gemm if JIT_ENABLED else gemm_ref)(
+            acc = gemm(
                 self.values[x],
                 op.weight,
                 a_bits=src.bits,

@@ -12,7 +12,6 @@ lowering uses.
 from __future__ import annotations
 
 import numpy as np
-from numba import config as numba_config
 
 from accelsim.errors import AccelsimError
 from accelsim.ir import params as P
@@ -36,26 +35,37 @@ from accelsim.ir.ops import (
     Upsample,
 )
 from accelsim.ir.transformer_ops import Gelu, LayerNorm, MatMul, Softmax, head
+from accelsim.jit import jit_disabled, prefer_numpy
 from accelsim.kernels import alu, gemm, ibert, quant
 from accelsim.kernels.rescale import rescale, rescale_ref
 
 # The Numba twins are only faster when compiled; with NUMBA_DISABLE_JIT=1 (coverage runs)
 # their loops run as Python, far slower than the NumPy `_ref` definitions.
-JIT_ENABLED = not numba_config.DISABLE_JIT
+JIT_ENABLED = not jit_disabled()
 
 
 class _Ctx:
-    """Options of one reference run: rounding mode, multiplier width, which kernel twins."""
+    """Options of one reference run: rounding mode, multiplier width, which kernel twins.
 
-    def __init__(self, graph: Graph, round_mode: str, mult_bits: int, fast: bool, overflow: str):
+    fast: True runs the compiled kernels, False the NumPy `_ref` definitions, "auto" the BLAS
+    GEMM and strided im2col (which need no Numba) and, per call, the compiled twin of the other
+    ops only where `accelsim.jit.prefer_numpy` says loading Numba pays. All give the same
+    integers."""
+
+    def __init__(self, graph: Graph, round_mode: str, mult_bits: int, fast, overflow: str):
         self.graph, self.round_mode, self.mult_bits = graph, round_mode, mult_bits
         self.overflow, self.fast = overflow, fast
         self.gemm = gemm.gemm if fast else gemm.gemm_ref
         self.im2col = gemm.im2col if fast else gemm.im2col_ref
-        self.rescale = rescale if fast else rescale_ref
+
+    def twin(self, compiled, ref, work: int):
+        """The compiled kernel or its `_ref` twin for a call of about `work` element ops."""
+        if self.fast == "auto":
+            return ref if prefer_numpy(work) else compiled
+        return compiled if self.fast else ref
 
     def rescale_with(self, acc: np.ndarray, p: P.RescaleParams) -> np.ndarray:
-        return self.rescale(
+        return self.twin(rescale, rescale_ref, acc.size)(
             acc,
             p.bias,
             p.mult,
@@ -73,7 +83,7 @@ def pad_nhwc(x: np.ndarray, padding: tuple[int, int, int, int], value: int) -> n
 
 
 def conv_acc(
-    op: QuantConv2d, x: np.ndarray, graph: Graph, *, fast: bool = False, overflow: str = "error"
+    op: QuantConv2d, x: np.ndarray, graph: Graph, *, fast=False, overflow: str = "error"
 ) -> np.ndarray:
     """int32 accumulators [N, OH, OW, Cout] of a conv: sum of x_padded * w, without bias.
 
@@ -110,7 +120,7 @@ def _conv_acc(op: QuantConv2d, x: np.ndarray, ctx: _Ctx) -> np.ndarray:
 
 def _quantize(op, xs, ctx):
     dst = ctx.graph.tensors[op.output]
-    fn = quant.quantize_float if ctx.fast else quant.quantize_float_ref
+    fn = ctx.twin(quant.quantize_float, quant.quantize_float_ref, xs[0].size)
     return fn(xs[0], dst.scale, dst.zero_point, dst.bits, dst.mode == "signed")
 
 
@@ -135,12 +145,12 @@ def _linear(op, xs, ctx):
 
 
 def _clip(op, xs, ctx):
-    return (alu.clip if ctx.fast else alu.clip_ref)(xs[0], op.lo, op.hi)
+    return ctx.twin(alu.clip, alu.clip_ref, xs[0].size)(xs[0], op.lo, op.hi)
 
 
 def _add(op, xs, ctx):
     p = P.add_params(op, ctx.graph, ctx.mult_bits)
-    fn = alu.add if ctx.fast else alu.add_ref
+    fn = ctx.twin(alu.add, alu.add_ref, xs[0].size)
     return fn(xs[0], xs[1], mode=ctx.round_mode, **p.kwargs())
 
 
@@ -150,13 +160,13 @@ def _pool_pads(op) -> tuple[int, int, int, int]:
 
 
 def _maxpool(op, xs, ctx):
-    fn = alu.maxpool if ctx.fast else alu.maxpool_ref
+    fn = ctx.twin(alu.maxpool, alu.maxpool_ref, xs[0].size * op.kernel[0] * op.kernel[1])
     return fn(xs[0], op.kernel[0], op.kernel[1], op.stride, _pool_pads(op))
 
 
 def _avgpool(op, xs, ctx):
     p = P.pool_params(op, ctx.graph, ctx.mult_bits)
-    fn = alu.avgpool if ctx.fast else alu.avgpool_ref
+    fn = ctx.twin(alu.avgpool, alu.avgpool_ref, xs[0].size * op.kernel[0] * op.kernel[1])
     return fn(
         xs[0],
         op.kernel[0],
@@ -171,7 +181,7 @@ def _avgpool(op, xs, ctx):
 
 def _gap(op, xs, ctx):
     p = P.pool_params(op, ctx.graph, ctx.mult_bits)
-    fn = alu.global_avgpool if ctx.fast else alu.global_avgpool_ref
+    fn = ctx.twin(alu.global_avgpool, alu.global_avgpool_ref, xs[0].size)
     return fn(xs[0], mode=ctx.round_mode, mult_bits=ctx.mult_bits, **p.kwargs())
 
 
@@ -262,10 +272,11 @@ def run_node(
     *,
     round_mode: str = "single",
     mult_bits: int = 32,
-    fast: bool = False,
+    fast: bool | str = False,
     overflow: str = "error",
 ) -> np.ndarray:
-    """Run one node on its input arrays; returns its integer output array.
+    """Run one node on its input arrays; returns its integer output array. fast: which kernel
+    twins (True, False or "auto", see `run_reference`).
 
     Shapes other than channels / features are taken from the arrays, so a node can be run on
     a smaller spatial size than declared (used for calibration).
@@ -282,7 +293,7 @@ def run_reference(
     *,
     round_mode: str = "single",
     mult_bits: int = 32,
-    fast: bool = False,
+    fast: bool | str = False,
     overflow: str = "error",
 ) -> dict[str, np.ndarray]:
     """Run `graph` exactly in integers; return every tensor by name (input included).
@@ -291,7 +302,8 @@ def run_reference(
     pre-processing reads), or already-quantized integers
     for the first Quantize's output (then Quantize is skipped). round_mode: "single", "rne" or
     "tflite" (RESCALE rounding); mult_bits: rescale multiplier width (16 or 32). fast=True
-    uses the Numba twins of the kernels (bit-exact with the `_ref` ones, much faster).
+    uses the compiled twins of the kernels (bit-exact with the `_ref` ones, much faster);
+    fast="auto" chooses per call and loads Numba only where that pays (model building).
     overflow: "error" (AccumulatorOverflow on an int32 overflow) or "wrap".
     A graph with BatchNorm nodes is folded first (`fold_batchnorm`); the pre-BN float tensors
     are then absent from the result.

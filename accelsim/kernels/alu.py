@@ -20,9 +20,9 @@ Tensors: ints at their real value; outputs int8/uint8 up to 8 bits, int32 above.
 """
 
 import numpy as np
-from numba import njit
 
 from accelsim.errors import AccelsimError
+from accelsim.jit import lazy_njit
 from accelsim.kernels.common import as_int_array, output_range
 from accelsim.kernels.pool import (  # pooling windows live in pool.py; re-exported here
     avgpool,
@@ -78,7 +78,7 @@ def add_ref(a, b, *, za, ma, zb, mb, t, zp, bits, signed, mode, relu=False):
     return np.clip(y, lo, hi).astype(storage_dtype(bits, sign_mode(signed)))
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def _add_kernel(a, b, za, ma, zb, mb, t, zp, lo, hi, mode, out):
     for i in range(a.shape[0]):
         v = (np.int64(a[i]) - za) * ma + (np.int64(b[i]) - zb) * mb
@@ -122,7 +122,7 @@ def minimum_ref(a, b):
     return np.minimum(a, b)
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def _minmax_kernel(a, b, take_max, out):
     for i in range(a.shape[0]):
         if take_max:
@@ -158,7 +158,7 @@ def clip_ref(x, lo, hi):
     return np.clip(x, int(lo), int(hi)).astype(x.dtype)
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def _clip_kernel(x, lo, hi, out):
     for i in range(x.shape[0]):
         out[i] = min(max(np.int64(x[i]), lo), hi)
@@ -194,7 +194,7 @@ def shift_ref(x, n, *, bits, signed, mode="single"):
     return np.clip(y, lo, hi).astype(storage_dtype(bits, sign_mode(signed)))
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def _shift_kernel(x, n, lo, hi, mode, out):
     for i in range(x.shape[0]):
         v = np.int64(x[i])

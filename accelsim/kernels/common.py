@@ -5,10 +5,9 @@ Value ranges, storage dtypes and the int32 bounds are the machine's numeric fact
 """
 
 import numpy as np
-from numba import config as numba_config
-from numba import njit
 
 from accelsim.errors import AccelsimError
+from accelsim.jit import jit_loaded, lazy_njit
 from accelsim.numeric import (
     ELEMENT_MAX_BITS,
     INT32_MAX,
@@ -40,7 +39,7 @@ def output_range(bits, signed, zp=0, relu=False, clip_lo=None, clip_hi=None):
     return lo, hi
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def _minmax_kernel(x):
     lo = x[0]
     hi = x[0]
@@ -51,9 +50,9 @@ def _minmax_kernel(x):
 
 
 def minmax(x):
-    """(min, max) of a non-empty integer array as Python ints, in one pass (two NumPy
-    reductions when Numba's JIT is disabled, where the loop would run in Python)."""
-    if numba_config.DISABLE_JIT:
+    """(min, max) of a non-empty integer array as Python ints: in one compiled pass once Numba
+    is loaded, else two NumPy reductions (a check never loads Numba on its own)."""
+    if not jit_loaded():
         return int(x.min()), int(x.max())
     lo, hi = _minmax_kernel(x.reshape(-1))
     return int(lo), int(hi)

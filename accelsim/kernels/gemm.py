@@ -12,20 +12,22 @@ Fast path (bit-exact). "error" mode first checks the cheap bound |a|max*|w|max*K
 |acc| + |a| @ |w| computed and, for just the elements whose bound exceeds int32, the partial
 sums replayed in k order in int64. The sum itself is then computed exactly mod 2**32 (so it is
 also right for "wrap"): small tiles (M*N*K <= SMALL_GEMM_MACS) by a one-thread Numba kernel
-with int32 accumulators; larger ones by float32 BLAS on K-blocks small enough that every
-partial sum has magnitude <= 2**24 (every float32 sum is then an exact integer), each block
-converted to int32 and the blocks summed in wrapping int32.
+with int32 accumulators once Numba is loaded; larger ones (and small ones before that) by
+float32 BLAS on K-blocks small enough that every partial sum has magnitude <= 2**24 (every
+float32 sum is then an exact integer), each block converted to int32 and the blocks summed in
+wrapping int32. So a large GEMM never needs Numba (start-up of a model build).
 
 Dense conv is implicit GEMM: `im2col(patch, ...)` turns one NHWC input patch [ih, iw, cin]
-(already padded) into [oh*ow, kh*kw*cin] with K ordered (kh, kw, cin), cin fastest.
+(already padded) into [oh*ow, kh*kw*cin] with K ordered (kh, kw, cin), cin fastest: one strided
+copy per kernel tap.
 """
 
 import threading
 
 import numpy as np
-from numba import njit
 
 from accelsim.errors import AccelsimError, AccumulatorOverflow
+from accelsim.jit import jit_loaded, lazy_njit
 from accelsim.kernels.common import as_int32, as_int_array, check_operand, minmax, pair
 from accelsim.numeric import INT32_MAX, INT32_MIN, MAC_MAX_BITS, check_bits
 
@@ -100,17 +102,7 @@ def _buffer(name, shape):
     return buf[:n].reshape(shape)
 
 
-@njit(cache=True)
-def _add_exact_f32(out, part):
-    """int32 out += part (float32 holding exact integers), wrapping mod 2**32 as the adder."""
-    rows, cols = out.shape
-    for i in range(rows):
-        for j in range(cols):
-            v = np.int64(out[i, j]) + np.int64(part[i, j])
-            out[i, j] = ((v - INT32_MIN) & 0xFFFFFFFF) + INT32_MIN
-
-
-@njit(cache=True)
+@lazy_njit(cache=True)
 def _gemm_int32(a, w, out):
     """out += a @ w with int32 accumulators (wrap mod 2**32), one thread; for small tiles,
     where waking BLAS threads costs more than the arithmetic."""
@@ -143,14 +135,14 @@ def _blocked_sum(a, w, max_abs_product, out):
     np.copyto(w32, w)
     for k0 in range(0, K, kb):
         np.matmul(a32[:, k0 : k0 + kb], w32[k0 : k0 + kb], out=part)
-        if out.dtype == np.int32:
-            _add_exact_f32(out, part)
+        if out.dtype == np.int32:  # |part| <= 2**24: exact in int32; the int32 sum wraps
+            out += part.astype(np.int32)
         else:
             out += part.astype(out.dtype)
     return out
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def _first_overflow(a, wt, acc, rows, cols):
     """Replay s_k in k order for the listed elements; return (index, k, value) of the first
     element that leaves int32, or (-1, -1, 0)."""
@@ -189,7 +181,7 @@ def gemm(a, w, acc=None, *, a_bits, w_bits, a_mode="signed", w_mode="signed", ov
             if i >= 0:
                 raise AccumulatorOverflow(_overflow_message(rows[i], cols[i], k, value))
     M, N = acc.shape
-    if M * N * K <= SMALL_GEMM_MACS:
+    if M * N * K <= SMALL_GEMM_MACS and jit_loaded():
         out = acc.copy() if acc_given else np.zeros((M, N), np.int32)
         with np.errstate(over="ignore"):  # int32 wraps; matters only under NUMBA_DISABLE_JIT
             _gemm_int32(a, w, out)
@@ -231,28 +223,16 @@ def im2col_ref(patch, kh, kw, stride=1, dilation=1):
     return np.stack(rows).astype(patch.dtype)
 
 
-@njit(cache=True)
-def _im2col_kernel(patch, kh, kw, sh, sw, dh, dw, out):
-    oh_ow, _ = out.shape
-    cin = patch.shape[2]
-    ow = (patch.shape[1] - dw * (kw - 1) - 1) // sw + 1
-    for p in range(oh_ow):
-        oy, ox = p // ow, p % ow
-        col = 0
-        for i in range(kh):
-            for j in range(kw):
-                y, x = oy * sh + i * dh, ox * sw + j * dw
-                for c in range(cin):
-                    out[p, col + c] = patch[y, x, c]
-                col += cin
-
-
 def im2col(patch, kh, kw, stride=1, dilation=1):
-    """Numba im2col; bit-exact with `im2col_ref` (same arguments, same dtype out)."""
+    """im2col by one strided copy per kernel tap; bit-exact with `im2col_ref` (same arguments,
+    same dtype out)."""
     patch, kh, kw, sh, sw, dh, dw, oh, ow = _conv_out_shape(patch, kh, kw, stride, dilation)
-    out = np.empty((oh * ow, kh * kw * patch.shape[2]), patch.dtype)
-    _im2col_kernel(np.ascontiguousarray(patch), kh, kw, sh, sw, dh, dw, out)
-    return out
+    out = np.empty((oh, ow, kh, kw, patch.shape[2]), patch.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            y, x = i * dh, j * dw
+            out[:, :, i, j] = patch[y : y + (oh - 1) * sh + 1 : sh, x : x + (ow - 1) * sw + 1 : sw]
+    return out.reshape(oh * ow, kh * kw * patch.shape[2])
 
 
 def gemm_conv(

@@ -15,9 +15,9 @@ Input [N, H, W, C] or [H, W, C] (output keeps the same rank).
 """
 
 import numpy as np
-from numba import njit
 
 from accelsim.errors import AccelsimError
+from accelsim.jit import lazy_njit
 from accelsim.kernels.common import as_int_array, output_range, pair, per_channel
 from accelsim.kernels.rescale import (
     MAX_SHIFT,
@@ -68,7 +68,7 @@ def maxpool_ref(x, kh, kw, stride=1, pad=0):
     return out if x.ndim == 4 else out[0]
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def _maxpool_kernel(x, kh, kw, sh, sw, pt, pl, out):
     n, h, w, c = x.shape
     _, oh, ow, _ = out.shape
@@ -126,7 +126,7 @@ def avgpool_ref(
     return out if x.ndim == 4 else out[0]
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def _avgpool_kernel(x, kh, kw, sh, sw, pt, pl, mult, shift, zp_in, zp, lo, hi, mode, mb, out):
     n, h, w, c = x.shape
     _, oh, ow, _ = out.shape

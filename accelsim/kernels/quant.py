@@ -11,9 +11,9 @@ as ONNX does), rounding and clamping are then exact.
 """
 
 import numpy as np
-from numba import njit
 
 from accelsim.errors import AccelsimError
+from accelsim.jit import lazy_njit
 from accelsim.kernels.common import output_range
 from accelsim.kernels.rescale import rescale, rescale_ref
 from accelsim.numeric import sign_mode, storage_dtype
@@ -66,7 +66,7 @@ def quantize_float_ref(x, scale, zp, bits, signed):
     return y.astype(storage_dtype(bits, sign_mode(signed)))
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def _quantize_float_kernel(x, scale, zp, lo, hi, out):
     rows, c = x.shape
     for r in range(rows):

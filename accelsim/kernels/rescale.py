@@ -32,9 +32,9 @@ reuse; `rshift_round_ref` / `rshift_round_scalar` are its rounding right shift.
 """
 
 import numpy as np
-from numba import njit
 
 from accelsim.errors import AccelsimError
+from accelsim.jit import lazy_njit
 from accelsim.kernels.common import as_int32, output_range, per_channel
 from accelsim.numeric import INT32_MAX, INT32_MIN, sign_mode, storage_dtype
 
@@ -121,7 +121,7 @@ def requantize_ref(x, mult, shift, mode, mult_bits=32):
     raise AccelsimError(f"rounding mode must be one of {ROUND_MODES}, got {mode!r}")
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def rshift_round_scalar(p, t, mode):
     """Numba twin of `rshift_round_ref` for one int64 value; mode is MODE_CODE[...]."""
     if t == 0:
@@ -136,7 +136,7 @@ def rshift_round_scalar(p, t, mode):
     return q + (1 if (rem > half or (rem == half and (q & 1) == 1)) else 0)
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def srdhm_scalar(a, b, mult_bits):
     """Numba twin of `srdhm_ref` for one int64 pair (a within int32, b within B bits)."""
     if a == INT32_MIN and b == -(np.int64(1) << (mult_bits - 1)):
@@ -148,7 +148,7 @@ def srdhm_scalar(a, b, mult_bits):
     return -((-n) >> (mult_bits - 1))
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def requantize_scalar(x, mult, shift, mode, mult_bits):
     """Numba twin of `requantize_ref` for one int64 value; mode is MODE_CODE[...]."""
     if mode != 1:
@@ -159,7 +159,7 @@ def requantize_scalar(x, mult, shift, mode, mult_bits):
     return rshift_round_scalar(srdhm_scalar(x, mult, mult_bits), max(-e, 0), 1)
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def _rescale_kernel(acc, bias, mult, shift, zp, lo, hi, mode, mult_bits, out):
     rows, n = acc.shape
     for r in range(rows):

@@ -24,12 +24,14 @@ only outputs whose own bound |x| @ |w| exceeds int32 have their partial sums rep
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
 
 from accelsim.errors import AccelsimError, AccumulatorOverflow, SparseInputError
+from accelsim.jit import lazy_attr, lazy_njit, prange
 from accelsim.numeric import INT32_MAX, INT32_MIN, TENSOR_MAX_BITS, check_bits, value_range
 from accelsim.sparse.kmap import KernelMap
-from accelsim.sparse.microkernel import acc_dot_f32
+
+# the int8 dot-product microkernel is a Numba intrinsic: imported when the conv first compiles
+acc_dot_f32 = lazy_attr("accelsim.sparse.microkernel", "acc_dot_f32")
 
 TILE_VOXELS = 256  # output voxels per task: 256 rows x 64 ch x 4 B = 64 KiB, fits L2
 FLOAT_EXACT = 2**24  # float32 holds every integer of magnitude <= 2**24 exactly
@@ -169,7 +171,7 @@ def conv_ref(
     return acc.astype(np.int32)
 
 
-@njit(cache=True, parallel=True)
+@lazy_njit(cache=True, parallel=True)
 def _conv_f32(x, w, nbr, out, tile):
     n_k, n = nbr.shape
     for t in prange((n + tile - 1) // tile):
@@ -180,7 +182,7 @@ def _conv_f32(x, w, nbr, out, tile):
                     acc_dot_f32(x[i], w[k], out[o])
 
 
-@njit(cache=True, parallel=True)
+@lazy_njit(cache=True, parallel=True)
 def _conv_int(x, w, nbr, out, tile):
     n_k, n = nbr.shape
     c_in, c_out = w.shape[1], w.shape[2]
@@ -195,7 +197,7 @@ def _conv_int(x, w, nbr, out, tile):
                             out[o, co] += a * w[k, ci, co]
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def _first_overflow(x, w, nbr, rows, cols):
     """Replay partial sums of outputs (rows[j], cols[j]) in hardware order; returns
     (j, offset, input channel, value) of the first to leave int32, or j = -1."""

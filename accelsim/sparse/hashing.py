@@ -17,25 +17,25 @@ output o through offset k, or -1):
 
 from __future__ import annotations
 
-import numba
 import numpy as np
-from numba import njit, prange
+
+from accelsim.jit import jit_disabled, lazy_njit, prange
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def slot(key, mask, bits):
     """Fibonacci hashing: the top `bits` bits of key * 2**64/golden ratio (mod 2**64)."""
     h = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
     return np.int64(h >> np.uint64(64 - bits)) & mask
 
 
-if numba.config.DISABLE_JIT:  # plain-Python run (coverage): same hash without uint64 warnings
+if jit_disabled():  # plain-Python run (coverage): same hash without uint64 warnings
 
     def slot(key, mask, bits):
         return (((int(key) * 0x9E3779B97F4A7C15) & (2**64 - 1)) >> (64 - bits)) & mask
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def build_table(keys):
     """Table mapping keys[i] -> i. Returns (table [size, 2] int64, dup): dup holds the two
     rows of the first repeated key, or -1."""
@@ -59,7 +59,7 @@ def build_table(keys):
     return table, dup
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def table_bits(table):
     """log2 of the table size."""
     bits = 0
@@ -68,7 +68,7 @@ def table_bits(table):
     return bits
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def lookup(table, key, bits):
     """Value stored for `key`, or -1; `bits` = table_bits(table)."""
     mask = (1 << bits) - 1
@@ -80,7 +80,7 @@ def lookup(table, key, bits):
     return -1
 
 
-@njit(cache=True, parallel=True)
+@lazy_njit(cache=True, parallel=True)
 def probe_voxels(dst, stride, rel, table, hi, extent, gsrc, gdst, groups, half):
     """nbr[k, o] for input = dst[o]*stride + rel[k]; `half`: submanifold symmetric kernel,
     probe offsets below the centre and mirror each hit."""
@@ -111,7 +111,7 @@ def probe_voxels(dst, stride, rel, table, hi, extent, gsrc, gdst, groups, half):
     return nbr
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def _first_at_least(z, lo, hi, value):
     """First row r in [lo, hi) with z[r] >= value (z sorted ascending), or hi."""
     while lo < hi:
@@ -123,7 +123,7 @@ def _first_at_least(z, lo, hi, value):
     return lo
 
 
-@njit(cache=True, parallel=True)
+@lazy_njit(cache=True, parallel=True)
 def probe_columns(sc, order, col_first, table, hi, extent, ksize, dilation, groups, gsrc):
     """Submanifold nbr[k, o] from voxels sorted by (b, x, y, z).
 

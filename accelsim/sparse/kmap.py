@@ -30,9 +30,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
 
 from accelsim.errors import SparseInputError
+from accelsim.jit import lazy_njit, prange
 from accelsim.sparse.hashing import build_table, probe_columns, probe_voxels
 from accelsim.sparse.tensor import (
     check_coords,
@@ -342,7 +342,7 @@ def _pairs_brute(src, dst, stride, rel, groups, coeffs):
     return nbr
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def _invert_kernel(nbr, n_coarse, n_fine):
     n_k = nbr.shape[0]
     inv = np.full((n_k, n_fine), -1, dtype=np.int32)
@@ -354,7 +354,7 @@ def _invert_kernel(nbr, n_coarse, n_fine):
     return inv
 
 
-@njit(cache=True, parallel=True)
+@lazy_njit(cache=True, parallel=True)
 def _fill_pairs(nbr, start):
     n_k, n = nbr.shape
     total = start[n_k]

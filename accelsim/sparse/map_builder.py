@@ -25,8 +25,8 @@ engines work side by side). Both give the same pairs in the same order.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from accelsim.jit import lazy_njit
 from accelsim.sparse.hashing import build_table, lookup, table_bits
 from accelsim.sparse.kmap import tap_offsets
 from accelsim.sparse.tensor import check_unique, group_of, pack, packing
@@ -44,7 +44,7 @@ def _pairs(nbr: np.ndarray) -> np.ndarray:
     return np.stack([nbr[k, o], o, k], axis=1).astype(np.int32)
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def _probe(cout, rel, stride, transposed, table, hi, extent, g_in, g_out, groups):
     """nbr[k, o]: the window row that output o reads through offset k, or -1."""
     bits = table_bits(table)

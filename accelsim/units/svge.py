@@ -38,7 +38,6 @@ from accelsim.errors import IsaError
 from accelsim.isa import MODE_NAMES, Buf, Op, Unit
 from accelsim.kernels.gemm import gemm
 from accelsim.memory import tile_rows
-from accelsim.sparse.map_builder import tile_map
 from accelsim.stats import MacWidths
 from accelsim.units.base import UnitBase
 from accelsim.units.matmul import array_macs_per_cycle, matmul_cycles
@@ -172,6 +171,8 @@ class Svge(UnitBase):
         f = insn.f
         who = f"insn {insn.index} {insn.op.name}"
         if insn.op == Op.SVG_MAP:
+            from accelsim.sparse.map_builder import tile_map  # noqa: PLC0415 (start-up)
+
             cin = read_span(mem, Buf.COORD, f["coord_addr"], 4 * f["n_in"], COORD_BITS, who)
             cout = mem.read(Buf.COORD, f["out_coord_addr"], 4 * f["n_out"], COORD_BITS, who)
             pairs = tile_map(
