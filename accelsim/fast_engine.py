@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from accelsim.errors import AccelsimError
 from accelsim.jit import lazy_njit
 
 IN_ORDER, DRAM_BUS, ENGINES = 0, 1, 2  # timing disciplines (`UnitBase.timing`)
@@ -298,6 +299,13 @@ def schedule(rows: np.ndarray, kind, init_seq, cfg) -> Schedule:
     ENGINES or ABSENT) started in `init_seq` order, with `cfg`'s DRAM latency, outstanding
     limit and SVGE engines."""
     cols = np.array(rows, np.int64).reshape(-1, 5).T.copy()
+    engines = max(int(cfg.svge.engines), 1)
+    on_engines = np.isin(cols[0], [u for u, k in enumerate(kind) if k == ENGINES])
+    bad = np.flatnonzero(on_engines & ((cols[4] < 0) | (cols[4] >= engines)))
+    if bad.size:  # the unit's profile checks this; a unit class that does not must not crash
+        raise AccelsimError(
+            f"insn {bad[0]}: engine {cols[4, bad[0]]} but svge.engines = {cfg.svge.engines}"
+        )
     out, tok, pos, ev = _schedule(
         cols[0],
         cols[1],

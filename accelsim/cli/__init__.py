@@ -9,15 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from accelsim.cli.args import bits_type
 from accelsim.errors import AccelsimError
-
-
-def bits_type(text: str) -> tuple[int, int]:
-    """argparse type of an A/W bits option (`accelsim.numeric.bits_arg`), imported when an
-    option is given, so that `accelsim --help` loads no NumPy."""
-    from accelsim.numeric import bits_arg  # noqa: PLC0415
-
-    return bits_arg("A/W")(text)
 
 
 def _image_size(text: str) -> int:

@@ -19,6 +19,7 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from accelsim.cli.args import bits_type
 from accelsim.errors import AccelsimError
 
 
@@ -34,8 +35,6 @@ def _positive(text: str) -> int:
 
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
     """Add the `train` subcommand to an argparse subparsers object."""
-    from accelsim.cli import bits_type  # noqa: PLC0415 (the package imports this module)
-
     p = subparsers.add_parser(
         "train",
         help="train an LSQ/ULQ digit classifier, save it and run it on the simulated machine",
