@@ -191,7 +191,7 @@ def _flatten(op, xs, ctx):
 
 def _trunc(op, xs, ctx):
     p = P.trunc_params(op, ctx.graph)
-    fn = alu.add if ctx.fast else alu.add_ref
+    fn = ctx.twin(alu.add, alu.add_ref, xs[0].size)
     return fn(xs[0], xs[0], mode=ctx.round_mode, **p.kwargs())
 
 
@@ -229,19 +229,19 @@ def _matmul(op, xs, ctx):
 
 
 def _softmax(op, xs, ctx):
-    fn = ibert.softmax if ctx.fast else ibert.softmax_ref
+    fn = ctx.twin(ibert.softmax, ibert.softmax_ref, xs[0].size)
     return fn(xs[0], **TP.softmax_params(op, ctx.graph).kwargs())
 
 
 def _gelu(op, xs, ctx):
     p = TP.gelu_params(op, ctx.graph, ctx.mult_bits)
-    fn = ibert.gelu if ctx.fast else ibert.gelu_ref
+    fn = ctx.twin(ibert.gelu, ibert.gelu_ref, xs[0].size)
     return fn(xs[0], mode=ctx.round_mode, mult_bits=ctx.mult_bits, **p.kwargs())
 
 
 def _layernorm(op, xs, ctx):
     p = TP.layernorm_params(op, ctx.graph, ctx.mult_bits)
-    fn = ibert.layernorm if ctx.fast else ibert.layernorm_ref
+    fn = ctx.twin(ibert.layernorm, ibert.layernorm_ref, xs[0].size)
     return fn(xs[0], mode=ctx.round_mode, **p.kwargs())
 
 

@@ -45,9 +45,9 @@ charges that many.
 """
 
 import numpy as np
-from numba import njit
 
 from accelsim.errors import AccelsimError
+from accelsim.jit import lazy_njit
 from accelsim.kernels.common import as_int_array, minmax, output_range, per_channel
 from accelsim.kernels.rescale import (
     MAX_SHIFT,
@@ -102,7 +102,7 @@ def isqrt_steps(n: int) -> tuple[int, int]:
         x = y
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def _isqrt(n):
     if n == 0:
         return np.int64(0)
@@ -150,7 +150,7 @@ def softmax_ref(x, *, shift, q_ln2, q_b, q_c, bits):
     return y.astype(storage_dtype(bits, "unsigned"))
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def _softmax_kernel(x, shift, q_ln2, q_b, q_c, bits, out):
     rows, c = x.shape
     e = np.empty(c, np.int64)
@@ -212,7 +212,7 @@ def gelu_ref(x, *, zx, shift, q_b, q_c, mult, t, zp, bits, signed, mode, mult_bi
     return np.clip(y, lo, hi).astype(storage_dtype(bits, sign_mode(signed)))
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def _gelu_kernel(x, zx, shift, q_b, q_c, mult, t, zp, lo, hi, mode, mult_bits, out):
     for i in range(x.shape[0]):
         q = (np.int64(x[i]) - zx) >> shift
@@ -261,7 +261,7 @@ def layernorm_ref(x, *, gain, offset, t, zp, bits, signed, mode):
     return np.clip(y, lo, hi).astype(storage_dtype(bits, sign_mode(signed)))
 
 
-@njit(cache=True)
+@lazy_njit(cache=True)
 def _layernorm_kernel(x, gain, offset, t, zp, lo, hi, mode, out):
     rows, c = x.shape
     for r in range(rows):
