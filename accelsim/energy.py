@@ -1,7 +1,8 @@
 """Energy: turn a run's counts (`Stats`) into picojoules by component and layer.
 
     E = sum MACs(a, w) * e_mac(a, w) + sum_buf bits(buf) * e_bit(buf) + DRAM bits * e_dram
-        + rescale/quant/vector element ops * e_op + leakage per cycle * latency
+        + rescale/quant/vector element ops * e_op + map-building ops * e_map
+        + leakage per cycle * latency
 
 Per-operation energies come from a TOML table (`accelsim/configs/energy_<name>.toml`, default
 `horowitz45` with its citations). Composition of the unit operations from the table's
@@ -12,6 +13,10 @@ primitives:
 - RESCALE element: one 32-bit multiply and two 32-bit adds (bias, rounding).
 - QUANT element: one 32-bit multiply and one 32-bit add (rounding).
 - VECTOR element: one 32-bit add.
+- SVG_MAP (kernel-map building, component `svge_map`): the map builder's hash-table inserts and
+  probes (`svge_map_hash_ops`) times `svge_map.hash_op_pj`, or its sorter and merge steps
+  (`svge_map_sort_ops`) times `svge_map.sort_op_pj`; the table derives both from its SRAM and
+  integer figures. Its COORD reads and MAP writes are costed as buffer bits like any other.
 - SRAM: bits/64 * e64(size) (reads) and times `write_to_read` (writes); e64(size) is
   interpolated linearly in log(size)-log(energy) between the table points.
 - DRAM: (read + written bytes) * 8/64 * `pj_per_64b`.
@@ -51,6 +56,8 @@ class EnergyTable:
     sram_read_pj_per_64b: tuple
     sram_write_to_read: float
     dram_pj_per_64b: float
+    map_hash_op_pj: float
+    map_sort_op_pj: float
     pe_leak_pj_per_cycle: float
     sram_leak_pj_per_cycle_per_kib: float
     source: str = ""
@@ -90,6 +97,7 @@ _KEYS = {
         "write_to_read": "sram_write_to_read",
     },
     "dram": {"pj_per_64b": "dram_pj_per_64b"},
+    "svge_map": {"hash_op_pj": "map_hash_op_pj", "sort_op_pj": "map_sort_op_pj"},
     "leakage": {
         "pe_pj_per_cycle": "pe_leak_pj_per_cycle",
         "sram_pj_per_cycle_per_kib": "sram_leak_pj_per_cycle_per_kib",
@@ -198,6 +206,10 @@ def energy_report(stats: Stats, table: EnergyTable) -> EnergyReport:
             * 8
             / 64
             * t.dram_pj_per_64b
+        )
+        comp["svge_map"] = (
+            c.get("svge_map_hash_ops", 0) * t.map_hash_op_pj
+            + c.get("svge_map_sort_ops", 0) * t.map_sort_op_pj
         )
         comp["rescale"] = c.get("rescale_ops", 0) * (t.int32_mult_pj + 2 * t.int32_add_pj)
         comp["quant"] = c.get("quant_ops", 0) * (t.int32_mult_pj + t.int32_add_pj)

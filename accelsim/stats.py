@@ -61,6 +61,14 @@ FIELDS: dict[str, tuple[str, str]] = {
     "svge_scatters": ("rows", "accumulator rows scatter-added by SVG_CONV"),
     "svge_pairs_g<g>": ("pairs", "pairs of the tiles of voxel group g (hardware layout groups)"),
     "svge_map_cycles": ("cycles", "busy cycles of SVG_MAP (kernel map building)"),
+    "svge_map_hash_ops": (
+        "operations",
+        "hash-table inserts and probes of SVG_MAP (map_method hash): n_in + n_out * kernel^3",
+    ),
+    "svge_map_sort_ops": (
+        "operations",
+        "sorter and merge steps of SVG_MAP (map_method sort): ceil(n log2 n) + kernel^3 * n",
+    ),
     "svge_conv_cycles": ("cycles", "busy cycles of SVG_CONV (gather-GEMM-scatter)"),
     "svge_engine_cycles_e<e>": ("cycles", "busy cycles of SVGE engine e"),
     "svge_used_inputs": ("voxels", "input voxels the tiles' maps read (summed over tiles)"),

@@ -55,9 +55,23 @@ def map_cycles(cfg, n_in: int, n_out: int, kernel: int) -> int:
     """
     s, k_vol = cfg.svge, kernel**3
     if s.map_method == "hash":
-        return -(-(n_in + n_out * k_vol) // s.hash_lanes) * s.probe_cycles
+        return -(-map_ops(cfg, n_in, n_out, kernel)[1] // s.hash_lanes) * s.probe_cycles
     n = n_in + n_out
     return math.ceil(n * math.log2(n) / s.sort_width) + k_vol * -(-n // s.merge_width)
+
+
+def map_ops(cfg, n_in: int, n_out: int, kernel: int) -> tuple[str, int]:
+    """(counter, count) of the map builder's primitive operations in one SVG_MAP, the work
+    `map_cycles` times and `accelsim.energy` costs:
+
+    hash: svge_map_hash_ops = n_in inserts + n_out*kernel^3 probes of the hash table
+    sort: svge_map_sort_ops = ceil(n*log2(n)) sorter steps + kernel^3*n merge steps, n = n_in + n_out
+    """
+    k_vol = kernel**3
+    if cfg.svge.map_method == "hash":
+        return "svge_map_hash_ops", n_in + n_out * k_vol
+    n = n_in + n_out
+    return "svge_map_sort_ops", math.ceil(n * math.log2(n)) + k_vol * n
 
 
 def conv_cycles(cfg, pairs: int, cin: int, cout: int, a_bits: int = 8, w_bits: int = 8) -> int:
@@ -131,6 +145,7 @@ class Svge(UnitBase):
             )
             counts = (
                 ("svge_map_cycles", cyc),
+                map_ops(self.cfg, f["n_in"], f["n_out"], f["kernel"]),
                 eng,
                 ("svge_pairs", f["n_pairs"]),
                 (f"svge_pairs_g{f['group']}", f["n_pairs"]),

@@ -9,7 +9,8 @@ from accelsim.errors import IsaError
 from accelsim.isa import Buf, Op, Unit
 from accelsim.program import ProgramBuilder
 from accelsim.sim import simulate
-from accelsim.units.svge import conv_cycles, map_cycles
+from accelsim.energy import energy_report, load_energy_table
+from accelsim.units.svge import conv_cycles, map_cycles, map_ops
 from tests.helpers import random_coords
 
 
@@ -22,6 +23,29 @@ def test_map_cycles_by_hand(edge):
     assert map_cycles(edge, 10, 6, 1) == 4
     srt = edge.with_overrides(["svge.map_method=sort"])
     assert map_cycles(srt, 10, 6, 3) == 31
+
+
+def test_map_ops_and_energy_by_hand(edge):
+    """One SVG_MAP, n_in = 10, n_out = 6, kernel 3. hash: 10 inserts + 6*27 probes = 172
+    ops, 172 * 23.5 pJ = 4042 pJ in component svge_map; sort: n = 16, ceil(16*log2 16) = 64
+    sorter steps + 27*16 = 432 merge steps = 496 ops, 496 * 20.1 pJ = 9969.6 pJ (to the
+    energy's 2**-10 pJ grid). COORD reads and MAP writes stay in sram_coord / sram_map."""
+    assert map_ops(edge, 10, 6, 3) == ("svge_map_hash_ops", 172)
+    srt = edge.with_overrides(["svge.map_method=sort"])
+    assert map_ops(srt, 10, 6, 3) == ("svge_map_sort_ops", 496)
+    table = load_energy_table("horowitz45")
+    for cfg, name, want_pj in (
+        (edge, "svge_map_hash_ops", 4042.0),
+        (srt, "svge_map_sort_ops", 9969.6),
+    ):
+        b = ProgramBuilder()
+        b.alloc(16)
+        b.emit(Op.SVG_MAP, n_in=10, n_out=6, n_pairs=20, kernel=3, map_addr=0)
+        stats = simulate(b.build(), cfg, count_only=True).stats
+        assert stats.layer_rows()[0][name] == (172 if name.endswith("hash_ops") else 496)
+        energy = energy_report(stats, table)
+        assert energy.by_component["svge_map"] == pytest.approx(want_pj, abs=2**-10)
+        assert energy.by_component["sram_coord"] > 0 and energy.by_component["sram_map"] > 0
 
 
 def test_conv_cycles_by_hand(edge):
