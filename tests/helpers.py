@@ -1,10 +1,13 @@
-"""Helpers shared by the tests: random voxel sets and operands, and units outside a simulation.
+"""Helpers shared by the tests: random voxel sets and operands, units outside a simulation,
+and the process table (Linux /proc) for tests of workers that must not outlive their parent.
 
 Operand ranges are written out here rather than taken from the kernels, so that tests of the
 kernels do not depend on the code they test.
 """
 
 import itertools
+import time
+from pathlib import Path
 
 import numpy as np
 
@@ -47,3 +50,33 @@ def make_mem(cfg, dram_size: int = 0) -> Memory:
 def standalone(cls, cfg):
     """A unit with no SimPy process, for calling cycles/profile/run directly."""
     return cls(None, cfg, Recorder(1))
+
+
+def processes() -> dict[int, tuple[str, int, int]]:
+    """pid -> (state, parent pid, process group) of every process (Linux /proc)."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            state, ppid, pgrp = stat.rsplit(")", 1)[1].split()[:3]
+            out[int(d.name)] = (state, int(ppid), int(pgrp))
+    return out
+
+
+def children(pid: int) -> set[int]:
+    """Live child processes of `pid`."""
+    return {p for p, (state, ppid, _) in processes().items() if ppid == pid and state != "Z"}
+
+
+def still_alive(pids, timeout_s: float = 10.0) -> set[int]:
+    """Those of `pids` still running (not zombies) after waiting up to `timeout_s` for them."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        procs = processes()
+        alive = {p for p in pids if p in procs and procs[p][0] != "Z"}
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)

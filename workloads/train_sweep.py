@@ -181,11 +181,17 @@ def main(argv=None) -> None:
         for s in args.seeds
     ]
     if args.jobs > 1:
+        from accelsim.sweep.executor import die_with_parent
+
         # Fresh (spawned) workers read OPENBLAS_NUM_THREADS at start; forked ones would keep
-        # the parent's already-started BLAS pool and oversubscribe the cores.
+        # the parent's already-started BLAS pool and oversubscribe the cores. Each worker is
+        # killed by the kernel when this process dies (a SIGTERM would otherwise orphan it).
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
         with ProcessPoolExecutor(
-            args.jobs, mp_context=multiprocessing.get_context("spawn")
+            args.jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=die_with_parent,
+            initargs=(os.getpid(),),
         ) as pool:
             groups = list(pool.map(_group, *zip(*jobs)))
     else:

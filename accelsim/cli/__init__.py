@@ -1,4 +1,5 @@
-"""The `accelsim` command line: run | compile | disasm | workloads | train.
+"""The `accelsim` command line: run | compile | disasm | workloads | train | sweep | results |
+recost | plot.
 
 Every user error (missing file, bad config key, wrong input shape, unsupported op) is an
 `AccelsimError`: the command prints `error: <message>` and exits with status 2, no traceback.
@@ -94,9 +95,11 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("workloads", help="list the built-in workloads")
 
+    from accelsim.cli.explore import add_parsers
     from accelsim.cli.train import add_train_parser
 
     add_train_parser(sub)
+    add_parsers(sub)
 
     return p
 
@@ -131,9 +134,11 @@ def _add_machine_args(p: argparse.ArgumentParser) -> None:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        from accelsim.cli import commands  # noqa: PLC0415 (keeps `--help` fast)
+        from accelsim.cli import commands, explore  # noqa: PLC0415 (keeps `--help` fast)
 
-        return getattr(commands, args.command.replace("-", "_"))(args)
+        name = args.command.replace("-", "_")
+        handler = getattr(commands, name, None) or getattr(explore, name)
+        return handler(args)
     except AccelsimError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

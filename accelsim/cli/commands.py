@@ -272,3 +272,4 @@ def train(args) -> int:
     from accelsim.cli.train import run_train
 
     return run_train(args)
+

@@ -11,11 +11,20 @@ their integer range sensibly instead of saturating or collapsing to zero.
 propagated node by node), so a big network is calibrated cheaply at a small size;
 `GraphBuilder.resize_input` does the same halfway through a build (for a classifier whose size
 depends on the image).
+
+Per-layer widths: inside `with layer_bits({node name: {"w_bits": W, "bits": A}})` every
+builder gives the named nodes those widths instead of the ones the model's code passes (`bits`
+is the width of the node's output tensor). Workload builders take one A/W pair for the whole
+network; this is how a sweep's per-layer bit rules reach any of them without changing their
+signatures. Random draws do not depend on widths, so the real-valued weights stay the same.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 
@@ -41,6 +50,22 @@ from accelsim.numeric import value_range
 # the BLAS GEMM, and the compiled twins of the other ops only where loading Numba pays, so a
 # model build (a timing-only run's start-up) usually needs no Numba.
 CALIBRATION_KERNELS = "auto"
+
+_LAYER_BITS: ContextVar[Mapping[str, Mapping[str, int]] | None] = ContextVar(
+    "layer_bits", default=None
+)
+
+
+@contextmanager
+def layer_bits(overrides: Mapping[str, Mapping[str, int]]) -> Iterator[None]:
+    """Within the block, `GraphBuilder`s give node `name` the widths `overrides[name]`: keys
+    `w_bits` (weights of a conv / linear) and `bits` (its output tensor: conv, linear, add,
+    concat, quantize, average pools)."""
+    token = _LAYER_BITS.set(dict(overrides))
+    try:
+        yield
+    finally:
+        _LAYER_BITS.reset(token)
 
 
 def _mode(bits: int, signed: bool) -> str:
@@ -118,6 +143,12 @@ class GraphBuilder:
             calib_x = rng.standard_normal((batch, *tuple(input_shape)[1:]))
         self.values: dict[str, np.ndarray] = {"input": np.asarray(calib_x, np.float64)}
         self._count: dict[str, int] = {}
+        self.layer_bits = _LAYER_BITS.get() or {}  # per-node width overrides (`layer_bits`)
+
+    def _widths(self, name: str, bits, w_bits: int | None = None):
+        """(bits, w_bits) of node `name`: the model's, unless `layer_bits` overrides them."""
+        over = self.layer_bits.get(name, {})
+        return over.get("bits", bits), over.get("w_bits", w_bits)
 
     def _name(self, kind: str, name: str | None) -> str:
         if name is None:
@@ -220,6 +251,7 @@ class GraphBuilder:
     def quantize(self, bits: int = 8, signed: bool = True, name: str | None = None) -> str:
         """Quantize the float input (signed: symmetric LSQ step; unsigned: min/max + zp)."""
         name = self._name("xq", name)
+        bits, _ = self._widths(name, bits)
         mode = "signed" if signed else "unsigned"  # the input quantizer has no bipolar mode
         scale, zp = self._quant(self.values["input"], bits, mode, relu=False)
         return self._add_node(
@@ -249,6 +281,7 @@ class GraphBuilder:
         depthwise conv. bits/signed: output tensor; relu/relu6: fused activation.
         """
         name = self._name("conv", name)
+        bits, w_bits = self._widths(name, bits, w_bits)
         kh, kw = (k, k) if isinstance(k, int) else k
         if padding is None:
             padding = (dilation * (kh // 2),) * 2 + (dilation * (kw // 2),) * 2
@@ -284,6 +317,7 @@ class GraphBuilder:
     ) -> str:
         """QuantLinear [M, K] -> [M, cout]."""
         name = self._name("fc", name)
+        bits, w_bits = self._widths(name, bits, w_bits)
         weight, step, wmode = self._weights((self.graph.tensors[x].shape[1], cout), w_bits)
         op = QuantLinear(
             name=name,
@@ -308,6 +342,7 @@ class GraphBuilder:
     ) -> str:
         """Residual Add with a calibrated output step size."""
         name = self._name("add", name)
+        bits, _ = self._widths(name, bits)
         ta, tb = self.graph.tensors[a], self.graph.tensors[b]
         real = ta.scale * (self.values[a].astype(np.float64) - ta.zero_point) + tb.scale * (
             self.values[b].astype(np.float64) - tb.zero_point
@@ -364,7 +399,7 @@ class GraphBuilder:
 
     def _pooled(self, op, x: str, bits: int | None) -> str:
         t = self.graph.tensors[x]
-        bits = t.bits if bits is None else bits
+        bits, _ = self._widths(op.name, t.bits if bits is None else bits)
         mode = "unsigned" if t.mode == "unsigned" else "signed"
         real = t.scale * (self.values[x].astype(np.float64) - t.zero_point)
         scale, zp = self._quant(real, bits, mode, relu=t.mode == "unsigned" and t.zero_point == 0)
@@ -390,6 +425,7 @@ class GraphBuilder:
     ) -> str:
         """Channel concat; inputs are requantized to a calibrated common step."""
         name = self._name("concat", name)
+        bits, _ = self._widths(name, bits)
         ts = [self.graph.tensors[x] for x in xs]
         real = np.concatenate(
             [t.scale * (self.values[x].astype(np.float64) - t.zero_point) for t, x in zip(ts, xs)],

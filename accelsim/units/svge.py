@@ -65,7 +65,8 @@ def map_ops(cfg, n_in: int, n_out: int, kernel: int) -> tuple[str, int]:
     `map_cycles` times and `accelsim.energy` costs:
 
     hash: svge_map_hash_ops = n_in inserts + n_out*kernel^3 probes of the hash table
-    sort: svge_map_sort_ops = ceil(n*log2(n)) sorter steps + kernel^3*n merge steps, n = n_in + n_out
+    sort: svge_map_sort_ops = ceil(n*log2(n)) sorter steps + kernel^3*n merge steps,
+          n = n_in + n_out
     """
     k_vol = kernel**3
     if cfg.svge.map_method == "hash":

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from accelsim.config import load_config
+from accelsim.energy import energy_report, load_energy_table
 from accelsim.errors import IsaError
 from accelsim.isa import Buf, Op, Unit
 from accelsim.program import ProgramBuilder
 from accelsim.sim import simulate
-from accelsim.energy import energy_report, load_energy_table
 from accelsim.units.svge import conv_cycles, map_cycles, map_ops
 from tests.helpers import random_coords
 

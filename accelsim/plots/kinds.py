@@ -1,0 +1,225 @@
+"""The design-space plots of a results file; each function returns a matplotlib `Figure`.
+
+- `bits`: latency and energy against the A/W widths, one line per combination of the other
+  swept values;
+- `pareto`: latency against energy, the Pareto front (no point faster and cheaper) drawn as a
+  line, colour = the machine's test accuracy where the workload has one;
+- `groups`: MACs, latency and energy against the voxel group count `svge.groups`;
+- `roofline`: operations per DRAM byte against achieved operations per cycle, under the
+  machine's roof min(2 * peak MACs/cycle, intensity * DRAM bytes/cycle) (one per distinct
+  machine);
+- `breakdown`: one point's energy per layer, stacked by component;
+- `layers`: one point's per-layer latency (span cycles) as bars.
+"""
+
+from __future__ import annotations
+
+from matplotlib.figure import Figure
+
+from accelsim.errors import AccelsimError
+from accelsim.plots.data import Results, bits_order, pareto_front
+
+LATENCY = ("latency_ms", "latency (ms)", 1.0)
+ENERGY = ("energy_pj", "energy (µJ)", 1e-6)
+MAX_LABELS = 30  # annotate every point up to this many; beyond, only the Pareto front
+
+
+def _series(res: Results, x_key: str) -> dict[str, list[dict]]:
+    """Points grouped by the varying keys other than `x_key` (label -> points)."""
+    others = [k for k in res.varying() if k != x_key]
+    groups: dict[str, list[dict]] = {}
+    for p in res.points:
+        groups.setdefault(res.label(p, others) if others else "", []).append(p)
+    return groups
+
+
+def _need(res: Results, what: str) -> None:
+    if not res.points:
+        raise AccelsimError(f"{res.path}: no finished (ok) points to plot ({what})")
+
+
+def bits(res: Results) -> Figure:
+    """Latency (ms) and energy (µJ) against A/W bits, widest first."""
+    _need(res, "bits")
+    labels = sorted({p["bits"] for p in res.points if p["bits"]}, key=bits_order)
+    if not labels:
+        raise AccelsimError(f"{res.path}: no point has bits (model files only): nothing to plot")
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, (col, ylabel, scale) in zip(axes, (LATENCY, ENERGY)):
+        for name, pts in _series(res, "bits").items():
+            pts = sorted((p for p in pts if p["bits"]), key=lambda p: labels.index(p["bits"]))
+            xs = [labels.index(p["bits"]) for p in pts]
+            ax.plot(xs, [p[col] * scale for p in pts], "o-", label=name or None)
+        ax.set_xticks(range(len(labels)), labels)
+        ax.set_xlabel("bits (activations / weights)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    if any(line.get_label() and not line.get_label().startswith("_") for line in axes[0].lines):
+        axes[0].legend(fontsize="small")
+    fig.suptitle(f"{res.meta.get('name', '')}: latency and energy by bit width")
+    return fig
+
+
+def pareto(res: Results) -> Figure:
+    """Latency (ms) against energy (µJ); the Pareto front as a line; accuracy as colour."""
+    _need(res, "pareto")
+    pts = res.points
+    xs = [p["energy_pj"] * 1e-6 for p in pts]
+    ys = [p["latency_ms"] for p in pts]
+    front = pareto_front(xs, ys)
+    fig = Figure(figsize=(7.5, 5.5), layout="constrained")
+    ax = fig.subplots()
+    acc = [p.get("accuracy") for p in pts]
+    if any(a is not None for a in acc):
+        colour = [100 * a if a is not None else float("nan") for a in acc]
+        sc = ax.scatter(xs, ys, c=colour, cmap="viridis", s=36, label="design points", zorder=2)
+        fig.colorbar(sc, ax=ax, label="test accuracy on the machine (%)")
+    else:
+        ax.scatter(xs, ys, s=36, color="tab:blue", label="design points", zorder=2)
+    on = sorted((x, y) for x, y, f in zip(xs, ys, front) if f)
+    ax.plot(
+        [x for x, _ in on],
+        [y for _, y in on],
+        "s--",
+        color="tab:red",
+        mfc="none",
+        ms=10,
+        label="Pareto front",
+        zorder=3,
+    )
+    for p, x, y, f in zip(pts, xs, ys, front):
+        if f or len(pts) <= MAX_LABELS:
+            ax.annotate(
+                res.label(p),
+                (x, y),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=7,
+                color="tab:red" if f else "0.3",
+            )
+    ax.set_xlabel("energy per inference (µJ)")
+    ax.set_ylabel("latency (ms)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title(f"{res.meta.get('name', '')}: latency against energy")
+    return fig
+
+
+def groups(res: Results) -> Figure:
+    """MACs (M), latency (M cycles) and energy (µJ) against svge.groups."""
+    key = "svge.groups"
+    if key not in res.swept:
+        raise AccelsimError(f"{res.path}: --kind groups needs {key} among the swept keys")
+    _need(res, "groups")
+    fig = Figure(figsize=(13, 4.2), layout="constrained")
+    axes = fig.subplots(1, 3)
+    panels = (
+        ("macs", "MACs (millions)", 1e-6),
+        ("latency_cycles", "latency (million cycles)", 1e-6),
+        ("energy_pj", "energy (µJ)", 1e-6),
+    )
+    for ax, (col, ylabel, scale) in zip(axes, panels):
+        for name, pts in _series(res, key).items():
+            pts = sorted(pts, key=lambda p: p[key])
+            ax.plot([p[key] for p in pts], [p[col] * scale for p in pts], "o-", label=name or None)
+        ax.set_xscale("log", base=2)
+        values = sorted({p[key] for p in res.points})
+        ax.set_xticks(values, [str(v) for v in values])
+        ax.set_xlabel("voxel groups G")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    if len(_series(res, key)) > 1:
+        axes[0].legend(fontsize="small")
+    fig.suptitle(f"{res.meta.get('name', '')}: MACs, latency and energy by voxel group count")
+    return fig
+
+
+def roofline(res: Results) -> Figure:
+    """Achieved ops per cycle against ops per DRAM byte, under each machine's roof."""
+    _need(res, "roofline")
+    pts = [p for p in res.points if p["dram_bytes"] and p["macs"]]
+    if not pts:
+        raise AccelsimError(f"{res.path}: no point with MACs and DRAM traffic to place")
+    fig = Figure(figsize=(7.5, 5.5), layout="constrained")
+    ax = fig.subplots()
+    xs = [2 * p["macs"] / p["dram_bytes"] for p in pts]
+    ys = [2 * p["macs"] / p["latency_cycles"] for p in pts]
+    lo, hi = min(xs) / 4, max(xs) * 4
+    machines = sorted({(p["peak_macs_per_cycle"], p["peak_dram_bytes_per_cycle"]) for p in pts})
+    for peak, bw in machines:
+        knee = 2 * peak / bw
+        gx = [lo, knee, hi] if lo < knee < hi else [lo, hi]
+        ax.plot(
+            gx,
+            [min(2 * peak, x * bw) for x in gx],
+            "-",
+            color="0.4",
+            lw=1,
+            label=f"roof: {2 * peak:g} ops/cycle, {bw:g} B/cycle",
+        )
+    ax.scatter(xs, ys, s=30, color="tab:blue", label="design points", zorder=3)
+    if len(pts) <= MAX_LABELS:
+        for p, x, y in zip(pts, xs, ys):
+            ax.annotate(
+                res.label(p),
+                (x, y),
+                textcoords="offset points",
+                xytext=(4, -8),
+                fontsize=7,
+                color="0.3",
+            )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("operational intensity (ops / DRAM byte)")
+    ax.set_ylabel("achieved throughput (ops / cycle)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small")
+    ax.set_title(f"{res.meta.get('name', '')}: roofline (1 MAC = 2 ops)")
+    return fig
+
+
+def breakdown(res: Results, point: str | None = None) -> Figure:
+    """One point's energy per layer (µJ), stacked by component."""
+    p = res.point(point)
+    layers = res.layers_of(p["point_id"])
+    comps = [k for k in layers[0] if k.startswith("energy_") and k != "energy_pj"] if layers else []
+    comps = [c for c in comps if any(r[c] for r in layers)]
+    fig = Figure(figsize=(max(7, 0.35 * len(layers) + 3), 5), layout="constrained")
+    ax = fig.subplots()
+    bottom = [0.0] * len(layers)
+    for c in comps:
+        vals = [r[c] * 1e-6 for r in layers]
+        ax.bar(range(len(layers)), vals, bottom=bottom, label=c.removeprefix("energy_")[:-3])
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_xticks(range(len(layers)), [r["name"] for r in layers], rotation=90, fontsize=7)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("energy (µJ)")
+    ax.legend(fontsize="small", ncols=2)
+    ax.set_title(f"energy by component per layer: {res.label(p)}")
+    return fig
+
+
+def layers(res: Results, point: str | None = None) -> Figure:
+    """One point's per-layer latency (cycles from a layer's first start to its last end)."""
+    p = res.point(point)
+    rows = res.layers_of(p["point_id"])
+    fig = Figure(figsize=(max(7, 0.35 * len(rows) + 3), 4.8), layout="constrained")
+    ax = fig.subplots()
+    ax.bar(range(len(rows)), [r["cycles"] for r in rows], color="tab:blue")
+    ax.set_xticks(range(len(rows)), [r["name"] for r in rows], rotation=90, fontsize=7)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("latency (cycles)")
+    ax.set_title(f"per-layer latency: {res.label(p)}")
+    return fig
+
+
+KINDS = {
+    "bits": bits,
+    "pareto": pareto,
+    "groups": groups,
+    "breakdown": breakdown,
+    "roofline": roofline,
+    "layers": layers,
+}
+POINT_KINDS = ("breakdown", "layers")  # plots of one point (--point)
