@@ -272,4 +272,3 @@ def train(args) -> int:
     from accelsim.cli.train import run_train
 
     return run_train(args)
-

@@ -47,12 +47,13 @@ class Results:
         return ", ".join(parts) or p["workload"]
 
     def point(self, which: str | None) -> dict:
-        """The point `which` names (a point_id prefix or its seq number; default: the first)."""
+        """The point `which` names: its seq number, else a point_id prefix (default: the first)."""
         if not self.points:
             raise AccelsimError(f"{self.path}: no finished (ok) point to plot")
         if which is None:
             return self.points[0]
-        hits = [p for p in self.points if p["point_id"].startswith(which) or str(p["seq"]) == which]
+        hits = [p for p in self.points if str(p["seq"]) == which]
+        hits = hits or [p for p in self.points if p["point_id"].startswith(which)]
         if len(hits) != 1:
             raise AccelsimError(
                 f"--point {which!r} matches {len(hits)} points of {self.path} (give a seq "

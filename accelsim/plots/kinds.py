@@ -38,6 +38,19 @@ def _need(res: Results, what: str) -> None:
         raise AccelsimError(f"{res.path}: no finished (ok) points to plot ({what})")
 
 
+def _coincident(pts, xs, ys) -> dict:
+    """(x, y) -> the points drawn there (points with equal results share one label)."""
+    at: dict = {}
+    for p, x, y in zip(pts, xs, ys):
+        at.setdefault((x, y), []).append(p)
+    return at
+
+
+def _label(res: Results, group: list[dict]) -> str:
+    more = f" (+{len(group) - 1} equal)" if len(group) > 1 else ""
+    return res.label(group[0]) + more
+
+
 def bits(res: Results) -> Figure:
     """Latency (ms) and energy (µJ) against A/W bits, widest first."""
     _need(res, "bits")
@@ -88,15 +101,17 @@ def pareto(res: Results) -> Figure:
         label="Pareto front",
         zorder=3,
     )
-    for p, x, y, f in zip(pts, xs, ys, front):
-        if f or len(pts) <= MAX_LABELS:
+    for (x, y), group in _coincident(pts, xs, ys).items():
+        on_front = front[pts.index(group[0])]
+        if on_front or len(pts) <= MAX_LABELS:
+            colour = "tab:red" if on_front else "0.3"
             ax.annotate(
-                res.label(p),
+                _label(res, group),
                 (x, y),
                 textcoords="offset points",
                 xytext=(4, 4),
                 fontsize=7,
-                color="tab:red" if f else "0.3",
+                color=colour,
             )
     ax.set_xlabel("energy per inference (µJ)")
     ax.set_ylabel("latency (ms)")
@@ -147,22 +162,32 @@ def roofline(res: Results) -> Figure:
     ys = [2 * p["macs"] / p["latency_cycles"] for p in pts]
     lo, hi = min(xs) / 4, max(xs) * 4
     machines = sorted({(p["peak_macs_per_cycle"], p["peak_dram_bytes_per_cycle"]) for p in pts})
-    for peak, bw in machines:
+    for i, (peak, bw) in enumerate(machines):
         knee = 2 * peak / bw
         gx = [lo, knee, hi] if lo < knee < hi else [lo, hi]
+        label = "roofs: min(2 x peak MACs/cycle at the point's widths, ops/B x DRAM B/cycle)"
         ax.plot(
             gx,
             [min(2 * peak, x * bw) for x in gx],
             "-",
             color="0.4",
             lw=1,
-            label=f"roof: {2 * peak:g} ops/cycle, {bw:g} B/cycle",
+            label=label if i == 0 else f"_roof {2 * peak:g} ops/cycle, {bw:g} B/cycle",
+        )
+        ax.annotate(
+            f"{2 * peak:.0f}",
+            (hi, min(2 * peak, hi * bw)),
+            fontsize=7,
+            color="0.4",
+            textcoords="offset points",
+            xytext=(2, 0),
+            va="center",
         )
     ax.scatter(xs, ys, s=30, color="tab:blue", label="design points", zorder=3)
     if len(pts) <= MAX_LABELS:
-        for p, x, y in zip(pts, xs, ys):
+        for (x, y), group in _coincident(pts, xs, ys).items():
             ax.annotate(
-                res.label(p),
+                _label(res, group),
                 (x, y),
                 textcoords="offset points",
                 xytext=(4, -8),

@@ -1,7 +1,7 @@
 """Where points run: a local process pool, or a Dask cluster (`dask.distributed`).
 
 Results come back to the calling process, in the order they finish, through `on_result`; it
-alone writes the results file. Workers never outlive the sweep: each pool worker asks the
+alone writes the results file. With one job, points run in the calling process itself. Workers never outlive the sweep: each pool worker asks the
 kernel to kill it when its parent dies (Linux `PR_SET_PDEATHSIG`) and exits at once if its
 parent is already gone; a `LocalCluster`'s nannies and workers do the same. Workers ignore
 Ctrl-C: the parent takes it, cancels the points not yet started, lets the running ones finish
@@ -68,6 +68,21 @@ class _Interrupted:
             "\ninterrupted: finishing the running points (Ctrl-C again to stop now)",
             file=sys.stderr,
         )
+
+
+def run_inline(fn: Callable, items: list, args: tuple, on_result: Callable) -> bool:
+    """`run_pool` with one worker: every item in this process, one after the other (no
+    process start-up; Ctrl-C lets the running item finish, a second press stops at once)."""
+    stop = _Interrupted()
+    old_handler = signal.signal(signal.SIGINT, stop)
+    try:
+        for item in items:
+            if stop.count:
+                break
+            on_result(fn(item, *args))
+    finally:
+        signal.signal(signal.SIGINT, old_handler)
+    return not stop.count
 
 
 def _stop_now(pool) -> None:

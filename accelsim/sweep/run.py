@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from tqdm import tqdm
 
-from accelsim.sweep.executor import run_dask, run_pool
+from accelsim.sweep.executor import run_dask, run_inline, run_pool
 from accelsim.sweep.points import Point, WorkloadSource, code_version, expand
 from accelsim.sweep.spec import SweepSpec
 from accelsim.sweep.store import ResultsStore
@@ -92,7 +92,8 @@ def run_sweep(
     progress: bool = True,
 ) -> SweepOutcome:
     """Run `spec`'s points with workloads from `source` and write them to the results file
-    `out` (see `accelsim.sweep.store`). jobs: worker processes (default: every core); with
+    `out` (see `accelsim.sweep.store`). jobs: worker processes (default: every core; 1 runs
+    the points in this process); with
     `scheduler` (tcp://host:port or "local"), points run on Dask instead. Every point is
     checked before the first runs. Returns a `SweepOutcome`."""
     engine, note = choose_engine(spec.engine)
@@ -145,6 +146,8 @@ def run_sweep(
                 finished = run_dask(
                     run_point, todo, (source, engine), scheduler, jobs, on_result, _lost
                 )
+            elif jobs == 1:
+                finished = run_inline(run_point, todo, (source, engine), on_result)
             else:
                 finished = run_pool(run_point, todo, (source, engine), jobs, on_result)
         outcome.seconds = time.perf_counter() - t0

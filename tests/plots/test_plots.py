@@ -1,0 +1,217 @@
+"""Plots of a results file, checked by content: axis labels with units, the points drawn
+(their count and values, read back from the results), the Pareto front, the roofs, stacked
+energy components; and the files `accelsim plot` writes."""
+
+import shutil
+import sqlite3
+
+import matplotlib
+import numpy as np
+import pytest
+
+from accelsim.cli import main
+from accelsim.cli.sources import CliWorkloads
+from accelsim.errors import AccelsimError
+from accelsim.plots import make_plot
+from accelsim.sweep.run import run_sweep
+from accelsim.sweep.spec import parse_spec
+
+matplotlib.use("Agg")
+
+SPEC = """
+name = "plots"
+workloads = ["small_cnn", "mlp", "sparse_tiny"]
+engine = "event"
+[axes]
+bits = ["8/8", "4/4", "2/2"]
+"svge.groups" = [1, 4]
+"""
+POINTS = 18
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("plots")
+    out = tmp / "plots.sqlite"
+    spec = parse_spec(SPEC, "plots.toml")
+    outcome = run_sweep(spec, CliWorkloads(str(tmp / "cache")), out, jobs=1, progress=False)
+    assert outcome.errors == 0
+    return out
+
+
+def _rows(path, sql, args=()):
+    con = sqlite3.connect(path)
+    cur = con.execute(sql, args)
+    names = [d[0] for d in cur.description]
+    rows = [dict(zip(names, r)) for r in cur.fetchall()]
+    con.close()
+    return rows
+
+
+def test_bits_plot_draws_every_point_against_its_widths(results):
+    fig = make_plot(results, "bits")
+    lat, energy = fig.axes[:2]
+    assert lat.get_ylabel() == "latency (ms)" and energy.get_ylabel() == "energy (µJ)"
+    assert lat.get_xlabel() == "bits (activations / weights)"
+    assert [t.get_text() for t in lat.get_xticklabels()] == ["8/8", "4/4", "2/2"]
+    assert len(lat.lines) == 6  # one line per (workload, G)
+    assert sum(len(line.get_xdata()) for line in lat.lines) == POINTS
+    line = next(ln for ln in lat.lines if ln.get_label() == "mlp, groups=1")
+    want = _rows(
+        results,
+        "SELECT latency_ms FROM points WHERE workload='mlp' AND \"svge.groups\"=1 ORDER BY seq",
+    )
+    assert list(line.get_ydata()) == [r["latency_ms"] for r in want]
+    assert list(line.get_xdata()) == [0, 1, 2]
+
+
+def _front(points):
+    """Points no other point beats in both energy and latency (brute force)."""
+    return {
+        p["seq"]
+        for p in points
+        if not any(
+            q["energy_pj"] <= p["energy_pj"]
+            and q["latency_ms"] <= p["latency_ms"]
+            and (q["energy_pj"], q["latency_ms"]) != (p["energy_pj"], p["latency_ms"])
+            for q in points
+        )
+    }
+
+
+def test_pareto_plot_highlights_exactly_the_front(results):
+    points = _rows(results, "SELECT seq, energy_pj, latency_ms FROM points")
+    fig = make_plot(results, "pareto")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "energy per inference (µJ)" and ax.get_ylabel() == "latency (ms)"
+    (scatter,) = ax.collections
+    assert len(scatter.get_offsets()) == POINTS
+    (front_line,) = [ln for ln in ax.lines if ln.get_label() == "Pareto front"]
+    drawn = set(zip(front_line.get_xdata(), front_line.get_ydata()))
+    want = {(p["energy_pj"] * 1e-6, p["latency_ms"]) for p in points if p["seq"] in _front(points)}
+    assert drawn == want and 0 < len(want) < POINTS
+    # few points: each labelled by its swept values, points with equal results by one label
+    texts = {t.get_text() for t in ax.texts}
+    assert len(ax.texts) == len({(p["energy_pj"], p["latency_ms"]) for p in points})
+    assert {"sparse_tiny, 2/2, groups=4", "mlp, 8/8, groups=1 (+1 equal)"} <= texts
+    assert len(fig.axes) == 1  # no accuracy: no colour bar
+
+
+def test_pareto_colours_points_by_accuracy(results, tmp_path):
+    """With an accuracy column (set here by hand: plots only read the table), points are
+    coloured by it and a colour bar names it."""
+    path = tmp_path / "acc.sqlite"
+    shutil.copy(results, path)
+    con = sqlite3.connect(path)
+    con.execute("ALTER TABLE points ADD COLUMN accuracy REAL")
+    con.execute("UPDATE points SET accuracy = 0.5 + seq / 100.0")
+    con.commit()
+    con.close()
+    fig = make_plot(path, "pareto")
+    ax, bar = fig.axes
+    assert bar.get_ylabel() == "test accuracy on the machine (%)"
+    colours = ax.collections[0].get_array()
+    assert np.allclose(sorted(colours), [50 + s for s in range(POINTS)])
+
+
+def test_groups_plot(results):
+    fig = make_plot(results, "groups", workloads=["sparse_tiny"])
+    macs, cycles, energy = fig.axes
+    assert macs.get_ylabel() == "MACs (millions)"
+    assert cycles.get_ylabel() == "latency (million cycles)"
+    assert energy.get_ylabel() == "energy (µJ)" and energy.get_xlabel() == "voxel groups G"
+    assert len(macs.lines) == 3  # one per bits
+    want = _rows(
+        results,
+        "SELECT macs FROM points WHERE workload='sparse_tiny' AND bits='8/8' "
+        'ORDER BY "svge.groups"',
+    )
+    line = next(ln for ln in macs.lines if ln.get_label() == "8/8")
+    assert list(line.get_xdata()) == [1, 4]
+    assert list(line.get_ydata()) == [r["macs"] * 1e-6 for r in want]
+    assert want[0]["macs"] > want[1]["macs"]  # G = 4 keeps fewer pairs than G = 1
+
+
+def test_groups_needs_the_group_axis(tmp_path, results):
+    path = tmp_path / "nog.sqlite"
+    shutil.copy(results, path)
+    con = sqlite3.connect(path)
+    con.execute("UPDATE meta SET value = '[]' WHERE key = 'swept'")
+    con.commit()
+    con.close()
+    with pytest.raises(AccelsimError, match="needs svge.groups among the swept keys"):
+        make_plot(path, "groups")
+
+
+def test_roofline_points_sit_under_their_roof(results):
+    """Achieved ops/cycle never exceeds min(2 x peak MACs/cycle, ops/byte x DRAM B/cycle)."""
+    fig = make_plot(results, "roofline")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "operational intensity (ops / DRAM byte)"
+    assert ax.get_ylabel() == "achieved throughput (ops / cycle)"
+    (scatter,) = ax.collections
+    assert len(scatter.get_offsets()) == POINTS
+    points = _rows(results, "SELECT * FROM points ORDER BY seq")
+    roofs = {(p["peak_macs_per_cycle"], p["peak_dram_bytes_per_cycle"]) for p in points}
+    assert len([ln for ln in ax.lines if "roof" in ln.get_label()]) == len(roofs)
+    for (x, y), p in zip(scatter.get_offsets(), points):
+        assert x == pytest.approx(2 * p["macs"] / p["dram_bytes"])
+        roof = min(2 * p["peak_macs_per_cycle"], x * p["peak_dram_bytes_per_cycle"])
+        assert 0 < y <= roof
+
+
+def test_breakdown_stacks_each_layers_components(results):
+    point = _rows(results, "SELECT point_id FROM points WHERE workload='small_cnn' LIMIT 1")[0]
+    layers = _rows(
+        results, "SELECT * FROM layers WHERE point_id=? ORDER BY layer_index", (point["point_id"],)
+    )
+    fig = make_plot(results, "breakdown", point=point["point_id"][:8])
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "energy (µJ)" and ax.get_xlabel() == "layer"
+    assert [t.get_text() for t in ax.get_xticklabels()] == [r["name"] for r in layers]
+    tops = np.zeros(len(layers))
+    for container in ax.containers:
+        tops = np.maximum(tops, [b.get_y() + b.get_height() for b in container])
+    assert np.allclose(tops, [r["energy_pj"] * 1e-6 for r in layers])
+    labels = [c.get_label() for c in ax.containers]
+    assert "mac" in labels and "dram" in labels and "svge_map" not in labels  # all zero here
+
+
+def test_layers_plot_shows_each_layer_span(results):
+    fig = make_plot(results, "layers", point="0")
+    ax = fig.axes[0]
+    layers = _rows(
+        results,
+        "SELECT name, cycles FROM layers l JOIN points p USING (point_id) "
+        "WHERE p.seq = 0 ORDER BY layer_index",
+    )
+    assert ax.get_ylabel() == "latency (cycles)"
+    assert [b.get_height() for b in ax.containers[0]] == [r["cycles"] for r in layers]
+    with pytest.raises(AccelsimError, match="--point 'zz' matches 0 points"):
+        make_plot(results, "layers", point="zz")
+
+
+def test_cli_writes_png_svg_pdf(results, tmp_path, capsys):
+    magic = {".png": b"\x89PNG", ".svg": b"<?xml", ".pdf": b"%PDF"}
+    for suffix, head in magic.items():
+        out = tmp_path / f"p{suffix}"
+        assert main(["plot", str(results), "--kind", "pareto", "-o", str(out)]) == 0
+        assert out.read_bytes().startswith(head)
+    assert main(["plot", str(results), "--kind", "bits", "-o", str(tmp_path / "p.jpg")]) == 2
+    assert "expected a .png, .svg, .pdf file" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "plot",
+                str(results),
+                "--kind",
+                "bits",
+                "--workload",
+                "vgg",
+                "-o",
+                str(tmp_path / "p.png"),
+            ]
+        )
+        == 2
+    )
+    assert "no points of workload(s) vgg" in capsys.readouterr().err
