@@ -10,7 +10,9 @@ primitives:
 
 - MAC at a x w bits: `int8_mult_pj * a*w/64 + add(accumulator_bits)`, where add(b) is linear
   in b through the table's 8-bit and 32-bit add energies.
-- RESCALE element: one 32-bit multiply and two 32-bit adds (bias, rounding).
+- RESCALE element: one multiply of the 32-bit accumulator by the `rescale.mult_bits`-bit
+  multiplier, `int32_mult_pj * mult_bits/32` (multiplier energy grows with the product of the
+  operand widths), and two 32-bit adds (bias, rounding).
 - QUANT element: one 32-bit multiply and one 32-bit add (rounding).
 - VECTOR element: one 32-bit add.
 - SVG_MAP (kernel-map building, component `svge_map`): the map builder's hash-table inserts and
@@ -189,6 +191,8 @@ def energy_report(stats: Stats, table: EnergyTable) -> EnergyReport:
         t.pe_leak_pj_per_cycle * m.get("array_rows", 0) * m.get("array_cols", 0)
         + t.sram_leak_pj_per_cycle_per_kib * sum(buf_bytes.values()) / 1024
     )
+    # the 32-bit accumulator times the m-bit multiplier: energy ~ the operands' widths' product
+    rescale_pj = t.int32_mult_pj * m.get("rescale_mult_bits", 32) / 32 + 2 * t.int32_add_pj
     tags = sorted({tag for tag, _ in stats.counters})
     busy = {tag: stats.total("busy_cycles", tag=tag) for tag in tags}
     all_busy = sum(busy.values())
@@ -211,7 +215,7 @@ def energy_report(stats: Stats, table: EnergyTable) -> EnergyReport:
             c.get("svge_map_hash_ops", 0) * t.map_hash_op_pj
             + c.get("svge_map_sort_ops", 0) * t.map_sort_op_pj
         )
-        comp["rescale"] = c.get("rescale_ops", 0) * (t.int32_mult_pj + 2 * t.int32_add_pj)
+        comp["rescale"] = c.get("rescale_ops", 0) * rescale_pj
         comp["quant"] = c.get("quant_ops", 0) * (t.int32_mult_pj + t.int32_add_pj)
         comp["vector"] = c.get("vector_ops", 0) * t.int32_add_pj
         comp["leakage"] = (

@@ -241,6 +241,7 @@ def _machine(cfg, units) -> dict:
         "row_bits": b.row_bits,
         "svge_groups": cfg.svge.groups,
         "svge_engines": cfg.svge.engines,
+        "rescale_mult_bits": cfg.rescale.mult_bits,
         "buffer_bytes": {buf.name.lower(): getattr(b, buf.name.lower() + "_bytes") for buf in Buf},
     }
 

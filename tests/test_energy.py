@@ -106,3 +106,21 @@ def test_table_errors(tmp_path):
         load_energy_table(str(tmp_path / "miss.toml"))
     with pytest.raises(ConfigError, match="no such file or preset"):
         load_energy_table("nonexistent")
+
+
+def test_rescale_energy_follows_the_multiplier_width(table):
+    """100 accumulators rescaled: 32-bit multiplier 100 * (3.1 + 2 * 0.1) = 330 pJ; 16-bit
+    100 * (3.1 * 16/32 + 0.2) = 175 pJ (Horowitz: int32 multiply 3.1 pJ, add 0.1 pJ). The
+    width reaches the energy through the run's machine description."""
+    from accelsim.stats import Stats
+
+    def rescale_pj(mult_bits):
+        stats = Stats(
+            {(1, "rescale"): {"rescale_ops": 100}}, 10, machine={"rescale_mult_bits": mult_bits}
+        )
+        return energy_report(stats, table).by_component["rescale"]
+
+    assert rescale_pj(32) == pytest.approx(330.0, abs=2**-10)
+    assert rescale_pj(16) == pytest.approx(175.0, abs=2**-10)
+    cfg = load_config("edge", ["rescale.mult_bits=16"])
+    assert _gemm_stats(cfg).machine["rescale_mult_bits"] == 16

@@ -60,6 +60,16 @@ def listing() -> list[tuple[str, str]]:
     return rows + list(PATTERNS)
 
 
+def names() -> list[str]:
+    """Names of the built-in workloads (not the name patterns)."""
+    return sorted(_all())
+
+
+def check_image_size(name: str, image_size: int) -> None:
+    """AccelsimError unless built-in workload `name` takes an input of `image_size` pixels."""
+    _image_kwargs(name, _all()[name], image_size)
+
+
 def _image_kwargs(name: str, workload, image_size: int | None) -> dict:
     if image_size is None:
         return {}

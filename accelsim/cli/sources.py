@@ -4,9 +4,11 @@ hands to `accelsim.sweep` (only the command line imports the builders of `worklo
 Names a sweep accepts:
 
 - a built-in workload (`accelsim workloads`), built at the point's A/W bits and the sweep's
-  seed, on the input `accelsim run` gives it;
-- a native model file (`.npz`), at its own widths (the bits axis does not multiply it); its
-  contents, not its name, identify its points;
+  seed, on the input `accelsim run` gives it; an image model may name its input size,
+  `resnet50@112` (as `--image-size 112`); `gemm:M,N,K` is one GEMM;
+- a model file (native `.npz` or `.onnx`), at its own widths (the bits axis does not multiply
+  it), or a SCALE-Sim topology `.csv`, its rows built at the point's bits and run back to back;
+  a file's contents, not its name, identify its points;
 - `trained:<dataset>-<model>-<method>` (e.g. `trained:digits-cnn-lsq`): the recipe of
   `workloads/trained.py` at the point's bits (A/W; the recipes' widths W/A 8/8, 4/4, 3/3, 2/2
   and 1/2 are A/W 8/8, 4/4, 3/3, 2/2 and 2/1), trained with the sweep's seed the first time it
@@ -93,17 +95,29 @@ class CliWorkloads:
         if path is not None:
             if not path.is_file():
                 raise AccelsimError(f"workload {name!r}: model file {str(path)!r} does not exist")
-            return WorkloadInfo(f"file:{_file_hash(path)}", bits=())
-        from workloads import registry  # noqa: PLC0415
-        from workloads.dense import WORKLOADS as DENSE  # noqa: PLC0415
+            from workloads.topology import is_topology_path  # noqa: PLC0415
 
-        known = [n for n, _ in registry.listing()]
-        if name not in known:
+            # a topology's layers are built at the point's bits; a model file has its own
+            bits = None if is_topology_path(name) else ()
+            return WorkloadInfo(f"file:{_file_hash(path)}", bits=bits)
+        from workloads import registry  # noqa: PLC0415
+        from workloads.single_layer import parse_gemm_name  # noqa: PLC0415
+        from workloads.sparse_nets import WORKLOADS as SPARSE  # noqa: PLC0415
+
+        if name.startswith("gemm:"):
+            parse_gemm_name(name)
+            return WorkloadInfo(name, None, layer_rules=True)
+        base, size = _image_size(name)
+        known = registry.names()
+        if base not in known:
             raise AccelsimError(
-                f"workload {name!r} is not a built-in workload ({', '.join(known)}), a model "
-                f"file or {TRAINED}<dataset>-<model>-<method>"
+                f"workload {name!r} is not a built-in workload ({', '.join(known)}; an image "
+                f"model may take @SIZE), gemm:M,N,K, a model or topology file, or "
+                f"{TRAINED}<dataset>-<model>-<method>"
             )
-        return WorkloadInfo(name, None, layer_rules=name in DENSE)
+        if size is not None:
+            registry.check_image_size(base, size)
+        return WorkloadInfo(name, None, layer_rules=base not in SPARSE)
 
     def load(self, name: str, bits, seed: int, folder: str) -> Loaded:
         from accelsim.cli.commands import make_input, resolve_model  # noqa: PLC0415
@@ -111,8 +125,11 @@ class CliWorkloads:
         if name.startswith(TRAINED):
             return self._trained(name.removeprefix(TRAINED), bits, seed)
         path = self._path(name, folder)
-        graph = resolve_model(str(path) if path else name, bits or (8, 8), seed)
-        return Loaded(graph.name, graph, make_input(graph, None, seed))
+        base, size = (name, None) if path or name.startswith("gemm:") else _image_size(name)
+        model = resolve_model(str(path) if path else base, bits or (8, 8), seed, size)
+        if hasattr(model, "graphs"):  # a SCALE-Sim topology: its rows run back to back
+            return Loaded(model.name, run=_topology_runner(model, bits, seed))
+        return Loaded(model.name, model, make_input(model, None, seed))
 
     def _trained(self, recipe_prefix: str, bits, seed: int) -> Loaded:
         from accelsim.frontend.native import load_model  # noqa: PLC0415
@@ -129,6 +146,29 @@ class CliWorkloads:
         graph = load_model(path)
         graph.name = f"{TRAINED}{recipe_prefix}"
         return Loaded(graph.name, graph, data.x_test[:1], accuracy=_accuracy_of(graph, data))
+
+
+def _image_size(name: str) -> tuple[str, int | None]:
+    """(model, image side) of a name `model@SIZE` (e.g. resnet50@112), or (name, None)."""
+    base, at, size = name.partition("@")
+    if not at:
+        return name, None
+    if not size.isdigit() or int(size) < 1:
+        raise AccelsimError(f"workload {name!r}: expected NAME@SIZE with SIZE a positive integer")
+    return base, int(size)
+
+
+def _topology_runner(topo, bits, seed: int):
+    """(cfg, count_only) -> the topology's rows simulated back to back on `cfg`."""
+
+    def run(cfg, count_only: bool):
+        from accelsim.cli.commands import make_input  # noqa: PLC0415
+        from accelsim.sequence import run_sequence  # noqa: PLC0415
+
+        models = ((g, make_input(g, None, seed)) for g in topo.graphs(bits or (8, 8), seed))
+        return run_sequence(topo.name, models, cfg, count_only=count_only)
+
+    return run
 
 
 def _trained_bits(recipe_prefix: str) -> list[tuple[int, int]]:

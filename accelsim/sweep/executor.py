@@ -1,11 +1,12 @@
 """Where points run: a local process pool, or a Dask cluster (`dask.distributed`).
 
 Results come back to the calling process, in the order they finish, through `on_result`; it
-alone writes the results file. With one job, points run in the calling process itself. Workers never outlive the sweep: each pool worker asks the
-kernel to kill it when its parent dies (Linux `PR_SET_PDEATHSIG`) and exits at once if its
-parent is already gone; a `LocalCluster`'s nannies and workers do the same. Workers ignore
-Ctrl-C: the parent takes it, cancels the points not yet started, lets the running ones finish
-and be written (a second Ctrl-C stops at once), and returns.
+alone writes the results file. With one job, points run in the calling process itself.
+Workers never outlive the sweep: each pool worker asks the kernel to kill it when its parent
+dies (Linux `PR_SET_PDEATHSIG`) and exits at once if its parent is already gone; a
+`LocalCluster`'s nannies and workers do the same. Workers ignore Ctrl-C: the parent takes it,
+cancels the points not yet started, lets the running ones finish and be written (a second
+Ctrl-C stops at once), and returns.
 """
 
 from __future__ import annotations
