@@ -1,5 +1,7 @@
-"""The `accelsim` command line: run | compile | disasm | workloads | train | sweep | results |
-recost | plot.
+"""The `accelsim` command line: simulate, compile, train, sweep, plot and report.
+
+Commands: run | compile | inspect | export | disasm | workloads | train (one model), sweep |
+results | recost | plot | report (design spaces).
 
 Every user error (missing file, bad config key, wrong input shape, unsupported op) is an
 `AccelsimError`: the command prints `error: <message>` and exits with status 2, no traceback.

@@ -1,5 +1,6 @@
-"""`accelsim sweep | results | recost | plot`: design-space sweeps, their results tables, energy
-re-costing and plots (argument parsing and the command implementations)."""
+"""`accelsim sweep | results | recost | plot | report`: design-space sweeps, their results
+tables, energy re-costing, plots and reports (argument parsing and the command
+implementations)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def add_sweep_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub) -> None:
-    """Add the sweep, results, recost and plot subcommands."""
+    """Add the sweep, results, recost, report and plot subcommands."""
     from accelsim.plots.kinds import KINDS  # noqa: PLC0415
 
     sw = sub.add_parser(
@@ -86,6 +87,19 @@ def add_parsers(sub) -> None:
         help="energy table: preset name (horowitz45) or TOML file",
     )
     rc.add_argument("-o", "--output", required=True, metavar="NEW.sqlite", help="file to write")
+
+    rp = sub.add_parser(
+        "report",
+        help="run a sweep (or reuse its results) and write its report folder",
+        description="Run the sweep of SPEC (a sweep spec with a [report] table; see "
+        "accelsim/sweep/report.py), resuming its results file if there is one, then write "
+        "README.md (sweep, generated reading, plots, points table), the plots and points.csv "
+        "to the report folder (default: ../NAME from the spec's folder).",
+    )
+    rp.add_argument("spec", help="report specification (TOML)")
+    rp.add_argument("-o", "--output", metavar="DIR", help="report folder (default: see above)")
+    rp.add_argument("--rerun", action="store_true", help="run every point again")
+    add_sweep_args(rp)
 
     pl = sub.add_parser("plot", help="plot a results file (PNG, SVG or PDF)")
     pl.add_argument("results", help="results file (.sqlite)")
@@ -212,3 +226,19 @@ def plot(args) -> int:
     save_plot(fig, args.output)
     print(f"wrote {args.output}")
     return 0
+
+
+def report(args) -> int:
+    from accelsim.sweep.report import report_spec, write_report  # noqa: PLC0415
+    from accelsim.sweep.spec import load_spec  # noqa: PLC0415
+
+    spec = load_spec(args.spec)
+    rspec = report_spec(spec)
+    if args.output:
+        rspec.folder = Path(args.output)
+    results = rspec.folder / "results.sqlite"
+    resume = results.exists() and not args.rerun
+    outcome = run_spec(spec, results, args, resume=resume, overwrite=args.rerun)
+    readme = write_report(spec, rspec, results, f"accelsim report {args.spec}")
+    print(f"wrote {readme}")
+    return 130 if outcome.interrupted else 0

@@ -62,6 +62,7 @@ def run_rows(result, cfg: HwConfig) -> tuple[dict, list[dict]]:
     point["preset"] = summary["config"]
     energy, layer_energy = energy_columns(stats, load_energy_table(cfg.energy.table))
     point.update(energy)
+    point["rescale_outputs"] = stats.summed().get("rescale_ops", 0)  # mismatch denominator
     point["peak_macs_per_cycle"] = peak_macs_per_cycle(stats)
     point["peak_dram_bytes_per_cycle"] = float(stats.machine.get("peak_dram_bytes_per_cycle", 0))
     layers = []

@@ -6,7 +6,8 @@ Tables:
   `workload`, `bits` (A/W; empty for a model file's own widths), one column per swept config
   key (named like the key, e.g. `matmul.rows`), `status` (ok | error), `error`, every run
   total under its `accelsim run --json` name (latency_cycles, latency_ms, energy_pj,
-  dram_bytes, macs, utilisation, tops_per_w, ...), `energy_<component>_pj`, the machine's
+  dram_bytes, macs, utilisation, tops_per_w, rescale_mismatch_vs_rne, ...), `rescale_outputs`
+  (accumulators rescaled: the mismatches' denominator), `energy_<component>_pj`, the machine's
   `peak_macs_per_cycle` and `peak_dram_bytes_per_cycle` (the roofline), `accuracy` (trained
   models), `engine`, `seconds` (wall time of the point), `config_json` (the whole config) and
   `key_json` (the rest of what `point_id` hashes: workload identity, bits, rules, seed, ...).

@@ -1,0 +1,212 @@
+"""The generated reading of a report: sentences computed from a sweep's results (which point
+is fastest, what narrower bits save, where the Pareto front lies, what each swept key does,
+what accuracy and rescale mismatches do). Every number comes from the results table."""
+
+from __future__ import annotations
+
+import statistics
+
+from accelsim.plots.data import Results, bits_order, pareto_front
+
+BITS_KEY = "bits"
+GROUPS_KEY = "svge.groups"
+RESCALE_KEYS = ("rescale.mult_bits", "rescale.round_mode")
+
+
+def _ms(p: dict) -> str:
+    return f"{p['latency_ms']:.4g} ms"
+
+
+def _uj(p: dict) -> str:
+    return f"{p['energy_pj'] * 1e-6:.4g} µJ"
+
+
+def _by(points: list[dict], key) -> dict:
+    out: dict = {}
+    for p in points:
+        out.setdefault(key(p), []).append(p)
+    return out
+
+
+def _workloads(res: Results) -> dict[str, list[dict]]:
+    return _by(res.points, lambda p: p["workload"])
+
+
+def best_points(res: Results) -> list[str]:
+    """Per workload: the fastest point, the one with the least energy, the most accurate."""
+    out = []
+    for w, pts in _workloads(res).items():
+        fast = min(pts, key=lambda p: p["latency_ms"])
+        cheap = min(pts, key=lambda p: p["energy_pj"])
+        text = f"{w}: fastest is {res.label(fast)} ({_ms(fast)}, {_uj(fast)})"
+        if cheap is not fast:
+            text += f"; least energy is {res.label(cheap)} ({_uj(cheap)}, {_ms(cheap)})"
+        else:
+            text += ", which also takes the least energy"
+        out.append(text + f" (of {len(pts)} points).")
+    return out
+
+
+def _change(ratios: list[float]) -> str:
+    """How a quantity moves, given old / new ratios (one per setting of the other keys):
+    "falls 3.07x", "rises 1.30x", "falls 1.69-1.80x (median 1.75x)", "does not change"."""
+    lo, hi, mid = min(ratios), max(ratios), statistics.median(ratios)
+    if all(abs(r - 1) < 5e-4 for r in ratios):
+        return "does not change"
+    verb, f = ("falls", lambda r: r) if mid >= 1 else ("rises", lambda r: 1 / r)
+    if hi - lo < 5e-3:
+        return f"{verb} {f(mid):.2f}x"
+    a, b = sorted((f(lo), f(hi)))
+    return f"{verb} {a:.2f}-{b:.2f}x (median {f(mid):.2f}x)"
+
+
+def bits_reading(res: Results) -> list[str]:
+    """Per workload: energy and latency at the widest bits over those at the narrowest, one
+    ratio per setting of the other swept keys (range and median when several)."""
+    out = []
+    others = [k for k in res.varying() if k not in ("workload", BITS_KEY)]
+    for w, pts in _workloads(res).items():
+        labels = sorted({p["bits"] for p in pts if p["bits"]}, key=bits_order)
+        if len(labels) < 2:
+            continue
+        wide, narrow = labels[0], labels[-1]
+        energy, latency = [], []
+        for series in _by(pts, lambda p: tuple(str(p[k]) for k in others)).values():
+            at = {p["bits"]: p for p in series}
+            if wide in at and narrow in at:
+                energy.append(at[wide]["energy_pj"] / at[narrow]["energy_pj"])
+                latency.append(at[wide]["latency_ms"] / at[narrow]["latency_ms"])
+        if not energy:
+            continue
+        a = {p["bits"]: p for p in pts}
+        out.append(
+            f"{w}: from {wide} to {narrow} bits, energy {_change(energy)} "
+            f"(e.g. {_uj(a[wide])} to {_uj(a[narrow])}) and latency {_change(latency)} "
+            f"({_ms(a[wide])} to {_ms(a[narrow])})."
+        )
+    return out
+
+
+def accuracy_reading(res: Results) -> list[str]:
+    """Per trained workload: the machine's test accuracy at each width, widest first."""
+    out = []
+    for w, pts in _workloads(res).items():
+        acc = {p["bits"]: p["accuracy"] for p in pts if p.get("accuracy") is not None}
+        if not acc:
+            continue
+        order = sorted(acc, key=bits_order)
+        steps = ", ".join(f"{100 * acc[b]:.2f}% at {b}" for b in order)
+        drop = 100 * (acc[order[0]] - acc[order[-1]])
+        out.append(
+            f"{w}: test accuracy on the machine {steps} ({drop:+.2f} points lost from "
+            f"{order[0]} to {order[-1]})."
+            if drop >= 0
+            else f"{w}: test accuracy on the machine {steps} ({-drop:.2f} points gained "
+            f"from {order[0]} to {order[-1]})."
+        )
+    return out
+
+
+def pareto_reading(res: Results) -> list[str]:
+    """The points on the latency-energy Pareto front, from the fastest to the cheapest."""
+    pts = res.points
+    if len(pts) < 2:
+        return []
+    front = pareto_front([p["energy_pj"] for p in pts], [p["latency_ms"] for p in pts])
+    on = sorted((p for p, f in zip(pts, front) if f), key=lambda p: p["latency_ms"])
+    groups = _by(on, lambda p: (p["latency_ms"], p["energy_pj"]))
+    names = "; ".join(
+        f"{res.label(g[0])}{f' (+{len(g) - 1} equal)' if len(g) > 1 else ''} "
+        f"({_ms(g[0])}, {_uj(g[0])})"
+        for g in list(groups.values())[:8]
+    )
+    more = f"; and {len(groups) - 8} more" if len(groups) > 8 else ""
+    return [
+        f"Pareto front (no other point is both faster and cheaper): {len(on)} of "
+        f"{len(pts)} points, from the fastest to the least energy: {names}{more}."
+    ]
+
+
+def key_reading(res: Results, key: str) -> list[str]:
+    """Per workload: median latency and energy at each value of swept key `key` (medians over
+    the other settings), and the values where each is lowest."""
+    out = []
+    for w, pts in _workloads(res).items():
+        at = _by(pts, lambda p: p[key])
+        if len(at) < 2:
+            continue
+        lat = {v: statistics.median(p["latency_ms"] for p in ps) for v, ps in at.items()}
+        en = {v: statistics.median(p["energy_pj"] * 1e-6 for p in ps) for v, ps in at.items()}
+        vals = list(at)
+        series = ", ".join(f"{v}: {lat[v]:.4g} ms / {en[v]:.4g} µJ" for v in vals)
+        best_l, best_e = min(vals, key=lambda v: lat[v]), min(vals, key=lambda v: en[v])
+        median = " (medians over the other settings)" if len(at[vals[0]]) > 1 else ""
+        out.append(
+            f"{w}, {key}: {series}{median}; latency is lowest at {best_l}, energy at {best_e}."
+        )
+    return out
+
+
+def groups_reading(res: Results) -> list[str]:
+    """Per workload: MACs, latency and energy from the fewest to the most voxel groups."""
+    if GROUPS_KEY not in res.swept:
+        return []
+    out = []
+    for w, pts in _workloads(res).items():
+        at = _by(pts, lambda p: p[GROUPS_KEY])
+        if len(at) < 2:
+            continue
+        lo, hi = min(at), max(at)
+
+        def med(g, col, at=at):
+            return statistics.median(p[col] for p in at[g])
+
+        if all(med(g, c) == med(lo, c) for g in at for c in ("macs", "latency_ms")):
+            continue  # no sparse layer: the group count does not apply
+        best = min(at, key=lambda g: med(g, "latency_ms"))
+
+        def change(col: str, lo=lo, hi=hi, med=med) -> str:
+            return _change([med(lo, col) / med(hi, col)])
+
+        out.append(
+            f"{w}: from G = {lo} to G = {hi}, the MAC count {change('macs')}, energy "
+            f"{change('energy_pj')} and latency {change('latency_ms')} "
+            f"({med(lo, 'latency_ms'):.4g} ms to {med(hi, 'latency_ms'):.4g} ms); latency is "
+            f"lowest at G = {best} ({med(best, 'latency_ms'):.4g} ms)."
+        )
+    return out
+
+
+def mismatch_reading(res: Results) -> list[str]:
+    """Rescaled outputs that differ from round-half-even, per multiplier width and rounding
+    mode (summed over the workloads), with the rescale energy of each."""
+    if not any(k in res.swept for k in RESCALE_KEYS):
+        return []
+    keys = [k for k in RESCALE_KEYS if k in res.swept]
+    out = []
+    for value, pts in _by(res.points, lambda p: tuple(p[k] for k in keys)).items():
+        bad = sum(p.get("rescale_mismatch_vs_rne") or 0 for p in pts)
+        total = sum(p.get("rescale_outputs") or 0 for p in pts)
+        energy = sum(p.get("energy_rescale_pj") or 0 for p in pts) * 1e-6
+        share = f" ({100 * bad / total:.3f}% of {total:,} outputs)" if total else ""
+        name = ", ".join(f"{k}={v}" for k, v in zip(keys, value))
+        out.append(
+            f"{name}: {bad:,} outputs differ from round-half-even{share}; "
+            f"rescale energy {energy:.4g} µJ over {len(pts)} points."
+        )
+    return out
+
+
+def reading(res: Results) -> list[str]:
+    """Every reading that applies to what the sweep varies."""
+    lines = best_points(res)
+    varying = res.varying()
+    if BITS_KEY in varying:
+        lines += bits_reading(res)
+    lines += accuracy_reading(res)
+    lines += groups_reading(res)
+    lines += mismatch_reading(res)
+    for key in res.swept:
+        if key in varying and key != GROUPS_KEY and key not in RESCALE_KEYS:
+            lines += key_reading(res, key)
+    return lines + pareto_reading(res)
