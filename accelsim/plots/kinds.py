@@ -9,7 +9,10 @@
   machine's roof min(2 * peak MACs/cycle, intensity * DRAM bytes/cycle) (one per distinct
   machine);
 - `breakdown`: one point's energy per layer, stacked by component;
-- `layers`: one point's per-layer latency (span cycles) as bars.
+- `layers`: one point's per-layer latency (span cycles) as bars;
+- `rescale`: the share of rescaled outputs that differ from round-half-even and the rescale
+  energy, per rescale multiplier width and rounding mode (sweeps that vary them; mismatches
+  are counted when `timing_only = false`).
 """
 
 from __future__ import annotations
@@ -239,6 +242,58 @@ def layers(res: Results, point: str | None = None) -> Figure:
     return fig
 
 
+def rescale(res: Results) -> Figure:
+    """Per workload and rescale setting (the swept rescale keys): the share of rescaled
+    outputs that differ from round-half-even, and the rescale unit's energy."""
+    keys = [k for k in ("rescale.mult_bits", "rescale.round_mode") if k in res.swept]
+    if not keys:
+        raise AccelsimError(
+            f"{res.path}: --kind rescale needs rescale.mult_bits or "
+            "rescale.round_mode among the swept keys"
+        )
+    _need(res, "rescale")
+    settings = sorted({tuple(p[k] for k in keys) for p in res.points}, key=str)
+    names = [", ".join(str(v) for v in s) for s in settings]
+    fig = Figure(figsize=(max(9, 1.4 * len(settings) + 5), 4.5), layout="constrained")
+    share_ax, energy_ax = fig.subplots(1, 2)
+    groups = _by_setting(res, keys, settings)
+    width = 0.8 / max(len(groups), 1)
+    for i, (label, at) in enumerate(groups.items()):
+        xs = [j + (i - (len(groups) - 1) / 2) * width for j in range(len(settings))]
+        share = [
+            100
+            * _sum(at.get(s), "rescale_mismatch_vs_rne")
+            / max(_sum(at.get(s), "rescale_outputs"), 1)
+            for s in settings
+        ]
+        energy = [_sum(at.get(s), "energy_rescale_pj") * 1e-6 for s in settings]
+        share_ax.bar(xs, share, width, label=label)
+        energy_ax.bar(xs, energy, width, label=label)
+    for ax in (share_ax, energy_ax):
+        ax.set_xticks(range(len(settings)), names, rotation=30, ha="right", fontsize=8)
+        ax.set_xlabel(" / ".join(k.split(".")[-1] for k in keys))
+        ax.grid(alpha=0.3, axis="y")
+    share_ax.set_ylabel("outputs differing from round-half-even (%)")
+    energy_ax.set_ylabel("rescale energy (µJ)")
+    share_ax.legend(fontsize="small")
+    fig.suptitle(f"{res.meta.get('name', '')}: rescale multiplier and rounding")
+    return fig
+
+
+def _by_setting(res: Results, keys: list[str], settings) -> dict:
+    """Series label (the other varying keys) -> rescale setting -> its points."""
+    others = [k for k in res.varying() if k not in keys]
+    out: dict = {}
+    for p in res.points:
+        label = res.label(p, others) if others else res.meta.get("name", "")
+        out.setdefault(label, {}).setdefault(tuple(p[k] for k in keys), []).append(p)
+    return out
+
+
+def _sum(points, col: str) -> float:
+    return sum(p.get(col) or 0 for p in points or [])
+
+
 KINDS = {
     "bits": bits,
     "pareto": pareto,
@@ -246,5 +301,6 @@ KINDS = {
     "breakdown": breakdown,
     "roofline": roofline,
     "layers": layers,
+    "rescale": rescale,
 }
 POINT_KINDS = ("breakdown", "layers")  # plots of one point (--point)

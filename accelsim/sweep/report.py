@@ -46,6 +46,8 @@ CAPTIONS = {
     "machine's roofs.",
     "breakdown": "Energy of each layer of one point, by component.",
     "layers": "Latency of each layer of one point.",
+    "rescale": "Rescaled outputs that differ from round-half-even, and the rescale energy, per "
+    "multiplier width and rounding mode.",
 }
 # (column, heading, scale, format) of the points table
 _TABLE = (

@@ -215,3 +215,48 @@ def test_cli_writes_png_svg_pdf(results, tmp_path, capsys):
         == 2
     )
     assert "no points of workload(s) vgg" in capsys.readouterr().err
+
+
+RESCALE_SPEC = """
+name = "rescale"
+workloads = ["small_cnn", "mlp"]
+engine = "event"
+timing_only = false
+[axes]
+bits = ["4/4"]
+"rescale.mult_bits" = [16, 32]
+"rescale.round_mode" = ["tflite", "rne"]
+"""
+
+
+def test_rescale_plot_mismatch_shares_and_energy(tmp_path):
+    """Datapath runs count outputs that differ from round-half-even: none in rne mode, some
+    in tflite mode (gemmlowp rounds twice) for small_cnn's 14,346 outputs; the rescale
+    energy of a 16-bit multiplier is below that of a 32-bit one (same outputs)."""
+    out = tmp_path / "rescale.sqlite"
+    spec = parse_spec(RESCALE_SPEC, "rescale.toml")
+    assert run_sweep(spec, CliWorkloads(str(tmp_path)), out, jobs=1, progress=False).errors == 0
+    fig = make_plot(out, "rescale")
+    share, energy = fig.axes[:2]
+    assert share.get_ylabel() == "outputs differing from round-half-even (%)"
+    assert energy.get_ylabel() == "rescale energy (µJ)"
+    assert [t.get_text() for t in share.get_xticklabels()] == [
+        "16, rne",
+        "16, tflite",
+        "32, rne",
+        "32, tflite",
+    ]
+    by_workload = {c.get_label(): [b.get_height() for b in c] for c in share.containers}
+    assert set(by_workload) == {"small_cnn", "mlp"}
+    for heights in by_workload.values():
+        assert heights[0] == heights[2] == 0.0  # rne agrees with itself
+    rows = _rows(
+        out,
+        "SELECT * FROM points WHERE \"rescale.round_mode\" = 'single' "
+        'ORDER BY workload, "rescale.mult_bits"',
+    )
+    for p in rows:
+        assert p["rescale_outputs"] > 0 and p["rescale_mismatch_vs_rne"] >= 0
+    assert rows[0]["energy_rescale_pj"] < rows[1]["energy_rescale_pj"]  # mlp 16 < 32 bits
+    e = {c.get_label(): [b.get_height() for b in c] for c in energy.containers}
+    assert e["mlp"][1] == pytest.approx(rows[0]["energy_rescale_pj"] * 1e-6)
