@@ -252,11 +252,14 @@ def test_rescale_plot_mismatch_shares_and_energy(tmp_path):
         assert heights[0] == heights[2] == 0.0  # rne agrees with itself
     rows = _rows(
         out,
-        "SELECT * FROM points WHERE \"rescale.round_mode\" = 'single' "
+        "SELECT * FROM points WHERE \"rescale.round_mode\" = 'tflite' "
         'ORDER BY workload, "rescale.mult_bits"',
     )
-    for p in rows:
-        assert p["rescale_outputs"] > 0 and p["rescale_mismatch_vs_rne"] >= 0
-    assert rows[0]["energy_rescale_pj"] < rows[1]["energy_rescale_pj"]  # mlp 16 < 32 bits
+    mlp16, mlp32, small16, _ = rows
+    assert small16["rescale_outputs"] == 14346 and small16["rescale_mismatch_vs_rne"] > 0
+    assert by_workload["small_cnn"][1] == pytest.approx(
+        100 * small16["rescale_mismatch_vs_rne"] / 14346
+    )
+    assert mlp16["energy_rescale_pj"] < mlp32["energy_rescale_pj"]
     e = {c.get_label(): [b.get_height() for b in c] for c in energy.containers}
-    assert e["mlp"][1] == pytest.approx(rows[0]["energy_rescale_pj"] * 1e-6)
+    assert e["mlp"][1] == pytest.approx(mlp16["energy_rescale_pj"] * 1e-6)
