@@ -140,9 +140,8 @@ def run_spec(spec, output, args, resume: bool, overwrite: bool):
         resume=resume,
         overwrite=overwrite,
         progress=not args.no_progress and sys.stderr.isatty(),
+        log=lambda text: print(text, file=sys.stderr),
     )
-    for note in outcome.notes:
-        print(f"note: {note}", file=sys.stderr)
     rate = f", {60 * outcome.points_per_s:,.0f} points/min" if outcome.ran else ""
     print(
         f"wrote {output}: {outcome.points} points ({outcome.skipped} already written, "

@@ -44,7 +44,7 @@ class Results:
         for k in keys:
             v = p.get(k)
             parts.append(str(v) if k in ("workload", "bits") else f"{k.split('.')[-1]}={v}")
-        return ", ".join(parts) or p["workload"]
+        return ", ".join(parts) or (p["workload"] if keys is None else "")
 
     def point(self, which: str | None) -> dict:
         """The point `which` names: its seq number, else a point_id prefix (default: the first)."""

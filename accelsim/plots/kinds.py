@@ -2,8 +2,8 @@
 
 - `bits`: latency and energy against the A/W widths, one line per combination of the other
   swept values;
-- `pareto`: latency against energy, the Pareto front (no point faster and cheaper) drawn as a
-  line, colour = the machine's test accuracy where the workload has one;
+- `pareto`: latency against energy, one panel per workload, its Pareto front (no point faster
+  and cheaper) drawn as a line, colour = the machine's test accuracy where it is known;
 - `groups`: MACs, latency and energy against the voxel group count `svge.groups`;
 - `roofline`: operations per DRAM byte against achieved operations per cycle, under the
   machine's roof min(2 * peak MACs/cycle, intensity * DRAM bytes/cycle) (one per distinct
@@ -49,9 +49,9 @@ def _coincident(pts, xs, ys) -> dict:
     return at
 
 
-def _label(res: Results, group: list[dict]) -> str:
+def _label(res: Results, group: list[dict], keys: list[str] | None = None) -> str:
     more = f" (+{len(group) - 1} equal)" if len(group) > 1 else ""
-    return res.label(group[0]) + more
+    return res.label(group[0], keys) + more
 
 
 def bits(res: Results) -> Figure:
@@ -78,21 +78,49 @@ def bits(res: Results) -> Figure:
 
 
 def pareto(res: Results) -> Figure:
-    """Latency (ms) against energy (µJ); the Pareto front as a line; accuracy as colour."""
+    """Latency (ms) against energy (µJ), one panel per workload, each with its Pareto front
+    as a line; accuracy as colour where known."""
     _need(res, "pareto")
-    pts = res.points
+    by_workload: dict[str, list[dict]] = {}
+    for p in res.points:
+        by_workload.setdefault(p["workload"], []).append(p)
+    n = len(by_workload)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig = Figure(figsize=(6.5 * cols + 1, 5 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    accuracy = [p.get("accuracy") for p in res.points if p.get("accuracy") is not None]
+    norm = None
+    if accuracy:
+        from matplotlib.colors import Normalize  # noqa: PLC0415
+
+        norm = Normalize(100 * min(accuracy), 100 * max(accuracy))
+    keys = [k for k in res.varying() if k != "workload"]
+    for ax, (workload, pts) in zip(axes, by_workload.items()):
+        sc = _pareto_panel(ax, res, pts, keys, norm)
+        ax.set_title(workload if n > 1 else f"{res.meta.get('name', '')}: {workload}")
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    if norm is not None:
+        fig.colorbar(sc, ax=axes[:n].tolist(), label="test accuracy on the machine (%)")
+    fig.suptitle(f"{res.meta.get('name', '')}: latency against energy")
+    return fig
+
+
+def _pareto_panel(ax, res: Results, pts: list[dict], keys: list[str], norm):
+    """One workload's points, its front (a dashed line of squares) and their labels."""
     xs = [p["energy_pj"] * 1e-6 for p in pts]
     ys = [p["latency_ms"] for p in pts]
     front = pareto_front(xs, ys)
-    fig = Figure(figsize=(7.5, 5.5), layout="constrained")
-    ax = fig.subplots()
-    acc = [p.get("accuracy") for p in pts]
-    if any(a is not None for a in acc):
-        colour = [100 * a if a is not None else float("nan") for a in acc]
-        sc = ax.scatter(xs, ys, c=colour, cmap="viridis", s=36, label="design points", zorder=2)
-        fig.colorbar(sc, ax=ax, label="test accuracy on the machine (%)")
+    if norm is not None:
+        colour = [
+            100 * p["accuracy"] if p.get("accuracy") is not None else float("nan") for p in pts
+        ]
+        sc = ax.scatter(
+            xs, ys, c=colour, cmap="viridis", norm=norm, s=36, label="design points", zorder=2
+        )
     else:
-        ax.scatter(xs, ys, s=36, color="tab:blue", label="design points", zorder=2)
+        sc = ax.scatter(xs, ys, s=36, color="tab:blue", label="design points", zorder=2)
     on = sorted((x, y) for x, y, f in zip(xs, ys, front) if f)
     ax.plot(
         [x for x, _ in on],
@@ -107,21 +135,19 @@ def pareto(res: Results) -> Figure:
     for (x, y), group in _coincident(pts, xs, ys).items():
         on_front = front[pts.index(group[0])]
         if on_front or len(pts) <= MAX_LABELS:
-            colour = "tab:red" if on_front else "0.3"
             ax.annotate(
-                _label(res, group),
+                _label(res, group, keys),
                 (x, y),
                 textcoords="offset points",
                 xytext=(4, 4),
                 fontsize=7,
-                color=colour,
+                color="tab:red" if on_front else "0.3",
             )
     ax.set_xlabel("energy per inference (µJ)")
     ax.set_ylabel("latency (ms)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    ax.set_title(f"{res.meta.get('name', '')}: latency against energy")
-    return fig
+    return sc
 
 
 def groups(res: Results) -> Figure:

@@ -4,7 +4,7 @@ Results come back to the calling process, in the order they finish, through `on_
 alone writes the results file. With one job, points run in the calling process itself.
 Workers never outlive the sweep: each pool worker asks the kernel to kill it when its parent
 dies (Linux `PR_SET_PDEATHSIG`) and exits at once if its parent is already gone; a
-`LocalCluster`'s nannies and workers do the same. Workers ignore Ctrl-C: the parent takes it,
+`LocalCluster`'s workers do the same. Workers ignore Ctrl-C: the parent takes it,
 cancels the points not yet started, lets the running ones finish and be written (a second
 Ctrl-C stops at once), and returns.
 """
@@ -41,9 +41,9 @@ def _init_worker(parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
 
 
-def _one_thread_env() -> dict:
-    """Environment changes that give each worker one BLAS / Numba thread (the pool already
-    uses every core), and the values they replace."""
+def _saved_env() -> dict:
+    """The current values of the thread-count variables set to 1 for the workers (the pool
+    already uses every core, so each worker gets one BLAS / Numba thread)."""
     return {k: os.environ.get(k) for k in THREAD_VARS}
 
 
@@ -96,7 +96,7 @@ def _stop_now(pool) -> None:
 def run_pool(fn: Callable, items: list, args: tuple, jobs: int, on_result: Callable) -> bool:
     """Run `fn(item, *args)` for every item in `jobs` spawned processes; `on_result(result)`
     in this process as each finishes. Returns False if Ctrl-C stopped it early."""
-    saved = _one_thread_env()
+    saved = _saved_env()
     _set_env(dict.fromkeys(THREAD_VARS, "1"))
     stop = _Interrupted()
     old_handler = signal.signal(signal.SIGINT, stop)
@@ -162,7 +162,7 @@ def run_dask(
     the cluster loses (its worker died) gives `on_lost(item, exception)` as its result."""
     dd = _dask()
     cluster = None
-    saved = _one_thread_env()
+    saved = _saved_env()
     stop = _Interrupted()
     old_handler = signal.signal(signal.SIGINT, stop)
     try:
@@ -172,8 +172,9 @@ def run_dask(
                 n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None
             )
             client = dd.Client(cluster)
-            client.run(die_with_parent, nanny=True)  # nannies die with this process
-            client.run(die_with_parent)  # workers die with their nanny
+            # a LocalCluster's nannies live in this process; the worker processes they start
+            # are killed by the kernel if it dies
+            client.run(die_with_parent)
         else:
             try:
                 client = dd.Client(scheduler, timeout="20s")

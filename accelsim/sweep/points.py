@@ -24,8 +24,24 @@ from accelsim.errors import AccelsimError
 from accelsim.sweep.spec import BITS_KEY, DEFAULT_BITS, BitsRule, SweepSpec
 
 _ROOT = Path(accelsim.__file__).resolve().parent
-# sources that cannot change a result: plots and reports only read the tables
-_NOT_RESULTS = ("plots", "docs.py", "sweep/report.py", "sweep/reading.py")
+# sources that cannot change a point's numbers: the plots, reports and docs read the tables;
+# the spec parser, executors, store, exports and recost move and keep the numbers the workers
+# compute (a changed spec is a different point anyway)
+_NOT_RESULTS = (
+    "plots/",
+    "docs.py",
+    "cli/__init__.py",
+    "cli/explore.py",
+    "cli/train.py",
+    "sweep/report.py",
+    "sweep/reading.py",
+    "sweep/executor.py",
+    "sweep/store.py",
+    "sweep/export.py",
+    "sweep/recost.py",
+    "sweep/run.py",
+    "sweep/spec.py",
+)
 
 
 @dataclass(frozen=True)
@@ -92,7 +108,7 @@ class Point:
 
 def code_version() -> str:
     """Version and a hash of the sources that produce results: accelsim's modules and preset
-    files (not the plots or reports) and the `workloads` builders next to the package."""
+    files (but `_NOT_RESULTS`) and the `workloads` builders next to the package."""
     h = hashlib.sha256()
     files = [*_ROOT.rglob("*.py"), *_ROOT.glob("configs/*.toml")]
     files += sorted((_ROOT.parent / "workloads").glob("*.py"))

@@ -13,12 +13,20 @@ GROUPS_KEY = "svge.groups"
 RESCALE_KEYS = ("rescale.mult_bits", "rescale.round_mode")
 
 
+def num(v: float) -> str:
+    """A figure to about four significant digits, without exponents: 0.01539, 7.835, 3194,
+    16,020."""
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.4g}"
+
+
 def _ms(p: dict) -> str:
-    return f"{p['latency_ms']:.4g} ms"
+    return f"{num(p['latency_ms'])} ms"
 
 
 def _uj(p: dict) -> str:
-    return f"{p['energy_pj'] * 1e-6:.4g} µJ"
+    return f"{num(p['energy_pj'] * 1e-6)} µJ"
 
 
 def _by(points: list[dict], key) -> dict:
@@ -88,43 +96,51 @@ def bits_reading(res: Results) -> list[str]:
 
 
 def accuracy_reading(res: Results) -> list[str]:
-    """Per trained workload: the machine's test accuracy at each width, widest first."""
+    """Per trained workload: the machine's test accuracy at each width, widest first (a range
+    where other swept settings change it)."""
     out = []
     for w, pts in _workloads(res).items():
-        acc = {p["bits"]: p["accuracy"] for p in pts if p.get("accuracy") is not None}
+        acc = _by([p for p in pts if p.get("accuracy") is not None], lambda p: p["bits"])
         if not acc:
             continue
         order = sorted(acc, key=bits_order)
-        steps = ", ".join(f"{100 * acc[b]:.2f}% at {b}" for b in order)
-        drop = 100 * (acc[order[0]] - acc[order[-1]])
+
+        def at(b, acc=acc) -> str:
+            lo, hi = (100 * f(p["accuracy"] for p in acc[b]) for f in (min, max))
+            return f"{lo:.2f}%" if lo == hi else f"{lo:.2f}-{hi:.2f}%"
+
+        first = statistics.median(p["accuracy"] for p in acc[order[0]])
+        last = statistics.median(p["accuracy"] for p in acc[order[-1]])
+        change = 100 * (last - first)
+        steps = ", ".join(f"{at(b)} at {b}" for b in order)
         out.append(
-            f"{w}: test accuracy on the machine {steps} ({drop:+.2f} points lost from "
-            f"{order[0]} to {order[-1]})."
-            if drop >= 0
-            else f"{w}: test accuracy on the machine {steps} ({-drop:.2f} points gained "
-            f"from {order[0]} to {order[-1]})."
+            f"{w}: test accuracy on the machine {steps} ({abs(change):.2f} points "
+            f"{'lost' if change < 0 else 'gained'} from {order[0]} to {order[-1]})."
         )
     return out
 
 
 def pareto_reading(res: Results) -> list[str]:
-    """The points on the latency-energy Pareto front, from the fastest to the cheapest."""
-    pts = res.points
-    if len(pts) < 2:
-        return []
-    front = pareto_front([p["energy_pj"] for p in pts], [p["latency_ms"] for p in pts])
-    on = sorted((p for p, f in zip(pts, front) if f), key=lambda p: p["latency_ms"])
-    groups = _by(on, lambda p: (p["latency_ms"], p["energy_pj"]))
-    names = "; ".join(
-        f"{res.label(g[0])}{f' (+{len(g) - 1} equal)' if len(g) > 1 else ''} "
-        f"({_ms(g[0])}, {_uj(g[0])})"
-        for g in list(groups.values())[:8]
-    )
-    more = f"; and {len(groups) - 8} more" if len(groups) > 8 else ""
-    return [
-        f"Pareto front (no other point is both faster and cheaper): {len(on)} of "
-        f"{len(pts)} points, from the fastest to the least energy: {names}{more}."
-    ]
+    """Per workload: the points on its latency-energy Pareto front, fastest first."""
+    out = []
+    for w, pts in _workloads(res).items():
+        if len(pts) < 2:
+            continue
+        front = pareto_front([p["energy_pj"] for p in pts], [p["latency_ms"] for p in pts])
+        on = sorted((p for p, f in zip(pts, front) if f), key=lambda p: p["latency_ms"])
+        groups = list(_by(on, lambda p: (p["latency_ms"], p["energy_pj"])).values())
+        keys = [k for k in res.varying() if k != "workload"]
+        names = "; ".join(
+            f"{res.label(g[0], keys)}{f' (+{len(g) - 1} equal)' if len(g) > 1 else ''} "
+            f"({_ms(g[0])}, {_uj(g[0])})"
+            for g in groups[:8]
+        )
+        more = f"; and {len(groups) - 8} more" if len(groups) > 8 else ""
+        out.append(
+            f"{w}: Pareto front (no other point both faster and cheaper) {len(on)} of "
+            f"{len(pts)} points, fastest first: {names}{more}."
+        )
+    return out
 
 
 def key_reading(res: Results, key: str) -> list[str]:
@@ -138,7 +154,7 @@ def key_reading(res: Results, key: str) -> list[str]:
         lat = {v: statistics.median(p["latency_ms"] for p in ps) for v, ps in at.items()}
         en = {v: statistics.median(p["energy_pj"] * 1e-6 for p in ps) for v, ps in at.items()}
         vals = list(at)
-        series = ", ".join(f"{v}: {lat[v]:.4g} ms / {en[v]:.4g} µJ" for v in vals)
+        series = ", ".join(f"{v}: {num(lat[v])} ms / {num(en[v])} µJ" for v in vals)
         best_l, best_e = min(vals, key=lambda v: lat[v]), min(vals, key=lambda v: en[v])
         median = " (medians over the other settings)" if len(at[vals[0]]) > 1 else ""
         out.append(
@@ -171,8 +187,8 @@ def groups_reading(res: Results) -> list[str]:
         out.append(
             f"{w}: from G = {lo} to G = {hi}, the MAC count {change('macs')}, energy "
             f"{change('energy_pj')} and latency {change('latency_ms')} "
-            f"({med(lo, 'latency_ms'):.4g} ms to {med(hi, 'latency_ms'):.4g} ms); latency is "
-            f"lowest at G = {best} ({med(best, 'latency_ms'):.4g} ms)."
+            f"({num(med(lo, 'latency_ms'))} ms to {num(med(hi, 'latency_ms'))} ms); latency is "
+            f"lowest at G = {best} ({num(med(best, 'latency_ms'))} ms)."
         )
     return out
 
@@ -190,9 +206,15 @@ def mismatch_reading(res: Results) -> list[str]:
         energy = sum(p.get("energy_rescale_pj") or 0 for p in pts) * 1e-6
         share = f" ({100 * bad / total:.3f}% of {total:,} outputs)" if total else ""
         name = ", ".join(f"{k}={v}" for k, v in zip(keys, value))
+        acc = [
+            f"{100 * p['accuracy']:.2f}% ({p['workload']}, {p['bits']})"
+            for p in pts
+            if p.get("accuracy") is not None
+        ]
+        acc_text = f"; test accuracy {', '.join(acc)}" if acc else ""
         out.append(
             f"{name}: {bad:,} outputs differ from round-half-even{share}; "
-            f"rescale energy {energy:.4g} µJ over {len(pts)} points."
+            f"rescale energy {num(energy)} µJ over {len(pts)} points{acc_text}."
         )
     return out
 

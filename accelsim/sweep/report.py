@@ -33,7 +33,7 @@ from accelsim.plots import make_plot, save_plot
 from accelsim.plots.data import load_results
 from accelsim.plots.kinds import KINDS
 from accelsim.sweep.export import export_csv
-from accelsim.sweep.reading import reading
+from accelsim.sweep.reading import num, reading
 from accelsim.sweep.spec import SweepSpec
 from accelsim.sweep.store import connect, read_meta
 
@@ -51,8 +51,8 @@ CAPTIONS = {
 }
 # (column, heading, scale, format) of the points table
 _TABLE = (
-    ("latency_ms", "latency (ms)", 1.0, ".4g"),
-    ("energy_pj", "energy (µJ)", 1e-6, ".4g"),
+    ("latency_ms", "latency (ms)", 1.0, ""),
+    ("energy_pj", "energy (µJ)", 1e-6, ""),
     ("tops_per_w", "TOPS/W", 1.0, ".3g"),
     ("utilisation", "util %", 100.0, ".1f"),
 )
@@ -103,7 +103,7 @@ def _cell(value, fmt: str = "") -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return format(value, fmt or ".4g")
+        return format(value, fmt) if fmt else num(value)
     return str(value)
 
 
@@ -125,7 +125,7 @@ def points_table(path, extra: list[str]) -> str:
         cols.append(("accuracy", "accuracy %", 100.0, ".2f"))
     if any(r.get("rescale_mismatch_vs_rne") for r in rows):
         cols.append(("rescale_mismatch_vs_rne", "outputs != rne", 1, ""))
-    cols += [(c, c, 1, ".4g") for c in extra]
+    cols += [(c, c, 1, "") for c in extra]
     head = [h for _, h, _, _ in ident + cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:

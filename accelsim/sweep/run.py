@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -90,12 +91,14 @@ def run_sweep(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> SweepOutcome:
     """Run `spec`'s points with workloads from `source` and write them to the results file
     `out` (see `accelsim.sweep.store`). jobs: worker processes (default: every core; 1 runs
     the points in this process); with
     `scheduler` (tcp://host:port or "local"), points run on Dask instead. Every point is
-    checked before the first runs. Returns a `SweepOutcome`."""
+    checked before the first runs; `log` gets notes (e.g. an engine fallback) before any
+    point runs. Returns a `SweepOutcome`."""
     engine, note = choose_engine(spec.engine)
     code = code_version()
     points = expand(spec, source, engine, code)
@@ -113,8 +116,8 @@ def run_sweep(
     }
     store = ResultsStore(out, meta, spec.config_keys, resume, overwrite)
     outcome = SweepOutcome(str(out), len(points), engine=engine, notes=[note] if note else [])
-    if note and progress:
-        print(f"note: {note}", file=sys.stderr)
+    if note and log is not None:
+        log(f"note: {note}")
     try:
         done = store.finished() if resume else set()
         todo = [p for p in points if p.point_id not in done]

@@ -79,27 +79,37 @@ def _front(points):
     }
 
 
-def test_pareto_plot_highlights_exactly_the_front(results):
-    points = _rows(results, "SELECT seq, energy_pj, latency_ms FROM points")
+def test_pareto_plot_highlights_exactly_each_workloads_front(results):
+    """One panel per workload, its 6 points drawn and exactly its brute-force front on the
+    dashed line; sparse_tiny's front has more than one point and not all of them."""
+    points = _rows(results, "SELECT seq, workload, energy_pj, latency_ms FROM points")
     fig = make_plot(results, "pareto")
-    ax = fig.axes[0]
-    assert ax.get_xlabel() == "energy per inference (µJ)" and ax.get_ylabel() == "latency (ms)"
-    (scatter,) = ax.collections
-    assert len(scatter.get_offsets()) == POINTS
-    (front_line,) = [ln for ln in ax.lines if ln.get_label() == "Pareto front"]
-    drawn = set(zip(front_line.get_xdata(), front_line.get_ydata()))
-    want = {(p["energy_pj"] * 1e-6, p["latency_ms"]) for p in points if p["seq"] in _front(points)}
-    assert drawn == want and 0 < len(want) < POINTS
-    # few points: each labelled by its swept values, points with equal results by one label
-    texts = {t.get_text() for t in ax.texts}
-    assert len(ax.texts) == len({(p["energy_pj"], p["latency_ms"]) for p in points})
-    assert {"sparse_tiny, 2/2, groups=4", "mlp, 8/8, groups=1 (+1 equal)"} <= texts
-    assert len(fig.axes) == 1  # no accuracy: no colour bar
+    assert len(fig.axes) == 3  # no accuracy: no colour bar
+    fronts = {}
+    for ax in fig.axes:
+        assert ax.get_xlabel() == "energy per inference (µJ)"
+        assert ax.get_ylabel() == "latency (ms)"
+        mine = [p for p in points if p["workload"] == ax.get_title()]
+        (scatter,) = ax.collections
+        assert len(scatter.get_offsets()) == len(mine) == 6
+        (front_line,) = [ln for ln in ax.lines if ln.get_label() == "Pareto front"]
+        drawn = set(zip(front_line.get_xdata(), front_line.get_ydata()))
+        front = _front(mine)
+        assert drawn == {
+            (p["energy_pj"] * 1e-6, p["latency_ms"]) for p in mine if p["seq"] in front
+        }
+        fronts[ax.get_title()] = len(front)
+        # few points: each labelled by its other swept values, equal results by one label
+        assert len(ax.texts) == len({(p["energy_pj"], p["latency_ms"]) for p in mine})
+    assert set(fronts) == {"small_cnn", "mlp", "sparse_tiny"}
+    assert 1 < fronts["sparse_tiny"] < 6
+    texts = {t.get_text() for ax in fig.axes for t in ax.texts}
+    assert {"2/2, groups=4", "8/8, groups=1 (+1 equal)"} <= texts
 
 
 def test_pareto_colours_points_by_accuracy(results, tmp_path):
     """With an accuracy column (set here by hand: plots only read the table), points are
-    coloured by it and a colour bar names it."""
+    coloured by it on one scale and a colour bar names it."""
     path = tmp_path / "acc.sqlite"
     shutil.copy(results, path)
     con = sqlite3.connect(path)
@@ -108,10 +118,11 @@ def test_pareto_colours_points_by_accuracy(results, tmp_path):
     con.commit()
     con.close()
     fig = make_plot(path, "pareto")
-    ax, bar = fig.axes
-    assert bar.get_ylabel() == "test accuracy on the machine (%)"
-    colours = ax.collections[0].get_array()
+    *panels, bar = fig.axes
+    assert bar.get_ylabel() == "test accuracy on the machine (%)" and len(panels) == 3
+    colours = np.concatenate([ax.collections[0].get_array() for ax in panels])
     assert np.allclose(sorted(colours), [50 + s for s in range(POINTS)])
+    assert {ax.collections[0].norm.vmax for ax in panels} == {50 + POINTS - 1}
 
 
 def test_groups_plot(results):
