@@ -143,22 +143,29 @@ def pareto_reading(res: Results) -> list[str]:
     return out
 
 
-def key_reading(res: Results, key: str) -> list[str]:
-    """Per workload: median latency and energy at each value of swept key `key` (medians over
-    the other settings), and the values where each is lowest."""
+def key_reading(res: Results, keys: list[str]) -> list[str]:
+    """Per workload: median latency and energy at each value of the swept key (or the keys
+    of one zip group, varied together), medians over the other settings, and the values
+    where each is lowest."""
     out = []
+    name = ", ".join(keys)
     for w, pts in _workloads(res).items():
-        at = _by(pts, lambda p: p[key])
+        at = _by(pts, lambda p: tuple(p[k] for k in keys))
         if len(at) < 2:
             continue
         lat = {v: statistics.median(p["latency_ms"] for p in ps) for v, ps in at.items()}
         en = {v: statistics.median(p["energy_pj"] * 1e-6 for p in ps) for v, ps in at.items()}
         vals = list(at)
-        series = ", ".join(f"{v}: {num(lat[v])} ms / {num(en[v])} µJ" for v in vals)
+
+        def show(v: tuple) -> str:
+            return str(v[0]) if len(v) == 1 else "(" + ", ".join(str(x) for x in v) + ")"
+
+        series = ", ".join(f"{show(v)}: {num(lat[v])} ms / {num(en[v])} µJ" for v in vals)
         best_l, best_e = min(vals, key=lambda v: lat[v]), min(vals, key=lambda v: en[v])
         median = " (medians over the other settings)" if len(at[vals[0]]) > 1 else ""
         out.append(
-            f"{w}, {key}: {series}{median}; latency is lowest at {best_l}, energy at {best_e}."
+            f"{w}, {name}: {series}{median}; latency is lowest at {show(best_l)}, energy at "
+            f"{show(best_e)}."
         )
     return out
 
@@ -228,7 +235,10 @@ def reading(res: Results) -> list[str]:
     lines += accuracy_reading(res)
     lines += groups_reading(res)
     lines += mismatch_reading(res)
-    for key in res.swept:
-        if key in varying and key != GROUPS_KEY and key not in RESCALE_KEYS:
-            lines += key_reading(res, key)
+    zips = [list(keys) for keys in res.meta.get("zips", [])]
+    zipped = {k for keys in zips for k in keys}
+    for keys in [[k] for k in res.swept if k not in zipped] + zips:
+        special = {GROUPS_KEY, *RESCALE_KEYS}
+        if any(k in varying for k in keys) and not special & set(keys):
+            lines += key_reading(res, keys)
     return lines + pareto_reading(res)

@@ -112,6 +112,7 @@ def run_sweep(
         "base": spec.base,
         "workloads": list(spec.workloads),
         "timing_only": spec.timing_only,
+        "zips": [list(keys) for keys, _ in spec.zips],
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     store = ResultsStore(out, meta, spec.config_keys, resume, overwrite)
