@@ -120,6 +120,14 @@ def run_sweep(
     if note and log is not None:
         log(f"note: {note}")
     try:
+        if resume:
+            stale = store.prune({p.point_id for p in points})
+            if stale:
+                outcome.notes.append(
+                    f"removed {stale} points of another code version or spec from {out}"
+                )
+                if log is not None:
+                    log(f"note: {outcome.notes[-1]}")
         done = store.finished() if resume else set()
         todo = [p for p in points if p.point_id not in done]
         outcome.skipped = len(points) - len(todo)

@@ -20,8 +20,9 @@ Tables:
 
 Each point is written in one transaction (its points row, layers rows and counts together), so
 a sweep killed at any moment leaves only whole points; a point written again (a retried error)
-replaces its rows. Columns a new kind of row brings (e.g. a sparse layer's svge_* fields) are
-added when first seen.
+replaces its rows. Resuming removes the points the spec no longer names (another code version
+or changed axes), so the file always holds one sweep. Columns a new kind of row brings (e.g. a
+sparse layer's svge_* fields) are added when first seen.
 """
 
 from __future__ import annotations
@@ -154,6 +155,17 @@ class ResultsStore:
     def finished(self) -> set[str]:
         """Point ids written with status ok (`--resume` skips them; errors run again)."""
         return {r[0] for r in self.con.execute("SELECT point_id FROM points WHERE status = 'ok'")}
+
+    def prune(self, keep: set[str]) -> int:
+        """Delete the points (and their layers and counts) whose ids are not in `keep`: rows
+        of an older code version or of points the spec no longer has. Returns how many."""
+        stale = [r[0] for r in self.con.execute("SELECT point_id FROM points")]
+        stale = [(pid,) for pid in stale if pid not in keep]
+        with self.con:
+            self.con.execute("BEGIN IMMEDIATE")
+            for table in ("points", "layers", "counts"):
+                self.con.executemany(f"DELETE FROM {q(table)} WHERE point_id = ?", stale)
+        return len(stale)
 
     def _ensure(self, table: str, row: dict) -> None:
         for k in [k for k in row if k not in self._cols[table]]:

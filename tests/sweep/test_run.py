@@ -101,6 +101,14 @@ def test_resume_runs_only_failed_and_missing_points(pool_run, tmp_path):
     assert dump(copy) == dump(pool_run[0])
     with pytest.raises(AccelsimError, match="exists: pass --resume to continue"):
         run_sweep(spec, source, copy, jobs=2, progress=False)
+    # resumed with one width only: the 8 points at 2/2 leave the file, the 4 failed 8/8 run again
+    narrow = parse_spec(SPEC.replace('["8/8", "2/2"]', '["8/8"]'), "small.toml")
+    outcome = run_sweep(narrow, source, copy, jobs=1, resume=True, progress=False)
+    assert (outcome.skipped, outcome.ran) == (4, 4)
+    assert outcome.notes == [f"removed 8 points of another code version or spec from {copy}"]
+    rows = dump(copy)
+    assert len(rows["points"]) == 8 and {p["bits"] for p in rows["points"]} == {"8/8"}
+    assert {r["point_id"] for r in rows["layers"]} <= {p["point_id"] for p in rows["points"]}
     other = parse_spec(SPEC.replace('"matmul.max_bits" = [8, 4]', ""), "small.toml")
     with pytest.raises(AccelsimError, match=r"holds a sweep over \['matmul.max_bits'"):
         run_sweep(other, source, copy, jobs=2, resume=True, progress=False)
