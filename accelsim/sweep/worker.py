@@ -35,26 +35,27 @@ def engine_available(engine: str) -> bool:
     return engine == "event" or "engine" in inspect.signature(run_model).parameters
 
 
-def _loaded(point: Point, source: WorkloadSource) -> Loaded:
-    rules = tuple((r.layers, r.bits) for r in point.rules)
-    key = (point.workload, point.folder, point.bits, rules, point.seed)
+def _loaded(point: Point, source: WorkloadSource, rules=None) -> Loaded:
+    """The point's workload (built once per worker) with `rules` (default: the point's).
+    Rules need the graph built without them first: it names the layers they select."""
+    rules = point.rules if rules is None else rules
+    key = (
+        point.workload,
+        point.folder,
+        point.bits,
+        point.seed,
+        tuple((r.layers, r.bits) for r in rules),
+    )
     if key not in _models:
-        if not point.rules:
+        if not rules:
             _models[key] = source.load(point.workload, point.bits, point.seed, point.folder)
         else:
-            plain = _loaded_plain(point, source)
-            over = layer_overrides(plain.graph, point.rules, point.workload)
+            plain = _loaded(point, source, rules=())
+            over = layer_overrides(plain.graph, rules, point.workload)
             with layer_bits(over):
                 built = source.load(point.workload, point.bits, point.seed, point.folder)
             check_overrides(built.graph, over, point.workload)
             _models[key] = built
-    return _models[key]
-
-
-def _loaded_plain(point: Point, source: WorkloadSource) -> Loaded:
-    key = (point.workload, point.folder, point.bits, (), point.seed)
-    if key not in _models:
-        _models[key] = source.load(point.workload, point.bits, point.seed, point.folder)
     return _models[key]
 
 

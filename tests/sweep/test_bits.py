@@ -69,3 +69,23 @@ def test_a_builder_that_ignores_the_overrides_is_caught():
     over = layer_overrides(small_cnn(2, 2), [FIRST_LAST], "small_cnn")
     with pytest.raises(AccelsimError, match=r"layer 'conv1' was built with w_bits = 2, its bits"):
         check_overrides(small_cnn(2, 2), over, "small_cnn")
+
+
+def test_a_sweep_point_runs_its_rules(tmp_path):
+    """A point of small_cnn at 2/2 with first/last at 8/8: conv1 and fc cost 0.2 + 0.1 pJ per
+    MAC (8 x 8), conv3 0.2 * 4/64 + 0.1 = 0.1125 pJ (2 x 2): the rule reached the run."""
+    from accelsim.cli.sources import CliWorkloads
+    from accelsim.sweep.points import expand
+    from accelsim.sweep.spec import parse_spec
+    from accelsim.sweep.worker import run_point
+
+    text = 'name = "r"\nworkloads = ["small_cnn"]\n[axes]\nbits = ["2/2"]\n'
+    text += '[[bits_rules]]\nlayers = ["first", "last"]\nbits = "8/8"\n'
+    source = CliWorkloads(str(tmp_path))
+    (point,) = expand(parse_spec(text, "r.toml"), source, "event", "test")
+    res = run_point(point, source, "event")
+    assert res["status"] == "ok", res["error"]
+    per_mac = {r["name"]: r["energy_mac_pj"] / r["macs"] for r in res["layers"] if r["macs"]}
+    assert per_mac["conv1"] == pytest.approx(0.3, abs=1e-4)
+    assert per_mac["fc"] == pytest.approx(0.3, abs=1e-2)
+    assert per_mac["conv3"] == pytest.approx(0.1125, abs=1e-4)
