@@ -6,8 +6,8 @@
   and cheaper) drawn as a line, colour = the machine's test accuracy where it is known;
 - `groups`: MACs, latency and energy against the voxel group count `svge.groups`;
 - `roofline`: operations per DRAM byte against achieved operations per cycle, under the
-  machine's roof min(2 * peak MACs/cycle, intensity * DRAM bytes/cycle) (one per distinct
-  machine);
+  machine's roof min(2 * peak MACs/cycle, intensity * DRAM bytes/cycle), one per distinct
+  machine (peak at the point's MAC widths), each point in its roof's colour;
 - `breakdown`: one point's energy per layer, stacked by component;
 - `layers`: one point's per-layer latency (span cycles) as bars;
 - `rescale`: the share of rescaled outputs that differ from round-half-even and the rescale
@@ -24,7 +24,8 @@ from accelsim.plots.data import Results, bits_order, pareto_front
 
 LATENCY = ("latency_ms", "latency (ms)", 1.0)
 ENERGY = ("energy_pj", "energy (µJ)", 1e-6)
-MAX_LABELS = 30  # annotate every point up to this many; beyond, only the Pareto front
+MAX_LABELS = 12  # label every point of a panel up to this many; beyond, only the Pareto front
+MAX_ROOFS = 8  # roofs drawn in colours of their own (their points alike) up to this many
 
 
 def _series(res: Results, x_key: str) -> dict[str, list[dict]]:
@@ -98,7 +99,7 @@ def pareto(res: Results) -> Figure:
     keys = [k for k in res.varying() if k != "workload"]
     for ax, (workload, pts) in zip(axes, by_workload.items()):
         sc = _pareto_panel(ax, res, pts, keys, norm)
-        ax.set_title(workload if n > 1 else f"{res.meta.get('name', '')}: {workload}")
+        ax.set_title(workload)
     for ax in axes[n:]:
         ax.set_visible(False)
     if norm is not None:
@@ -190,29 +191,41 @@ def roofline(res: Results) -> Figure:
     xs = [2 * p["macs"] / p["dram_bytes"] for p in pts]
     ys = [2 * p["macs"] / p["latency_cycles"] for p in pts]
     lo, hi = min(xs) / 4, max(xs) * 4
-    machines = sorted({(p["peak_macs_per_cycle"], p["peak_dram_bytes_per_cycle"]) for p in pts})
+    machine = [(p["peak_macs_per_cycle"], p["peak_dram_bytes_per_cycle"]) for p in pts]
+    machines = sorted(set(machine))
+    many = len(machines) > MAX_ROOFS  # then one colour: too many to tell apart
     for i, (peak, bw) in enumerate(machines):
+        colour = "0.4" if many else f"C{i}"
         knee = 2 * peak / bw
         gx = [lo, knee, hi] if lo < knee < hi else [lo, hi]
-        label = "roofs: min(2 x peak MACs/cycle at the point's widths, ops/B x DRAM B/cycle)"
         ax.plot(
             gx,
             [min(2 * peak, x * bw) for x in gx],
             "-",
-            color="0.4",
+            color=colour,
             lw=1,
-            label=label if i == 0 else f"_roof {2 * peak:g} ops/cycle, {bw:g} B/cycle",
+            label=f"roof {2 * peak:,.0f} ops/cycle, {bw:g} B/cycle"
+            if not many or i == 0
+            else "_roof",
         )
         ax.annotate(
-            f"{2 * peak:.0f}",
+            f"{2 * peak:,.0f}",
             (hi, min(2 * peak, hi * bw)),
             fontsize=7,
-            color="0.4",
+            color=colour,
             textcoords="offset points",
             xytext=(2, 0),
             va="center",
         )
-    ax.scatter(xs, ys, s=30, color="tab:blue", label="design points", zorder=3)
+        mine = [j for j, m in enumerate(machine) if m == (peak, bw)]
+        ax.scatter(
+            [xs[j] for j in mine],
+            [ys[j] for j in mine],
+            s=30,
+            color=colour,
+            zorder=3,
+            label="_points" if not many else ("design points" if i == 0 else "_points"),
+        )
     if len(pts) <= MAX_LABELS:
         for (x, y), group in _coincident(pts, xs, ys).items():
             ax.annotate(

@@ -155,20 +155,32 @@ def test_groups_needs_the_group_axis(tmp_path, results):
 
 
 def test_roofline_points_sit_under_their_roof(results):
-    """Achieved ops/cycle never exceeds min(2 x peak MACs/cycle, ops/byte x DRAM B/cycle)."""
+    """Each point is drawn in its machine's roof colour, and its achieved ops/cycle never
+    exceeds that roof, min(2 x peak MACs/cycle, ops/byte x DRAM B/cycle)."""
+    from matplotlib.colors import to_rgba
+
     fig = make_plot(results, "roofline")
     ax = fig.axes[0]
     assert ax.get_xlabel() == "operational intensity (ops / DRAM byte)"
     assert ax.get_ylabel() == "achieved throughput (ops / cycle)"
-    (scatter,) = ax.collections
-    assert len(scatter.get_offsets()) == POINTS
     points = _rows(results, "SELECT * FROM points ORDER BY seq")
     roofs = {(p["peak_macs_per_cycle"], p["peak_dram_bytes_per_cycle"]) for p in points}
-    assert len([ln for ln in ax.lines if "roof" in ln.get_label()]) == len(roofs)
-    for (x, y), p in zip(scatter.get_offsets(), points):
-        assert x == pytest.approx(2 * p["macs"] / p["dram_bytes"])
-        roof = min(2 * p["peak_macs_per_cycle"], x * p["peak_dram_bytes_per_cycle"])
-        assert 0 < y <= roof
+    lines = {to_rgba(ln.get_color()): ln.get_label() for ln in ax.lines}
+    assert len(lines) == len(roofs) and all(k.startswith("roof ") for k in lines.values())
+    drawn = 0
+    for coll in ax.collections:
+        label = lines[tuple(coll.get_facecolor()[0])]
+        for x, y in coll.get_offsets():
+            (p,) = [
+                p
+                for p in points
+                if 2 * p["macs"] / p["dram_bytes"] == pytest.approx(x)
+                and 2 * p["macs"] / p["latency_cycles"] == pytest.approx(y)
+            ][:1]
+            assert label.startswith(f"roof {2 * p['peak_macs_per_cycle']:,.0f} ops/cycle")
+            assert 0 < y <= min(2 * p["peak_macs_per_cycle"], x * p["peak_dram_bytes_per_cycle"])
+            drawn += 1
+    assert drawn == POINTS
 
 
 def test_breakdown_stacks_each_layers_components(results):
