@@ -5,7 +5,9 @@ bits, timing only, on the sweep's default engine (`fast`; the event engine where
 of accelsim has no fast engine, which the JSON records). The rate is the whole sweep's wall
 time, worker start-up and graph builds included, as a user sees it: first with 2 jobs
 (`points_per_min`), then with 1 (the points in the calling process), whose ratio is
-`speedup_2_jobs`. The machine is shared: the load average before and after is recorded.
+`speedup_2_jobs`. The machine is shared: the load average before and after is recorded, and
+each run's median seconds per point in a worker (equal medians mean the workers each had a
+core).
 
 Prints the figures and writes benchmarks/results/sweep.json.
 Usage: ``python benchmarks/bench_sweep.py [--points 48] [--out PATH]``
@@ -13,6 +15,8 @@ Usage: ``python benchmarks/bench_sweep.py [--points 48] [--out PATH]``
 
 import argparse
 import os
+import sqlite3
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -57,11 +61,18 @@ def run(points: int, jobs: int, folder: Path) -> dict:
     source = CliWorkloads(str(folder / "cache"))
     outcome = run_sweep(spec, source, out, jobs=jobs, progress=sys.stderr.isatty())
     assert outcome.errors == 0, f"{outcome.errors} points failed"
+    con = sqlite3.connect(out)
+    point_s = sorted(r[0] for r in con.execute("SELECT seconds FROM points"))
+    con.close()
     return {
         "jobs": jobs,
         "points": outcome.ran,
         "seconds": round(outcome.seconds, 2),
         "points_per_min": round(60 * outcome.points_per_s, 1),
+        # a worker's own time per point (its first includes building the graph): twice the
+        # 1-job figure means the two workers got one core's worth of CPU between them
+        "point_seconds_median": round(statistics.median(point_s), 2),
+        "point_seconds_sum": round(sum(point_s), 1),
         "engine": outcome.engine,
         "notes": outcome.notes,
     }

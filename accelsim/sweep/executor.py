@@ -71,6 +71,13 @@ class _Interrupted:
         )
 
 
+def _name(item) -> str:
+    """A design point as error messages name it (seq and workload), else its repr."""
+    if hasattr(item, "seq") and hasattr(item, "workload"):
+        return f"point {item.seq} ({item.workload})"
+    return repr(item)[:100]
+
+
 def run_inline(fn: Callable, items: list, args: tuple, on_result: Callable) -> bool:
     """`run_pool` with one worker: every item in this process, one after the other (no
     process start-up; Ctrl-C lets the running item finish, a second press stops at once)."""
@@ -124,7 +131,7 @@ def run_pool(fn: Callable, items: list, args: tuple, jobs: int, on_result: Calla
                     result = fut.result()
                 except BrokenProcessPool:
                     raise AccelsimError(
-                        f"a worker process died while running {item!r:.200} (out of memory?); "
+                        f"a worker process died while running {_name(item)} (out of memory?); "
                         "the points written so far are kept: rerun with --resume"
                     ) from None
                 on_result(result)
