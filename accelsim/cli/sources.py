@@ -159,14 +159,14 @@ def _image_size(name: str) -> tuple[str, int | None]:
 
 
 def _topology_runner(topo, bits, seed: int):
-    """(cfg, count_only) -> the topology's rows simulated back to back on `cfg`."""
+    """(cfg, count_only, engine) -> the topology's rows simulated back to back on `cfg`."""
 
-    def run(cfg, count_only: bool):
+    def run(cfg, count_only: bool, engine: str):
         from accelsim.cli.commands import make_input  # noqa: PLC0415
         from accelsim.sequence import run_sequence  # noqa: PLC0415
 
         models = ((g, make_input(g, None, seed)) for g in topo.graphs(bits or (8, 8), seed))
-        return run_sequence(topo.name, models, cfg, count_only=count_only)
+        return run_sequence(topo.name, models, cfg, count_only=count_only, engine=engine)
 
     return run
 

