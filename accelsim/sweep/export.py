@@ -25,13 +25,13 @@ def layers_path(path) -> Path:
     return path.with_name(f"{path.stem}.layers{path.suffix}")
 
 
-def tables(path) -> dict[str, tuple[list[str], list[tuple]]]:
+def tables(path, drop=()) -> dict[str, tuple[list[str], list[tuple]]]:
     """{"points": (columns, rows), "layers": (columns, rows)} of a results file, points in
-    spec order, layers by point then layer order."""
+    spec order, layers by point then layer order; without the points columns `drop`."""
     con = connect(path)
     try:
         swept = read_meta(con).get("swept", [])
-        pcols = [c for c in columns(con, "points") if c not in _INTERNAL]
+        pcols = [c for c in columns(con, "points") if c not in (*_INTERNAL, *drop)]
         points = con.execute(
             f"SELECT {', '.join(q(c) for c in pcols)} FROM points ORDER BY seq"
         ).fetchall()
@@ -58,9 +58,10 @@ def _csv(cols: list[str], rows: list[tuple]) -> str:
     return buf.getvalue()
 
 
-def export_csv(path, out) -> list[Path]:
-    """Write the points table to `out` and the layers table to `layers_path(out)`."""
-    t = tables(path)
+def export_csv(path, out, drop=()) -> list[Path]:
+    """Write the points table (without the columns `drop`) to `out` and the layers table to
+    `layers_path(out)`."""
+    t = tables(path, drop)
     atomic_write_text(out, _csv(*t["points"]))
     atomic_write_text(layers_path(out), _csv(*t["layers"]))
     return [Path(out), layers_path(out)]

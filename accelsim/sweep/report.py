@@ -179,7 +179,8 @@ def write_report(spec: SweepSpec, rspec: ReportSpec, results_path, command: str)
         save_plot(fig, folder / name)
         caption = p.get("caption") or CAPTIONS[p["kind"]]
         figures.append(f"![{caption}]({name})\n\n{caption}")
-    export_csv(results_path, folder / "points.csv")
+    export_csv(results_path, folder / "points.csv", drop=("seconds",))  # no wall times: a
+    # rebuild with the same code writes the same files
     total = len(res.points) + res.errors
     text = [f"# {rspec.title}", ""]
     if rspec.intro:
