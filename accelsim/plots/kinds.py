@@ -17,10 +17,13 @@
 
 from __future__ import annotations
 
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from accelsim.errors import AccelsimError
 from accelsim.plots.data import Results, bits_order, pareto_front
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 LATENCY = ("latency_ms", "latency (ms)", 1.0)
 ENERGY = ("energy_pj", "energy (µJ)", 1e-6)
@@ -42,6 +45,13 @@ def _need(res: Results, what: str) -> None:
         raise AccelsimError(f"{res.path}: no finished (ok) points to plot ({what})")
 
 
+def _figure(**kwargs) -> Figure:
+    """A new matplotlib Figure (matplotlib loads here, not when the command line starts)."""
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
+    return Figure(**kwargs)
+
+
 def _coincident(pts, xs, ys) -> dict:
     """(x, y) -> the points drawn there (points with equal results share one label)."""
     at: dict = {}
@@ -61,7 +71,7 @@ def bits(res: Results) -> Figure:
     labels = sorted({p["bits"] for p in res.points if p["bits"]}, key=bits_order)
     if not labels:
         raise AccelsimError(f"{res.path}: no point has bits (model files only): nothing to plot")
-    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    fig = _figure(figsize=(10, 4.2), layout="constrained")
     axes = fig.subplots(1, 2)
     for ax, (col, ylabel, scale) in zip(axes, (LATENCY, ENERGY)):
         for name, pts in _series(res, "bits").items():
@@ -88,7 +98,7 @@ def pareto(res: Results) -> Figure:
     n = len(by_workload)
     cols = min(n, 3)
     rows = -(-n // cols)
-    fig = Figure(figsize=(6.5 * cols + 1, 5 * rows), layout="constrained")
+    fig = _figure(figsize=(6.5 * cols + 1, 5 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     accuracy = [p.get("accuracy") for p in res.points if p.get("accuracy") is not None]
     norm = None
@@ -157,7 +167,7 @@ def groups(res: Results) -> Figure:
     if key not in res.swept:
         raise AccelsimError(f"{res.path}: --kind groups needs {key} among the swept keys")
     _need(res, "groups")
-    fig = Figure(figsize=(13, 4.2), layout="constrained")
+    fig = _figure(figsize=(13, 4.2), layout="constrained")
     axes = fig.subplots(1, 3)
     panels = (
         ("macs", "MACs (millions)", 1e-6),
@@ -186,7 +196,7 @@ def roofline(res: Results) -> Figure:
     pts = [p for p in res.points if p["dram_bytes"] and p["macs"]]
     if not pts:
         raise AccelsimError(f"{res.path}: no point with MACs and DRAM traffic to place")
-    fig = Figure(figsize=(7.5, 5.5), layout="constrained")
+    fig = _figure(figsize=(7.5, 5.5), layout="constrained")
     ax = fig.subplots()
     xs = [2 * p["macs"] / p["dram_bytes"] for p in pts]
     ys = [2 * p["macs"] / p["latency_cycles"] for p in pts]
@@ -252,7 +262,7 @@ def breakdown(res: Results, point: str | None = None) -> Figure:
     layers = res.layers_of(p["point_id"])
     comps = [k for k in layers[0] if k.startswith("energy_") and k != "energy_pj"] if layers else []
     comps = [c for c in comps if any(r[c] for r in layers)]
-    fig = Figure(figsize=(max(7, 0.35 * len(layers) + 3), 5), layout="constrained")
+    fig = _figure(figsize=(max(7, 0.35 * len(layers) + 3), 5), layout="constrained")
     ax = fig.subplots()
     bottom = [0.0] * len(layers)
     for c in comps:
@@ -271,7 +281,7 @@ def layers(res: Results, point: str | None = None) -> Figure:
     """One point's per-layer latency (cycles from a layer's first start to its last end)."""
     p = res.point(point)
     rows = res.layers_of(p["point_id"])
-    fig = Figure(figsize=(max(7, 0.35 * len(rows) + 3), 4.8), layout="constrained")
+    fig = _figure(figsize=(max(7, 0.35 * len(rows) + 3), 4.8), layout="constrained")
     ax = fig.subplots()
     ax.bar(range(len(rows)), [r["cycles"] for r in rows], color="tab:blue")
     ax.set_xticks(range(len(rows)), [r["name"] for r in rows], rotation=90, fontsize=7)
@@ -293,7 +303,7 @@ def rescale(res: Results) -> Figure:
     _need(res, "rescale")
     settings = sorted({tuple(p[k] for k in keys) for p in res.points}, key=str)
     names = [", ".join(str(v) for v in s) for s in settings]
-    fig = Figure(figsize=(max(9, 1.4 * len(settings) + 5), 4.5), layout="constrained")
+    fig = _figure(figsize=(max(9, 1.4 * len(settings) + 5), 4.5), layout="constrained")
     share_ax, energy_ax = fig.subplots(1, 2)
     groups = _by_setting(res, keys, settings)
     width = 0.8 / max(len(groups), 1)
