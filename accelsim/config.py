@@ -191,6 +191,26 @@ def to_dict(cfg: HwConfig) -> dict:
     return out
 
 
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return repr(v)
+
+
+def to_toml(cfg: HwConfig) -> str:
+    """The whole config as TOML text that `load_config(path)` reads back to an equal config."""
+    lines = []
+    for section, table in to_dict(cfg).items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {_toml_value(v)}" for key, v in table.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
 def _check_value(cls, f, value, where: str):
     meta, default = f.metadata, f.default
     if isinstance(default, bool):

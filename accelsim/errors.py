@@ -36,3 +36,14 @@ class RaceError(AccelsimError):
 
 class SparseInputError(AccelsimError):
     """Sparse tensor input is invalid (duplicate or negative coordinates, length mismatch...)."""
+
+
+class HardwareLimitError(AccelsimError):
+    """A legal model needs more than the modelled hardware offers (a tensor beyond the DRAM
+    address space, operands wider than `matmul.max_bits`, a channel count beyond an instruction
+    field, buffers too small for the smallest tile). The message names the node and the limit;
+    `limit` is a short name of the limit (for counting refusals by reason)."""
+
+    def __init__(self, message: str, limit: str):
+        super().__init__(message)
+        self.limit = limit

@@ -44,7 +44,7 @@ from accelsim.ir.ops import (
 )
 from accelsim.ir.reference import conv_acc, run_node
 from accelsim.kernels.gemm import gemm
-from accelsim.numeric import value_range
+from accelsim.numeric import storage_dtype, value_range
 
 # Calibration runs the integer reference with the kernels chosen per call (`run_reference`):
 # the BLAS GEMM, and the compiled twins of the other ops only where loading Numba pays, so a
@@ -70,6 +70,14 @@ def layer_bits(overrides: Mapping[str, Mapping[str, int]]) -> Iterator[None]:
 
 def _mode(bits: int, signed: bool) -> str:
     return "bipolar" if bits == 1 and signed else ("signed" if signed else "unsigned")
+
+
+def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (int(v), int(v)) if np.ndim(v) == 0 else (int(v[0]), int(v[1]))
+
+
+def _pads(v: int | tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    return (int(v),) * 4 if np.ndim(v) == 0 else tuple(int(p) for p in v)
 
 
 def lsq_step(values: np.ndarray, bits: int, mode: str) -> float:
@@ -184,15 +192,20 @@ class GraphBuilder:
         t = self.graph.tensors[x]
         return self._add_node(op, t.bits, t.mode, t.scale, t.zero_point)
 
-    def _weights(self, shape: tuple[int, ...], bits: int) -> tuple[np.ndarray, np.ndarray, str]:
-        """Integer weights of `shape` (last axis = Cout), per-channel steps, weight mode."""
-        mode = _mode(bits, True)
+    def _weights(
+        self, shape: tuple[int, ...], bits: int, mode: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray, str]:
+        """Integer weights of `shape` (last axis = Cout), per-channel steps, weight mode
+        (default signed, bipolar at 1 bit; "unsigned" weights quantize |w|)."""
+        mode = mode or _mode(bits, True)
         lo, hi = value_range(bits, mode)
         fan_in = int(np.prod(shape[:-1]))  # He-style init keeps activations near unit scale
         dt = self.weight_dtype
         flat = self.rng.standard_normal(shape, dtype=dt).reshape(-1, shape[-1])
         flat *= self.rng.uniform(0.5, 1.5, shape[-1]).astype(dt)  # in place: same rounding
         flat *= dt.type(np.sqrt(2.0 / fan_in))
+        if mode == "unsigned":  # unsigned weights quantize the magnitudes
+            np.abs(flat, out=flat)
         if mode == "bipolar":
             return (
                 np.where(flat >= 0, 1, -1).reshape(shape).astype(np.int8),
@@ -208,7 +221,7 @@ class GraphBuilder:
         flat /= step.astype(dt)
         np.rint(flat, out=flat)
         np.clip(flat, lo, hi, out=flat)
-        return flat.reshape(shape).astype(np.int8), step.astype(np.float64), mode
+        return flat.reshape(shape).astype(storage_dtype(bits, mode)), step.astype(np.float64), mode
 
     def _acc_real(self, op, x: str) -> np.ndarray:
         """Real values s_in*s_w*(acc + bias - zp_in*sum w) on the calibration input."""
@@ -264,11 +277,12 @@ class GraphBuilder:
         cout: int,
         k: int | tuple[int, int],
         *,
-        stride: int = 1,
+        stride: int | tuple[int, int] = 1,
         padding: int | tuple[int, int, int, int] | None = None,
-        dilation: int = 1,
+        dilation: int | tuple[int, int] = 1,
         groups: int = 1,
         w_bits: int = 8,
+        w_mode: str | None = None,
         bits: int = 8,
         signed: bool = False,
         relu: bool = True,
@@ -277,18 +291,19 @@ class GraphBuilder:
     ) -> str:
         """QuantConv2d with cout output channels and a k x k (or kh x kw) kernel.
 
-        padding None = "same"-style k//2 on every side. groups = Cin and cout = Cin gives a
-        depthwise conv. bits/signed: output tensor; relu/relu6: fused activation.
+        stride, dilation: an int or (vertical, horizontal). padding None = "same"-style
+        dilation * k//2 on every side. groups = Cin and cout = Cin gives a depthwise conv.
+        w_mode: weight encoding (default signed, bipolar at 1 bit). bits/signed: output
+        tensor; relu/relu6: fused activation.
         """
         name = self._name("conv", name)
         bits, w_bits = self._widths(name, bits, w_bits)
-        kh, kw = (k, k) if isinstance(k, int) else k
+        kh, kw = _pair(k)
+        (sy, sx), (dy, dx) = _pair(stride), _pair(dilation)
         if padding is None:
-            padding = (dilation * (kh // 2),) * 2 + (dilation * (kw // 2),) * 2
-        elif isinstance(padding, int):
-            padding = (padding,) * 4
+            padding = (dy * (kh // 2),) * 2 + (dx * (kw // 2),) * 2
         cin = self.graph.tensors[x].channels
-        weight, step, wmode = self._weights((kh, kw, cin // groups, cout), w_bits)
+        weight, step, wmode = self._weights((kh, kw, cin // groups, cout), w_bits, w_mode)
         op = QuantConv2d(
             name=name,
             inputs=(x,),
@@ -297,9 +312,9 @@ class GraphBuilder:
             w_bits=w_bits,
             w_mode=wmode,
             w_scale=step,
-            stride=(stride, stride),
-            padding=tuple(padding),
-            dilation=(dilation, dilation),
+            stride=(sy, sx),
+            padding=_pads(padding),
+            dilation=(dy, dx),
             groups=groups,
         )
         return self._weighted(op, x, bits, signed, relu, relu6)
@@ -310,15 +325,16 @@ class GraphBuilder:
         cout: int,
         *,
         w_bits: int = 8,
+        w_mode: str | None = None,
         bits: int = 8,
         signed: bool = True,
         relu: bool = False,
         name: str | None = None,
     ) -> str:
-        """QuantLinear [M, K] -> [M, cout]."""
+        """QuantLinear [M, K] -> [M, cout] (w_mode as in `conv`)."""
         name = self._name("fc", name)
         bits, w_bits = self._widths(name, bits, w_bits)
-        weight, step, wmode = self._weights((self.graph.tensors[x].shape[1], cout), w_bits)
+        weight, step, wmode = self._weights((self.graph.tensors[x].shape[1], cout), w_bits, w_mode)
         op = QuantLinear(
             name=name,
             inputs=(x,),
@@ -356,39 +372,45 @@ class GraphBuilder:
         )
 
     def maxpool(
-        self, x: str, k: int, stride: int | None = None, padding: int = 0, name: str | None = None
+        self,
+        x: str,
+        k: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int, int, int] = 0,
+        name: str | None = None,
     ) -> str:
-        """k x k max pool (stride defaults to k)."""
+        """k x k (or kh x kw) max pool (stride defaults to the kernel)."""
         name = self._name("maxpool", name)
         op = MaxPool(
             name=name,
             inputs=(x,),
             output=name,
-            kernel=(k, k),
-            stride=(stride or k,) * 2,
-            padding=(padding,) * 4,
+            kernel=_pair(k),
+            stride=_pair(k if stride is None else stride),
+            padding=_pads(padding),
         )
         return self._same_as(op, x)
 
     def avgpool(
         self,
         x: str,
-        k: int,
-        stride: int | None = None,
-        padding: int = 0,
+        k: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int, int, int] = 0,
         *,
         bits: int | None = None,
         name: str | None = None,
     ) -> str:
-        """k x k average pool; output requantized to a calibrated step (bits default: input's)."""
+        """k x k (or kh x kw) average pool; output requantized to a calibrated step (bits
+        default: input's)."""
         name = self._name("avgpool", name)
         op = AvgPool(
             name=name,
             inputs=(x,),
             output=name,
-            kernel=(k, k),
-            stride=(stride or k,) * 2,
-            padding=(padding,) * 4,
+            kernel=_pair(k),
+            stride=_pair(k if stride is None else stride),
+            padding=_pads(padding),
         )
         return self._pooled(op, x, bits)
 
@@ -421,11 +443,22 @@ class GraphBuilder:
         return self._same_as(op, x)
 
     def concat(
-        self, xs: list[str], *, bits: int = 8, signed: bool = False, name: str | None = None
+        self,
+        xs: list[str],
+        *,
+        bits: int = 8,
+        signed: bool = False,
+        keep: bool = False,
+        name: str | None = None,
     ) -> str:
-        """Channel concat; inputs are requantized to a calibrated common step."""
+        """Channel concat; inputs are requantized to a calibrated common step, or with
+        keep=True the output takes the first input's quantization (inputs that share it are
+        copied)."""
         name = self._name("concat", name)
         bits, _ = self._widths(name, bits)
+        op = Concat(name=name, inputs=tuple(xs), output=name)
+        if keep:
+            return self._same_as(op, xs[0])
         ts = [self.graph.tensors[x] for x in xs]
         real = np.concatenate(
             [t.scale * (self.values[x].astype(np.float64) - t.zero_point) for t, x in zip(ts, xs)],
@@ -433,9 +466,7 @@ class GraphBuilder:
         )
         mode = "signed" if signed else "unsigned"
         scale, zp = self._quant(real, bits, mode, relu=False)
-        return self._add_node(
-            Concat(name=name, inputs=tuple(xs), output=name), bits, mode, scale, zp
-        )
+        return self._add_node(op, bits, mode, scale, zp)
 
     def resize_input(self, shape: tuple[int, ...]) -> None:
         """Re-declare the layers built so far for input `shape` (NHWC, same batch and channels)
