@@ -44,7 +44,8 @@ def coalesce(d0: int, d1: int, d2: int, s0: int, s1: int, pads=(0, 0, 0, 0)):
     pt, pb, pl, pr = pads
     if d1 > 1 and s1 == d2 and not (pl or pr) and d1 * d2 <= MAX_D2:
         d1, d2, s1 = 1, d1 * d2, d1 * d2
-    if d0 > 1 and d1 == 1 and s0 == d2 and not (pt or pb) and d0 * d2 <= MAX_D2:
+    # rows merge only without padding: a padded block is (pt + d0 + pb) x (pl + d1 + pr) x d2
+    if d0 > 1 and d1 == 1 and s0 == d2 and not any(pads) and d0 * d2 <= MAX_D2:
         d0, d2, s0 = 1, d0 * d2, d0 * d2
     return d0, d1, d2, s0, s1
 
