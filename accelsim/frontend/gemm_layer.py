@@ -17,11 +17,9 @@ import numpy as np
 from accelsim.config import HwConfig
 from accelsim.errors import AccelsimError
 from accelsim.frontend.emit import ACC_BITS, MODE_BY_NAME, Emitter, OverBudget, rows_for
+from accelsim.frontend.padding import PAD_MAX
 from accelsim.frontend.tiling import GemmLayer, Tiling, candidates
-from accelsim.isa import Buf, Insn, Op, field_max
-
-# most padding rows / columns one LOAD adds on each side
-PAD_MAX = min(field_max(Op.LOAD, f"pad_{side}") for side in ("top", "bottom", "left", "right"))
+from accelsim.isa import Buf, Insn, Op
 
 
 @dataclass(frozen=True)
@@ -101,8 +99,8 @@ def emit_gemm_layer(em: Emitter, L: GemmLayer, t: Tiling, P: GemmPlace, image: i
                     depthwise=int(L.depthwise),
                     kh=L.kh,
                     kw=L.kw,
-                    stride=L.stride,
-                    dilation=L.dilation,
+                    stride=1 if L.one_pixel else L.stride,  # gathered taps are adjacent
+                    dilation=1 if L.one_pixel else L.dilation,
                     ow=ow if L.conv else 1,
                     patch_w=pw,
                 ),
@@ -150,14 +148,19 @@ def _load_input(em, L, P, image, oy0, ox0, oh, ow, c0, cin):
             )
         return slot, rows, 1
     ph, pw = L.patch(oh, ow)
-    iy0, ix0 = oy0 * L.stride - L.pad_top, ox0 * L.stride - L.pad_left
-    pt, pl = max(0, -iy0), max(0, -ix0)
-    pb, pr = max(0, iy0 + ph - L.h), max(0, ix0 + pw - L.w)
-    d0, d1 = ph - pt - pb, pw - pl - pr
-    if d0 < 1 or d1 < 1 or max(pt, pb, pl, pr) > PAD_MAX:
+    iy0, ix0 = oy0 * L.sy - L.pad_top, ox0 * L.stride - L.pad_left
+    if L.one_pixel:  # the taps, gathered by DRAM strides (all padding is in DRAM)
+        d0, d1, pads = ph, pw, (0, 0, 0, 0)
+        s0, s1 = L.dy * L.w * P.in_c, L.dilation * P.in_c
+    else:
+        pt, pl = max(0, -iy0), max(0, -ix0)
+        pads = (pt, max(0, iy0 + ph - L.h), pl, max(0, ix0 + pw - L.w))
+        d0, d1 = ph - pads[0] - pads[1], pw - pads[2] - pads[3]
+        s0, s1 = L.w * P.in_c, P.in_c
+    if d0 < 1 or d1 < 1 or max(pads) > PAD_MAX:  # `padding.pad_plan` prevents it
         raise AccelsimError(
             f"conv tile at output ({oy0}, {ox0}) reads only padding or pads by "
-            f"more than {PAD_MAX} (pads {pt}, {pb}, {pl}, {pr}); not supported"
+            f"more than {PAD_MAX} (pads {pads})"
         )
     # the key names the tensor's absolute first channel: the groups of a grouped conv read
     # the same rows and columns of different channels
@@ -166,21 +169,8 @@ def _load_input(em, L, P, image, oy0, ox0, oh, ow, c0, cin):
     slot = inp.lookup(key)
     if slot is None:
         slot = inp.take(key)
-        addr = P.in_addr + ((iy0 + pt) * L.w + ix0 + pl) * P.in_c + P.in_c_off + c0
-        em.load(
-            Buf.INP,
-            slot,
-            addr,
-            d0,
-            d1,
-            cin,
-            L.w * P.in_c,
-            P.in_c,
-            L.a_bits,
-            P.a_mode,
-            (pt, pb, pl, pr),
-            P.pad_value,
-        )
+        addr = P.in_addr + ((iy0 + pads[0]) * L.w + ix0 + pads[2]) * P.in_c + P.in_c_off + c0
+        em.load(Buf.INP, slot, addr, d0, d1, cin, s0, s1, L.a_bits, P.a_mode, pads, P.pad_value)
     return slot, rows, pw
 
 

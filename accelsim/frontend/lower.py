@@ -14,6 +14,7 @@ from accelsim.errors import AccelsimError
 from accelsim.frontend.emit import Emitter, clip_bounds
 from accelsim.frontend.gemm_layer import GemmPlace, choose_tiling, emit_gemm_layer, pack_weights
 from accelsim.frontend.matmul_layer import emit_matmul, matmul_gemm_layer
+from accelsim.frontend.padding import PadPlan, emit_padded_copy, pad_plan
 from accelsim.frontend.tiling import GemmLayer, Tiling
 from accelsim.frontend.tokens import insert_tokens
 from accelsim.frontend.validate import validate_stream
@@ -84,32 +85,37 @@ def gemm_layer_of(op, g: Graph, batch: int | None) -> tuple[GemmLayer, int]:
     n, h, w, cin = _batch(g, op.inputs[0], batch)
     _, oh, ow, cout = dst.shape
     kh, kw, cin_g, _ = op.weight.shape
-    sy, sx = op.stride
-    dy, dx = op.dilation
-    if sy != sx or dy != dx:
-        raise AccelsimError(
-            f"node {op.name!r}: stride {op.stride} and dilation {op.dilation} "
-            f"must be equal along both axes on this hardware"
-        )
+    (sy, sx), (dy, dx) = op.stride, op.dilation
     depthwise = op.groups > 1 and cin_g == 1 and op.cout == op.groups
     cout_g = cout if depthwise else cout // op.groups
-    pt, _, pl, _ = op.padding
+    pad = conv_padding(op, g)
     return GemmLayer(
-        h=h,
-        w=w,
+        h=h + pad.top + pad.bottom,
+        w=w + pad.left + pad.right,
         cin=cin if depthwise else cin_g,
         oh=oh,
         ow=ow,
         cout=cout_g,
         kh=kh,
         kw=kw,
-        stride=sy,
-        dilation=dy,
-        pad_top=pt,
-        pad_left=pl,
+        stride=sx,
+        dilation=dx,
+        pad_top=op.padding[0] - pad.top,
+        pad_left=op.padding[2] - pad.left,
         depthwise=depthwise,
+        row_stride=sy if sy != sx else None,
+        row_dilation=dy if dy != dx else None,
         **common,
     ), n
+
+
+def conv_padding(op: QuantConv2d, g: Graph) -> PadPlan:
+    """The padding of conv `op` laid out in DRAM (`accelsim.frontend.padding`)."""
+    _, h, w, _ = g.tensors[op.inputs[0]].shape
+    _, oh, ow, _ = g.tensors[op.output].shape
+    kh, kw = op.weight.shape[:2]
+    gather = op.dilation[0] != op.dilation[1]
+    return pad_plan((h, w), (oh, ow), (kh, kw), op.stride, op.dilation, op.padding, gather)
 
 
 def plan_layers(g: Graph, cfg: HwConfig, batch: int | None) -> dict[str, Tiling]:
@@ -173,6 +179,12 @@ def _emit_gemm_node(
     L, images = gemm_layer_of(op, g, batch)
     p_addr = em.alloc_rescale_params(rp, op.name)
     pin, pout = places[op.inputs[0]], places[op.output]
+    if isinstance(op, QuantConv2d) and (pad := conv_padding(op, g)).any:
+        n, h, w, c = pin.shape
+        addr = emit_padded_copy(em, pin.dram_addr, pin.shape, pad, pin.bits, pin.mode,
+                                rp.pad_value, op.name)  # fmt: skip
+        shape = (n, h + pad.top + pad.bottom, w + pad.left + pad.right, c)
+        pin = TensorPlace(addr, shape, pin.bits, pin.mode)
     in_img = int(np.prod(pin.shape[1:]))
     out_img = int(np.prod(pout.shape[1:]))
     groups = 1 if (L.depthwise or isinstance(op, QuantLinear)) else op.groups

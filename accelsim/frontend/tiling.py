@@ -31,7 +31,14 @@ GEMM_MAX = {name: field_max(Op.GEMM, name) for name in ("m", "k", "n", "patch_w"
 @dataclass(frozen=True)
 class GemmLayer:
     """One GEMM-type layer for one image. `conv=False` means a plain matrix product where the
-    input is [h, cin] rows (h = batch rows), kh = kw = 1 and w = 1."""
+    input is [h, cin] rows (h = batch rows), kh = kw = 1 and w = 1.
+
+    `stride` and `dilation` are the horizontal ones (the GEMM instruction's fields, which
+    apply to both axes); `row_stride` / `row_dilation` give the vertical ones when they differ.
+    A different vertical stride makes every tile one output row (the vertical stride then only
+    moves the patch); a different vertical dilation makes every tile one output pixel whose
+    kh x kw taps the LOAD gathers with strided DRAM reads (a GEMM with stride and dilation 1).
+    """
 
     h: int
     w: int
@@ -50,10 +57,34 @@ class GemmLayer:
     out_bits: int = 8
     conv: bool = True
     depthwise: bool = False
+    row_stride: int | None = None
+    row_dilation: int | None = None
+
+    @property
+    def sy(self) -> int:
+        """Vertical stride."""
+        return self.row_stride or self.stride
+
+    @property
+    def dy(self) -> int:
+        """Vertical dilation."""
+        return self.row_dilation or self.dilation
+
+    @property
+    def one_pixel(self) -> bool:
+        """Tiles are one output pixel with gathered taps (vertical dilation differs)."""
+        return self.dy != self.dilation
+
+    @property
+    def one_row(self) -> bool:
+        """Tiles are at most one output row (vertical stride or dilation differs)."""
+        return self.one_pixel or self.sy != self.stride
 
     def patch(self, oh_t: int, ow_t: int) -> tuple[int, int]:
         """Input patch rows x cols (padding included) that an oh_t x ow_t output tile reads."""
-        ph = (oh_t - 1) * self.stride + (self.kh - 1) * self.dilation + 1
+        if self.one_pixel:
+            return self.kh, self.kw
+        ph = (oh_t - 1) * self.sy + (self.kh - 1) * self.dy + 1
         pw = (ow_t - 1) * self.stride + (self.kw - 1) * self.dilation + 1
         return ph, pw
 
@@ -135,9 +166,9 @@ def candidates(L: GemmLayer, cfg: HwConfig) -> list[Tiling]:
 
 def _add_spatial(L: GemmLayer, cfg: HwConfig, n_t: int, cin_t: int, out: list) -> None:
     """Append the tilings with the tallest output tiles that fit for (n_t, cin_t)."""
-    for ow_t in _halvings(L.ow):
+    for ow_t in [1] if L.one_pixel else _halvings(L.ow):
         best = None
-        lo, hi = 1, L.oh  # largest oh_t that fits (fits is monotone in oh_t)
+        lo, hi = 1, 1 if L.one_row else L.oh  # largest oh_t that fits (monotone in oh_t)
         while lo <= hi:
             mid = (lo + hi) // 2
             if fits(L, Tiling(mid, ow_t, n_t, cin_t, "spatial"), cfg):

@@ -37,3 +37,37 @@ def test_grouped_conv_reads_each_groups_own_input_channels():
     b, x, inp = _net((1, 4, 4, 4), bits=3, signed=True)
     y = b.conv(x, 4, 1, padding=0, groups=2, w_bits=5, bits=8)
     _exact(b.finish(y), inp)
+
+
+def test_outputs_that_read_only_padding():
+    """A 1x1 conv on a 3x1 input padded (0, 1, 2, 1): output row 3 and columns 0, 1 and 3
+    read only padding (their value is rescale(bias)). With 512 bytes of ACC a tile is one
+    output row of 4 pixels x 16 channels, so row 3's tile had nothing to load (a LOAD reads at
+    least one element). That padding now sits in a DRAM copy of the input."""
+    b, x, inp = _net((1, 3, 1, 2), bits=4)
+    y = b.conv(x, 16, 1, padding=(0, 1, 2, 1), w_bits=3, bits=6, signed=True, relu=False)
+    res = _exact(b.finish(y), inp, ["buffers.acc_bytes=512"])
+    assert res.outputs[y].shape == (1, 4, 4, 16)
+
+
+def test_padding_wider_than_the_load_pad_fields():
+    """Padding 17 on top and 16 on the right exceeds the LOAD's 4-bit pad fields (15)."""
+    b, x, inp = _net((1, 2, 2, 3), bits=3, signed=True)
+    y = b.conv(x, 2, 3, padding=(17, 0, 0, 16), w_bits=4, bits=4)
+    res = _exact(b.finish(y), inp)
+    assert res.outputs[y].shape == (1, 17, 16, 2)
+
+
+def test_different_vertical_and_horizontal_stride():
+    """Stride (1, 3): the GEMM has one stride field, so tiles are one output row."""
+    b, x, inp = _net((2, 5, 7, 2))
+    y = b.conv(x, 3, (3, 2), stride=(1, 3), padding=(1, 1, 0, 1), w_bits=2, bits=3)
+    _exact(b.finish(y), inp, ["matmul.rows=3", "buffers.inp_bytes=1024"])
+
+
+def test_different_vertical_and_horizontal_dilation():
+    """Dilation (2, 1) with stride (1, 2): one output pixel per tile, its taps gathered by the
+    LOAD's strides, all padding in DRAM."""
+    b, x, inp = _net((1, 5, 6, 3), bits=6, signed=True)
+    y = b.conv(x, 4, 3, stride=(1, 2), dilation=(2, 1), padding=(2, 3, 1, 0), w_bits=1, bits=5)
+    _exact(b.finish(y), inp)
