@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from accelsim.config import HwConfig
-from accelsim.errors import AccelsimError
+from accelsim.errors import AccelsimError, HardwareLimitError
 from accelsim.frontend.emit import ACC_BITS, MODE_BY_NAME, Emitter, OverBudget, rows_for
 from accelsim.frontend.padding import PAD_MAX
 from accelsim.frontend.tiling import GemmLayer, Tiling, candidates
@@ -237,9 +237,10 @@ def choose_tiling(L: GemmLayer, cfg: HwConfig, images: int = 1, name: str = "lay
         if best_cost is None or cost < best_cost:
             best, best_cost = t, cost
     if best is None:
-        raise AccelsimError(
-            f"node {name!r} does not fit the buffers even with one-row tiles "
-            f"(input {L.h}x{L.w}x{L.cin}, kernel {L.kh}x{L.kw}, {L.cout} "
-            f"outputs); increase the buffer sizes"
+        raise HardwareLimitError(
+            f"node {name!r}: its smallest tile (one output pixel, one channel, one input "
+            f"channel: kernel {L.kh}x{L.kw}) does not fit half of each buffer; increase the "
+            f"buffer sizes",
+            "buffers smaller than the smallest tile",
         )
     return best

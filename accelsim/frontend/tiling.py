@@ -147,10 +147,18 @@ def _halvings(n: int) -> list[int]:
 
 
 def candidates(L: GemmLayer, cfg: HwConfig) -> list[Tiling]:
-    """Tilings that fit: channel tiles in multiples of the array width, cin halvings, output
-    rows as many as fit for full-width (then halved-width) output rows."""
+    """Tilings that fit: channel tiles in multiples of the array width (halvings of it when
+    none fits), cin halvings, output rows as many as fit for full-width (then halved-width)
+    output rows."""
     cols = cfg.matmul.cols
     n_opts = sorted({L.cout} | {min(L.cout, cols << i) for i in range(16) if cols << i < L.cout})
+    out = _candidates(L, cfg, n_opts)
+    if not out:  # channel tiles narrower than the array leave columns idle, but they fit
+        out = _candidates(L, cfg, _halvings(min(L.cout, cols))[1:])
+    return out
+
+
+def _candidates(L: GemmLayer, cfg: HwConfig, n_opts: list[int]) -> list[Tiling]:
     cin_opts = [L.cin] if L.depthwise else _halvings(L.cin)
     out = []
     for n_t in n_opts:

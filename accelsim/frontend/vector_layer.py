@@ -4,9 +4,7 @@
   are viewed as [rows, C] (C the last axis); tiles of whole rows go LOAD -> ALU -> STORE.
   (Softmax and LayerNorm work along C; a LayerNorm's 2C + 1 parameter words may take the
   whole PARAM buffer.)
-- MaxPool, AvgPool: per image, tiles of output rows; the LOAD brings the padded input patch
-  (MaxPool pads with the lowest input value, which never wins a max).
-- GlobalAvgPool: per image and channel slice, the whole H x W plane.
+- MaxPool, AvgPool, GlobalAvgPool: `accelsim.frontend.pool_layer`.
 - Concat: each input is copied into its channel slice of the output (LOAD then STORE from the
   input buffer), or requantized on the way (LOAD as int32 into ACC, RESCALE, STORE).
 - Upsample: per tile of whole input rows, one LOAD and fh*fw strided STOREs (DMA only).
@@ -18,15 +16,15 @@ from __future__ import annotations
 import numpy as np
 
 from accelsim.config import HwConfig
-from accelsim.errors import AccelsimError
-from accelsim.frontend.emit import MODE_BY_NAME, Emitter, rows_for
+from accelsim.errors import AccelsimError, HardwareLimitError
+from accelsim.frontend.emit import ACC_BITS, MODE_BY_NAME, PARAM_BITS, Emitter, rows_for
+from accelsim.frontend.pool_layer import alu_params, emit_pool, param_words
 from accelsim.ir.graph import Graph
 from accelsim.ir.ops import Add, AvgPool, Clip, Concat, GlobalAvgPool, MaxPool, Trunc, Upsample
-from accelsim.ir.params import add_params, concat_params, pool_params, trunc_params
+from accelsim.ir.params import add_params, concat_params, trunc_params
 from accelsim.ir.transformer_ops import Gelu, LayerNorm, Softmax
 from accelsim.ir.transformer_params import gelu_params, layernorm_params, softmax_params
 from accelsim.isa import AluOp, Buf, Insn, Op, field_max
-from accelsim.numeric import INT32_MAX
 
 # most [rows, C] rows one tile moves: d1 of its LOAD / STORE, w of its ALU op, m of its RESCALE
 MAX_TILE_ROWS = min(
@@ -45,20 +43,6 @@ def emit_vector_node(em: Emitter, op, g: Graph, places, cfg: HwConfig) -> None:
             f"node {op.name!r}: op {type(op).__name__} is not supported by the lowering"
         )
     kind(em, op, g, places, cfg)
-
-
-def _params(em: Emitter, words) -> int:
-    """Put int32 parameter words in DRAM; returns their address."""
-    arr = np.asarray(words, np.int64)
-    if np.any(np.abs(arr) > INT32_MAX):
-        raise AccelsimError(f"ALU parameters {arr.tolist()} do not fit int32")
-    return em.alloc(arr.size, arr.astype(np.int32))
-
-
-def _load_param(em: Emitter, addr: int, n: int) -> int:
-    slot = em.slots[Buf.PARAM].take(("alu", addr))
-    em.load(Buf.PARAM, slot, addr, 1, 1, n, n, n, 32, "signed")
-    return slot
 
 
 def _row_op(op, g: Graph, cfg: HwConfig) -> tuple[AluOp, list[int], int, int]:
@@ -137,7 +121,7 @@ def _elementwise(em: Emitter, op, g: Graph, places, cfg: HwConfig) -> None:
     em.use_slots(Buf.INP, 4)
     alu_op, words, imm, zp = _row_op(op, g, cfg)
     whole_param = _param_slots(em, op, len(words))
-    p_slot = _load_param(em, _params(em, words), len(words))
+    p_slot = param_words(em, alu_params(em, words), len(words))
     in_bits, in_mode = _common_format(srcs)
     step = _rows_per_tile(em, c, [in_bits], out_t.bits, rows)
     for r0 in range(0, rows, step):
@@ -180,122 +164,6 @@ def _elementwise(em: Emitter, op, g: Graph, places, cfg: HwConfig) -> None:
         em.use_slots(Buf.PARAM, 2)
 
 
-def _pool(em: Emitter, op, g: Graph, places, cfg: HwConfig) -> None:
-    src, dst = g.tensors[op.inputs[0]], g.tensors[op.output]
-    pin, pout = places[op.inputs[0]], places[op.output]
-    n_img, h, w, c = pin.shape
-    _, oh, ow, _ = pout.shape
-    if isinstance(op, GlobalAvgPool):
-        kh, kw, s, pads = h, w, 1, (0, 0, 0, 0)
-    else:
-        (kh, kw), (s, sx), pads = op.kernel, op.stride, op.padding
-        if s != sx:
-            raise AccelsimError(
-                f"node {op.name!r}: pooling stride must be equal along both axes, got {op.stride}"
-            )
-    pt, pb, pl, pr = pads
-    words, imm = None, 0
-    if isinstance(op, MaxPool) and not isinstance(op, AvgPool):
-        alu_op, pad_value = AluOp.MAXPOOL, src.qrange[0]
-    else:
-        if any(pads):
-            raise AccelsimError(
-                f"node {op.name!r}: average pooling with padding (which does "
-                f"not count padded elements) is not supported by the vector "
-                f"unit; use padding 0"
-            )
-        p = pool_params(op, g, cfg.rescale.mult_bits)
-        mult = p.mult if np.ndim(p.mult) == 0 else p.mult[kh * kw]
-        shift = p.shift if np.ndim(p.shift) == 0 else p.shift[kh * kw]
-        words = [int(mult), int(shift)]
-        alu_op = AluOp.GAP if isinstance(op, GlobalAvgPool) else AluOp.AVGPOOL
-        pad_value, imm = p.zp_in, p.zp_in
-    p_slot = _load_param(em, _params(em, words), 2) if words else None
-    pw = w + pl + pr
-    rb = em.row_bits
-    # output rows per tile: the padded patch must fit an INP slot, the output an OUT slot
-    c_t = c
-    while True:
-        fit = [
-            t
-            for t in range(1, oh + 1)
-            if rows_for(((t - 1) * s + kh) * pw * c_t, src.bits, rb) <= em.slots[Buf.INP].rows
-            and rows_for(t * ow * c_t, dst.bits, rb) <= em.slots[Buf.OUT].rows
-        ]
-        if fit or c_t == 1:
-            break
-        c_t = -(-c_t // 2)
-    if not fit:
-        raise AccelsimError(f"node {op.name!r}: one pooling row does not fit the buffers")
-    oh_t = max(fit)
-    for img in range(n_img):
-        for oy0 in range(0, oh, oh_t):
-            t_oh = min(oh_t, oh - oy0)
-            ph = (t_oh - 1) * s + kh
-            iy0 = oy0 * s - pt
-            top, bottom = max(0, -iy0), max(0, iy0 + ph - h)
-            for c0 in range(0, c, c_t):
-                cc = min(c_t, c - c0)
-                slot = em.slots[Buf.INP].take()
-                em.load(
-                    Buf.INP,
-                    slot,
-                    pin.dram_addr + ((img * h + iy0 + top) * w) * c + c0,
-                    ph - top - bottom,
-                    w,
-                    cc,
-                    w * c,
-                    c,
-                    src.bits,
-                    src.mode,
-                    (top, bottom, pl, pr),
-                    pad_value,
-                )
-                out_slot = em.slots[Buf.OUT].take()
-                reads = [(Buf.INP, slot, rows_for(ph * pw * cc, src.bits, rb))]
-                if p_slot is not None:
-                    reads.append((Buf.PARAM, p_slot, 1))
-                em.compute(
-                    Insn(
-                        Op.ALU,
-                        alu_op=alu_op,
-                        a_buf=Buf.INP,
-                        a_addr=em.slots[Buf.INP].base(slot),
-                        b_buf=Buf.INP,
-                        b_addr=em.slots[Buf.INP].base(slot),
-                        dst_buf=Buf.OUT,
-                        dst_addr=em.slots[Buf.OUT].base(out_slot),
-                        param_addr=em.slots[Buf.PARAM].base(p_slot) if p_slot is not None else 0,
-                        h=ph,
-                        w=pw,
-                        c=cc,
-                        kh=kh,
-                        kw=kw,
-                        stride=s,
-                        in_bits=src.bits,
-                        in_mode=MODE_BY_NAME[src.mode],
-                        bits=dst.bits,
-                        mode=MODE_BY_NAME[dst.mode],
-                        zp=dst.zero_point,
-                        imm=imm,
-                    ),
-                    reads,
-                    [(Buf.OUT, out_slot, rows_for(t_oh * ow * cc, dst.bits, rb))],
-                )
-                em.store(
-                    Buf.OUT,
-                    out_slot,
-                    pout.dram_addr + ((img * oh + oy0) * ow) * c + c0,
-                    t_oh,
-                    ow,
-                    cc,
-                    ow * c,
-                    c,
-                    dst.bits,
-                    dst.mode,
-                )
-
-
 def _concat(em: Emitter, op: Concat, g: Graph, places, cfg: HwConfig) -> None:
     pout, dst = places[op.output], g.tensors[op.output]
     rows, c_out = _rows_view(pout)
@@ -327,39 +195,51 @@ def _concat(em: Emitter, op: Concat, g: Graph, places, cfg: HwConfig) -> None:
 
 
 def _requantize_rows(em, name, rp, pin, src, pout, dst, rows, c, c_out, c_off):
-    """Concat input with its own quantization: LOAD as int32 into ACC, RESCALE, STORE.
+    """Concat input with its own quantization: LOAD as int32 into ACC, RESCALE, STORE, in
+    slices of as many channels as one PARAM slot holds parameters for.
     (The DMA reads it as 32-bit words: a 4x overcount of this rare copy's DRAM bytes.)"""
     p_addr = em.alloc_rescale_params(rp, name)
-    p_key = ("concat", p_addr)
-    em.param_slot(p_key, p_addr, c)  # once, ahead of the first row tile
     rb = em.row_bits
-    step = max(
-        1,
-        min(
-            rows,
-            em.slots[Buf.ACC].rows * rb // (32 * c),
-            em.slots[Buf.OUT].rows * rb // (dst.bits * c),
-            MAX_TILE_ROWS,
-        ),
-    )
-    for r0 in range(0, rows, step):
-        n = min(step, rows - r0)
-        acc = em.slots[Buf.ACC].take()
-        em.load(Buf.ACC, acc, pin.dram_addr + r0 * c, 1, n, c, 0, c, 32, "signed")
-        em.rescale_store(
-            acc,
-            p_key,
-            p_addr,
-            pout.dram_addr + r0 * c_out + c_off,
-            1,
-            n,
-            c,
-            0,
-            c_out,
-            dst.bits,
-            dst.mode,
-            zp=dst.zero_point,
+    c_t = min(c, em.slots[Buf.PARAM].rows * rb // PARAM_BITS)
+    if c_t < 1:
+        raise HardwareLimitError(
+            f"node {name!r}: one channel's rescale parameters ({PARAM_BITS} bits) do not fit "
+            f"half of PARAM",
+            "buffers smaller than the smallest tile",
         )
+    for c0 in range(0, c, c_t):
+        cc = min(c_t, c - c0)
+        p_key = ("concat", p_addr, c0)
+        em.param_slot(p_key, p_addr + 3 * c0, cc)  # once, ahead of the first row tile
+        step = min(
+            rows,
+            em.slots[Buf.ACC].rows * rb // (ACC_BITS * cc),
+            em.slots[Buf.OUT].rows * rb // (dst.bits * cc),
+            MAX_TILE_ROWS,
+        )
+        if step < 1:
+            raise HardwareLimitError(
+                f"node {name!r}: one pixel of {cc} channel(s) does not fit half of ACC or OUT",
+                "buffers smaller than the smallest tile",
+            )
+        for r0 in range(0, rows, step):
+            n = min(step, rows - r0)
+            acc = em.slots[Buf.ACC].take()
+            em.load(Buf.ACC, acc, pin.dram_addr + r0 * c + c0, 1, n, cc, 0, c, ACC_BITS, "signed")
+            em.rescale_store(
+                acc,
+                p_key,
+                p_addr + 3 * c0,
+                pout.dram_addr + r0 * c_out + c_off + c0,
+                1,
+                n,
+                cc,
+                0,
+                c_out,
+                dst.bits,
+                dst.mode,
+                zp=dst.zero_point,
+            )
 
 
 def _upsample(em: Emitter, op: Upsample, g: Graph, places, cfg: HwConfig) -> None:
@@ -403,9 +283,9 @@ _EMIT = {
     Softmax: _elementwise,
     Gelu: _elementwise,
     LayerNorm: _elementwise,
-    MaxPool: _pool,
-    AvgPool: _pool,
-    GlobalAvgPool: _pool,
+    MaxPool: emit_pool,
+    AvgPool: emit_pool,
+    GlobalAvgPool: emit_pool,
     Concat: _concat,
     Upsample: _upsample,
 }

@@ -71,3 +71,50 @@ def test_different_vertical_and_horizontal_dilation():
     b, x, inp = _net((1, 5, 6, 3), bits=6, signed=True)
     y = b.conv(x, 4, 3, stride=(1, 2), dilation=(2, 1), padding=(2, 3, 1, 0), w_bits=1, bits=5)
     _exact(b.finish(y), inp)
+
+
+def test_average_pool_with_padding_divides_by_the_elements_inside():
+    """AvgPool 3x3 stride 1 pad 1 (ONNX count_include_pad=0): border outputs average 4 or 6
+    elements. It was refused; now each border row / column is pooled over its clipped window
+    with the multiplier of its own element count."""
+    b, x, inp = _net((2, 4, 5, 3))
+    y = b.avgpool(x, 3, 1, 1, bits=6)
+    _exact(b.finish(y), inp, ["vector.lanes=3"])
+
+
+def test_pooling_windows_wider_than_the_alu_fields():
+    """A 17x3 max pool and a 16x17 average pool (the ALU's kh / kw fields hold 15): the max
+    is taken over sub-windows combined with MAX, the average by one GAP per output pixel."""
+    b, x, inp = _net((1, 9, 4, 2), bits=7, signed=True)
+    m = b.maxpool(x, (17, 3), (1, 1), (8, 8, 1, 1))
+    a = b.avgpool(x, (16, 17), (2, 3), (7, 8, 8, 8), bits=8)
+    res = _exact(b.finish(m, a), inp)
+    assert res.outputs[m].shape == (1, 9, 4, 2) and res.outputs[a].shape == (1, 5, 2, 2)
+
+
+def test_pooling_with_different_strides_and_a_wide_plane():
+    """A 2x3 max pool with stride (1, 2) (one ALU stride field: one output row per tile), and
+    a global average pool over a 16x18 plane (its kh / kw fields were set to the plane)."""
+    b, x, inp = _net((1, 16, 18, 2), bits=4)
+    m = b.maxpool(x, (2, 3), (1, 2), (1, 0, 2, 2))
+    gap = b.global_avgpool(x, bits=5)
+    _exact(b.finish(m, gap), inp)
+
+
+def test_concat_requantization_parameters_fit_a_small_param_buffer():
+    """A requantized concat input of 6 channels with 96 bytes of PARAM: its 6 x 96 bits of
+    parameters were loaded at once into a 384-bit PARAM slot."""
+    b, x, inp = _net((1, 3, 4, 3), bits=6, signed=True)
+    y = b.conv(x, 6, 1, w_bits=4, bits=4)
+    z = b.concat([x, y], bits=6, signed=True)
+    _exact(b.finish(z), inp, ["buffers.param_bytes=96", "matmul.cols=4"])
+
+
+def test_channel_tiles_narrower_than_the_array_when_param_is_small():
+    """A 5-output linear layer on a 32-column array with 96 bytes of 256-bit PARAM rows: a
+    PARAM slot holds the parameters of 2 channels, and channel tiles were never narrower
+    than the array (refused as not fitting)."""
+    b, x, inp = _net((2, 7), bits=8, signed=True)
+    y = b.linear(x, 5, w_bits=4, bits=6)
+    overrides = ["matmul.cols=32", "buffers.row_bits=256", "buffers.param_bytes=96"]
+    _exact(b.finish(y), inp, overrides)
