@@ -180,6 +180,7 @@ class Emitter:
         self.dram_bytes += dma_bytes(d0, d1, d2, bits)
         if self.budget_bytes is not None and self.dram_bytes > self.budget_bytes:
             raise OverBudget
+        self.check_slot(buf, offset_rows + rows, "LOAD")
         base = self.slots[buf].base(slot) + offset_rows
         end = dram_addr + (d0 - 1) * s0 + (d1 - 1) * s1 + d2
         if not self.dry:
@@ -224,6 +225,7 @@ class Emitter:
         """STORE the d0 x d1 x d2 block held in `slot` of `buf`, from `offset_rows` rows past
         the slot's first row, to DRAM (strides s0, s1)."""
         rows = rows_for(d0 * d1 * d2, bits, self.row_bits)
+        self.check_slot(buf, rows, "STORE")
         d0, d1, d2, s0, s1 = coalesce(d0, d1, d2, s0, s1)
         self.dram_bytes += dma_bytes(d0, d1, d2, bits)
         base = self.slots[buf].base(slot) + offset_rows
@@ -247,10 +249,22 @@ class Emitter:
                 writes=[("dram", dram_addr, end)],
             )
 
+    def check_slot(self, buf: Buf, end_row: int, what: str) -> None:
+        """Raise AccelsimError if an access reaching `end_row` rows past a slot's first row
+        spills into the next slot (the lowering's own consistency check: a spill would
+        overwrite another tile, which timing alone never notices)."""
+        if end_row > self.slots[buf].rows:
+            raise AccelsimError(
+                f"lowering error: a {what} of {end_row} rows overflows a {buf.name} slot of "
+                f"{self.slots[buf].rows} rows"
+            )
+
     def compute(self, insn: Insn, reads, writes) -> None:
         """Add a compute instruction with its buffer regions [(buf, slot, rows)] (each from the
         slot's first row); counts one tile for the tiling search."""
         self.tiles += 1
+        for b, _, r in (*reads, *writes):
+            self.check_slot(b, r, insn.op.name)
         if self.dry:
             return
         to_regions = [
@@ -296,6 +310,7 @@ class Emitter:
         m, n = d0 * d1, d2
         p_slot = self.param_slot(param_key, param_addr, n)
         out_slot = self.slots[Buf.OUT].take()
+        self.check_slot(Buf.ACC, rows_for(m * n, ACC_BITS, rb), "RESCALE")
         lo, hi = clip if clip is not None else (0, 0)
         if not self.dry:
             acc_base, p_base = (

@@ -39,9 +39,16 @@ import math
 import numpy as np
 
 from accelsim import sparse as sp
-from accelsim.errors import AccelsimError, SparseInputError
+from accelsim.errors import AccelsimError, HardwareLimitError, SparseInputError
 from accelsim.frontend.bev_lower import bev_shape, emit_to_bev
-from accelsim.frontend.emit import ACC_BITS, MODE_BY_NAME, Emitter, clip_bounds, rows_for
+from accelsim.frontend.emit import (
+    ACC_BITS,
+    MODE_BY_NAME,
+    PARAM_BITS,
+    Emitter,
+    clip_bounds,
+    rows_for,
+)
 from accelsim.frontend.tokens import insert_tokens
 from accelsim.frontend.validate import validate_stream
 from accelsim.frontend.vector_layer import emit_vector_node
@@ -78,6 +85,16 @@ def lower_sparse(graph: SparseGraph, cfg, coords) -> Program:
     """Lower `graph` for hardware `cfg` and the input voxels `coords` (int32 [n, 4])."""
     graph.validate()  # 1. ops, channels and coordinate sets are consistent
     G, coeffs = sp.check_groups(cfg.svge.groups, cfg.svge.group_coeffs)
+    for field, value, what in (
+        ("group", G - 1, "svge.groups"),
+        ("engine", cfg.svge.engines - 1, "svge.engines"),
+    ):
+        if value > field_max(Op.SVG_MAP, field):
+            raise HardwareLimitError(
+                f"{what} = {value + 1} exceeds the SVG_MAP / SVG_CONV {field} field (at most "
+                f"{field_max(Op.SVG_MAP, field) + 1})",
+                f"{what} beyond the instruction field",
+            )
     c = sp.check_coords(coords, "input coords")
     sp.tensor.check_unique(c, "input coords")
     c = c[np.lexsort((c[:, 3], c[:, 2], c[:, 1], c[:, 0]))]
@@ -131,11 +148,31 @@ def lower_sparse(graph: SparseGraph, cfg, coords) -> Program:
     )
 
 
+def _coeff_fields(node: str, groups: int, coeffs) -> tuple[int, int, int]:
+    """The SVG_MAP (ga, gb, gc) fields of group coefficients: taken mod G (the same groups),
+    so negative coefficients and those above the fields work when G fits them."""
+    if groups > field_max(Op.SVG_MAP, "groups"):
+        raise HardwareLimitError(
+            f"node {node!r}: {groups} voxel groups exceed the SVG_MAP groups field "
+            f"(at most {field_max(Op.SVG_MAP, 'groups')})",
+            "voxel groups beyond the SVG_MAP field",
+        )
+    fields = tuple(int(v) % groups for v in coeffs)
+    hi = min(field_max(Op.SVG_MAP, f) for f in ("ga", "gb", "gc"))
+    if max(fields) > hi:
+        raise HardwareLimitError(
+            f"node {node!r}: group coefficients {tuple(coeffs)} mod {groups} = {fields} exceed "
+            f"the SVG_MAP coefficient fields (at most {hi})",
+            "group coefficients beyond the SVG_MAP fields",
+        )
+    return fields
+
+
 def _segments(rows: np.ndarray, block_of: np.ndarray, align: int, gap_rows: int) -> list[list[int]]:
     """Row ranges [lo, hi) covering `rows` (sorted unique): cut where the voxel-group block
     changes or more than `gap_rows` unused rows lie between two used ones (one LOAD per range
     is cheaper than loading the gap), merged when they overlap; every range but the last
-    padded to a multiple of `align` rows."""
+    padded to a multiple of `align` rows (or to the tensor's end)."""
     if rows.size == 0:
         return []
     b = block_of[rows]
@@ -144,8 +181,8 @@ def _segments(rows: np.ndarray, block_of: np.ndarray, align: int, gap_rows: int)
     out: list[list[int]] = []
     for seg in segs:
         if out:
-            prev = out[-1]
-            prev[1] = prev[0] + -(-(prev[1] - prev[0]) // align) * align
+            prev = out[-1]  # padded rows are real rows of the tensor, never past its end
+            prev[1] = min(prev[0] + -(-(prev[1] - prev[0]) // align) * align, block_of.size)
             if prev[1] >= seg[0]:
                 prev[1] = max(prev[1], seg[1])
                 continue
@@ -166,6 +203,7 @@ class _SparseConvEmitter:
         self.pin, self.pout = places[op.inputs[0]], places[op.output]
         geo = op.geometry(cfg.svge.groups, cfg.svge.group_coeffs)
         self.geo = geo
+        self.coeff_fields = _coeff_fields(op.name, geo["groups"], geo["group_coeffs"])
         cin_xyz, cout_xyz = hw[self.in_set], hw[self.out_set]
         sub = op.stride == 1 and not op.transposed
         self.kmap = sp.kernel_map(cin_xyz, **geo, out_coords=None if sub else cout_xyz)
@@ -198,16 +236,25 @@ class _SparseConvEmitter:
 
     def _n_tiles(self) -> list[int]:
         """Output-channel tile widths whose one-offset weight block fits a WGT slot."""
-        e_cap = self._cap_bits(Buf.WGT)
-        out = [
-            n_t
-            for n_t in dict.fromkeys(
-                [self.cout] + [v for v in (256, 128, 64, 32, 16, 8) if v < self.cout]
-            )
-            if self._e_pad(n_t) * self.w <= e_cap and self._e_pad(n_t) <= WGT_ROW_MAX
-        ]
+        e_cap, p_cap = self._cap_bits(Buf.WGT), self._cap_bits(Buf.PARAM)
+
+        def fit(widths):
+            return [
+                n_t
+                for n_t in dict.fromkeys([v for v in widths if v <= self.cout])
+                if self._e_pad(n_t) * self.w <= e_cap
+                and self._e_pad(n_t) <= WGT_ROW_MAX
+                and rows_for(n_t, PARAM_BITS, self.rb) * self.rb <= p_cap
+            ]
+
+        out = fit([self.cout] + [v for v in (256, 128, 64, 32, 16, 8) if v < self.cout])
+        out = out or fit((4, 2, 1))  # narrow tiles only when nothing wider fits
         if not out:
-            raise AccelsimError(f"node {self.op.name!r}: one offset's weights do not fit WGT")
+            raise HardwareLimitError(
+                f"node {self.op.name!r}: one offset's weights or one channel's rescale "
+                f"parameters do not fit half of WGT / PARAM",
+                "buffers smaller than the smallest tile",
+            )
         return out
 
     def _e_pad(self, n_t: int) -> int:
@@ -268,22 +315,27 @@ class _SparseConvEmitter:
     def _choose(self):
         """(T, n_t, items) with the fewest estimated DRAM bytes among the largest fitting
         tile sizes of each channel-tile width."""
-        self._item_cache = {}
         best = None
-        for n_t in self._n_tiles():
-            T = min(MAX_TILE, max(1, self.kmap.n_out))
-            while T >= 1 and not self._fits(self._items(T), T, n_t):
-                T //= 2
-            if T >= 1:
-                cost = self._dram_bytes(self._items(T), n_t)
-                if best is None or cost < best[0]:
-                    best = (cost, T, n_t)
-        if best is None:
-            raise AccelsimError(
-                f"node {self.op.name!r}: no output tile fits the COORD / MAP "
-                f"/ INP / ACC buffers; increase buffer sizes"
-            )
-        return best[1], best[2], self._items(best[1])
+        # windows load the gaps between their voxels when short; if even one-voxel tiles
+        # then overflow a buffer, they load only the voxels they use
+        for gap in (self.gap_rows, 0):
+            self.gap_rows, self._item_cache = gap, {}
+            for n_t in self._n_tiles():
+                T = min(MAX_TILE, max(1, self.kmap.n_out))
+                while T >= 1 and not self._fits(self._items(T), T, n_t):
+                    T //= 2
+                if T >= 1:
+                    cost = self._dram_bytes(self._items(T), n_t)
+                    if best is None or cost < best[0]:
+                        best = (cost, T, n_t)
+            if best is not None:
+                return best[1], best[2], self._items(best[1])
+        raise HardwareLimitError(
+            f"node {self.op.name!r}: the window of one output voxel does not fit its engine's "
+            f"COORD / MAP / INP slots, or one voxel's accumulators its ACC / OUT slots; "
+            f"increase buffer sizes",
+            "buffers smaller than the smallest tile",
+        )
 
     def _weights(self, n_t: int) -> dict:
         """Pack each output-channel tile's used-offset weight blocks; returns chunk table
@@ -376,7 +428,7 @@ class _SparseConvEmitter:
         map_base = em.slots[Buf.MAP].base(2 * e + k % 2)
         map_rows = rows_for(3 * n_pairs, MAP_BITS, rb)
         geo = self.geo
-        ga, gb, gc = geo["group_coeffs"]
+        ga, gb, gc = self.coeff_fields
         em.emit(
             Insn(
                 Op.SVG_MAP,

@@ -90,18 +90,22 @@ def conv_cycles(cfg, pairs: int, cin: int, cout: int, a_bits: int = 8, w_bits: i
 
 
 def read_span(mem, buf, addr: int, n: int, bits: int, who: str) -> np.ndarray:
-    """n elements starting at row `addr`, possibly spread over consecutive tiles (a window
-    loaded by several LOADs, each a whole number of rows)."""
+    """n elements from row `addr` on, possibly spread over consecutive tiles (a window loaded by
+    several LOADs, each a whole number of rows). Row `addr` may also lie inside a tile: a LOAD
+    into part of an older tile of the same width updates that tile (`accelsim.memory`)."""
     b = mem.bufs[buf]
     parts, row, left = [], addr, n
     while left > 0:
         start, tile = b._find(row)
-        if tile is None or start != row:
-            raise IsaError(f"{who}: {b.name} row {row} does not start a tile of the window")
-        take = min(left, tile[2].size)
+        if tile is None:
+            raise IsaError(f"{who}: {b.name} row {row} of the window holds no data")
+        off_bits = (row - start) * b.row_bits
+        take = min(left, tile[2].size - off_bits // bits)
+        if take < 1:
+            raise IsaError(f"{who}: {b.name} row {row} is past the data of its tile")
         parts.append(b.read(row, take, bits, who))
         left -= take
-        row += tile[0]
+        row = start + tile[0]
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
