@@ -13,9 +13,10 @@ asymmetric padding up to past the 4-bit pad fields (so output tiles may read onl
 maps one pixel wide or high, depthwise and grouped convolution, max and average pooling
 windows up to 20 (wider than the ALU's 4-bit kh / kw), padded average pooling, global
 average pooling, residual adds of different scales, concat (requantized or copied), ReLU /
-ReLU6, linear heads, batch 1..3. `machine(d)` draws `section.key=value` overrides of the
-`edge` preset: arrays down to 1x1, every dataflow, MAC model, rounding mode and multiplier
-width, and buffers small enough to tile every dimension. Sparse graphs: `sparse_graphs.py`.
+ReLU6, nearest upsampling, Trunc, linear heads, batch 1..3. `machine(d)` draws
+`section.key=value` overrides of the `edge` preset: arrays down to 1x1, every dataflow, MAC
+model, rounding mode and multiplier width, and buffers small enough to tile every dimension.
+Sparse graphs: `sparse_graphs.py`.
 """
 
 from __future__ import annotations
@@ -250,6 +251,17 @@ def _gap(d: Draw, b: GraphBuilder, x: str) -> str:
     return b.global_avgpool(x, bits=_bits(d))
 
 
+def _upsample(d: Draw, b: GraphBuilder, x: str) -> str:
+    _, h, w, _ = b.graph.tensors[x].shape
+    return b.upsample(x, (d.int(1, max(1, min(3, MAX_MAP // h))), d.int(1, max(1, MAX_MAP // w))))
+
+
+def _trunc(d: Draw, b: GraphBuilder, x: str) -> str:
+    shift = d.pick((1, 0, 2, 3, 8, 30))
+    rounding = d.pick(("floor", "ceil", "round"))
+    return b.trunc(x, shift, rounding, bits=_bits(d), signed=d.flag())
+
+
 LAYERS = {
     "conv": _conv,
     "pool": _pool,
@@ -257,6 +269,8 @@ LAYERS = {
     "concat": _concat,
     "clip": _clip,
     "gap": _gap,
+    "upsample": _upsample,
+    "trunc": _trunc,
 }
 
 

@@ -40,6 +40,8 @@ from accelsim.ir.ops import (
     QuantConv2d,
     Quantize,
     QuantLinear,
+    Trunc,
+    Upsample,
     infer_shape,
 )
 from accelsim.ir.reference import conv_acc, run_node
@@ -426,6 +428,32 @@ class GraphBuilder:
         real = t.scale * (self.values[x].astype(np.float64) - t.zero_point)
         scale, zp = self._quant(real, bits, mode, relu=t.mode == "unsigned" and t.zero_point == 0)
         return self._add_node(op, bits, mode, scale, zp)
+
+    def upsample(self, x: str, factors: int | tuple[int, int], name: str | None = None) -> str:
+        """Nearest-neighbour upsampling by whole factors (an int or (fh, fw))."""
+        name = self._name("upsample", name)
+        op = Upsample(name=name, inputs=(x,), output=name, factors=_pair(factors))
+        return self._same_as(op, x)
+
+    def trunc(
+        self,
+        x: str,
+        shift: int,
+        rounding: str = "floor",
+        *,
+        bits: int | None = None,
+        signed: bool | None = None,
+        name: str | None = None,
+    ) -> str:
+        """Trunc: drop `shift` low bits (rounding floor, ceil or round). The output's step is
+        the input's times 2**shift, zero point 0; bits and sign default to the input's."""
+        name = self._name("trunc", name)
+        t = self.graph.tensors[x]
+        bits = t.bits if bits is None else bits
+        signed = t.mode != "unsigned" if signed is None else signed
+        op = Trunc(name=name, inputs=(x,), output=name, shift=shift, rounding=rounding)
+        mode = "signed" if signed else "unsigned"
+        return self._add_node(op, bits, mode, float(t.scale) * 2.0**shift, 0)
 
     def flatten(self, x: str, name: str | None = None) -> str:
         """NHWC -> [N, H*W*C]."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.errors import AccelsimError, ModelFormatError
+from accelsim.errors import AccelsimError, HardwareLimitError, ModelFormatError
 from accelsim.ir.graph import Graph, TensorInfo
 from accelsim.ir.ops import AvgPool, Concat, GlobalAvgPool, QuantConv2d, QuantLinear
 from accelsim.kernels.alu import add_multipliers, avgpool_multipliers
@@ -100,7 +100,9 @@ class AddParams:
 def _fixed_point(real: np.ndarray, mult_bits: int, what: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         m, s = quantize_multiplier(np.asarray(real, np.float64), mult_bits)
-    except AccelsimError as e:  # a real multiplier too large for the multiplier width
+    except HardwareLimitError as e:  # a real multiplier too large for the multiplier width
+        raise HardwareLimitError(f"{what}: {e}", e.limit) from None
+    except AccelsimError as e:
         raise ModelFormatError(f"{what}: {e}") from None
     return np.asarray(m, np.int64), np.asarray(s, np.int64)
 
@@ -180,7 +182,9 @@ def pool_params(op: AvgPool | GlobalAvgPool, graph: Graph, mult_bits: int = 32) 
     else:
         try:
             mult, shift = avgpool_multipliers(op.kernel[0], op.kernel[1], ratio, mult_bits)
-        except AccelsimError as e:  # multiplier too large for the width
+        except HardwareLimitError as e:  # multiplier too large for the width
+            raise HardwareLimitError(f"{what}: {e}", e.limit) from None
+        except AccelsimError as e:
             raise ModelFormatError(f"{what}: {e}") from None
     return PoolParams(
         mult=mult,
@@ -198,7 +202,10 @@ def add_params(op, graph: Graph, mult_bits: int = 32) -> AddParams:
     a, b = (graph.tensors[i] for i in op.inputs)
     dst = graph.tensors[op.output]
     so = float(dst.scale)
-    ma, mb, t = add_multipliers(float(a.scale) / so, float(b.scale) / so, mult_bits)
+    try:
+        ma, mb, t = add_multipliers(float(a.scale) / so, float(b.scale) / so, mult_bits)
+    except HardwareLimitError as e:  # a real multiplier too large for the multiplier width
+        raise HardwareLimitError(f"node {op.name!r}: {e}", e.limit) from None
     return AddParams(
         ma=int(ma),
         mb=int(mb),

@@ -33,7 +33,7 @@ reuse; `rshift_round_ref` / `rshift_round_scalar` are its rounding right shift.
 
 import numpy as np
 
-from accelsim.errors import AccelsimError
+from accelsim.errors import AccelsimError, HardwareLimitError
 from accelsim.jit import lazy_njit
 from accelsim.kernels.common import as_int32, output_range, per_channel
 from accelsim.numeric import INT32_MAX, INT32_MIN, sign_mode, storage_dtype
@@ -294,9 +294,10 @@ def quantize_multiplier(real, mult_bits=32):
     e = e.astype(np.int64) + carry
     shift = (mult_bits - 1) - e
     if np.any((shift < 0) & (r > 0)):
-        raise AccelsimError(
+        raise HardwareLimitError(
             f"real multiplier too large for a {mult_bits}-bit multiplier with shift >= 0: "
-            f"max {float(r.max())!r}"
+            f"max {float(r.max())!r}",
+            "rescale multiplier width",
         )
     zero = (r == 0) | (shift > MAX_SHIFT)
     m = np.where(zero, 0, m)
