@@ -84,6 +84,7 @@ def machine(d: Draw) -> list[str]:
         "matmul.dataflow": ("os", "ws", "is"),
         "matmul.mac_model": ("fusion", "serial_act", "serial_both", "fixed"),
         "matmul.serial_bits": (1, 2, 3, 8),
+        "matmul.max_bits": (8,) * 30 + (4, 2),  # narrower MACs refuse wider operands
         "matmul.fill_drain": ("true", "false"),
         "matmul.overflow": ("error", "wrap"),
         "rescale.round_mode": ("single", "tflite", "rne"),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from accelsim.config import HwConfig
-from accelsim.errors import AccelsimError
+from accelsim.errors import AccelsimError, HardwareLimitError
 from accelsim.frontend.tokens import Access
 from accelsim.isa import MODE_BY_NAME, Buf, Insn, Op, field_max
 from accelsim.numeric import INT32_MAX
@@ -33,6 +33,7 @@ def dma_bytes(d0: int, d1: int, d2: int, bits: int) -> int:
     return d0 * d1 * -(-d2 * bits // 8)
 
 
+DRAM_ELEMENTS = field_max(Op.LOAD, "dram_addr") + 1  # elements the DMA addresses reach
 MAX_D2 = min(field_max(Op.LOAD, "d2"), field_max(Op.STORE, "d2"))  # longest merged DMA row
 ACC_BITS = 32  # accumulator width
 PARAM_BITS = 3 * 32  # per output channel in PARAM: bias, multiplier, shift (int32 each)
@@ -57,6 +58,17 @@ def clip_bounds(rp, qrange: tuple[int, int]) -> tuple[int, int] | None:
         return None
     lo, hi = qrange
     return (lo if rp.clip_lo is None else rp.clip_lo, hi if rp.clip_hi is None else rp.clip_hi)
+
+
+def check_operands(node: str, a_bits: int, w_bits: int, cfg: HwConfig) -> None:
+    """Raise HardwareLimitError if node's activations or weights are wider than the MACs
+    accept (`matmul.max_bits`)."""
+    if max(a_bits, w_bits) > cfg.matmul.max_bits:
+        raise HardwareLimitError(
+            f"node {node!r}: {a_bits}-bit activations x {w_bits}-bit weights exceed "
+            f"matmul.max_bits = {cfg.matmul.max_bits}",
+            "operands wider than matmul.max_bits",
+        )
 
 
 class OverBudget(Exception):
@@ -120,6 +132,12 @@ class Emitter:
     def alloc(self, size: int, data: np.ndarray | None = None) -> int:
         """Reserve `size` elements of DRAM (filled with `data` if given); returns the address."""
         addr = self.dram_size
+        if addr + size > DRAM_ELEMENTS:
+            raise HardwareLimitError(
+                f"the program needs more than the {DRAM_ELEMENTS} DRAM elements that the DMA's "
+                f"32-bit addresses reach",
+                "DRAM address space",
+            )
         if not self.dry:
             chunk = np.zeros(size, np.int32)
             if data is not None:

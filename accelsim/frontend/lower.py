@@ -11,7 +11,7 @@ import numpy as np
 
 from accelsim.config import HwConfig
 from accelsim.errors import AccelsimError
-from accelsim.frontend.emit import Emitter, clip_bounds
+from accelsim.frontend.emit import Emitter, check_operands, clip_bounds
 from accelsim.frontend.gemm_layer import GemmPlace, choose_tiling, emit_gemm_layer, pack_weights
 from accelsim.frontend.matmul_layer import emit_matmul, matmul_gemm_layer
 from accelsim.frontend.padding import PadPlan, emit_padded_copy, pad_plan
@@ -125,6 +125,7 @@ def plan_layers(g: Graph, cfg: HwConfig, batch: int | None) -> dict[str, Tiling]
     for op in g.nodes:
         if isinstance(op, (QuantConv2d, QuantLinear)):
             L, images = gemm_layer_of(op, g, batch)
+            check_operands(op.name, L.a_bits, L.w_bits, cfg)
             plans[op.name] = choose_tiling(L, cfg, images, op.name)
         elif isinstance(op, MatMul):
             if batch is not None:  # its heads and 3-D tensors are not a batch of rows

@@ -46,6 +46,7 @@ from accelsim.frontend.emit import (
     MODE_BY_NAME,
     PARAM_BITS,
     Emitter,
+    check_operands,
     clip_bounds,
     rows_for,
 )
@@ -210,6 +211,7 @@ class _SparseConvEmitter:
         self.rp = rescale_params(op, dense, cfg.rescale.mult_bits)
         self.clip = clip_bounds(self.rp, dense.tensors[op.output].qrange)
         self.cin, self.cout, self.a, self.w = src.channels, op.cout, src.bits, op.w_bits
+        check_operands(op.name, self.a, self.w, cfg)
         rb = em.row_bits
         self.rb = rb
         self.gap_rows = max(8, GAP_BYTES * 8 // (self.cin * self.a))
