@@ -94,3 +94,19 @@ def test_every_field_is_described_with_a_unit_or_meaning():
     assert len(rows) > 30
     assert all(doc for _, _, _, doc in rows)
     assert load_config("edge").buffers.capacity_rows("inp") == 64 * 1024 * 8 // 128
+
+
+def test_to_toml_reads_back_to_the_same_config(tmp_path):
+    from accelsim.config import to_toml
+
+    cfg = load_config(
+        "edge",
+        [
+            'chip.name="a \\"quoted\\" name"',
+            "svge.group_coeffs=[3, -1, 17]",
+            "rescale.mult_bits=16",
+        ],
+    )
+    path = tmp_path / "c.toml"
+    path.write_text(to_toml(cfg))
+    assert load_config(str(path)) == cfg

@@ -11,7 +11,8 @@ timing-only run the same cycles, or the lowering refuses the graph with a
 
 - exact: every layer equals the reference and timing-only gives the same latency;
 - wrong: a layer differs, or the timing-only latency differs;
-- limit: refused for a hardware limit (counted by the limit's name);
+- limit: refused for a hardware limit (counted by the limit's name), or an int32 accumulator
+  overflow on a machine set to stop on one (`matmul.overflow = "error"`);
 - refused: any other `AccelsimError` (a legal graph the lowering cannot run: a bug);
 - crashed: any other exception.
 
@@ -39,7 +40,11 @@ if __package__ in (None, ""):  # run as a script: make `workloads` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from accelsim.config import load_config, to_toml  # noqa: E402
-from accelsim.errors import AccelsimError, HardwareLimitError  # noqa: E402
+from accelsim.errors import (  # noqa: E402
+    AccelsimError,
+    AccumulatorOverflow,
+    HardwareLimitError,
+)
 from accelsim.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 from workloads.random_graphs import Case, RngDraw, dense_case  # noqa: E402
 
@@ -53,6 +58,7 @@ class Outcome:
 
     status: str
     reason: str = ""
+    detail: str = ""  # the whole message of a limit (its reason is the limit's name)
 
     @property
     def ok(self) -> bool:
@@ -79,7 +85,9 @@ def run_case(case: Case) -> Outcome:
             )
         return Outcome("exact")
     except HardwareLimitError as exc:
-        return Outcome("limit", exc.limit)
+        return Outcome("limit", exc.limit, str(exc))
+    except AccumulatorOverflow as exc:  # int32 accumulators, configured to stop on overflow
+        return Outcome("limit", "int32 accumulator overflow", str(exc))
     except AccelsimError as exc:
         return Outcome("refused", str(exc))
     except Exception as exc:  # noqa: BLE001 - a crash is an outcome to count, not to stop on
@@ -117,17 +125,20 @@ def save_case(case: Case, folder: Path, outcome: Outcome) -> None:
     atomic_write_json(folder / "outcome.json", {"status": outcome.status, "reason": outcome.reason})
 
 
-def _one(job: tuple[int, int, bool, str]) -> tuple[int, str, str]:
+def _one(job: tuple[int, int, bool, str]) -> tuple[int, str, str, str]:
     seed, index, sparse, out = job
     try:
         case = draw(seed, index, sparse)
     except Exception as exc:  # noqa: BLE001 - a generator fault is reported, not fatal
-        return index, "crashed", f"generator: {type(exc).__name__}: {exc}"
+        return index, "crashed", f"generator: {type(exc).__name__}: {exc}", ""
     outcome = run_case(case)
     if not outcome.ok:
         kind = "sparse" if sparse else "dense"
-        save_case(case, Path(out) / f"{kind}-{seed}-{index}", outcome)
-    return index, outcome.status, outcome.reason
+        try:
+            save_case(case, Path(out) / f"{kind}-{seed}-{index}", outcome)
+        except Exception as exc:  # noqa: BLE001 - the count matters more than the file
+            return index, "crashed", f"saving the case: {type(exc).__name__}: {exc}", ""
+    return index, outcome.status, outcome.reason, outcome.detail
 
 
 def main(argv=None) -> int:
@@ -144,13 +155,16 @@ def main(argv=None) -> int:
     counts: Counter = Counter()
     reasons: dict[str, Counter] = {s: Counter() for s in STATUSES}
     failing: list[int] = []
+    limits: dict[str, list] = {}  # limit -> (case, message) of its first few cases
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         results = pool.map(_one, jobs, chunksize=4)
-        for index, status, reason in tqdm(results, total=args.n, unit="case"):
+        for index, status, reason, detail in tqdm(results, total=args.n, unit="case"):
             counts[status] += 1
             if status != "exact":
                 reasons[status][reason_key(Outcome(status, reason))] += 1
+            if status == "limit" and len(limits.setdefault(reason, [])) < 5:
+                limits[reason].append((index, detail))
             if status not in ("exact", "limit"):
                 failing.append(index)
     seconds = time.perf_counter() - t0
@@ -171,6 +185,7 @@ def main(argv=None) -> int:
             "counts": {s: counts[s] for s in STATUSES},
             "reasons": {s: dict(reasons[s].most_common()) for s in STATUSES if reasons[s]},
             "failing_cases": failing,
+            "limit_examples": limits,
         },
         indent=1,
     )

@@ -258,7 +258,7 @@ def _upsample(d: Draw, b: GraphBuilder, x: str) -> str:
 
 
 def _trunc(d: Draw, b: GraphBuilder, x: str) -> str:
-    shift = d.pick((1, 0, 2, 3, 8, 30))
+    shift = d.pick((1, 0, 2, 3, 8, 12))
     rounding = d.pick(("floor", "ceil", "round"))
     return b.trunc(x, shift, rounding, bits=_bits(d), signed=d.flag())
 

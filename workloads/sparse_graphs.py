@@ -168,7 +168,9 @@ def sparse_case(d: Draw) -> Case:
         net.g.tensors[bev] = SparseTensor(
             bev, t.channels * int(top[3]), t.bits, t.mode, t.scale, 0, "bev"
         )
-        net.g.nodes.append(SparseToBEV(name=bev, inputs=(x,), output=bev, shape=tuple(top)))
+        net.g.nodes.append(
+            SparseToBEV(name=bev, inputs=(x,), output=bev, shape=tuple(int(v) for v in top))
+        )
         outputs.append(bev)
     net.g.outputs = outputs
     net.g.validate()
