@@ -282,8 +282,14 @@ class _SparseConvEmitter:
             for g, r0, r1 in self._tiles(T):
                 part = nbr[:, r0:r1]
                 rows = np.unique(part[part >= 0])
-                segs = _segments(rows, self.block_in, self.align, self.gap_rows)
-                n_in = sum(h - lo for lo, h in segs) or self.align
+                if self.gap_rows is None:  # one contiguous range: no padded segments
+                    segs = [[int(rows[0]), int(rows[-1]) + 1]] if rows.size else []
+                else:
+                    segs = _segments(rows, self.block_in, self.align, self.gap_rows)
+                if not segs:  # no pairs at all: the map still needs an input voxel to read
+                    n = self.hw[self.in_set].shape[0]
+                    segs = [[0, 1 if self.gap_rows is None else min(self.align, n)]]
+                n_in = sum(h - lo for lo, h in segs)
                 items.append((g, r0, r1, segs, n_in, (part >= 0).sum(axis=1), rows))
             self._item_cache[T] = items
         return self._item_cache[T]
@@ -319,8 +325,10 @@ class _SparseConvEmitter:
         tile sizes of each channel-tile width."""
         best = None
         # windows load the gaps between their voxels when short; if even one-voxel tiles
-        # then overflow a buffer, they load only the voxels they use
-        for gap in (self.gap_rows, 0):
+        # then overflow a buffer, they load only the voxels they use (each range padded to
+        # whole rows of INP and COORD), and failing that one range from their first voxel to
+        # their last (no padding)
+        for gap in (self.gap_rows, 0, None):
             self.gap_rows, self._item_cache = gap, {}
             for n_t in self._n_tiles():
                 T = min(MAX_TILE, max(1, self.kmap.n_out))
@@ -412,9 +420,6 @@ class _SparseConvEmitter:
         c_in_slot, c_out_slot = 4 * e + 2 * (k % 2), 4 * e + 2 * (k % 2) + 1
         cs = em.slots[Buf.COORD]
         c_in_base, c_out_base = cs.base(c_in_slot), cs.base(c_out_slot)
-        if not segs:  # no pairs at all: the map still needs an input voxel to read
-            segs = [[0, min(self.align, self.hw[self.in_set].shape[0])]]
-            n_in = segs[0][1]
         self._load_rows(
             Buf.COORD,
             c_in_slot,
