@@ -13,7 +13,10 @@ asymmetric padding up to past the 4-bit pad fields (so output tiles may read onl
 maps one pixel wide or high, depthwise and grouped convolution, max and average pooling
 windows up to 20 (wider than the ALU's 4-bit kh / kw), padded average pooling, global
 average pooling, residual adds of different scales, concat (requantized or copied), ReLU /
-ReLU6, nearest upsampling, Trunc, linear heads, batch 1..3. `machine(d)` draws
+ReLU6, nearest upsampling, Trunc, linear heads, batch 1..3; a quarter of the graphs are
+transformer-style instead (`sequence_case`: attention MatMuls, softmax, GELU, layer norm, wide
+16-bit scores; the I-BERT ops only on input steps their integer constants exist for, which
+the IR defines them on). `machine(d)` draws
 `section.key=value` overrides of the `edge` preset: arrays down to 1x1, every dataflow, MAC
 model, rounding mode and multiplier width, and buffers small enough to tile every dimension.
 Sparse graphs: `sparse_graphs.py`.
@@ -27,9 +30,12 @@ from typing import Protocol
 
 import numpy as np
 
+from accelsim.errors import AccelsimError
 from accelsim.ir.builder import GraphBuilder
 from accelsim.ir.graph import Graph
 from accelsim.ir.sparse_ops import SparseGraph
+from accelsim.ir.transformer_builder import TransformerBuilder
+from accelsim.ir.transformer_params import erf_constants, exp_constants
 
 MAX_HW = 9  # input height and width are drawn from 1..MAX_HW
 MAX_MAP = 20  # an intermediate map stays at most this high / wide (padding is cut back)
@@ -275,8 +281,80 @@ LAYERS = {
 }
 
 
+def _runs_exp(t) -> bool:
+    """The integer softmax has constants for this input step (`exp_constants`)."""
+    try:
+        exp_constants(float(t.scale))
+    except AccelsimError:
+        return False
+    return True
+
+
+def _runs_erf(t) -> bool:
+    """The integer GELU has constants for this input step and range (`erf_constants`)."""
+    lo, hi = t.qrange
+    try:
+        erf_constants(float(t.scale), lo - t.zero_point, hi - t.zero_point)
+    except AccelsimError:
+        return False
+    return True
+
+
+def _attention(d: Draw, b: TransformerBuilder, x: str, heads: int) -> str:
+    """Q . K^T per head (wide scores), softmax, probabilities . V per head."""
+    hidden = b.graph.tensors[x].shape[1]
+    proj = [b.linear(x, hidden, **_weights(d), bits=_bits(d), signed=True) for _ in range(3)]
+    q, k, v = proj if d.flag() else (proj[0], proj[0], proj[2])  # self-similarity: k = q
+    wide = d.pick((16, 8, 12, 4))  # scores feed only the softmax
+    alpha = d.pick((0.5, 1.0, 0.125))
+    s = b.matmul(q, k, heads=heads, transpose_b=True, alpha=alpha, bits=wide, signed=True)
+    if _runs_exp(b.graph.tensors[s]):
+        p = b.softmax(s, bits=_bits(d))
+    else:  # too coarse a step for the integer exp: narrowed to a matmul operand instead
+        p = b.trunc(s, max(0, wide - 8), bits=min(wide, 8), signed=True)
+    return b.matmul(p, v, heads=heads, concat_heads=True, bits=_bits(d), signed=d.flag())
+
+
+def _sequence(d: Draw, b: TransformerBuilder, x: str, heads: int) -> str:
+    """One layer of a transformer-style graph on [rows, features] (2-D) tensors."""
+    t = b.graph.tensors[x]
+    kind = d.pick(("attention", "linear", "softmax", "gelu", "layernorm", "residual", "trunc"))
+    if kind == "attention":
+        return _attention(d, b, x, heads)
+    if kind == "linear":
+        return b.linear(x, t.shape[1], **_weights(d), **_act(d, linear=True))
+    if kind == "softmax" and _runs_exp(t):  # (the I-BERT ops' steps: IR definition limits)
+        return b.softmax(x, bits=_bits(d))
+    if kind == "gelu" and _runs_erf(t):
+        return b.gelu(x, bits=_bits(d), signed=d.flag())
+    if kind == "layernorm":
+        return b.layernorm(x, bits=_bits(d), signed=d.flag())
+    if kind == "trunc":
+        return _trunc(d, b, x)
+    if kind != "residual":
+        return b.clip(x, "relu")
+    y = b.linear(x, t.shape[1], **_weights(d), bits=d.pick((8, 16, 4)), signed=True)
+    return b.add(x, y, bits=_bits(d), signed=d.flag(), relu=d.flag())
+
+
+def sequence_case(d: Draw) -> Case:
+    """A random transformer-style graph on a [rows, heads * width] input: attention (MatMul per
+    head with and without a transposed second operand, softmax), linear layers, GELU, layer
+    norm, residual adds and Trunc, with a machine variant and a float input."""
+    heads, width, rows = d.int(1, 3), d.int(1, 4), d.int(1, 8)
+    rng = np.random.default_rng(d.int(0, 2**16))
+    b = TransformerBuilder("fuzz_seq", (rows, heads * width), rng, calib_batch=rows)
+    x = b.quantize(_bits(d), signed=d.flag())
+    for _ in range(d.int(1, MAX_LAYERS)):
+        x = _sequence(d, b, x, heads)
+    return Case(b.finish(x), machine(d), rng.standard_normal((rows, heads * width)))
+
+
 def dense_case(d: Draw) -> Case:
-    """A random dense graph (module docstring), a machine variant and a float input."""
+    """A random dense graph (module docstring), a machine variant and a float input: an image
+    CNN, or a quarter of the time a transformer-style graph (`sequence_case`)."""
+    if d.pick(("image", "image", "image", "sequence")) == "sequence":
+        return sequence_case(d)
     n, h, w, c = d.int(1, 3), d.int(1, MAX_HW), d.int(1, MAX_HW), d.int(1, 6)
     rng = np.random.default_rng(d.int(0, 2**16))
     b = GraphBuilder("fuzz", (n, h, w, c), rng, calib_batch=4)

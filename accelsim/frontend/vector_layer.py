@@ -68,10 +68,11 @@ def _param_slots(em: Emitter, op, n_words: int) -> bool:
     if rows_for(n_words, 32, em.row_bits) <= em.slots[Buf.PARAM].rows:
         return False
     em.use_slots(Buf.PARAM, 1)
-    if rows_for(n_words, 32, em.row_bits) > em.slots[Buf.PARAM].rows:
-        raise AccelsimError(
+    if rows_for(n_words, 32, em.row_bits) > em.slots[Buf.PARAM].rows:  # read by one ALU op
+        raise HardwareLimitError(
             f"node {op.name!r}: its {n_words} ALU parameter words do not fit the "
-            f"{em.slots[Buf.PARAM].rows * em.row_bits // 8}-byte PARAM buffer"
+            f"{em.slots[Buf.PARAM].rows * em.row_bits // 8}-byte PARAM buffer",
+            "ALU parameters larger than PARAM",
         )
     return True
 
