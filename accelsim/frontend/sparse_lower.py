@@ -34,6 +34,7 @@ fit. ReLU / Add / Concat use the dense vector-layer emitter on the [n, c] rows; 
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -219,6 +220,14 @@ class _SparseConvEmitter:
         g_in = sp.group_of(cin_xyz, cfg.svge.groups, cfg.svge.group_coeffs)
         g_out = sp.group_of(cout_xyz, cfg.svge.groups, cfg.svge.group_coeffs)
         self.block_in, self.g_out = g_in, g_out
+        self._engines(self.E)
+        self.used = np.flatnonzero(self.kmap.pairs_per_offset > 0)
+        if self.used.size == 0:  # no pairs at all: keep one offset so tiles still reset ACC
+            self.used = np.array([0])
+
+    def _engines(self, engines: int) -> None:
+        """Use `engines` engines: cut the buffers into their slots."""
+        self.E = engines
         for buf, n in (
             (Buf.INP, 2 * self.E),
             (Buf.MAP, 2 * self.E),
@@ -227,10 +236,7 @@ class _SparseConvEmitter:
             (Buf.OUT, 2),
             (Buf.PARAM, 2),
         ):
-            em.use_slots(buf, n)
-        self.used = np.flatnonzero(self.kmap.pairs_per_offset > 0)
-        if self.used.size == 0:  # no pairs at all: keep one offset so tiles still reset ACC
-            self.used = np.array([0])
+            self.em.use_slots(buf, n)
         self.acc_count = [0] * self.E
 
     def _cap_bits(self, buf) -> int:
@@ -327,8 +333,12 @@ class _SparseConvEmitter:
         # windows load the gaps between their voxels when short; if even one-voxel tiles
         # then overflow a buffer, they load only the voxels they use (each range padded to
         # whole rows of INP and COORD), and failing that one range from their first voxel to
-        # their last (no padding)
-        for gap in (self.gap_rows, 0, None):
+        # their last (no padding); failing all three, the layer runs on one engine, whose
+        # slots are E times larger
+        gap_rows = self.gap_rows
+        for engines, gap in itertools.product(dict.fromkeys((self.E, 1)), (gap_rows, 0, None)):
+            if engines != self.E:
+                self._engines(engines)
             self.gap_rows, self._item_cache = gap, {}
             for n_t in self._n_tiles():
                 T = min(MAX_TILE, max(1, self.kmap.n_out))
@@ -341,8 +351,8 @@ class _SparseConvEmitter:
             if best is not None:
                 return best[1], best[2], self._items(best[1])
         raise HardwareLimitError(
-            f"node {self.op.name!r}: the window of one output voxel does not fit its engine's "
-            f"COORD / MAP / INP slots, or one voxel's accumulators its ACC / OUT slots; "
+            f"node {self.op.name!r}: the window of one output voxel does not fit the COORD / "
+            f"MAP / INP slots of one engine, or one voxel's accumulators its ACC / OUT slots; "
             f"increase buffer sizes",
             "buffers smaller than the smallest tile",
         )

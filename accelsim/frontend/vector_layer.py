@@ -201,11 +201,16 @@ def _requantize_rows(em, name, rp, pin, src, pout, dst, rows, c, c_out, c_off):
     (The DMA reads it as 32-bit words: a 4x overcount of this rare copy's DRAM bytes.)"""
     p_addr = em.alloc_rescale_params(rp, name)
     rb = em.row_bits
-    c_t = min(c, em.slots[Buf.PARAM].rows * rb // PARAM_BITS)
+    c_t = min(
+        c,
+        em.slots[Buf.PARAM].rows * rb // PARAM_BITS,
+        em.slots[Buf.ACC].rows * rb // ACC_BITS,
+        em.slots[Buf.OUT].rows * rb // dst.bits,
+    )
     if c_t < 1:
         raise HardwareLimitError(
-            f"node {name!r}: one channel's rescale parameters ({PARAM_BITS} bits) do not fit "
-            f"half of PARAM",
+            f"node {name!r}: one channel's rescale parameters or accumulator do not fit half "
+            f"of PARAM / ACC / OUT",
             "buffers smaller than the smallest tile",
         )
     for c0 in range(0, c, c_t):
@@ -218,11 +223,6 @@ def _requantize_rows(em, name, rp, pin, src, pout, dst, rows, c, c_out, c_off):
             em.slots[Buf.OUT].rows * rb // (dst.bits * cc),
             MAX_TILE_ROWS,
         )
-        if step < 1:
-            raise HardwareLimitError(
-                f"node {name!r}: one pixel of {cc} channel(s) does not fit half of ACC or OUT",
-                "buffers smaller than the smallest tile",
-            )
         for r0 in range(0, rows, step):
             n = min(step, rows - r0)
             acc = em.slots[Buf.ACC].take()

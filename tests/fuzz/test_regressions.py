@@ -118,3 +118,28 @@ def test_channel_tiles_narrower_than_the_array_when_param_is_small():
     y = b.linear(x, 5, w_bits=4, bits=6)
     overrides = ["matmul.cols=32", "buffers.row_bits=256", "buffers.param_bytes=96"]
     _exact(b.finish(y), inp, overrides)
+
+
+def test_shrunk_one_pixel_average_pool_padded_on_the_right():
+    """Hypothesis's minimal refused graph for padded average pooling: a 1x2 window over one
+    pixel padded by one column on the right averages one element."""
+    b, x, inp = _net((1, 1, 1, 1), bits=8)
+    y = b.avgpool(x, (1, 2), 1, (0, 0, 0, 1), bits=8)
+    _exact(b.finish(y), inp)
+
+
+def test_shrunk_one_pixel_max_pool_seventeen_wide():
+    """Hypothesis's minimal graph for a window wider than the ALU field: a 1x17 max pool over
+    one pixel padded by 16 on the right (also past the LOAD's pad field)."""
+    b, x, inp = _net((1, 1, 1, 1), bits=8)
+    y = b.maxpool(x, (1, 17), 1, (0, 0, 0, 16))
+    _exact(b.finish(y), inp)
+
+
+def test_shrunk_one_pixel_conv_padded_sixteen_on_the_right():
+    """Hypothesis's minimal graph for padding past the LOAD's 4-bit fields: a 1x1 conv on one
+    pixel padded by 16 on the right; output columns 1..16 read only padding."""
+    b, x, inp = _net((1, 1, 1, 1), bits=8)
+    y = b.conv(x, 1, 1, padding=(0, 0, 0, 16), w_bits=8, bits=8, relu=False)
+    res = _exact(b.finish(y), inp)
+    assert res.outputs[y].shape == (1, 1, 17, 1)
