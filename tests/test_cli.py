@@ -84,18 +84,22 @@ def test_wrong_input_shape(capsys, tmp_path):
     assert code == 2 and "expects" in err and "(1, 64)" in err
 
 
-def test_unsupported_op_is_named(capsys, tmp_path):
-    """An average pool with padding cannot run on the vector unit: the node is named."""
+def test_a_hardware_limit_is_refused_with_the_node_named(capsys, tmp_path):
+    """An average pool with padding (once refused) runs exactly; the same model on MACs of at
+    most 4 bits is refused, naming the node and the limit."""
     from accelsim.frontend.native import save_model
     from accelsim.ir.builder import GraphBuilder
 
     b = GraphBuilder("padded_avg", (1, 6, 6, 4), np.random.default_rng(0))
     x = b.quantize(8, signed=False)
     x = b.avgpool(x, 3, stride=1, padding=1, name="pool_with_pad")
+    x = b.conv(x, 4, 1, w_bits=8, bits=8, name="conv8")
     path = tmp_path / "m.npz"
     save_model(b.finish(x), path)
-    code, out, err = _run(capsys, "run", str(path))
-    assert code == 2 and "pool_with_pad" in err and "not supported" in err
+    code, out, err = _run(capsys, "run", str(path), "--check")
+    assert code == 0 and "check passed" in out, err
+    code, out, err = _run(capsys, "run", str(path), "--set", "matmul.max_bits=4")
+    assert code == 2 and "'conv8'" in err and "exceed matmul.max_bits = 4" in err
 
 
 def test_output_path_problems_are_clear_errors(capsys, tmp_path):
