@@ -5,12 +5,13 @@
 Case i of seed S is drawn by `workloads.random_graphs.dense_case` (or
 `workloads.sparse_graphs.sparse_case`) from `numpy.random.default_rng([S, i])`, so every case
 can be drawn again from its two numbers. Each is run by `run_case`, the property the tests in
-`tests/fuzz/` check: the machine gives exactly the integer reference in every layer, and the
-timing-only run the same cycles, or the lowering refuses the graph with a
-`HardwareLimitError` naming a limit of the modelled hardware. Outcomes:
+`tests/fuzz/` check: the machine gives exactly the integer reference in every layer and
+timing-only runs on both timing engines (event and fast) give the functional run's cycles, or
+the lowering refuses the graph with a `HardwareLimitError` naming a limit of the modelled
+hardware. Outcomes:
 
-- exact: every layer equals the reference and timing-only gives the same latency;
-- wrong: a layer differs, or the timing-only latency differs;
+- exact: every layer equals the reference and the timing-only runs give the same cycles;
+- wrong: a layer differs, or a timing-only run's latency or layer spans differ;
 - limit: refused for a hardware limit (counted by the limit's name), or an int32 accumulator
   overflow on a machine set to stop on one (`matmul.overflow = "error"`);
 - refused: any other `AccelsimError` (a legal graph the lowering cannot run: a bug);
@@ -20,7 +21,7 @@ Every case that is not exact or limit is saved under DIR/<kind>-<seed>-<i>/ as `
 (the native format), `config.toml` and the input (`input.npy`, or `input.npz` with coords and
 features), so `accelsim run DIR/.../model.npz --config DIR/.../config.toml --input
 DIR/.../input.npy --check` replays it. The counts are printed and written to
-DIR/summary.json.
+DIR/summary-<kind>-<seed>.json.
 """
 
 from __future__ import annotations
@@ -76,13 +77,18 @@ def run_case(case: Case) -> Outcome:
         res = run_model(case.graph, cfg, case.x, check=True)
         if not res.check_ok:
             return Outcome("wrong", res.check_message)
-        timed = simulate(res.program, cfg, count_only=True).stats.latency_cycles
-        if timed != res.stats.latency_cycles:
-            return Outcome(
-                "wrong",
-                f"timing-only latency {timed} differs from the functional run's "
-                f"{res.stats.latency_cycles}",
-            )
+        for engine in ("event", "fast"):
+            timed = simulate(res.program, cfg, engine=engine, count_only=True, strict_tokens=True)
+            if (timed.stats.latency_cycles, timed.stats.layer_span) != (
+                res.stats.latency_cycles,
+                res.stats.layer_span,
+            ):
+                return Outcome(
+                    "wrong",
+                    f"timing-only run on the {engine} engine: latency {timed.stats.latency_cycles}"
+                    f" or layer spans differ from the functional run's "
+                    f"{res.stats.latency_cycles}",
+                )
         return Outcome("exact")
     except HardwareLimitError as exc:
         return Outcome("limit", exc.limit, str(exc))
