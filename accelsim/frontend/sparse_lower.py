@@ -192,6 +192,13 @@ def _segments(rows: np.ndarray, block_of: np.ndarray, align: int, gap_rows: int)
     return out
 
 
+def _halvings(n: int) -> list[int]:
+    out = [n]
+    while out[-1] > 1:
+        out.append(-(-out[-1] // 2))
+    return out
+
+
 class _SparseConvEmitter:
     """Emission of one sparse conv layer (see the module docstring)."""
 
@@ -216,7 +223,7 @@ class _SparseConvEmitter:
         rb = em.row_bits
         self.rb = rb
         self.gap_rows = max(8, GAP_BYTES * 8 // (self.cin * self.a))
-        self.align = math.lcm(rb // math.gcd(rb, self.cin * self.a), rb // math.gcd(rb, 64))
+        self._slices(self.cin)
         g_in = sp.group_of(cin_xyz, cfg.svge.groups, cfg.svge.group_coeffs)
         g_out = sp.group_of(cout_xyz, cfg.svge.groups, cfg.svge.group_coeffs)
         self.block_in, self.g_out = g_in, g_out
@@ -224,6 +231,13 @@ class _SparseConvEmitter:
         self.used = np.flatnonzero(self.kmap.pairs_per_offset > 0)
         if self.used.size == 0:  # no pairs at all: keep one offset so tiles still reset ACC
             self.used = np.array([0])
+
+    def _slices(self, cin_t: int) -> None:
+        """Convolve `cin_t` input channels at a time (window rows of cin_t elements, padded
+        segments aligned to whole rows of INP and COORD)."""
+        rb = self.rb
+        self.cin_t = cin_t
+        self.align = math.lcm(rb // math.gcd(rb, cin_t * self.a), rb // math.gcd(rb, 64))
 
     def _engines(self, engines: int) -> None:
         """Use `engines` engines: cut the buffers into their slots."""
@@ -267,7 +281,7 @@ class _SparseConvEmitter:
 
     def _e_pad(self, n_t: int) -> int:
         unit = self.rb // math.gcd(self.rb, self.w)
-        return -(-self.cin * n_t // unit) * unit
+        return -(-self.cin_t * n_t // unit) * unit
 
     def _tiles(self, T: int) -> list[tuple[int, int, int]]:
         """(group, first row, end row) output tiles of at most T voxels, group by group."""
@@ -307,7 +321,7 @@ class _SparseConvEmitter:
         return (
             worst_in <= N_IN_MAX
             and worst_pairs <= N_PAIRS_MAX
-            and worst_in * self.cin * self.a <= self._cap_bits(Buf.INP)
+            and worst_in * self.cin_t * self.a <= self._cap_bits(Buf.INP)
             and worst_in * 4 * COORD_BITS <= self._cap_bits(Buf.COORD)
             and T * 4 * COORD_BITS <= self._cap_bits(Buf.COORD)
             and rows_for(3 * worst_pairs, MAP_BITS, rb) * rb <= self._cap_bits(Buf.MAP)
@@ -318,12 +332,14 @@ class _SparseConvEmitter:
     def _dram_bytes(self, items, n_t: int) -> float:
         """Estimated DRAM bytes of the layer: windows, coordinates, and weights (once if they
         all stay resident in WGT, else once per tile)."""
-        wbits = sum(
+        n_c = -(-self.cin // self.cin_t)
+        wbits = n_c * sum(
             self._e_pad(min(n_t, self.cout - n0)) * self.w * self.used.size
             for n0 in range(0, self.cout, n_t)
         )
         resident = wbits <= self.cfg.buffers.capacity_bits("wgt")
-        windows = sum(it[4] * (self.cin * self.a / 8 + 8) + (it[2] - it[1]) * 8 for it in items)
+        feats = self.cin * self.a / 8 * (1 if n_c == 1 else -(-self.cout // n_t))  # reloads
+        windows = sum(it[4] * (feats + 8) + (it[2] - it[1]) * 8 for it in items)
         return windows + wbits / 8 * (1 if resident else len(items))
 
     def _choose(self):
@@ -334,11 +350,14 @@ class _SparseConvEmitter:
         # then overflow a buffer, they load only the voxels they use (each range padded to
         # whole rows of INP and COORD), and failing that one range from their first voxel to
         # their last (no padding); failing all three, the layer runs on one engine, whose
-        # slots are E times larger
+        # slots are E times larger, and then on fewer input channels at a time
         gap_rows = self.gap_rows
-        for engines, gap in itertools.product(dict.fromkeys((self.E, 1)), (gap_rows, 0, None)):
+        for cin_t, engines, gap in itertools.product(
+            _halvings(self.cin), dict.fromkeys((self.E, 1)), (gap_rows, 0, None)
+        ):
             if engines != self.E:
                 self._engines(engines)
+            self._slices(cin_t)
             self.gap_rows, self._item_cache = gap, {}
             for n_t in self._n_tiles():
                 T = min(MAX_TILE, max(1, self.kmap.n_out))
@@ -358,21 +377,23 @@ class _SparseConvEmitter:
         )
 
     def _weights(self, n_t: int) -> dict:
-        """Pack each output-channel tile's used-offset weight blocks; returns chunk table
-        (n0, chunk index) -> (DRAM address, offsets, rows per offset block, n)."""
+        """Pack the used-offset weight blocks of each output-channel tile and input-channel
+        slice; returns chunk table (n0, c0, chunk index) -> (DRAM address, offsets, rows per
+        offset block, n, elements per block)."""
         em, op = self.em, self.op
         chunks = {}
         cap_rows = self.em.slots[Buf.WGT].rows  # rows of one of two WGT slots
-        for n0 in range(0, self.cout, n_t):
-            n = min(n_t, self.cout - n0)
+        for n0, c0 in itertools.product(range(0, self.cout, n_t), range(0, self.cin, self.cin_t)):
+            n, cc = min(n_t, self.cout - n0), min(self.cin_t, self.cin - c0)
             e_pad = self._e_pad(n)
             blk_rows = rows_for(e_pad, self.w, self.rb)
             per = max(1, cap_rows // blk_rows)
             for ci, j in enumerate(range(0, self.used.size, per)):
                 offs = self.used[j : j + per]
                 data = np.zeros((offs.size, e_pad), np.int32)
-                data[:, : self.cin * n] = op.weight[offs, :, n0 : n0 + n].reshape(offs.size, -1)
-                chunks[(n0, ci)] = (em.alloc(data.size, data), offs, blk_rows, n, e_pad)
+                block = op.weight[offs, c0 : c0 + cc, n0 : n0 + n]
+                data[:, : cc * n] = block.reshape(offs.size, -1)
+                chunks[(n0, c0, ci)] = (em.alloc(data.size, data), offs, blk_rows, n, e_pad)
         return chunks
 
     def emit(self) -> None:
@@ -393,8 +414,16 @@ class _SparseConvEmitter:
         count = [0] * self.E
         for i, (g, r0, r1, segs, n_in, p_k, rows) in enumerate(items):
             cost = map_cycles(cfg, n_in, r1 - r0, self.kmap.kernel_size) + sum(
-                conv_cycles(cfg, int(p), self.cin, min(n_t, self.cout - n0), self.a, self.w)
+                conv_cycles(
+                    cfg,
+                    int(p),
+                    min(self.cin_t, self.cin - c0),
+                    min(n_t, self.cout - n0),
+                    self.a,
+                    self.w,
+                )  # fmt: skip
                 for n0 in range(0, self.cout, n_t)
+                for c0 in range(0, self.cin, self.cin_t)
                 for p in p_k
             )
             e = int(np.argmin(load))
@@ -476,18 +505,23 @@ class _SparseConvEmitter:
         )
         inp_slot = 2 * e + k % 2
         inp_base = em.slots[Buf.INP].base(inp_slot)
-        blocks = [(self.pin.dram_addr + lo * self.cin, hi - lo) for lo, hi in segs]
-        self._load_rows(Buf.INP, inp_slot, blocks, self.cin, self.a, self.src.mode)
-        inp_rows = rows_for(n_in * self.cin, self.a, rb)
+        sliced = self.cin_t < self.cin  # one window load per input-channel slice
+        if not sliced:
+            self._window(inp_slot, segs, 0)
+        todo = [int(j) for j in np.flatnonzero(p_k)] or [int(self.used[0])]
         for n0 in range(0, self.cout, n_t):
             n = min(n_t, self.cout - n0)
             acc_slot = 2 * e + self.acc_count[e] % 2
             self.acc_count[e] += 1
             acc_base = em.slots[Buf.ACC].base(acc_slot)
             acc_rows = rows_for(n_out * n, ACC_BITS, rb)
-            todo = [int(j) for j in np.flatnonzero(p_k)] or [int(self.used[0])]
-            for idx, off in enumerate(todo):
-                wbase, wrows = self._weight_tile(n0, off, chunks)
+            steps = [(c0, off) for c0 in range(0, self.cin, self.cin_t) for off in todo]
+            for idx, (c0, off) in enumerate(steps):
+                cc = min(self.cin_t, self.cin - c0)
+                if sliced and off == todo[0]:
+                    self._window(inp_slot, segs, c0)
+                inp_rows = rows_for(n_in * cc, self.a, rb)
+                wbase, wrows = self._weight_tile(n0, c0, off, chunks)
                 reads = [
                     (Buf.INP, inp_base, inp_base + inp_rows),
                     (Buf.WGT, wbase, wbase + wrows),
@@ -507,7 +541,7 @@ class _SparseConvEmitter:
                         n_pairs=n_pairs,
                         offset=off,
                         pairs=int(p_k[off]),
-                        cin=self.cin,
+                        cin=cc,
                         cout=n,
                         a_bits=self.a,
                         w_bits=self.w,
@@ -537,27 +571,37 @@ class _SparseConvEmitter:
                 clip=self.clip,
             )
 
-    def _load_rows(self, buf, slot, blocks, row_elems, bits, mode) -> None:
-        """LOAD blocks [(DRAM address, rows)] of `row_elems` contiguous elements per row one
-        after the other into `slot` of `buf`."""
+    def _window(self, slot: int, segs, c0: int) -> None:
+        """LOAD the window's feature rows (input channels c0 .. c0 + cin_t) into INP `slot`."""
+        cc = min(self.cin_t, self.cin - c0)
+        blocks = [(self.pin.dram_addr + lo * self.cin + c0, hi - lo) for lo, hi in segs]
+        self._load_rows(Buf.INP, slot, blocks, cc, self.a, self.src.mode, pitch=self.cin)
+
+    def _load_rows(self, buf, slot, blocks, row_elems, bits, mode, pitch=None) -> None:
+        """LOAD blocks [(DRAM address, rows)] of `row_elems` contiguous elements per row (rows
+        `pitch` elements apart in DRAM, default row_elems) one after the other into `slot` of
+        `buf`."""
         offset = 0
         for addr, rows in blocks:
             offset += self.em.load(
-                buf, slot, addr, 1, rows, row_elems, 0, row_elems, bits, mode, offset_rows=offset
-            )
+                buf, slot, addr, 1, rows, row_elems, 0, pitch or row_elems, bits, mode,
+                offset_rows=offset,
+            )  # fmt: skip
 
-    def _weight_tile(self, n0, off, chunks):
-        """Buffer rows of offset `off`'s weights for channel tile n0 (loading if needed)."""
+    def _weight_tile(self, n0, c0, off, chunks):
+        """Buffer rows of offset `off`'s weights for output-channel tile n0 and input-channel
+        slice c0 (loading if needed)."""
         em = self.em
-        for (c0, ci), (addr, offs, blk_rows, n, e_pad) in chunks.items():
-            if c0 != n0 or off not in offs:
+        for (n1, c1, ci), (addr, offs, blk_rows, n, e_pad) in chunks.items():
+            if (n1, c1) != (n0, c0) or off not in offs:
                 continue
             ws = em.slots[Buf.WGT]
-            key = (self.op.name, "w", n0, ci)
+            key = (self.op.name, "w", n0, c0, ci)
             slot = ws.lookup(key)
             if slot is None:
                 slot = ws.take(key)
                 em.load(Buf.WGT, slot, addr, 1, offs.size, e_pad, 0, e_pad, self.w, self.op.w_mode)
             j = int(np.flatnonzero(offs == off)[0])
-            return ws.base(slot) + j * blk_rows, rows_for(self.cin * n, self.w, self.rb)
+            cc = min(self.cin_t, self.cin - c0)
+            return ws.base(slot) + j * blk_rows, rows_for(cc * n, self.w, self.rb)
         raise AccelsimError(f"node {self.op.name!r}: offset {off} has no stored weights")

@@ -143,3 +143,78 @@ def test_shrunk_one_pixel_conv_padded_sixteen_on_the_right():
     y = b.conv(x, 1, 1, padding=(0, 0, 0, 16), w_bits=8, bits=8, relu=False)
     res = _exact(b.finish(y), inp)
     assert res.outputs[y].shape == (1, 1, 17, 1)
+
+
+def _sparse(c_in, convs, n_voxels=40, side=6, seed=0):
+    """A SparseGraph: 8-bit signed input features of c_in channels, then one SparseConv per
+    (c_out, kernel, stride, transposed, groups, group_coeffs) in `convs`, 8-bit unsigned, on
+    n_voxels distinct random voxels of a side^3 box; returns (graph, (coords, features))."""
+    from accelsim.ir.sparse_ops import SparseConv, SparseGraph, SparseQuantize, SparseTensor
+
+    rng = np.random.default_rng(seed)
+    tensors = {
+        "features": SparseTensor("features", c_in, 32, "float", 1.0, 0, "s0"),
+        "x": SparseTensor("x", c_in, 8, "signed", 0.25, 0, "s0"),
+    }
+    nodes, x, sets = [SparseQuantize(name="quant", inputs=("features",), output="x")], "x", ["s0"]
+    for i, (c_out, k, stride, transposed, groups, coeffs) in enumerate(convs):
+        src = tensors[x]
+        coord_set = f"s{len(sets)}" if stride > 1 and not transposed else src.coord_set
+        if transposed:
+            coord_set = sets[-2]
+        elif stride > 1:
+            sets.append(coord_set)
+        y = f"y{i}"
+        tensors[y] = SparseTensor(y, c_out, 8, "unsigned", 0.5, 0, coord_set)
+        w = rng.integers(-3, 4, (k**3, src.channels, c_out)).astype(np.int8)
+        nodes.append(
+            SparseConv(
+                name=y,
+                inputs=(x,),
+                output=y,
+                weight=w,
+                w_bits=3,
+                w_scale=0.05,
+                stride=stride,
+                transposed=transposed,
+                groups=groups,
+                group_coeffs=coeffs,
+                relu=True,
+            )  # fmt: skip
+        )
+        x = y
+    g = SparseGraph("regression_sparse", tensors, nodes, "features", [x])
+    cells = rng.choice(side**3, n_voxels, replace=False)
+    coords = np.stack([np.zeros_like(cells), *np.unravel_index(cells, (side,) * 3)], axis=1)
+    return g, (coords.astype(np.int32), rng.standard_normal((n_voxels, c_in)))
+
+
+def test_sparse_group_coefficients_beyond_the_fields():
+    """Shrunk by Hypothesis: G = 1 with coefficients (3, -1, 2); the SVG_MAP field gb got -1.
+    Coefficients are taken mod G (here all 0), and 17 and 40 mod 5 fit the 4-bit fields."""
+    g, x = _sparse(1, [(1, 2, 2, False, None, None)])
+    _exact(g, x, ["svge.groups=1", "svge.group_coeffs=[3, -1, 2]"])
+    g, x = _sparse(2, [(2, 3, 1, False, 5, (17, 5, 40))])
+    _exact(g, x)
+
+
+def test_sparse_window_padding_stops_at_the_tensor_end():
+    """Shrunk by Hypothesis: two strided convs with G = 2. A window segment padded to whole
+    rows ran past the last voxel, so the COORD LOAD read the next DRAM block (features) as
+    coordinates."""
+    g, x = _sparse(1, [(1, 2, 2, False, 1, None), (1, 2, 2, False, None, None)], seed=3)
+    _exact(g, x, ["svge.groups=2"])
+
+
+def test_sparse_channel_tiles_fit_param_and_windows_slice_input_channels():
+    """96 bytes of 256-bit PARAM rows hold the rescale parameters of 2 channels (a 3-channel
+    tile overflowed its slot); 15-channel windows in 1 KB of 96-bit INP rows shared by 2
+    engines do not fit even for one output voxel (refused before), so the conv takes 8 input
+    channels at a time."""
+    g, x = _sparse(2, [(3, 3, 1, False, None, None)])
+    _exact(g, x, ["buffers.row_bits=256", "buffers.param_bytes=96"])
+    g, x = _sparse(15, [(1, 3, 1, False, 2, None)], n_voxels=300, side=8)
+    overrides = ["buffers.row_bits=96", "buffers.inp_bytes=1024", "svge.groups=6"]
+    res = _exact(g, x, overrides)
+    convs = [i for i in res.program.insns if i.op.name == "SVG_CONV"]
+    assert {i.cin for i in convs} == {8, 7}
