@@ -199,10 +199,12 @@ def test_sparse_group_coefficients_beyond_the_fields():
 
 
 def test_sparse_window_padding_stops_at_the_tensor_end():
-    """Shrunk by Hypothesis: two strided convs with G = 2. A window segment padded to whole
-    rows ran past the last voxel, so the COORD LOAD read the next DRAM block (features) as
-    coordinates."""
-    g, x = _sparse(1, [(1, 2, 2, False, 1, None), (1, 2, 2, False, None, None)], seed=3)
+    """Hypothesis's shrunk case: two strided convs with G = 2. A window segment padded to
+    whole rows ran past the last voxel, so the COORD LOAD read the next DRAM block as
+    coordinates (here: the map has 8 pairs, the instruction says 6; elsewhere duplicate or
+    negative coordinates)."""
+    convs = [(1, 2, 2, False, 1, None), (1, 2, 2, False, None, None)]
+    g, x = _sparse(1, convs, n_voxels=20, side=4, seed=4)
     _exact(g, x, ["svge.groups=2"])
 
 

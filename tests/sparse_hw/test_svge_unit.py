@@ -11,7 +11,7 @@ from accelsim.isa import Buf, Op, Unit
 from accelsim.program import ProgramBuilder
 from accelsim.sim import simulate
 from accelsim.units.svge import conv_cycles, map_cycles, map_ops
-from tests.helpers import random_coords
+from tests.helpers import make_mem, random_coords
 
 
 def test_map_cycles_by_hand(edge):
@@ -189,3 +189,23 @@ def test_map_datapath_checks_pair_count(edge):
     )
     with pytest.raises(IsaError, match="the map has 22 pairs, the instruction says n_pairs = 1"):
         simulate(b.build(), edge)
+
+
+def test_window_read_starts_inside_an_older_tile(edge):
+    """A window LOADed into part of an older tile of the same width updates that tile in
+    place (the memory model), so no tile starts at the window's first row: the SVGE reads the
+    window from inside the tile on (the minkunet G=5, E=3, 1/2-bit failure). Rows are 128
+    bits: a 1-bit window of 300 elements, LOADed in two pieces at rows 10 and 12, lies inside
+    the 40-row tile at row 0. A window running past that tile into rows no LOAD wrote is an
+    error."""
+    from accelsim.units.svge import read_span
+
+    mem = make_mem(edge)
+    mem.write(Buf.INP, 0, np.zeros(40 * 128, np.uint8), 1)  # the older tile, rows 0..39
+    window = np.random.default_rng(0).integers(0, 2, 300).astype(np.uint8)
+    mem.write(Buf.INP, 10, window[:256], 1)  # rows 10, 11: inside the older tile
+    mem.write(Buf.INP, 12, window[256:], 1)  # row 12, also inside
+    assert set(mem.bufs[Buf.INP].tiles) == {0}  # no tile starts at row 10
+    np.testing.assert_array_equal(read_span(mem, Buf.INP, 10, 300, 1, "test"), window)
+    with pytest.raises(IsaError, match="row 40 of the window holds no data"):
+        read_span(mem, Buf.INP, 39, 300, 1, "test")
