@@ -65,7 +65,7 @@ def check_operands(node: str, a_bits: int, w_bits: int, cfg: HwConfig) -> None:
     accept (`matmul.max_bits`)."""
     if max(a_bits, w_bits) > cfg.matmul.max_bits:
         raise HardwareLimitError(
-            f"node {node!r}: {a_bits}-bit activations x {w_bits}-bit weights exceed "
+            f"node {node!r}: {a_bits}-bit x {w_bits}-bit MAC operands exceed "
             f"matmul.max_bits = {cfg.matmul.max_bits}",
             "operands wider than matmul.max_bits",
         )

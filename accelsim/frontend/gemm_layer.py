@@ -129,7 +129,9 @@ def _load_input(em, L, P, image, oy0, ox0, oh, ow, c0, cin):
     """Input tile (patch with padding for conv, [m, cin] rows for linear) -> (slot, rows, pw)."""
     inp = em.slots[Buf.INP]
     if not L.conv:
-        key = (P.in_addr, image, "rows", oy0, P.in_c_off + c0)
+        # the key names the whole [oh, cin] block: another layer reading the same tensor
+        # with other tiles must not take it for its own
+        key = (P.in_addr, image, "rows", oy0, oh, P.in_c_off + c0, cin)
         rows = rows_for(oh * cin, L.a_bits, em.row_bits)
         slot = inp.lookup(key)
         if slot is None:

@@ -133,7 +133,9 @@ def plan_layers(g: Graph, cfg: HwConfig, batch: int | None) -> dict[str, Tiling]
                     f"node {op.name!r}: a MatMul runs on its declared rows only "
                     f"({g.tensors[g.input].shape[0]}), not on a batch of {batch}"
                 )
-            plans[op.name] = choose_tiling(matmul_gemm_layer(op, g), cfg, 1, op.name)
+            L = matmul_gemm_layer(op, g)
+            check_operands(op.name, L.a_bits, L.w_bits, cfg)
+            plans[op.name] = choose_tiling(L, cfg, 1, op.name)
     return plans
 
 

@@ -3,6 +3,7 @@
 give exactly the IR reference's integers in every layer."""
 
 import numpy as np
+import pytest
 
 from accelsim.config import load_config
 from accelsim.ir.builder import GraphBuilder
@@ -220,3 +221,29 @@ def test_sparse_channel_tiles_fit_param_and_windows_slice_input_channels():
     res = _exact(g, x, overrides)
     convs = [i for i in res.program.insns if i.op.name == "SVG_CONV"]
     assert {i.cin for i in convs} == {8, 7}
+
+
+def test_linear_layers_reading_one_tensor_with_other_row_tiles():
+    """From the 10,000-case run: two linear layers read the same [7, 12] tensor, the first in
+    tiles of 5 rows, the second of 7. The input block's key named only its first row and
+    channel, so the second layer took the resident 5-row block for its 7 rows."""
+    b, x, inp = _net((7, 12), bits=3, signed=True)
+    y1 = b.linear(x, 12, w_bits=5, bits=1)
+    y2 = b.linear(x, 12, w_bits=5, bits=4)
+    overrides = ["matmul.cols=3", "buffers.row_bits=64", "buffers.acc_bytes=512"]
+    res = _exact(b.finish(y1, y2), inp, overrides)
+    assert res.program.meta["plans"][y1] != res.program.meta["plans"][y2]
+
+
+def test_matmul_operands_wider_than_the_macs_are_refused_by_name():
+    """From the 10,000-case run: a MatMul's 7-bit second operand on MACs of at most 4 bits
+    failed in the simulator without naming the node; the lowering now refuses it."""
+    from accelsim.errors import HardwareLimitError
+    from accelsim.ir.transformer_builder import TransformerBuilder
+
+    rng = np.random.default_rng(0)
+    b = TransformerBuilder("t", (3, 4), rng, calib_batch=3)
+    x = b.quantize(4, signed=True)
+    y = b.matmul(x, b.linear(x, 4, w_bits=4, bits=7), heads=2, transpose_b=True, bits=8)
+    with pytest.raises(HardwareLimitError, match=r"'matmul1'.*matmul.max_bits = 4"):
+        _exact(b.finish(y), rng.standard_normal((3, 4)), ["matmul.max_bits=4"])
