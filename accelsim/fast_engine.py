@@ -27,7 +27,9 @@ of one cycle are ordered by their creators' order (then by creation sequence wit
 creator); events created at an earlier cycle come before those created during this cycle
 (generation). A unit that finds a FIFO empty waits for the push and resumes on a wake-up event
 created right after it. The two DMA engines' transfers are served in the order of their issue
-events, so ties between them resolve as in the event engine, and the per-instruction cycles,
+events, each chosen only once every other unit has advanced as far as its tokens allow (a
+transfer SimPy issues earlier may wait on one of them), so ties between them resolve as in
+the event engine, and the per-instruction cycles,
 stalls and tokens equal the event engine's everywhere (the test suite checks this on every
 built-in workload, preset and dataflow).
 
@@ -213,17 +215,20 @@ def _schedule(unit_of, cycles, wait, signal, engine, kind, init_seq, n_engines, 
     progress = True
     while progress:
         progress = False
-        for u in range(nu):
-            if kind[u] == IN_ORDER or kind[u] == ENGINES:
-                while st[u, POS] < _qlen(qoff, u):
-                    i = queue[qoff[u] + st[u, POS]]
-                    if not _pop(u, i, wait, st, tok, push_ev, ev):
-                        break
-                    _issue(
-                        u, i, kind[u], cycles, engine, signal, st, free, bus, latency, serial,
-                        out, tok, push_ev, ev,
-                    )  # fmt: skip
-                    progress = True
+        moved = True
+        while moved:  # every other unit as far as it goes, so no DMA transfer that SimPy
+            moved = False  # issues earlier than the one chosen below is still undiscovered
+            for u in range(nu):
+                if kind[u] == IN_ORDER or kind[u] == ENGINES:
+                    while st[u, POS] < _qlen(qoff, u):
+                        i = queue[qoff[u] + st[u, POS]]
+                        if not _pop(u, i, wait, st, tok, push_ev, ev):
+                            break
+                        _issue(
+                            u, i, kind[u], cycles, engine, signal, st, free, bus, latency,
+                            serial, out, tok, push_ev, ev,
+                        )  # fmt: skip
+                        moved = progress = True
         best = -1  # the DMA transfer SimPy issues first: the bus serves them in that order
         for u in range(nu):
             if kind[u] == DRAM_BUS and st[u, POS] < _qlen(qoff, u):
