@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 LATENCY = ("latency_ms", "latency (ms)", 1.0)
 ENERGY = ("energy_pj", "energy (µJ)", 1e-6)
 MAX_LABELS = 12  # label every point of a panel up to this many; beyond, only the Pareto front
+WIDE_RANGE = 8  # an axis whose values span more than this ratio is drawn on a log scale
 MAX_ROOFS = 8  # roofs drawn in colours of their own (their points alike) up to this many
 
 
@@ -143,22 +144,38 @@ def _pareto_panel(ax, res: Results, pts: list[dict], keys: list[str], norm):
         label="Pareto front",
         zorder=3,
     )
-    for (x, y), group in _coincident(pts, xs, ys).items():
+    labelled = 0
+    for (x, y), group in sorted(_coincident(pts, xs, ys).items()):
         on_front = front[pts.index(group[0])]
         if on_front or len(pts) <= MAX_LABELS:
+            # neighbouring points' labels are staggered vertically so that they stay legible
             ax.annotate(
                 _label(res, group, keys),
                 (x, y),
                 textcoords="offset points",
-                xytext=(4, 4),
+                xytext=(5, 4 + 9 * (labelled % 3)),
                 fontsize=7,
                 color="tab:red" if on_front else "0.3",
             )
+            labelled += 1
+    for values, set_scale, axis in ((xs, ax.set_xscale, ax.xaxis), (ys, ax.set_yscale, ax.yaxis)):
+        if min(values) > 0 and max(values) > WIDE_RANGE * min(values):
+            set_scale("log")  # points a decade or more apart would crowd into one corner
+            _plain_log_ticks(axis)
     ax.set_xlabel("energy per inference (µJ)")
     ax.set_ylabel("latency (ms)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return sc
+
+
+def _plain_log_ticks(axis) -> None:
+    """Ticks of a log axis as plain numbers (10, 20, 50) rather than powers of ten."""
+    from matplotlib.ticker import LogLocator, StrMethodFormatter  # noqa: PLC0415
+
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    axis.set_minor_formatter(StrMethodFormatter(""))
 
 
 def groups(res: Results) -> Figure:
