@@ -86,6 +86,21 @@ def block_indices(insn) -> np.ndarray:
     return insn.dram_addr + i + j + np.arange(insn.d2, dtype=np.int64)
 
 
+def _block_view(dram: np.ndarray, insn, distinct: bool) -> np.ndarray | None:
+    """The [d0, d1, d2] block as a strided view of `dram` (no index arrays, no copy), or None
+    when it leaves the image, or, with `distinct`, when two of its positions are one element
+    (a write through such a view would not keep the last value as indexing does)."""
+    f = insn.f
+    d0, d1, d2, s0, s1, addr = f["d0"], f["d1"], f["d2"], f["s0"], f["s1"], f["dram_addr"]
+    if addr < 0 or addr + (d0 - 1) * s0 + (d1 - 1) * s1 + d2 > dram.size:
+        return None
+    if distinct and ((d1 > 1 and s1 < d2) or (d0 > 1 and s0 < (d1 - 1) * s1 + d2)):
+        return None
+    step = dram.itemsize
+    strides = (s0 * step, s1 * step, step)
+    return np.ndarray((d0, d1, d2), dram.dtype, dram, addr * step, strides)
+
+
 def check_block(values: np.ndarray, insn, what: str) -> None:
     """Raise AccelsimError unless every value fits the instruction's (bits, mode)."""
     mode = MODE_NAMES[insn.mode]
@@ -105,7 +120,9 @@ def load_block(dram: np.ndarray, insn) -> np.ndarray:
     """LOAD datapath: the d0 x d1 x d2 block of `dram` at dram_addr (strides s0, s1), values
     checked against (bits, mode), padded with pad_value (pad_top / pad_bottom rows on d0,
     pad_left / pad_right columns on d1), in the storage dtype of (bits, mode)."""
-    block = dram[block_indices(insn)]
+    block = _block_view(dram, insn, distinct=False)
+    if block is None:
+        block = dram[block_indices(insn)]
     check_block(block, insn, "DRAM")
     pads = ((insn.pad_top, insn.pad_bottom), (insn.pad_left, insn.pad_right), (0, 0))
     if any(p for pair in pads for p in pair):
@@ -117,7 +134,11 @@ def store_block(dram: np.ndarray, insn, tile: np.ndarray) -> None:
     """STORE datapath: write the d0*d1*d2 elements of `tile` (checked against (bits, mode))
     to the block of `dram` at dram_addr (strides s0, s1)."""
     check_block(tile, insn, Buf(insn.buf).name)
-    dram[block_indices(insn)] = tile.reshape(insn.d0, insn.d1, insn.d2)
+    view = _block_view(dram, insn, distinct=True)
+    if view is None:
+        dram[block_indices(insn)] = tile.reshape(insn.d0, insn.d1, insn.d2)
+    else:
+        view[...] = tile.reshape(insn.d0, insn.d1, insn.d2)
 
 
 class _DmaEngine(UnitBase):

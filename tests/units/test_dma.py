@@ -6,7 +6,14 @@ import pytest
 from accelsim.config import load_config
 from accelsim.errors import AccelsimError
 from accelsim.isa import Buf, Insn, Op
-from accelsim.units.dma import DramBus, LoadEngine, StoreEngine, dma_cycles
+from accelsim.units.dma import (
+    DramBus,
+    LoadEngine,
+    StoreEngine,
+    dma_cycles,
+    load_block,
+    store_block,
+)
 from tests.helpers import make_mem, standalone
 
 
@@ -108,3 +115,26 @@ def test_bus_fcfs_by_hand():
     bus = DramBus(load_config("edge", ["dram.latency_cycles=10", "dram.max_outstanding=1"]))
     assert bus.transfer(0, 20) == (30, 0)
     assert bus.transfer(5, 20) == (55, 25)  # issued 30, ready 40, ends 60
+
+
+@pytest.mark.parametrize(
+    ("d0", "d1", "d2", "s0", "s1"),
+    [(3, 4, 5, 40, 8), (1, 6, 4, 0, 4), (2, 3, 4, 7, 2), (4, 1, 3, 2, 0), (2, 2, 2, 0, 0)],
+)
+def test_blocks_move_the_elements_their_indices_name(d0, d1, d2, s0, s1):
+    """LOAD reads and STORE writes exactly dram[addr + i*s0 + j*s1 + k] in (i, j, k) order,
+    also for blocks whose positions overlap (s1 < d2, s0 < the row span): a later position
+    wins, as with index arrays."""
+    rng = np.random.default_rng(d0 * 100 + s0)
+    dram = rng.integers(-100, 100, 200).astype(np.int32)
+    insn = Insn(Op.LOAD, dram_addr=11, d0=d0, d1=d1, d2=d2, s0=s0, s1=s1, bits=8)
+    idx = 11 + np.arange(d0)[:, None, None] * s0 + np.arange(d1)[None, :, None] * s1
+    idx = idx + np.arange(d2)
+    np.testing.assert_array_equal(load_block(dram, insn), dram[idx])
+    tile = rng.integers(-100, 100, d0 * d1 * d2).astype(np.int8)
+    want = dram.copy()
+    for pos, value in zip(idx.reshape(-1), tile):
+        want[pos] = value
+    store = Insn(Op.STORE, dram_addr=11, d0=d0, d1=d1, d2=d2, s0=s0, s1=s1, bits=8)
+    store_block(dram, store, tile)
+    np.testing.assert_array_equal(dram, want)
