@@ -376,6 +376,11 @@ def _check_table():
         assert used <= spec.words * WORD_BITS, (spec.op, used)
         for f in spec.fields:  # a limit taken from accelsim.numeric must fit its field
             assert f.max < 1 << f.bits, (spec.op, f.name)
+            # every value in [min, max] encodes and decodes to itself (the stream check
+            # relies on it): signed fields hold two's complement, unsigned ones no sign
+            low = -(1 << (f.bits - 1)) if f.signed else 0
+            high = (1 << (f.bits - 1)) - 1 if f.signed else (1 << f.bits) - 1
+            assert low <= f.min <= f.max <= high, (spec.op, f.name)
 
 
 _check_table()
@@ -390,22 +395,39 @@ def field_max(op: Op, name: str) -> int:
     raise IsaError(f"{op.name} has no field {name!r}")
 
 
+_FIELD_LO = {op: {f.name: f.lo for f in spec.fields} for op, spec in TABLE.items()}
+
+
 class Insn:
     """A decoded instruction: `op`, `wait`, `signal`, `tag` and one attribute per table field."""
 
     __slots__ = ("op", "wait", "signal", "tag", "f", "index")
 
     def __init__(self, op: Op, wait: int = 0, signal: int = 0, tag: int = 0, **fields):
-        spec = TABLE.get(op)
-        if spec is None:
+        lows = _FIELD_LO.get(op)
+        if lows is None:
             raise IsaError(f"unknown opcode {op!r}")
-        self.op = Op(op)
+        self.op = op if type(op) is Op else Op(op)
         self.wait, self.signal, self.tag = wait, signal, tag
-        unknown = set(fields) - {f.name for f in spec.fields}
-        if unknown:
-            raise IsaError(f"{self.op.name}: unknown field(s) {', '.join(sorted(unknown))}")
-        self.f = {f.name: int(fields.get(f.name, f.lo)) for f in spec.fields}
+        f = dict(lows)  # fields not given take their lowest legal value
+        f.update(fields)
+        if len(f) != len(lows):
+            unknown = sorted(set(fields) - set(lows))
+            raise IsaError(f"{self.op.name}: unknown field(s) {', '.join(unknown)}")
+        for name, value in fields.items():
+            if type(value) is not int:  # enums, bools and numpy integers become plain ints
+                f[name] = int(value)
+        self.f = f
         self.index = -1  # position in the program, set by the simulator
+
+    @classmethod
+    def of(cls, op: Op, fields: dict) -> Insn:
+        """An instruction from `fields`, a dict holding every field of `op`'s table row as an
+        int, taken as is: the front end's fast path (`Insn(...)` checks names and converts
+        values; `accelsim.frontend.validate.validate_stream` checks a lowered stream)."""
+        insn = object.__new__(cls)
+        insn.op, insn.wait, insn.signal, insn.tag, insn.f, insn.index = op, 0, 0, 0, fields, -1
+        return insn
 
     def __getattr__(self, name):
         try:
@@ -431,6 +453,9 @@ class Insn:
 
 
 _MASK_MAX = (1 << len(Unit)) - 1  # wait/signal bits above the last unit must be zero
+TAG_MAX = (1 << 11) - 1  # the header's tag field
+# legal (lowest, highest) of the header values of every instruction
+HEADER_RANGES = {"wait": (0, _MASK_MAX), "signal": (0, _MASK_MAX), "tag": (0, TAG_MAX)}
 
 
 def _check_range(op: Op, name: str, value: int, lo: int, hi: int):
@@ -440,9 +465,8 @@ def _check_range(op: Op, name: str, value: int, lo: int, hi: int):
 
 def validate(insn: Insn) -> None:
     """Raise `IsaError` if any field of `insn` does not fit the table."""
-    _check_range(insn.op, "wait", insn.wait, 0, _MASK_MAX)
-    _check_range(insn.op, "signal", insn.signal, 0, _MASK_MAX)
-    _check_range(insn.op, "tag", insn.tag, 0, 2047)
+    for name, (lo, hi) in HEADER_RANGES.items():
+        _check_range(insn.op, name, getattr(insn, name), lo, hi)
     for f in TABLE[insn.op].fields:
         _check_range(insn.op, f.name, insn.f[f.name], f.min, f.max)
 

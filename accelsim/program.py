@@ -66,20 +66,31 @@ class Program:
     """Instructions, DRAM image and the placement of named inputs and outputs.
 
     `insns`: decoded instructions in program order. `dram`: flat int32 DRAM image (element
-    addressed). `inputs` / `outputs`: name -> `TensorPlace` (or a (dram_addr, shape, bits,
-    mode) tuple, converted on construction). `tags`: instruction tag -> layer name. `meta`:
-    free JSON-serialisable metadata (config name, workload, ...).
+    addressed), or None for a timing-only program, which keeps only the image's size,
+    `dram_size` (elements). `inputs` / `outputs`: name -> `TensorPlace` (or a (dram_addr,
+    shape, bits, mode) tuple, converted on construction). `tags`: instruction tag -> layer
+    name. `meta`: free JSON-serialisable metadata (config name, workload, ...).
     """
 
     insns: list
-    dram: np.ndarray
+    dram: np.ndarray | None
     inputs: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
     tags: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    dram_size: int | None = None
 
     def __post_init__(self):
-        self.dram = np.ascontiguousarray(self.dram, dtype=np.int32).reshape(-1)
+        if self.dram is None:
+            if self.dram_size is None or self.dram_size < 0:
+                raise AccelsimError("a program without a DRAM image needs its dram_size")
+        else:
+            self.dram = np.ascontiguousarray(self.dram, dtype=np.int32).reshape(-1)
+            if self.dram_size not in (None, self.dram.size):
+                raise AccelsimError(
+                    f"dram_size {self.dram_size} differs from the {self.dram.size}-element image"
+                )
+            self.dram_size = self.dram.size
         self.inputs = {k: _place(k, v, "program inputs") for k, v in self.inputs.items()}
         self.outputs = {k: _place(k, v, "program outputs") for k, v in self.outputs.items()}
         self.tags = {int(k): str(v) for k, v in self.tags.items()}
@@ -87,11 +98,11 @@ class Program:
             insn.index = i
         for kind, table in (("input", self.inputs), ("output", self.outputs)):
             for name, p in table.items():
-                if p.dram_addr + p.size > self.dram.size:
+                if p.dram_addr + p.size > self.dram_size:
                     raise ModelFormatError(
                         f"{kind} {name!r} at DRAM [{p.dram_addr}, "
                         f"{p.dram_addr + p.size}) lies beyond the "
-                        f"{self.dram.size}-element DRAM image"
+                        f"{self.dram_size}-element DRAM image"
                     )
 
     def place_inputs(self, dram: np.ndarray, arrays: dict) -> None:
@@ -130,6 +141,10 @@ class Program:
 
     def save(self, path) -> None:
         """Write the program to one `.npz` file atomically (temporary file, then rename)."""
+        if self.dram is None:
+            raise AccelsimError(
+                f"cannot save {path}: the program was lowered timing-only and has no DRAM image"
+            )
         words = np.frombuffer(encode_program(self.insns), dtype=np.uint8)
         meta = np.frombuffer(json.dumps(self._metadata()).encode(), dtype=np.uint8)
         atomic_write(path, lambda fh: np.savez(fh, words=words, dram=self.dram, meta=meta))

@@ -72,17 +72,18 @@ def run_model(
     """Lower `graph` for `cfg` (unless `program` is given), simulate it on input `x` (see the
     module docstring for each graph kind) with the timing `engine` ("event" or "fast", see
     `accelsim.sim.simulate`) and return statistics and outputs; with `check=True` also compare
-    every layer with the integer reference (`compare`)."""
+    every layer with the integer reference (`compare`). count_only: timing only (no datapath,
+    no outputs); the program is then lowered without its DRAM image and no input is placed."""
     from accelsim.sim import simulate  # noqa: PLC0415
 
     kind = _KINDS[graph.kind]
     x = kind.prepare(graph, x)
     if program is None:
-        program = kind.lower(graph, cfg, x)
+        program = kind.lower(graph, cfg, x, count_only)
     res = simulate(
         program,
         cfg,
-        inputs=kind.place(graph, cfg, program, x),
+        inputs=None if count_only else kind.place(graph, cfg, program, x),
         count_only=count_only,
         trace=trace,
         progress=progress,
@@ -99,11 +100,14 @@ def run_model(
     return result
 
 
-def lower_for_input(graph: Graph | SparseGraph, cfg: HwConfig, x) -> Program:
+def lower_for_input(
+    graph: Graph | SparseGraph, cfg: HwConfig, x, timing_only: bool = False
+) -> Program:
     """The program `run_model` would lower for input `x` (`accelsim compile`): a dense graph
-    at x's batch, a sparse graph for x's voxel coordinates."""
+    at x's batch, a sparse graph for x's voxel coordinates; `timing_only`: without its DRAM
+    image (for count-only simulation)."""
     kind = _KINDS[graph.kind]
-    return kind.lower(graph, cfg, kind.prepare(graph, x))
+    return kind.lower(graph, cfg, kind.prepare(graph, x), timing_only)
 
 
 def compare(graph: Graph | SparseGraph, outputs: dict, reference: dict) -> tuple[bool, str]:
@@ -143,7 +147,7 @@ class _Kind(NamedTuple):
     """The steps of a run that depend on the graph kind."""
 
     prepare: Callable  # (graph, x) -> x checked and in canonical form
-    lower: Callable  # (graph, cfg, x) -> Program for this input
+    lower: Callable  # (graph, cfg, x, timing_only) -> Program for this input
     place: Callable  # (graph, cfg, program, x) -> {input tensor: integers the host writes}
     read: Callable  # (graph, program, simulated outputs, x) -> outputs in the graph's layout
     reference: Callable  # (graph, cfg, x) -> {tensor: integers the machine must produce}
@@ -158,10 +162,11 @@ def _core(graph: Graph) -> Graph:
     return split_host(graph).core if any(is_host(n) for n in graph.nodes) else graph
 
 
-def _dense_lower(graph: Graph, cfg: HwConfig, x: np.ndarray) -> Program:
+def _dense_lower(graph: Graph, cfg: HwConfig, x: np.ndarray, timing_only: bool) -> Program:
     core = _core(graph)
     batch = x.shape[0]
-    return lower(core, cfg, batch=None if batch == core.tensors[core.input].shape[0] else batch)
+    batch = None if batch == core.tensors[core.input].shape[0] else batch
+    return lower(core, cfg, batch=batch, timing_only=timing_only)
 
 
 def _dense_place(graph: Graph, cfg: HwConfig, program: Program, x: np.ndarray) -> dict:
@@ -226,8 +231,8 @@ def _sparse_prepare(graph: SparseGraph, x) -> tuple[np.ndarray, np.ndarray]:
     return coords, feats
 
 
-def _sparse_lower(graph: SparseGraph, cfg: HwConfig, x) -> Program:
-    return lower(graph, cfg, coords=x[0])
+def _sparse_lower(graph: SparseGraph, cfg: HwConfig, x, timing_only: bool) -> Program:
+    return lower(graph, cfg, coords=x[0], timing_only=timing_only)
 
 
 def _row_order(program: Program, coords) -> np.ndarray:

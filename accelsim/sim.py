@@ -100,7 +100,7 @@ def _plan(program, cfg, units, chans) -> Plan:
     Profiles are cached by the instructions' non-address fields (tiled programs repeat a few
     tile shapes), so the per-instruction work here is two key lookups and the range checks;
     the static counts are summed per (profile, tag) at the end."""
-    cap = [cfg.buffers.capacity_rows(b.name) for b in Buf] + [program.dram.size]  # [-1]: DRAM
+    cap = [cfg.buffers.capacity_rows(b.name) for b in Buf] + [program.dram_size]  # [-1]: DRAM
     headers: dict = {}  # (op, wait, signal) -> (unit id, unit, wait FIFOs, signal FIFOs, key)
     profiles: dict = {}  # (op, profile key) -> (id, cycles, template, range checks)
     by_id: list = []  # (unit id, cycles, counts) per profile id
@@ -340,6 +340,11 @@ def simulate(
     bus = DramBus(cfg)
     dram = mem = None
     if not count_only:
+        if program.dram is None:
+            raise AccelsimError(
+                "the program was lowered timing-only (no DRAM image): simulate it with "
+                "count_only=True, or lower it again with its data"
+            )
         dram = program.dram.copy()
         if inputs:
             program.place_inputs(dram, inputs)

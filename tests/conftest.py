@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: the `edge` preset and a fixed-seed random generator.
+"""Fixtures shared by every test: the `edge` preset, a fixed-seed random generator and the
+ImageNet networks (built once per session).
 
 Plain helpers that tests call with arguments (random voxel sets, random operands, a memory with
 tiles placed by hand, a unit without a SimPy process) are in `tests/helpers.py`; hand-written
@@ -15,6 +16,22 @@ from accelsim.config import load_config
 def edge():
     """The `edge` preset: 16x16 Bit Fusion array, 500 MHz, LPDDR4-class DRAM."""
     return load_config("edge")
+
+
+@pytest.fixture(scope="session")
+def imagenet():
+    """name -> the built-in ImageNet network at 224x224, 8/8 bits, seed 0, built on first use
+    and shared by every test of the session (VGG-16 alone draws 138M weights)."""
+    from workloads import imagenet as nets
+
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = getattr(nets, name)()
+        return cache[name]
+
+    return get
 
 
 @pytest.fixture

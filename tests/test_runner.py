@@ -108,6 +108,9 @@ def test_lower_for_input_is_the_program_run_model_runs(sparse_run, dense_run, ed
         prog = lower_for_input(g, cfg, x)
         assert encode_program(prog.insns) == encode_program(res.program.insns)
         np.testing.assert_array_equal(prog.dram, res.program.dram)
+        timing = lower_for_input(g, cfg, x, timing_only=True)  # same words, no image
+        assert encode_program(timing.insns) == encode_program(prog.insns)
+        assert timing.dram is None and timing.dram_size == prog.dram.size
     assert any(
         i.op is Op.SVG_CONV for i in lower_for_input(sparse_run[0], cfg, sparse_run[1]).insns
     )

@@ -219,7 +219,7 @@ def compile(args) -> int:  # noqa: A001 (the command is called compile)
     program = lower_for_input(graph, cfg, make_input(graph, None, args.seed))
     program.save(args.output)
     print(
-        f"wrote {args.output}: {len(program.insns)} instructions, {program.dram.size} DRAM elements"
+        f"wrote {args.output}: {len(program.insns)} instructions, {program.dram_size} DRAM elements"
     )
     return 0
 

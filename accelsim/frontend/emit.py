@@ -3,13 +3,13 @@
 `Emitter` owns the growing program: the list of instructions, the regions each one reads and
 writes (for `insert_tokens`), and the DRAM image being laid out. Buffers are split into slots
 (two for double buffering, more where a step needs several operands at once); a slot remembers
-the key of the tile it holds (`Slots.lookup`), so the emitter -- and the tiling search, which
-runs it with `dry=True` -- skips reloading a tile that is still resident.
+the key of the tile it holds (`Slots.lookup`), so the emitter skips reloading a tile that is
+still resident (`accelsim.frontend.tile_cost` counts those reloads in closed form).
 
 Callers add instructions only through the public methods: `load` / `store` (DMA blocks),
-`compute` (an instruction whose regions are whole slots; counts a tile for the tiling search),
-`emit` (an instruction with explicit buffer row ranges), and `rescale_store` (the RESCALE and
-STORE that finish every accumulated output tile, with its PARAM load).
+`compute` (an instruction whose regions are whole slots), `emit` (an instruction with explicit
+buffer row ranges), and `rescale_store` (the RESCALE and STORE that finish every accumulated
+output tile, with its PARAM load).
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ def dma_bytes(d0: int, d1: int, d2: int, bits: int) -> int:
     return d0 * d1 * -(-d2 * bits // 8)
 
 
-DRAM_ELEMENTS = field_max(Op.LOAD, "dram_addr") + 1  # elements the DMA addresses reach
 MAX_D2 = min(field_max(Op.LOAD, "d2"), field_max(Op.STORE, "d2"))  # longest merged DMA row
+DRAM_ELEMENTS = field_max(Op.LOAD, "dram_addr") + 1  # elements the DMA addresses reach
+MODE_CODE = {name: int(m) for name, m in MODE_BY_NAME.items()}  # "signed" -> 0, ...
 ACC_BITS = 32  # accumulator width
 PARAM_BITS = 3 * 32  # per output channel in PARAM: bias, multiplier, shift (int32 each)
 
@@ -71,10 +72,6 @@ def check_operands(node: str, a_bits: int, w_bits: int, cfg: HwConfig) -> None:
         )
 
 
-class OverBudget(Exception):
-    """A dry run exceeded `Emitter.budget_bytes` (the tiling search abandons that candidate)."""
-
-
 class Slots:
     """A buffer cut into `n` equal slots, each holding one tile identified by a key."""
 
@@ -107,19 +104,21 @@ class Slots:
 
 
 class Emitter:
-    """Builds instructions, their access sets and the DRAM image for one program."""
+    """Builds instructions, their access sets and the DRAM image for one program.
 
-    def __init__(self, cfg: HwConfig, dry: bool = False):
+    image=False lays DRAM out (addresses and size) without keeping its contents: a timing-only
+    program needs no weights or parameters, and building the image is a large part of
+    lowering a big network."""
+
+    def __init__(self, cfg: HwConfig, image: bool = True):
         self.cfg = cfg
         self.row_bits = cfg.buffers.row_bits
-        self.dry = dry
         self.insns: list[Insn] = []
         self.accesses: list[Access] = []
         self.dram_bytes = 0
-        self.budget_bytes = None  # dry runs: stop once DRAM bytes exceed this
-        self.tiles = 0
         self.tag = 0
-        self.chunks: list[np.ndarray] = []
+        self.image = image
+        self.chunks: list[tuple[int, np.ndarray]] = []  # (address, values) of initialised data
         self.dram_size = 0
         self.slots = {
             Buf.INP: Slots(Buf.INP, cfg, 2),
@@ -130,7 +129,8 @@ class Emitter:
         }
 
     def alloc(self, size: int, data: np.ndarray | None = None) -> int:
-        """Reserve `size` elements of DRAM (filled with `data` if given); returns the address."""
+        """Reserve `size` elements of DRAM (filled with `data` if given, else zeros); returns
+        the address."""
         addr = self.dram_size
         if addr + size > DRAM_ELEMENTS:
             raise HardwareLimitError(
@@ -138,14 +138,11 @@ class Emitter:
                 f"32-bit addresses reach",
                 "DRAM address space",
             )
-        if not self.dry:
-            chunk = np.zeros(size, np.int32)
-            if data is not None:
-                flat = np.asarray(data).reshape(-1)
-                if flat.size != size:
-                    raise ValueError(f"alloc({size}) given {flat.size} elements of data")
-                chunk[:] = flat
-            self.chunks.append(chunk)
+        if data is not None:
+            if np.size(data) != size:
+                raise ValueError(f"alloc({size}) given {np.size(data)} elements of data")
+            if self.image:
+                self.chunks.append((addr, data))
         self.dram_size += size
         return addr
 
@@ -157,8 +154,14 @@ class Emitter:
             raise AccelsimError(f"node {node!r}: rescale parameters do not fit int32")
         return self.alloc(params.size, params.astype(np.int32))
 
-    def dram_image(self) -> np.ndarray:
-        return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.int32)
+    def dram_image(self) -> np.ndarray | None:
+        """The int32 DRAM image laid out so far (None when built with image=False)."""
+        if not self.image:
+            return None
+        dram = np.zeros(self.dram_size, np.int32)
+        for addr, data in self.chunks:
+            dram[addr : addr + np.size(data)] = np.ravel(data)
+        return dram
 
     def use_slots(self, buf: Buf, n: int) -> None:
         """Re-cut `buf` into `n` slots (at a layer boundary; tokens order the reuse)."""
@@ -167,11 +170,10 @@ class Emitter:
     def emit(self, insn: Insn, reads, writes) -> None:
         """Append `insn` (tagged with the current layer) with the regions it reads and writes:
         (buf, first row, end row) for buffers, ("dram", first element, end element) for DRAM.
-        `insert_tokens` orders instructions by these regions. Dry runs append nothing."""
-        if not self.dry:
-            insn.tag = self.tag
-            self.insns.append(insn)
-            self.accesses.append(Access(reads, writes))
+        `insert_tokens` orders instructions by these regions."""
+        insn.tag = self.tag
+        self.insns.append(insn)
+        self.accesses.append(Access(reads, writes))
 
     def load(
         self,
@@ -196,34 +198,27 @@ class Emitter:
         rows = rows_for(n, bits, self.row_bits)
         d0, d1, d2, s0, s1 = coalesce(d0, d1, d2, s0, s1, pads)
         self.dram_bytes += dma_bytes(d0, d1, d2, bits)
-        if self.budget_bytes is not None and self.dram_bytes > self.budget_bytes:
-            raise OverBudget
         self.check_slot(buf, offset_rows + rows, "LOAD")
         base = self.slots[buf].base(slot) + offset_rows
         end = dram_addr + (d0 - 1) * s0 + (d1 - 1) * s1 + d2
-        if not self.dry:
-            self.emit(
-                Insn(
-                    Op.LOAD,
-                    buf=buf,
-                    sram_addr=base,
-                    dram_addr=dram_addr,
-                    d0=d0,
-                    d1=d1,
-                    d2=d2,
-                    s0=s0,
-                    s1=s1,
-                    bits=bits,
-                    mode=MODE_BY_NAME[mode],
-                    pad_top=pt,
-                    pad_bottom=pb,
-                    pad_left=pl,
-                    pad_right=pr,
-                    pad_value=pad_value,
-                ),
-                reads=[("dram", dram_addr, end)],
-                writes=[(buf, base, base + rows)],
-            )
+        fields = {
+            "buf": int(buf),
+            "sram_addr": base,
+            "dram_addr": dram_addr,
+            "d0": d0,
+            "d1": d1,
+            "d2": d2,
+            "s0": s0,
+            "s1": s1,
+            "bits": bits,
+            "mode": MODE_CODE[mode],
+            "pad_top": pt,
+            "pad_bottom": pb,
+            "pad_left": pl,
+            "pad_right": pr,
+            "pad_value": pad_value,
+        }
+        self.emit(Insn.of(Op.LOAD, fields), [("dram", dram_addr, end)], [(buf, base, base + rows)])
         return rows
 
     def store(
@@ -243,29 +238,24 @@ class Emitter:
         """STORE the d0 x d1 x d2 block held in `slot` of `buf`, from `offset_rows` rows past
         the slot's first row, to DRAM (strides s0, s1)."""
         rows = rows_for(d0 * d1 * d2, bits, self.row_bits)
-        self.check_slot(buf, rows, "STORE")
         d0, d1, d2, s0, s1 = coalesce(d0, d1, d2, s0, s1)
         self.dram_bytes += dma_bytes(d0, d1, d2, bits)
+        self.check_slot(buf, rows, "STORE")
         base = self.slots[buf].base(slot) + offset_rows
         end = dram_addr + (d0 - 1) * s0 + (d1 - 1) * s1 + d2
-        if not self.dry:
-            self.emit(
-                Insn(
-                    Op.STORE,
-                    buf=buf,
-                    sram_addr=base,
-                    dram_addr=dram_addr,
-                    d0=d0,
-                    d1=d1,
-                    d2=d2,
-                    s0=s0,
-                    s1=s1,
-                    bits=bits,
-                    mode=MODE_BY_NAME[mode],
-                ),
-                reads=[(buf, base, base + rows)],
-                writes=[("dram", dram_addr, end)],
-            )
+        fields = {
+            "buf": int(buf),
+            "sram_addr": base,
+            "dram_addr": dram_addr,
+            "d0": d0,
+            "d1": d1,
+            "d2": d2,
+            "s0": s0,
+            "s1": s1,
+            "bits": bits,
+            "mode": MODE_CODE[mode],
+        }
+        self.emit(Insn.of(Op.STORE, fields), [(buf, base, base + rows)], [("dram", dram_addr, end)])
 
     def check_slot(self, buf: Buf, end_row: int, what: str) -> None:
         """Raise AccelsimError if an access reaching `end_row` rows past a slot's first row
@@ -279,12 +269,9 @@ class Emitter:
 
     def compute(self, insn: Insn, reads, writes) -> None:
         """Add a compute instruction with its buffer regions [(buf, slot, rows)] (each from the
-        slot's first row); counts one tile for the tiling search."""
-        self.tiles += 1
+        slot's first row)."""
         for b, _, r in (*reads, *writes):
             self.check_slot(b, r, insn.op.name)
-        if self.dry:
-            return
         to_regions = [
             [(b, self.slots[b].base(s), self.slots[b].base(s) + r) for b, s, r in lst]
             for lst in (reads, writes)
@@ -322,42 +309,40 @@ class Emitter:
         """Finish an accumulated output tile: RESCALE the int32 [d0 * d1, d2] tile in ACC slot
         `acc_slot` to `bits` / `mode` into the next OUT slot (per-channel parameters from
         `param_slot(param_key, param_addr, d2)`), then STORE it to DRAM as the d0 x d1 x d2
-        block at `dram_addr` (strides s0, s1). `clip`: optional (lo, hi) clamp. Dry runs count
-        the DMA bytes only."""
+        block at `dram_addr` (strides s0, s1). `clip`: optional (lo, hi) clamp."""
         rb = self.row_bits
         m, n = d0 * d1, d2
         p_slot = self.param_slot(param_key, param_addr, n)
         out_slot = self.slots[Buf.OUT].take()
         self.check_slot(Buf.ACC, rows_for(m * n, ACC_BITS, rb), "RESCALE")
         lo, hi = clip if clip is not None else (0, 0)
-        if not self.dry:
-            acc_base, p_base = (
-                self.slots[Buf.ACC].base(acc_slot),
-                self.slots[Buf.PARAM].base(p_slot),
-            )
-            out_base = self.slots[Buf.OUT].base(out_slot)
-            self.emit(
-                Insn(
-                    Op.RESCALE,
-                    acc_addr=acc_base,
-                    param_addr=p_base,
-                    out_addr=out_base,
-                    m=m,
-                    n=n,
-                    bits=bits,
-                    mode=MODE_BY_NAME[mode],
-                    zp=zp,
-                    relu=int(relu),
-                    clip=int(clip is not None),
-                    clip_lo=lo,
-                    clip_hi=hi,
-                ),
-                [
-                    (Buf.ACC, acc_base, acc_base + rows_for(m * n, ACC_BITS, rb)),
-                    (Buf.PARAM, p_base, p_base + rows_for(n, PARAM_BITS, rb)),
-                ],
-                [(Buf.OUT, out_base, out_base + rows_for(m * n, bits, rb))],
-            )
+        acc_base, p_base = (
+            self.slots[Buf.ACC].base(acc_slot),
+            self.slots[Buf.PARAM].base(p_slot),
+        )
+        out_base = self.slots[Buf.OUT].base(out_slot)
+        fields = {
+            "acc_addr": acc_base,
+            "param_addr": p_base,
+            "out_addr": out_base,
+            "m": m,
+            "n": n,
+            "bits": bits,
+            "mode": MODE_CODE[mode],
+            "zp": zp,
+            "relu": int(relu),
+            "clip": int(clip is not None),
+            "clip_lo": lo,
+            "clip_hi": hi,
+        }
+        self.emit(
+            Insn.of(Op.RESCALE, fields),
+            [
+                (Buf.ACC, acc_base, acc_base + rows_for(m * n, ACC_BITS, rb)),
+                (Buf.PARAM, p_base, p_base + rows_for(n, PARAM_BITS, rb)),
+            ],
+            [(Buf.OUT, out_base, out_base + rows_for(m * n, bits, rb))],
+        )
         self.store(Buf.OUT, out_slot, dram_addr, d0, d1, d2, s0, s1, bits, mode)
 
     def finish(self) -> list[Insn]:

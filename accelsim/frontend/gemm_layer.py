@@ -1,24 +1,23 @@
-"""Emission of one GEMM layer (conv, depthwise conv, linear) for one image, and tile choice.
+"""Emission of one GEMM layer (conv, depthwise conv, linear) for one image.
 
 Per output tile and channel tile the emitted sequence is
   [LOAD INP patch] [LOAD WGT] GEMM   (once per input-channel slice, accumulating in ACC)
   [LOAD PARAM] RESCALE STORE        (once the accumulation is complete)
 where bracketed loads are skipped when the tile is still resident (see `Slots.lookup`), and the
-last line is `Emitter.rescale_store`.
+last line is `Emitter.rescale_store`. `accelsim.frontend.tile_cost` gives in closed form what
+this emission produces for a tiling, and chooses the tiling.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.config import HwConfig
-from accelsim.errors import AccelsimError, HardwareLimitError
-from accelsim.frontend.emit import ACC_BITS, MODE_BY_NAME, Emitter, OverBudget, rows_for
+from accelsim.errors import AccelsimError
+from accelsim.frontend.emit import ACC_BITS, MODE_CODE, Emitter, rows_for
 from accelsim.frontend.padding import PAD_MAX
-from accelsim.frontend.tiling import GemmLayer, Tiling, candidates
+from accelsim.frontend.tiling import GemmLayer, Tiling
 from accelsim.isa import Buf, Insn, Op
 
 
@@ -29,7 +28,7 @@ class GemmPlace:
     in_addr / out_addr: first element of this image's NHWC input / output; in_c / out_c: the
     channel counts of those tensors (row pitch) and in_c_off / out_c_off the first channel this
     layer reads / writes (grouped conv). w_blocks: (n0, c0) -> DRAM address of each packed
-    weight tile (`pack_weights`; None in dry runs), or -> a (dram_addr, d0, d1, d2, s0, s1)
+    weight tile (`pack_weights`; None: address 0), or -> a (dram_addr, d0, d1, d2, s0, s1)
     block that the LOAD reads in place from an activation tensor (the second operand of a
     MatMul, `accelsim.frontend.matmul_layer`); p_addr: [cout, 3] (bias, multiplier, shift)
     rows. pad_value: input zero point."""
@@ -61,6 +60,18 @@ def emit_gemm_layer(em: Emitter, L: GemmLayer, t: Tiling, P: GemmPlace, image: i
     else:
         steps = [(sp, nt) for nt in range(n_n) for sp in spatial]
     rb = em.row_bits
+    layer_fields = {  # the GEMM fields every tile of the layer shares
+        "a_bits": L.a_bits,
+        "w_bits": L.w_bits,
+        "a_mode": MODE_CODE[P.a_mode],
+        "w_mode": MODE_CODE[P.w_mode],
+        "conv": int(L.conv),
+        "depthwise": int(L.depthwise),
+        "kh": L.kh,
+        "kw": L.kw,
+        "stride": 1 if L.one_pixel else L.stride,  # gathered taps are adjacent
+        "dilation": 1 if L.one_pixel else L.dilation,
+    }
     for (i, j), nt in steps:
         oy0, ox0, n0 = i * t.oh_t, j * t.ow_t, nt * t.n_t
         oh, ow, n = min(t.oh_t, L.oh - oy0), min(t.ow_t, L.ow - ox0), min(t.n_t, L.cout - n0)
@@ -78,35 +89,19 @@ def emit_gemm_layer(em: Emitter, L: GemmLayer, t: Tiling, P: GemmPlace, image: i
             reads = [(Buf.INP, inp_slot, inp_rows), (Buf.WGT, wgt_slot, wgt_rows)]
             if ct:
                 reads.append((Buf.ACC, acc_slot, acc_rows))
-            if em.dry:
-                em.tiles += 1
-                continue
-            em.compute(
-                Insn(
-                    Op.GEMM,
-                    inp_addr=em.slots[Buf.INP].base(inp_slot),
-                    wgt_addr=em.slots[Buf.WGT].base(wgt_slot),
-                    acc_addr=em.slots[Buf.ACC].base(acc_slot),
-                    m=m,
-                    k=k,
-                    n=n,
-                    a_bits=L.a_bits,
-                    w_bits=L.w_bits,
-                    a_mode=MODE_BY_NAME[P.a_mode],
-                    w_mode=MODE_BY_NAME[P.w_mode],
-                    reset=int(ct == 0),
-                    conv=int(L.conv),
-                    depthwise=int(L.depthwise),
-                    kh=L.kh,
-                    kw=L.kw,
-                    stride=1 if L.one_pixel else L.stride,  # gathered taps are adjacent
-                    dilation=1 if L.one_pixel else L.dilation,
-                    ow=ow if L.conv else 1,
-                    patch_w=pw,
-                ),
-                reads,
-                [(Buf.ACC, acc_slot, acc_rows)],
-            )
+            fields = {
+                **layer_fields,
+                "inp_addr": em.slots[Buf.INP].base(inp_slot),
+                "wgt_addr": em.slots[Buf.WGT].base(wgt_slot),
+                "acc_addr": em.slots[Buf.ACC].base(acc_slot),
+                "m": m,
+                "k": k,
+                "n": n,
+                "reset": int(ct == 0),
+                "ow": ow if L.conv else 1,
+                "patch_w": pw,
+            }
+            em.compute(Insn.of(Op.GEMM, fields), reads, [(Buf.ACC, acc_slot, acc_rows)])
         c = P.out_c
         if L.conv:  # the tile's oh x ow pixels, n channels, in the NHWC output
             block = (P.out_addr + (oy0 * L.ow + ox0) * c + P.out_c_off + n0, oh, ow, n, L.ow * c, c)
@@ -215,34 +210,3 @@ def pack_weights(em: Emitter, L: GemmLayer, t: Tiling, w: np.ndarray) -> dict:
             cin = min(t.cin_t, L.cin - c0)
             blocks[(n0, c0)] = em.alloc(taps * cin * n, w[:, c0 : c0 + cin, n0 : n0 + n])
     return blocks
-
-
-def choose_tiling(L: GemmLayer, cfg: HwConfig, images: int = 1, name: str = "layer") -> Tiling:
-    """The candidate tiling with the fewest DRAM bytes (then fewest tiles) for `images`.
-
-    Candidates are tried from the fewest tiles up, and a dry run stops as soon as its DRAM
-    bytes exceed the best so far (branch and bound), so big layers are planned quickly."""
-    best, best_cost = None, None
-    P = GemmPlace(0, L.cin, 0, L.cout, 0)
-    cands = sorted(candidates(L, cfg), key=lambda t: math.prod(t.counts(L)))
-    for t in cands:
-        em = Emitter(cfg, dry=True)
-        if best_cost is not None:
-            # later candidates have at least as many tiles: they win only with fewer bytes
-            em.budget_bytes = best_cost[0] - 1
-        try:
-            for img in range(min(images, 2)):  # two images show whether weights stay resident
-                emit_gemm_layer(em, L, t, P, image=img)
-        except OverBudget:
-            continue
-        cost = (em.dram_bytes, em.tiles)
-        if best_cost is None or cost < best_cost:
-            best, best_cost = t, cost
-    if best is None:
-        raise HardwareLimitError(
-            f"node {name!r}: its smallest tile (one output pixel, one channel, one input "
-            f"channel: kernel {L.kh}x{L.kw}) does not fit half of each buffer; increase the "
-            f"buffer sizes",
-            "buffers smaller than the smallest tile",
-        )
-    return best

@@ -7,14 +7,19 @@ can be read back and checked against the IR reference (`accelsim run --check`).
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import math
+
 import numpy as np
 
 from accelsim.config import HwConfig
 from accelsim.errors import AccelsimError
 from accelsim.frontend.emit import Emitter, check_operands, clip_bounds
-from accelsim.frontend.gemm_layer import GemmPlace, choose_tiling, emit_gemm_layer, pack_weights
+from accelsim.frontend.gemm_layer import GemmPlace, emit_gemm_layer, pack_weights
 from accelsim.frontend.matmul_layer import emit_matmul, matmul_gemm_layer
 from accelsim.frontend.padding import PadPlan, emit_padded_copy, pad_plan
+from accelsim.frontend.tile_cost import choose_tiling
 from accelsim.frontend.tiling import GemmLayer, Tiling
 from accelsim.frontend.tokens import insert_tokens
 from accelsim.frontend.validate import validate_stream
@@ -27,26 +32,55 @@ from accelsim.ir.transformer_ops import MatMul
 from accelsim.program import Program, TensorPlace
 
 
-def lower(graph: Graph, cfg: HwConfig, *, batch: int | None = None, coords=None) -> Program:
+def lower(
+    graph: Graph,
+    cfg: HwConfig,
+    *,
+    batch: int | None = None,
+    coords=None,
+    timing_only: bool = False,
+) -> Program:
     """Lower `graph` for hardware `cfg`. `batch` overrides the graph's batch size. A sparse
     graph (`graph.kind == "sparse"`, see `accelsim.frontend.sparse_lower`) is lowered for the
-    input voxels `coords`."""
-    if graph.kind == "sparse":
-        from accelsim.frontend.sparse_lower import lower_sparse  # noqa: PLC0415 (start-up)
+    input voxels `coords`. timing_only: the same instructions, but no DRAM image (weights,
+    parameters) is built; such a program runs with `simulate(..., count_only=True)` only."""
+    with _collector_paused():
+        if graph.kind == "sparse":
+            from accelsim.frontend.sparse_lower import lower_sparse  # noqa: PLC0415 (start-up)
 
-        return lower_sparse(graph, cfg, coords)
-    g = fold_batchnorm(graph)  # 1. fold batch norm into the preceding conv / linear
-    g.validate()  # 2. shapes, bit widths and ranges are consistent
-    plans = plan_layers(g, cfg, batch)  # 3. rescale integers (zero points folded into bias),
+            return lower_sparse(graph, cfg, coords, timing_only)
+        return _lower_dense(graph, cfg, batch, timing_only)
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """Lowering builds some 10^5 small objects (instructions, fields, regions) that all live
+    until the program is returned: the cyclic garbage collector, run by their allocation,
+    would walk them and the graph again and again and free nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _lower_dense(graph: Graph, cfg: HwConfig, batch: int | None, timing_only: bool) -> Program:
+    g = fold_batchnorm(graph)  # 1. check shapes, bits and ranges; fold batch norm into the
+    #                               preceding conv / linear
+    plans = plan_layers(g, cfg, batch)  # 2. rescale integers (zero points folded into bias),
     #                                      dataflow (loop order) and tiles per layer
-    em, places = place_tensors(g, cfg, batch)  # 4. lay out DRAM: weights, params, activations
-    emit_nodes(em, g, plans, places, cfg, batch)  # 5. instructions per tile
+    em, places = place_tensors(g, cfg, batch, timing_only)  # 3. lay out DRAM: weights, params,
+    #                                                          activations
+    emit_nodes(em, g, plans, places, cfg, batch)  # 4. instructions per tile
     insns = em.finish()
-    insert_tokens(insns, em.accesses)  # 6. wait / signal bits from read-write analysis
-    validate_stream(insns, cfg)  # 7. every word fits the ISA table, tokens balance
+    insert_tokens(insns, em.accesses)  # 5. wait / signal bits from read-write analysis
+    validate_stream(insns, cfg)  # 6. every word fits the ISA table, tokens balance
     return Program(
         insns,
         em.dram_image(),
+        dram_size=em.dram_size,
         inputs={g.input: places[_first_quantized(g)]},
         outputs={name: p for name, p in places.items() if name != g.input},
         tags={i + 1: n.name for i, n in enumerate(g.nodes)},
@@ -139,19 +173,17 @@ def plan_layers(g: Graph, cfg: HwConfig, batch: int | None) -> dict[str, Tiling]
     return plans
 
 
-def place_tensors(g: Graph, cfg: HwConfig, batch: int | None):
-    """Allocate every activation tensor (Flatten outputs alias their input)."""
-    em = Emitter(cfg)
+def place_tensors(g: Graph, cfg: HwConfig, batch: int | None, timing_only: bool = False):
+    """Allocate every activation tensor (Flatten outputs alias their input) in a new emitter
+    (which keeps no DRAM contents when `timing_only`)."""
+    em = Emitter(cfg, image=not timing_only)
     places: dict[str, TensorPlace] = {}
+    aliases = {op.output for op in g.nodes if isinstance(op, Flatten)}
     for name, t in g.tensors.items():
-        if t.is_float:
+        if t.is_float or name in aliases:
             continue
         shape = _batch(g, name, batch)
-        producer = g.producer(name)
-        if isinstance(producer, Flatten):
-            continue
-        size = int(np.prod(shape))
-        places[name] = TensorPlace(em.alloc(size), shape, t.bits, t.mode)
+        places[name] = TensorPlace(em.alloc(math.prod(shape)), shape, t.bits, t.mode)
     for op in g.nodes:
         if isinstance(op, Flatten):
             src = places[op.inputs[0]]

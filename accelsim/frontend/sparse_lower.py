@@ -83,8 +83,9 @@ def hardware_order(coords, groups: int, group_coeffs) -> np.ndarray:
     return np.argsort(sp.group_of(coords, groups, group_coeffs), kind="stable")
 
 
-def lower_sparse(graph: SparseGraph, cfg, coords) -> Program:
-    """Lower `graph` for hardware `cfg` and the input voxels `coords` (int32 [n, 4])."""
+def lower_sparse(graph: SparseGraph, cfg, coords, timing_only: bool = False) -> Program:
+    """Lower `graph` for hardware `cfg` and the input voxels `coords` (int32 [n, 4]);
+    timing_only: no DRAM image (see `accelsim.frontend.lower.lower`)."""
     graph.validate()  # 1. ops, channels and coordinate sets are consistent
     G, coeffs = sp.check_groups(cfg.svge.groups, cfg.svge.group_coeffs)
     for field, value, what in (
@@ -104,7 +105,7 @@ def lower_sparse(graph: SparseGraph, cfg, coords) -> Program:
     if max(int(s.max()) for s in sets.values()) > COORD_MAX:
         raise SparseInputError(f"coords: values above {COORD_MAX} do not fit 16-bit COORD")
     hw = {k: v[hardware_order(v, G, coeffs)] for k, v in sets.items()}  # 3. group-major rows
-    em = Emitter(cfg)
+    em = Emitter(cfg, image=not timing_only)
     coord_addr = {k: em.alloc(v.size, v) for k, v in hw.items()}  # 4. DRAM layout
     places = {}
     for name, t in graph.tensors.items():
@@ -134,6 +135,7 @@ def lower_sparse(graph: SparseGraph, cfg, coords) -> Program:
     return Program(
         insns,
         em.dram_image(),
+        dram_size=em.dram_size,
         inputs={graph.input: places[first]},
         outputs=places,
         tags={i + 1: n.name for i, n in enumerate(graph.nodes)},

@@ -11,8 +11,8 @@ columns x `n_t` output channels and input-channel slices of `cin_t`, and fixes t
 
 Every tile must fit in half of its buffer (the other half takes the next tile: double
 buffering), with capacity counted in bits of the packed operands. Among the candidates that fit,
-`choose_tiling` keeps the one with the fewest DRAM bytes (then the fewest tiles), counting bytes
-with the same residency rules the emitter uses, so the estimate is the simulated traffic.
+`accelsim.frontend.tile_cost.choose_tiling` keeps the one with the fewest DRAM bytes (then the
+fewest tiles), counted in closed form with the residency rules the emitter follows.
 """
 
 from __future__ import annotations
@@ -152,13 +152,17 @@ def candidates(L: GemmLayer, cfg: HwConfig) -> list[Tiling]:
     output rows."""
     cols = cfg.matmul.cols
     n_opts = sorted({L.cout} | {min(L.cout, cols << i) for i in range(16) if cols << i < L.cout})
-    out = _candidates(L, cfg, n_opts)
+    b = cfg.buffers  # bits of half of each buffer (whole rows)
+    half = {
+        buf: b.capacity_rows(buf) // 2 * b.row_bits for buf in ("inp", "wgt", "acc", "out", "param")
+    }
+    out = _candidates(L, half, n_opts)
     if not out:  # channel tiles narrower than the array leave columns idle, but they fit
-        out = _candidates(L, cfg, _halvings(min(L.cout, cols))[1:])
+        out = _candidates(L, half, _halvings(min(L.cout, cols))[1:])
     return out
 
 
-def _candidates(L: GemmLayer, cfg: HwConfig, n_opts: list[int]) -> list[Tiling]:
+def _candidates(L: GemmLayer, half: dict, n_opts: list[int]) -> list[Tiling]:
     cin_opts = [L.cin] if L.depthwise else _halvings(L.cin)
     out = []
     for n_t in n_opts:
@@ -167,23 +171,46 @@ def _candidates(L: GemmLayer, cfg: HwConfig, n_opts: list[int]) -> list[Tiling]:
             if fitting == 3:
                 break
             before = len(out)
-            _add_spatial(L, cfg, n_t, cin_t, out)
+            _add_spatial(L, half, n_t, cin_t, out)
             fitting += len(out) > before
     return out
 
 
-def _add_spatial(L: GemmLayer, cfg: HwConfig, n_t: int, cin_t: int, out: list) -> None:
-    """Append the tilings with the tallest output tiles that fit for (n_t, cin_t)."""
+def _add_spatial(L: GemmLayer, half: dict, n_t: int, cin_t: int, out: list) -> None:
+    """Append the tilings with the tallest output tiles that fit for (n_t, cin_t) in `half`
+    (bits of half of each buffer): the widest output tiles (full rows, then halvings) for
+    which one output row fits; `fits` is the definition this follows in closed form."""
+    taps = L.kh * L.kw
+    k = taps * (1 if L.depthwise else cin_t)
+    c_inp = n_t if L.depthwise else cin_t  # channels of the input patch
+    if (
+        k * n_t * L.w_bits > half["wgt"]
+        or n_t * PARAM_BITS > half["param"]
+        or k > GEMM_MAX["k"]
+        or n_t > GEMM_MAX["n"]
+    ):
+        return
+    span_h = (L.kh - 1) * L.dy + 1  # input rows of one output row
     for ow_t in [1] if L.one_pixel else _halvings(L.ow):
-        best = None
-        lo, hi = 1, 1 if L.one_row else L.oh  # largest oh_t that fits (monotone in oh_t)
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            if fits(L, Tiling(mid, ow_t, n_t, cin_t, "spatial"), cfg):
-                best, lo = mid, mid + 1
-            else:
-                hi = mid - 1
-        if best is not None:
+        ph_1, pw = L.patch(1, ow_t)
+        if pw > GEMM_MAX["patch_w"]:
+            continue
+        # every bound below is the largest oh_t whose tile fits (rows_for(e, bits) <= R
+        # exactly when e * bits <= R * row_bits)
+        tallest = min(
+            1 if L.one_row else L.oh,
+            GEMM_MAX["m"] // ow_t,
+            half["acc"] // (ow_t * n_t * ACC_BITS),
+            half["out"] // (ow_t * n_t * L.out_bits),
+        )
+        if L.one_pixel:  # the gathered taps: one patch whatever the tile
+            tallest = tallest if ph_1 * pw * c_inp * L.a_bits <= half["inp"] else 0
+        elif L.conv:
+            ph = half["inp"] // (pw * c_inp * L.a_bits)
+            tallest = min(tallest, (ph - span_h) // L.sy + 1 if ph >= span_h else 0)
+        else:
+            tallest = min(tallest, half["inp"] // (ow_t * cin_t * L.a_bits))
+        if tallest >= 1:
             for order in ("spatial", "channel"):
-                out.append(Tiling(best, ow_t, n_t, cin_t, order))
+                out.append(Tiling(tallest, ow_t, n_t, cin_t, order))
             return  # full-width rows fit: narrower ones only add tiles

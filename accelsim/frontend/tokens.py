@@ -21,9 +21,15 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from accelsim.isa import Insn, Op, Unit
+import numpy as np
+
+from accelsim.frontend.token_kernel import tokens
+from accelsim.isa import TABLE, Buf, Insn, Unit
+from accelsim.jit import jit_disabled, jit_loaded
 
 N_UNITS = len(Unit)
+_UNIT_OF = {op: None if spec.unit is None else int(spec.unit) for op, spec in TABLE.items()}
+_UNIT_CODE = {op: -1 if u is None else u for op, u in _UNIT_OF.items()}  # FINISH: -1
 
 
 @dataclass
@@ -76,41 +82,103 @@ class _Space:
             it[3].append(who)
 
 
-def insert_tokens(insns: list[Insn], accesses: list[Access]) -> list[Insn]:
-    """Set `wait` / `signal` on `insns` (in place, also returned) from their accesses."""
+def insert_tokens(
+    insns: list[Insn], accesses: list[Access], compiled: bool | None = None
+) -> list[Insn]:
+    """Set `wait` / `signal` on `insns` (in place, also returned) from their accesses.
+
+    compiled=True runs the pass of `accelsim.frontend.token_kernel` (Numba) over flat arrays
+    of the regions, False `insert_tokens_ref`; both give the same tokens. None chooses: the
+    compiled pass for long streams, or any stream once Numba is loaded, so that a small run
+    does not load Numba."""
+    if compiled is None:
+        compiled = _use_jit(len(insns))
+    if not compiled:
+        return insert_tokens_ref(insns, accesses)
+    unit = np.array([_UNIT_CODE[insn.op] for insn in insns], np.int64)
+    ids = {b: int(b) for b in Buf} | {"dram": len(Buf)}  # space -> row of the kernel's tables
+    flat: list = []
+    ptr = [0]
+    put = flat.extend
+    for acc in accesses:
+        for space, start, end in acc.reads:
+            put(
+                (ids.get(space) if space in ids else ids.setdefault(space, len(ids)), start, end, 0)
+            )
+        for space, start, end in acc.writes:
+            put(
+                (ids.get(space) if space in ids else ids.setdefault(space, len(ids)), start, end, 1)
+            )
+        ptr.append(len(flat) // 4)
+    regions = np.array(flat, np.int64).reshape(-1, 4)
+    wait, signal = tokens(unit, np.array(ptr, np.int64), regions, len(ids), N_UNITS)
+    for insn, w, sg in zip(insns, wait.tolist(), signal.tolist()):
+        if w:
+            insn.wait |= w
+        if sg:
+            insn.signal |= sg
+    return insns
+
+
+JIT_MIN_INSNS = 20000  # below this a stream is tokenised in Python unless Numba is loaded
+
+
+def _use_jit(n: int) -> bool:
+    return not jit_disabled() and (jit_loaded() or n >= JIT_MIN_INSNS)
+
+
+def insert_tokens_ref(insns: list[Insn], accesses: list[Access]) -> list[Insn]:
+    """Set `wait` / `signal` on `insns` (in place, also returned) from their accesses: the
+    definition, in plain Python, that `insert_tokens` computes with Numba."""
     spaces: dict = {}
     clock = [[0] * N_UNITS for _ in range(N_UNITS)]  # clock[C][P]
     seq = [0] * N_UNITS
     done: dict[tuple[int, int], tuple[Insn, list[int]]] = {}  # (unit, seq) -> (insn, clock)
     for insn, acc in zip(insns, accesses):
-        if insn.op is Op.FINISH:
+        c = _UNIT_OF[insn.op]
+        if c is None:  # FINISH
             continue
-        c = int(insn.unit)
-        needs = [0] * N_UNITS  # latest seq needed per producer unit
+        needs: dict[int, int] = {}  # latest seq needed per producer unit
         for space, start, end in acc.reads:
-            for it in spaces.setdefault(space, _Space()).overlapping(start, end):
-                needs[it[2][0]] = max(needs[it[2][0]], it[2][1])
+            sp = spaces.get(space)
+            if sp is not None:
+                for it in sp.overlapping(start, end):
+                    u, n = it[2]
+                    if n > needs.get(u, 0):
+                        needs[u] = n
         for space, start, end in acc.writes:
-            for it in spaces.setdefault(space, _Space()).overlapping(start, end):
-                for u, s in [it[2], *it[3]]:
-                    needs[u] = max(needs[u], s)
+            sp = spaces.get(space)
+            if sp is not None:
+                for it in sp.overlapping(start, end):
+                    for u, n in (it[2], *it[3]):
+                        if n > needs.get(u, 0):
+                            needs[u] = n
         mine = clock[c]
-        needed = {p: done[(p, needs[p])] for p in range(N_UNITS) if p != c and needs[p] > mine[p]}
-        for p, (producer, _) in needed.items():
-            # no token if another needed producer already follows this one
-            if any(q != p and qclock[p] >= needs[p] for q, (_, qclock) in needed.items()):
-                continue
-            producer.signal |= 1 << c
-            insn.wait |= 1 << p
-        for _, producer_clock in needed.values():
-            for u in range(N_UNITS):
-                if producer_clock[u] > mine[u]:
-                    mine[u] = producer_clock[u]
+        needed = {p: done[(p, n)] for p, n in needs.items() if p != c and n > mine[p]}
+        if needed:
+            for p, (producer, _) in needed.items():
+                # no token if another needed producer already follows this one
+                n = needs[p]
+                if any(q != p and qclock[p] >= n for q, (_, qclock) in needed.items()):
+                    continue
+                producer.signal |= 1 << c
+                insn.wait |= 1 << p
+            for _, producer_clock in needed.values():
+                mine = [a if a >= b else b for a, b in zip(mine, producer_clock)]
+        else:
+            mine = mine.copy()  # the previous instruction of this unit keeps its clock
         seq[c] += 1
         mine[c] = seq[c]
-        done[(c, seq[c])] = (insn, list(mine))
+        clock[c] = mine
+        who = (c, seq[c])
+        done[who] = (insn, mine)
         for space, start, end in acc.reads:
-            spaces[space].read(start, end, (c, seq[c]))
+            sp = spaces.get(space)
+            if sp is not None:  # a region never written is read-only: nothing to track
+                sp.read(start, end, who)
         for space, start, end in acc.writes:
-            spaces[space].write(start, end, (c, seq[c]))
+            sp = spaces.get(space)
+            if sp is None:
+                sp = spaces[space] = _Space()
+            sp.write(start, end, who)
     return insns

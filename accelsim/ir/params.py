@@ -125,8 +125,9 @@ def rescale_params(
     c = op.cout
     real = float(src.scale) * op.w_scale_per_channel() / _per_channel(dst, c)
     mult, shift = _fixed_point(real, mult_bits, f"node {op.name!r}")
-    wsum = op.weight.reshape(-1, c).astype(np.int64).sum(axis=0)
-    bias = op.bias_or_zeros().astype(np.int64) - src.zero_point * wsum
+    bias = op.bias_or_zeros().astype(np.int64)
+    if src.zero_point:  # the weight sums cost a pass over every weight: only when needed
+        bias = bias - src.zero_point * op.weight.reshape(-1, c).sum(axis=0, dtype=np.int64)
     return RescaleParams(
         bias=_check_bias(bias, f"node {op.name!r}"),
         mult=mult,

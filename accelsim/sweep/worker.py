@@ -3,7 +3,8 @@ program, simulate, and return the rows the parent writes.
 
 A worker keeps what points share: workloads built per (workload, bits, bits rules, seed),
 programs lowered per (workload, configuration fields lowering can depend on; the clock, preset
-name and energy table cannot), and trained models' test-set accuracy per numeric setting.
+name and energy table cannot; timing-only points without the DRAM image), and trained models'
+test-set accuracy per numeric setting.
 A point that fails comes back with status `error` and the message; the sweep goes on.
 """
 
@@ -55,11 +56,13 @@ def _loaded(point: Point, source: WorkloadSource, rules=None) -> Loaded:
 def _program(point: Point, loaded: Loaded):
     cfg = point.config.to_dict()
     lowering = {k: v for k, v in cfg.items() if k not in ("chip", "energy")}
-    key = (id(loaded), json.dumps(lowering, sort_keys=True))
+    key = (id(loaded), point.timing_only, json.dumps(lowering, sort_keys=True))
     if key in _programs:
         _programs.move_to_end(key)
     else:
-        _programs[key] = lower_for_input(loaded.graph, point.config, loaded.x)
+        _programs[key] = lower_for_input(
+            loaded.graph, point.config, loaded.x, timing_only=point.timing_only
+        )
         while len(_programs) > PROGRAM_CACHE_SIZE:
             _programs.popitem(last=False)
     return _programs[key]

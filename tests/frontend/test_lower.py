@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 from accelsim.config import load_config
+from accelsim.errors import AccelsimError
 from accelsim.frontend.lower import lower
 from accelsim.frontend.validate import validate_stream
 from accelsim.ir.builder import GraphBuilder
 from accelsim.ir.ops import QuantConv2d, QuantLinear
-from accelsim.isa import Op
+from accelsim.isa import Op, encode_program
 from accelsim.runner import run_model
 from accelsim.sim import simulate
 from workloads.dense import mlp, random_cnn, resnet18, small_cnn
@@ -96,6 +97,34 @@ def test_count_only_gives_identical_timing():
     fast = simulate(prog, cfg, count_only=True).stats
     assert full.latency_cycles == fast.latency_cycles
     assert full.layer_span == fast.layer_span
+
+
+def test_timing_only_lowering_keeps_the_instructions_and_drops_the_image(tmp_path):
+    """Lowered timing-only, a network has the same instruction words and DRAM size but no
+    image; count-only simulation gives the same statistics, and the datapath, which would
+    need the image, refuses it with a clear error, as does saving it."""
+    cfg = load_config("edge", TINY)
+    for g in (random_cnn(np.random.default_rng(5)), mlp(4, 4, seed=3)):
+        full, timing = lower(g, cfg), lower(g, cfg, timing_only=True)
+        assert timing.dram is None and timing.dram_size == full.dram.size > 0
+        assert encode_program(timing.insns) == encode_program(full.insns)
+        a = simulate(full, cfg, count_only=True).stats
+        b = simulate(timing, cfg, count_only=True).stats
+        assert (a.latency_cycles, a.counters) == (b.latency_cycles, b.counters)
+    with pytest.raises(AccelsimError, match="lowered timing-only"):
+        simulate(timing, cfg)
+    with pytest.raises(AccelsimError, match="no DRAM image"):
+        timing.save(tmp_path / "p.npz")
+
+
+def test_timing_only_run_lowers_without_the_image():
+    """run_model(count_only=True) lowers timing-only and gives the event timing of the full
+    program."""
+    cfg = load_config("edge", TINY)
+    g = small_cnn(8, 8, seed=4)
+    res = run_model(g, cfg, _input(g), count_only=True)
+    assert res.program.dram is None and res.outputs == {}
+    assert res.stats.latency_cycles == simulate(lower(g, cfg), cfg).stats.latency_cycles
 
 
 def _scalesim_os_cycles(m, k, n, r=32, c=32):

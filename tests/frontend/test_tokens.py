@@ -1,9 +1,15 @@
 """Token insertion from read/write sets: RAW, WAR and transitive orderings."""
 
+import numpy as np
+import pytest
+
 from accelsim.config import load_config
-from accelsim.frontend.tokens import Access, insert_tokens
+from accelsim.frontend.lower import emit_nodes, place_tensors, plan_layers
+from accelsim.frontend.tokens import Access, insert_tokens, insert_tokens_ref
 from accelsim.frontend.validate import validate_stream
+from accelsim.ir.fold import fold_batchnorm
 from accelsim.isa import Buf, Insn, Op, Unit
+from workloads.dense import random_cnn
 
 LOAD, MM, RS, ST = (1 << int(u) for u in (Unit.LOAD, Unit.MATMUL, Unit.RESCALE, Unit.STORE))
 
@@ -63,3 +69,49 @@ def test_transitive_dependencies_need_no_extra_token():
     insert_tokens(insns, acc)
     assert insns[2].wait == MM
     assert insns[0].signal == MM
+
+
+def _random_stream(rng, n: int):
+    """n instructions on random units with one to three random regions each, in two buffers
+    and DRAM, overlapping partly, nested or empty, so intervals split and merge."""
+    ops = [Op.LOAD, Op.STORE, Op.GEMM, Op.RESCALE, Op.ALU]
+    insns, acc = [], []
+    for _ in range(n):
+        regions = []
+        for _ in range(int(rng.integers(1, 4))):
+            space = [Buf.INP, Buf.ACC, "dram"][int(rng.integers(3))]
+            start = int(rng.integers(0, 40))
+            regions.append((space, start, start + int(rng.integers(0, 12))))
+        split = int(rng.integers(0, len(regions) + 1))
+        insns.append(Insn(ops[int(rng.integers(len(ops)))]))
+        acc.append(Access(regions[:split], regions[split:]))
+    return insns + [Insn(Op.FINISH)], acc + [Access()]
+
+
+def _copy(insns):
+    return [Insn(i.op, tag=i.tag, **i.f) for i in insns]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_compiled_pass_equals_the_reference_on_random_streams(seed):
+    """The Numba pass and `insert_tokens_ref` set the same wait and signal bits."""
+    insns, acc = _random_stream(np.random.default_rng(seed), 400)
+    ref, fast = _copy(insns), _copy(insns)
+    insert_tokens_ref(ref, acc)
+    insert_tokens(fast, acc, compiled=True)
+    assert [(i.wait, i.signal) for i in fast] == [(i.wait, i.signal) for i in ref]
+    assert sum(i.wait != 0 for i in ref) > 50
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_compiled_pass_equals_the_reference_on_lowered_networks(seed):
+    cfg = load_config("edge", ["buffers.inp_bytes=4096", "buffers.wgt_bytes=2048"])
+    g = fold_batchnorm(random_cnn(np.random.default_rng(seed)))
+    plans = plan_layers(g, cfg, None)
+    em, places = place_tensors(g, cfg, None)
+    emit_nodes(em, g, plans, places, cfg, None)
+    insns = em.finish()
+    ref, fast = _copy(insns), _copy(insns)
+    insert_tokens_ref(ref, em.accesses)
+    insert_tokens(fast, em.accesses, compiled=True)
+    assert [(i.wait, i.signal) for i in fast] == [(i.wait, i.signal) for i in ref]
