@@ -12,7 +12,9 @@ primitives:
   in b through the table's 8-bit and 32-bit add energies.
 - RESCALE element: one multiply of the 32-bit accumulator by the `rescale.mult_bits`-bit
   multiplier, `int32_mult_pj * mult_bits/32` (multiplier energy grows with the product of the
-  operand widths), and two 32-bit adds (bias, rounding).
+  operand widths), and two 32-bit adds (bias, rounding). A RESCALE with F bias fractional bits
+  has a (32 + F)-bit bias adder: `add(32 + F) - add(32)` more per element, charged through
+  `rescale_bias_frac_bits` (F summed over the elements; add(b) is linear in b).
 - QUANT element: one 32-bit multiply and one 32-bit add (rounding).
 - VECTOR element: one 32-bit add.
 - SVG_MAP (kernel-map building, component `svge_map`): the map builder's hash-table inserts and
@@ -215,7 +217,10 @@ def energy_report(stats: Stats, table: EnergyTable) -> EnergyReport:
             c.get("svge_map_hash_ops", 0) * t.map_hash_op_pj
             + c.get("svge_map_sort_ops", 0) * t.map_sort_op_pj
         )
-        comp["rescale"] = c.get("rescale_ops", 0) * rescale_pj
+        comp["rescale"] = (
+            c.get("rescale_ops", 0) * rescale_pj
+            + c.get("rescale_bias_frac_bits", 0) * (t.add_pj(33) - t.add_pj(32))
+        )
         comp["quant"] = c.get("quant_ops", 0) * (t.int32_mult_pj + t.int32_add_pj)
         comp["vector"] = c.get("vector_ops", 0) * t.int32_add_pj
         comp["leakage"] = (

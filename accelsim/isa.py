@@ -29,7 +29,13 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from accelsim.errors import IsaError
-from accelsim.numeric import ELEMENT_MAX_BITS, MAC_MAX_BITS, MODES, TENSOR_MAX_BITS
+from accelsim.numeric import (
+    BIAS_FRAC_MAX,
+    ELEMENT_MAX_BITS,
+    MAC_MAX_BITS,
+    MODES,
+    TENSOR_MAX_BITS,
+)
 
 WORD_BITS = 128  # bits per instruction word
 HEADER_BITS = 32  # opcode:5 | wait:8 | signal:8 | tag:11
@@ -260,8 +266,17 @@ TABLE: dict[Op, OpSpec] = {
                 ("clip", 1, dict(doc="1: also clamp to [clip_lo, clip_hi]")),
                 ("clip_lo", 16, dict(signed=True)),
                 ("clip_hi", 16, dict(signed=True)),
+                (
+                    "frac",
+                    4,
+                    dict(
+                        hi=BIAS_FRAC_MAX,
+                        doc="bias fractional bits F: bias_c counts 2^-F accumulator units",
+                    ),
+                ),
             ),
-            "OUT = clamp(zp + R((ACC + bias_c) * m_c, sh_c)), params per channel from PARAM",
+            "OUT = clamp(zp + R(((ACC << F) + bias_c) * m_c, sh_c + F)), F = frac, params per "
+            "channel from PARAM",
             cost="accelsim.units.rescale:rescale_cycles",
             datapath=("accelsim.kernels.rescale:rescale",),
         ),

@@ -19,6 +19,8 @@ Legal widths, each set by a part of the hardware:
   so activations and outputs are at most that wide.
 - elements, 1..`ELEMENT_MAX_BITS` (32): DRAM, the DMA and the buffers also hold the int32
   accumulators and rescale parameters.
+- bias fractions, 0..`BIAS_FRAC_MAX` (15) fractional bits: RESCALE's `frac` field, the bits
+  below the accumulator's unit that a conv / linear bias carries (`accelsim.kernels.rescale`).
 
 Like `accelsim.isa` and `accelsim.config`, this module imports nothing else of the package but
 its errors, so every layer can import it.
@@ -42,6 +44,7 @@ INT32_MAX = 2**31 - 1
 MAC_MAX_BITS = 8  # widest MAC operand (activation or weight) of the matmul array, in bits
 TENSOR_MAX_BITS = 16  # widest tensor QUANT, RESCALE or the vector ALU writes, in bits
 ELEMENT_MAX_BITS = 32  # widest element DRAM, the DMA or a buffer holds (int32), in bits
+BIAS_FRAC_MAX = 15  # most fractional bits of a RESCALE bias (a 4-bit instruction field)
 BYTE_STORAGE_BITS = 8  # values up to this width are stored in int8 / uint8, wider in int32
 
 

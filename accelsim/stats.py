@@ -47,6 +47,11 @@ FIELDS: dict[str, tuple[str, str]] = {
     ),
     "sram_write_bits_<buf>": ("bits", "bits written to on-chip buffer <buf> (whole rows)"),
     "rescale_ops": ("elements", "accumulators rescaled"),
+    "rescale_bias_frac_bits": (
+        "element-bits",
+        "sum over rescaled accumulators of the RESCALE bias fractional bits F (the bias adder "
+        "is 32 + F bits wide; absent when every F is 0)",
+    ),
     "quant_ops": ("elements", "elements quantized"),
     "vector_ops": ("elements", "elements processed by the vector ALU (window reads for pooling)"),
     "rescale_mismatch_vs_rne": (

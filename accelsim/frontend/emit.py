@@ -305,11 +305,13 @@ class Emitter:
         zp: int = 0,
         relu: bool = False,
         clip: tuple[int, int] | None = None,
+        frac: int = 0,
     ) -> None:
         """Finish an accumulated output tile: RESCALE the int32 [d0 * d1, d2] tile in ACC slot
         `acc_slot` to `bits` / `mode` into the next OUT slot (per-channel parameters from
         `param_slot(param_key, param_addr, d2)`), then STORE it to DRAM as the d0 x d1 x d2
-        block at `dram_addr` (strides s0, s1). `clip`: optional (lo, hi) clamp."""
+        block at `dram_addr` (strides s0, s1). `clip`: optional (lo, hi) clamp; `frac`: the bias
+        fractional bits."""
         rb = self.row_bits
         m, n = d0 * d1, d2
         p_slot = self.param_slot(param_key, param_addr, n)
@@ -334,6 +336,7 @@ class Emitter:
             "clip": int(clip is not None),
             "clip_lo": lo,
             "clip_hi": hi,
+            "frac": frac,
         }
         self.emit(
             Insn.of(Op.RESCALE, fields),

@@ -48,6 +48,7 @@ class GemmPlace:
     zp: int = 0
     relu: bool = False
     clip: tuple | None = None
+    frac: int = 0  # RESCALE bias fractional bits
     key: object = None  # identifies this layer's weights for residency
 
 
@@ -117,6 +118,7 @@ def emit_gemm_layer(em: Emitter, L: GemmLayer, t: Tiling, P: GemmPlace, image: i
             zp=P.zp,
             relu=P.relu,
             clip=P.clip,
+            frac=P.frac,
         )
 
 

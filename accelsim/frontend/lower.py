@@ -244,6 +244,7 @@ def _emit_gemm_node(
                 zp=rp.zp,
                 relu=rp.relu,
                 clip=clip_bounds(rp, dst.qrange),
+                frac=rp.frac,
                 key=(op.name, grp),
             )
             emit_gemm_layer(em, L, t, P, image=img)

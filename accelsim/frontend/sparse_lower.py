@@ -571,6 +571,7 @@ class _SparseConvEmitter:
                 zp=self.rp.zp,
                 relu=self.rp.relu,
                 clip=self.clip,
+                frac=self.rp.frac,
             )
 
     def _window(self, slot: int, segs, c0: int) -> None:

@@ -41,7 +41,7 @@ from accelsim.ir.vector_ops import (
     Trunc,
     Upsample,
 )
-from accelsim.numeric import MAC_MAX_BITS, MODES
+from accelsim.numeric import BIAS_FRAC_MAX, MAC_MAX_BITS, MODES
 
 __all__ = [
     "OP_TYPES",
@@ -91,7 +91,12 @@ class Quantize(Op):
 
 @dataclass(kw_only=True)
 class _Weighted(Op):
-    """Shared fields of QuantConv2d and QuantLinear (integer weights, int32 bias, fused act)."""
+    """Shared fields of QuantConv2d and QuantLinear (integer weights, int32 bias, fused act).
+
+    `bias` counts 2**-bias_frac_bits accumulator units (s_in * w_scale[c]): 0 fractional bits
+    (the default, and every whole-unit bias) is the plain int32 bias; an imported float bias or
+    folded batch-norm offset may carry up to `BIAS_FRAC_MAX` bits below the unit, which RESCALE
+    adds before its rounding (`accelsim.kernels.rescale`, field `frac`)."""
 
     weight: np.ndarray
     w_bits: int = 8
@@ -101,6 +106,7 @@ class _Weighted(Op):
     relu: bool = False
     clip_lo: int | None = None
     clip_hi: int | None = None
+    bias_frac_bits: int = 0
 
     @property
     def cout(self) -> int:
@@ -112,7 +118,8 @@ class _Weighted(Op):
         return np.broadcast_to(np.asarray(self.w_scale, np.float64), (self.cout,)).copy()
 
     def bias_or_zeros(self) -> np.ndarray:
-        """The int32 bias (in accumulator units s_in*s_w_c), zeros if absent."""
+        """The int32 bias (in 2**-bias_frac_bits accumulator units s_in*s_w_c), zeros if
+        absent."""
         if self.bias is None:
             return np.zeros(self.cout, np.int32)
         return self.bias
@@ -132,6 +139,9 @@ class _Weighted(Op):
             fail(self, f"w_scale must be a float or {self.cout} values, got shape {ws.shape}")
         if not np.all(np.isfinite(ws)) or np.any(ws <= 0):
             fail(self, "w_scale must be finite and > 0")
+        f = self.bias_frac_bits
+        if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or not 0 <= f <= BIAS_FRAC_MAX:
+            fail(self, f"bias_frac_bits must be an integer in 0..{BIAS_FRAC_MAX}, got {f!r}")
         if self.bias is not None:
             if not isinstance(self.bias, np.ndarray) or self.bias.dtype != np.int32:
                 fail(self, "bias must be an int32 array")

@@ -3,8 +3,11 @@ them, so the simulated hardware and `run_reference` use identical integers.
 
 - `rescale_params(op, graph)`: conv / linear. Per output channel c the real multiplier
   M_c = s_in * s_w[c] / s_out[c] becomes (mult_c, shift_c) by `quantize_multiplier`, and the
-  input zero point is folded into the bias: bias'_c = bias_c - zp_in * sum_k w[k, c] (the input
-  is padded with zp_in, i.e. real zero, so padding contributes nothing).
+  input zero point is folded into the bias: bias'_c = bias_c - zp_in * sum_k w[k, c] * 2**F
+  (the input is padded with zp_in, i.e. real zero, so padding contributes nothing). F = the
+  op's `bias_frac_bits`, RESCALE's `frac`; where some shift_c + F would pass the rescale's
+  62-bit shifter (an output step 2**(F + B - 63) times the accumulator unit or coarser), F is
+  lowered to fit and the bias rounded half to even to the coarser grid.
 - `pool_params(op, graph)`: AvgPool / GlobalAvgPool. The sum S of (x - zp_in) over the c
   in-bounds elements of a window (padding not counted) is rescaled with M = s_in / (s_out * c).
 - `add_params(op, graph)`: Add. y = clamp(zp + RS((a - za)*ma + (b - zb)*mb; t)), where
@@ -28,7 +31,7 @@ from accelsim.errors import AccelsimError, HardwareLimitError, ModelFormatError
 from accelsim.ir.graph import Graph, TensorInfo
 from accelsim.ir.ops import AvgPool, Concat, GlobalAvgPool, QuantConv2d, QuantLinear
 from accelsim.kernels.alu import add_multipliers, avgpool_multipliers
-from accelsim.kernels.rescale import quantize_multiplier
+from accelsim.kernels.rescale import MAX_SHIFT, quantize_multiplier, rshift_round_ref
 from accelsim.numeric import INT32_MAX, INT32_MIN
 
 
@@ -36,9 +39,10 @@ from accelsim.numeric import INT32_MAX, INT32_MIN
 class RescaleParams:
     """Arguments of `accelsim.kernels.rescale.rescale_ref` for one op (besides acc and mode).
 
-    bias, mult, shift: int64 arrays [C] (bias fits int32). zp, bits, signed: output tensor.
-    relu, clip_lo, clip_hi: fused activation (integers in the output domain, or None).
-    pad_value: the integer the op's input is padded with (the input zero point).
+    bias, mult, shift: int64 arrays [C] (bias fits int32, in 2**-frac accumulator units).
+    zp, bits, signed: output tensor. relu, clip_lo, clip_hi: fused activation (integers in the
+    output domain, or None). pad_value: the integer the op's input is padded with (the input
+    zero point). frac: the bias fractional bits F (RESCALE's `frac` field).
     """
 
     bias: np.ndarray
@@ -51,6 +55,7 @@ class RescaleParams:
     clip_lo: int | None = None
     clip_hi: int | None = None
     pad_value: int = 0
+    frac: int = 0
 
     def kwargs(self) -> dict:
         """Keyword arguments for rescale_ref / rescale (add `mode` and `mult_bits`)."""
@@ -61,6 +66,7 @@ class RescaleParams:
             "relu": self.relu,
             "clip_lo": self.clip_lo,
             "clip_hi": self.clip_hi,
+            "frac": self.frac,
         }
 
 
@@ -125,9 +131,14 @@ def rescale_params(
     c = op.cout
     real = float(src.scale) * op.w_scale_per_channel() / _per_channel(dst, c)
     mult, shift = _fixed_point(real, mult_bits, f"node {op.name!r}")
+    frac = int(op.bias_frac_bits)
     bias = op.bias_or_zeros().astype(np.int64)
+    fit = min(frac, MAX_SHIFT - int(shift.max())) if c else frac
+    if fit < frac:  # the total shift shift_c + F must stay within the shifter
+        bias, frac = rshift_round_ref(bias, frac - fit, "rne"), fit
     if src.zero_point:  # the weight sums cost a pass over every weight: only when needed
-        bias = bias - src.zero_point * op.weight.reshape(-1, c).sum(axis=0, dtype=np.int64)
+        wsum = op.weight.reshape(-1, c).sum(axis=0, dtype=np.int64)
+        bias = bias - ((src.zero_point * wsum) << frac)
     return RescaleParams(
         bias=_check_bias(bias, f"node {op.name!r}"),
         mult=mult,
@@ -139,6 +150,7 @@ def rescale_params(
         clip_lo=op.clip_lo,
         clip_hi=op.clip_hi,
         pad_value=src.zero_point,
+        frac=frac,
     )
 
 

@@ -1,10 +1,24 @@
 """RESCALE unit datapath: int32 accumulators -> b-bit outputs with per-channel fixed-point scales.
 
 Per output channel c (the last axis of `acc`), with integer multiplier ``mult_c >= 0`` and right
-shift ``shift_c`` in 0..62, so that the real multiplier is ``M_c ~= mult_c * 2**-shift_c``::
+shift ``shift_c`` in 0..62, so that the real multiplier is ``M_c ~= mult_c * 2**-shift_c``, and
+F = `frac` bias fractional bits (one per instruction, 0..`BIAS_FRAC_MAX`)::
 
-    x   = sat_int32(acc + bias_c)            # the accumulator's bias adder saturates
-    y   = clamp(zp + R(x; mult_c, shift_c), lo, hi)
+    x   = sat_int32((acc << F) + bias_c)     # the bias adder saturates
+    y   = clamp(zp + R(x; mult_c, shift_c + F), lo, hi)
+
+With F = 0 this is the plain rescale R(acc + bias_c). With F > 0 the bias counts 2**-F
+accumulator units (a folded float bias or batch-norm offset need not be a whole number of
+them): the real result is M_c * (acc + bias_c * 2**-F), and the F extra fraction bits that the
+shifted sum carries through the multiplier leave by F more bits of right shift, so there is
+still exactly one rounding in ``single`` and ``rne``. Widths: acc is int32; ``acc << F`` and the
+sign-extended int32 bias meet in a (32 + F)-bit adder whose sum saturates to int32 before the
+(unchanged) 32 x B multiplier; the product stays below 2**62 in int64 and the total shift
+shift_c + F is at most 62. The price of F is headroom: the accumulator must fit in 32 - F bits
+or the sum saturates, so the front end picks F from the layer's accumulator bound
+(`accelsim.ir.fold.bias_frac`). Every rounding mode and multiplier width applies R at the total
+shift shift_c + F, exactly as it would for a real multiplier 2**F times smaller on an input
+2**F times larger.
 
 ``lo, hi`` is the (bits, signed) output range tightened by a fused ReLU (lo >= zp) and an
 optional clip [clip_lo, clip_hi]. ``R`` has three rounding modes:
@@ -36,7 +50,7 @@ import numpy as np
 from accelsim.errors import AccelsimError, HardwareLimitError
 from accelsim.jit import lazy_njit
 from accelsim.kernels.common import as_int32, output_range, per_channel
-from accelsim.numeric import INT32_MAX, INT32_MIN, sign_mode, storage_dtype
+from accelsim.numeric import BIAS_FRAC_MAX, INT32_MAX, INT32_MIN, sign_mode, storage_dtype
 
 ROUND_MODES = ("single", "tflite", "rne")
 MODE_CODE = {"single": 0, "tflite": 1, "rne": 2}
@@ -48,6 +62,20 @@ def mode_code(mode):
     if mode not in MODE_CODE:
         raise AccelsimError(f"rounding mode must be one of {ROUND_MODES}, got {mode!r}")
     return MODE_CODE[mode]
+
+
+def check_frac(frac, shift):
+    """Validate the bias fractional bits F (0..BIAS_FRAC_MAX) against the shifts (0..62): the
+    total right shift shift_c + F must stay within MAX_SHIFT."""
+    if isinstance(frac, bool) or not isinstance(frac, (int, np.integer)):
+        raise AccelsimError(f"frac must be an integer in 0..{BIAS_FRAC_MAX}, got {frac!r}")
+    if not 0 <= frac <= BIAS_FRAC_MAX:
+        raise AccelsimError(f"frac must be an integer in 0..{BIAS_FRAC_MAX}, got {frac!r}")
+    if shift.size and int(shift.max()) + frac > MAX_SHIFT:
+        raise AccelsimError(
+            f"shift + frac must be at most {MAX_SHIFT}, got {int(shift.max())} + {int(frac)}"
+        )
+    return int(frac)
 
 
 def check_mult_bits(mult_bits):
@@ -160,17 +188,17 @@ def requantize_scalar(x, mult, shift, mode, mult_bits):
 
 
 @lazy_njit(cache=True)
-def _rescale_kernel(acc, bias, mult, shift, zp, lo, hi, mode, mult_bits, out):
+def _rescale_kernel(acc, bias, mult, shift, frac, zp, lo, hi, mode, mult_bits, out):
     rows, n = acc.shape
     for r in range(rows):
         for c in range(n):
-            x = np.int64(acc[r, c]) + bias[c]
+            x = (np.int64(acc[r, c]) << frac) + bias[c]
             x = min(max(x, np.int64(INT32_MIN)), np.int64(INT32_MAX))
-            y = zp + requantize_scalar(x, mult[c], shift[c], mode, mult_bits)
+            y = zp + requantize_scalar(x, mult[c], shift[c] + frac, mode, mult_bits)
             out[r, c] = min(max(y, lo), hi)
 
 
-def _prepare(acc, bias, mult, shift, zp, bits, signed, mode, relu, clip_lo, clip_hi, mult_bits):
+def _prepare(acc, bias, mult, shift, zp, bits, signed, mode, relu, clip_lo, clip_hi, mult_bits, frac):
     acc = as_int32(acc, "acc")
     mode_code(mode)
     mult_bits = check_mult_bits(mult_bits)
@@ -178,8 +206,9 @@ def _prepare(acc, bias, mult, shift, zp, bits, signed, mode, relu, clip_lo, clip
     bias = per_channel(bias, n, "bias", INT32_MIN, INT32_MAX)
     mult = per_channel(mult, n, "mult", 0, (1 << (mult_bits - 1)) - 1)
     shift = per_channel(shift, n, "shift", 0, MAX_SHIFT)
+    frac = check_frac(frac, shift)
     lo, hi = output_range(bits, signed, int(zp), relu, clip_lo, clip_hi)
-    return acc, bias, mult, shift, int(zp), lo, hi, mult_bits
+    return acc, bias, mult, shift, int(zp), lo, hi, mult_bits, frac
 
 
 def rescale_ref(
@@ -196,18 +225,21 @@ def rescale_ref(
     clip_lo=None,
     clip_hi=None,
     mult_bits=32,
+    frac=0,
 ):
     """NumPy definition of RESCALE (see module docstring).
 
-    acc: int32 array [..., N] (last axis = output channel). bias (int32), mult (0 <= mult <
-    2**(mult_bits-1)) and shift (0..62): scalars or length-N arrays. zp: output zero point.
+    acc: int32 array [..., N] (last axis = output channel). bias (int32, in 2**-frac
+    accumulator units), mult (0 <= mult < 2**(mult_bits-1)) and shift (0..62): scalars or
+    length-N arrays. frac: bias fractional bits F, with shift + F <= 62. zp: output zero point.
     Returns int8/uint8 for bits <= 8 (by `signed`), int32 above; same shape as acc.
     """
-    acc, bias, mult, shift, zp, lo, hi, mult_bits = _prepare(
-        acc, bias, mult, shift, zp, bits, signed, mode, relu, clip_lo, clip_hi, mult_bits
+    acc, bias, mult, shift, zp, lo, hi, mult_bits, frac = _prepare(
+        acc, bias, mult, shift, zp, bits, signed, mode, relu, clip_lo, clip_hi, mult_bits, frac
     )
-    x = np.clip(acc.astype(np.int64) + bias, INT32_MIN, INT32_MAX)
-    y = zp + requantize_ref(x, mult, shift, mode, mult_bits)
+    # (acc << F) + bias in the (32 + F)-bit adder, saturated to the multiplier's int32 input
+    x = np.clip((acc.astype(np.int64) << frac) + bias, INT32_MIN, INT32_MAX)
+    y = zp + requantize_ref(x, mult, shift + frac, mode, mult_bits)
     return np.clip(y, lo, hi).astype(storage_dtype(bits, sign_mode(signed)))
 
 
@@ -225,14 +257,15 @@ def rescale(
     clip_lo=None,
     clip_hi=None,
     mult_bits=32,
+    frac=0,
 ):
     """Numba RESCALE; bit-exact with `rescale_ref` (same arguments and result)."""
-    acc, bias, mult, shift, zp, lo, hi, mult_bits = _prepare(
-        acc, bias, mult, shift, zp, bits, signed, mode, relu, clip_lo, clip_hi, mult_bits
+    acc, bias, mult, shift, zp, lo, hi, mult_bits, frac = _prepare(
+        acc, bias, mult, shift, zp, bits, signed, mode, relu, clip_lo, clip_hi, mult_bits, frac
     )
     acc2 = np.ascontiguousarray(acc.reshape(-1, bias.shape[0]) if acc.size else acc.reshape(0, 1))
     out = np.empty(acc2.shape, np.int32)
-    _rescale_kernel(acc2, bias, mult, shift, zp, lo, hi, MODE_CODE[mode], mult_bits, out)
+    _rescale_kernel(acc2, bias, mult, shift, frac, zp, lo, hi, MODE_CODE[mode], mult_bits, out)
     return out.reshape(acc.shape).astype(storage_dtype(bits, sign_mode(signed)))
 
 
@@ -250,6 +283,7 @@ def count_mismatch(
     clip_lo=None,
     clip_hi=None,
     mult_bits=32,
+    frac=0,
     ref_mult=None,
     ref_shift=None,
 ):
@@ -265,6 +299,7 @@ def count_mismatch(
         "relu": relu,
         "clip_lo": clip_lo,
         "clip_hi": clip_hi,
+        "frac": frac,
     }
     y = rescale(acc, bias, mult, shift, mode=mode, mult_bits=mult_bits, **kw)
     if ref_mult is None:
@@ -309,6 +344,7 @@ def quantize_multiplier(real, mult_bits=32):
 
 __all__ = [
     "ROUND_MODES",
+    "check_frac",
     "count_mismatch",
     "quantize_multiplier",
     "requantize_ref",

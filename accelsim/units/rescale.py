@@ -17,8 +17,13 @@ inside it where 96*c bits is a multiple of row_bits (see `accelsim.memory`). `mu
 `rescale.mult_bits` (mult < 2**(mult_bits-1)), `shift` in 0..62.
 
 Datapath: `accelsim.kernels.rescale.rescale` with `rescale.round_mode` and `rescale.mult_bits`,
-the instruction's zp, bits, mode, relu and clip. In datapath mode the unit also runs the `rne`
+the instruction's zp, bits, mode, relu, clip and frac (F: the bias counts 2^-F accumulator
+units, the accumulator enters the bias adder shifted left by F and the total right shift is
+shift_c + F; `shift` in PARAM is shift_c alone). In datapath mode the unit also runs the `rne`
 reference and counts outputs that differ (`rescale_mismatch_vs_rne`).
+
+F costs no cycles (the shift is wiring selected per instruction); the bias adder is 32 + F
+bits wide, which `rescale_bias_frac_bits` (F per rescaled element) lets the energy model charge.
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ class Rescale(UnitBase):
             ("sram_read_bits_param", par_rows * rb),
             ("sram_write_bits_out", out_rows * rb),
         )
+        if f["frac"]:  # counted only when used, so F = 0 programs keep their counter set
+            counts += (("rescale_bias_frac_bits", m * n * f["frac"]),)
         return rescale_cycles(self.cfg, m, n), accesses, counts
 
     def run(self, insn, mem):
@@ -84,6 +91,7 @@ class Rescale(UnitBase):
             relu=bool(f["relu"]),
             clip_lo=f["clip_lo"] if f["clip"] else None,
             clip_hi=f["clip_hi"] if f["clip"] else None,
+            frac=f["frac"],
         )
         bias, mult, shift = par[:, 0], par[:, 1], par[:, 2]
         out = rescale(acc, bias, mult, shift, mode=rc.round_mode, mult_bits=rc.mult_bits, **kw)

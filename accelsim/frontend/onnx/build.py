@@ -244,7 +244,8 @@ class Builder:
         op.name = self.node_name(p.src)  # named after the ONNX op it computes
         if isinstance(op, (QuantConv2d, QuantLinear)):
             if p.offset is not None and np.any(p.offset):
-                op = add_offset(op, p.offset, p.s_in, f"node {op.name!r}")
+                src = self.tensors[op.inputs[0]]
+                op = add_offset(op, p.offset, p.s_in, f"node {op.name!r}", src=src)
             op.relu = lo == t.zero_point
             op.clip_lo = lo if lo > tlo and not op.relu else None
             op.clip_hi = hi if hi < thi else None
