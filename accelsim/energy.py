@@ -217,10 +217,9 @@ def energy_report(stats: Stats, table: EnergyTable) -> EnergyReport:
             c.get("svge_map_hash_ops", 0) * t.map_hash_op_pj
             + c.get("svge_map_sort_ops", 0) * t.map_sort_op_pj
         )
-        comp["rescale"] = (
-            c.get("rescale_ops", 0) * rescale_pj
-            + c.get("rescale_bias_frac_bits", 0) * (t.add_pj(33) - t.add_pj(32))
-        )
+        comp["rescale"] = c.get("rescale_ops", 0) * rescale_pj + c.get(
+            "rescale_bias_frac_bits", 0
+        ) * (t.add_pj(33) - t.add_pj(32))
         comp["quant"] = c.get("quant_ops", 0) * (t.int32_mult_pj + t.int32_add_pj)
         comp["vector"] = c.get("vector_ops", 0) * t.int32_add_pj
         comp["leakage"] = (

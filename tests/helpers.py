@@ -1,5 +1,6 @@
 """Helpers shared by the tests: random voxel sets and operands, units outside a simulation,
-and the process table (Linux /proc) for tests of workers that must not outlive their parent.
+graphs with fractional biases, and the process table (Linux /proc) for tests of workers that
+must not outlive their parent.
 
 Operand ranges are written out here rather than taken from the kernels, so that tests of the
 kernels do not depend on the code they test.
@@ -40,6 +41,24 @@ def random_operand(rng, shape, bits: int, mode: str = "signed") -> np.ndarray:
     lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1)) if mode == "signed" else (0, 2**bits)
     dtype = (np.int8 if mode == "signed" else np.uint8) if bits <= 8 else np.int32
     return rng.integers(lo, hi, size=shape).astype(dtype)
+
+
+def with_fractional_biases(g, seed: int):
+    """`g` with every conv / linear bias moved by a random real offset of up to half an
+    accumulator unit, folded as the ONNX importer folds one (so each layer gets the bias
+    fractional bits its accumulator headroom allows)."""
+    from accelsim.ir import QuantConv2d, QuantLinear  # noqa: PLC0415
+    from accelsim.ir.fold import add_offset  # noqa: PLC0415
+
+    rng = np.random.default_rng(seed)
+    for i, op in enumerate(g.nodes):
+        if isinstance(op, (QuantConv2d, QuantLinear)):
+            src = g.tensors[op.inputs[0]]
+            unit = float(src.scale) * op.w_scale_per_channel()
+            off = rng.uniform(-0.5, 0.5, op.cout) * unit
+            g.nodes[i] = add_offset(op, off, float(src.scale), op.name, src=src)
+    g.validate()
+    return g
 
 
 def make_mem(cfg, dram_size: int = 0) -> Memory:

@@ -124,3 +124,16 @@ def test_rescale_energy_follows_the_multiplier_width(table):
     assert rescale_pj(16) == pytest.approx(175.0, abs=2**-10)
     cfg = load_config("edge", ["rescale.mult_bits=16"])
     assert _gemm_stats(cfg).machine["rescale_mult_bits"] == 16
+
+
+def test_fraction_bits_widen_the_bias_adder(table):
+    """100 accumulators rescaled with F = 4 bias fractional bits: the bias adder is 36 bits,
+    add(36) - add(32) = 4 * (0.1 - 0.03) / 24 pJ more each, so 330 + 100 * 4 * 0.07 / 24
+    = 331.1667 pJ (Horowitz: int8 add 0.03 pJ, int32 add 0.1 pJ, adders linear in width)."""
+    from accelsim.stats import Stats
+
+    counts = {"rescale_ops": 100, "rescale_bias_frac_bits": 400}
+    stats = Stats({(1, "rescale"): counts}, 10, machine={"rescale_mult_bits": 32})
+    assert energy_report(stats, table).by_component["rescale"] == pytest.approx(
+        330.0 + 400 * 0.07 / 24, abs=2**-10
+    )

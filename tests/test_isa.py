@@ -156,5 +156,8 @@ def test_field_max_reads_the_table():
     assert isa.field_max(Op.SVG_MAP, "n_pairs") == 2**21 - 1
     assert isa.field_max(Op.LOAD, "pad_left") == 15
     assert isa.field_max(Op.LOAD, "bits") == 32
+    assert isa.field_max(Op.RESCALE, "frac") == 15  # BIAS_FRAC_MAX fills its 4 bits
+    with pytest.raises(IsaError, match=r"RESCALE.frac = 16 is out of range \[0, 15\]"):
+        isa.encode(Insn(Op.RESCALE, m=1, n=1, bits=8, frac=16))
     with pytest.raises(IsaError, match="GEMM has no field 'd0'"):
         isa.field_max(Op.GEMM, "d0")

@@ -140,7 +140,8 @@ class _Weighted(Op):
         if not np.all(np.isfinite(ws)) or np.any(ws <= 0):
             fail(self, "w_scale must be finite and > 0")
         f = self.bias_frac_bits
-        if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or not 0 <= f <= BIAS_FRAC_MAX:
+        is_int = isinstance(f, (int, np.integer)) and not isinstance(f, bool)
+        if not is_int or not 0 <= f <= BIAS_FRAC_MAX:
             fail(self, f"bias_frac_bits must be an integer in 0..{BIAS_FRAC_MAX}, got {f!r}")
         if self.bias is not None:
             if not isinstance(self.bias, np.ndarray) or self.bias.dtype != np.int32:

@@ -198,7 +198,9 @@ def _rescale_kernel(acc, bias, mult, shift, frac, zp, lo, hi, mode, mult_bits, o
             out[r, c] = min(max(y, lo), hi)
 
 
-def _prepare(acc, bias, mult, shift, zp, bits, signed, mode, relu, clip_lo, clip_hi, mult_bits, frac):
+def _prepare(
+    acc, bias, mult, shift, zp, bits, signed, mode, relu, clip_lo, clip_hi, mult_bits, frac
+):
     acc = as_int32(acc, "acc")
     mode_code(mode)
     mult_bits = check_mult_bits(mult_bits)

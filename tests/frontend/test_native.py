@@ -48,6 +48,23 @@ def test_round_trip_equal(tmp_path, build):
     assert not list(tmp_path.glob("*.tmp"))  # the atomic write left no temp file
 
 
+def test_fractional_bias_survives(tmp_path):
+    """A bias in 2**-9 accumulator units saves and loads with its fraction bits (files written
+    before the field existed load with 0: `test_hand_written_version_1_files_load`)."""
+    g = small_cnn(4, 4, seed=3, input_hw=8)
+    conv = g.node("conv1")
+    conv.bias = (conv.bias_or_zeros().astype(np.int64) * 512 + np.arange(conv.cout) * 37).astype(
+        np.int32
+    )
+    conv.bias_frac_bits = 9
+    save_model(g, tmp_path / "m.npz")
+    g2 = load_model(tmp_path / "m.npz")
+    assert_graphs_equal(g, g2)
+    assert g2.node("conv1").bias_frac_bits == 9 and g2.node("conv3").bias_frac_bits == 0
+    x = np.random.default_rng(0).standard_normal(g.tensors["input"].shape)
+    np.testing.assert_array_equal(run_reference(g, x)["fc"], run_reference(g2, x)["fc"])
+
+
 def test_per_channel_scales_survive(tmp_path):
     g = conv_bn()
     save_model(g, tmp_path / "m.npz")
@@ -170,6 +187,11 @@ BROKEN = {
         "node 'conv1'.*relu must be true or false",
     ),
     "two inputs": (lambda d: set_(d, "input", "conv1"), None, "must have mode 'float'"),
+    "bias fraction": (
+        lambda d: set_(node(d, "fc")["attrs"], "bias_frac_bits", 16),
+        None,
+        r"node 'fc'.*bias_frac_bits must be an integer in 0..15, got 16",
+    ),
 }
 
 
@@ -335,6 +357,7 @@ def test_hand_written_version_1_files_load(tmp_path):
     assert g.kind == "dense" and [n.name for n in g.nodes] == ["q", "fc"]
     np.testing.assert_array_equal(g.node("fc").weight, w)
     assert g.tensors["y"].shape == (1, 2) and g.node("fc").w_bits == 4
+    assert g.node("fc").bias_frac_bits == 0  # the field is newer than the file
 
     sparse = {
         "format": "accelsim-sparse-model",

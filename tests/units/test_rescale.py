@@ -78,3 +78,22 @@ def test_mismatch_vs_rne_counted():
     unit.run(insn, mem)
     np.testing.assert_array_equal(mem.read(Buf.OUT, 0, 4, 8, "t"), [1, 2, 0, 2])
     assert unit.stats.extra == [(0, "rescale_mismatch_vs_rne", 1)]
+
+
+def test_fraction_bits_reach_the_datapath_and_the_counts():
+    """frac = 2: PARAM bias 1 is a quarter of an accumulator unit and shift 1 becomes 3, so
+    acc [1, 3, -1, 4] gives (4 acc + 1) / 8 = 0.625, 1.625, -0.375, 2.125 -> 1, 2, 0, 2 (no
+    ties). The profile charges 4 elements x 2 bits to rescale_bias_frac_bits; F = 0 omits it."""
+    cfg = load_config("edge", ["rescale.round_mode=rne"])
+    mem = make_mem(cfg)
+    mem.write(Buf.ACC, 0, np.array([[1], [3], [-1], [4]], np.int32), 32)
+    mem.write(Buf.PARAM, 0, np.array([1, 1, 1], np.int32), 32)
+    unit = standalone(Rescale, cfg)
+    insn = Insn(Op.RESCALE, m=4, n=1, bits=8, frac=2)
+    insn.index = 0
+    unit.run(insn, mem)
+    np.testing.assert_array_equal(mem.read(Buf.OUT, 0, 4, 8, "t"), [1, 2, 0, 2])
+    assert ("rescale_bias_frac_bits", 8) in unit.profile(insn)[2]
+    assert unit.profile(insn)[0] == unit.profile(Insn(Op.RESCALE, m=4, n=1, bits=8))[0]
+    plain = dict(unit.profile(Insn(Op.RESCALE, m=4, n=1, bits=8))[2])
+    assert "rescale_bias_frac_bits" not in plain and plain["rescale_ops"] == 4

@@ -8,7 +8,8 @@ NHWC layout through a Transpose. Widths without an ONNX type (1..7 bits) are sto
 uint8 and clamped to their range by a Clip before the QuantizeLinear (exact: rounding is
 monotone; the importer reads such a clamped tensor back at its narrow width);
 9..16 bits use int16 / uint16 (opset 21). Weights are int8 / uint8 initialisers with per-channel
-scales, biases int32 with scale s_in * s_w[c], zero point 0.
+scales, biases int32 with scale s_in * s_w[c], zero point 0 (float32 where the bias has
+fractional bits, see `_Exporter.bias`).
 """
 
 from __future__ import annotations
@@ -139,17 +140,7 @@ class _Exporter:
             f"{op.name}_wdq",
             axis=axis,
         )
-        bscale = (_F32(src.scale) * ws.astype(_F32)).astype(_F32)
-        bdq = self.node(
-            "DequantizeLinear",
-            [
-                self.const(op.bias_or_zeros(), f"{op.name}_b"),
-                self.const(bscale, f"{op.name}_bs"),
-                self.const(np.zeros(op.cout, np.int32), "bzp"),
-            ],
-            f"{op.name}_bdq",
-            axis=0,
-        )
+        bdq = self.bias(op, float(src.scale), ws)
         x = self.dq(op.inputs[0])
         if conv:
             pt, pb, pl, pr = op.padding
@@ -167,6 +158,27 @@ class _Exporter:
                 "Add", [self.node("MatMul", [x, wdq], op.name, name=op.name), bdq], op.name
             )
         self.quantize(y, dst, op.clip_lo, op.clip_hi, op.relu)
+
+    def bias(self, op, s_in: float, ws: np.ndarray) -> str:
+        """The bias input of conv / linear `op`: an int32 DequantizeLinear at scale s_in * s_w[c]
+        (a whole-unit bias), or float32 values when it has fractional bits F > 0. A DQ at scale
+        s_in * s_w[c] * 2**-F would state the same reals, but onnxruntime's optimizer fuses a
+        DQ bias into QGemm / QLinearConv as if its scale were s_in * s_w[c]."""
+        b = op.bias_or_zeros()
+        if op.bias_frac_bits:
+            real = np.ldexp(b.astype(np.float64), -op.bias_frac_bits) * s_in * ws
+            return self.const(real.astype(_F32), f"{op.name}_b")
+        bscale = (_F32(s_in) * ws.astype(_F32)).astype(_F32)
+        return self.node(
+            "DequantizeLinear",
+            [
+                self.const(b, f"{op.name}_b"),
+                self.const(bscale, f"{op.name}_bs"),
+                self.const(np.zeros(op.cout, np.int32), "bzp"),
+            ],
+            f"{op.name}_bdq",
+            axis=0,
+        )
 
     def vector(self, op) -> None:
         dst = self.g.tensors[op.output]

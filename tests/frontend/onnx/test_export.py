@@ -14,6 +14,7 @@ from accelsim.quant.data import Dataset, load_dataset
 from accelsim.quant.to_ir import model_to_graph
 from accelsim.runner import run_model
 from tests.frontend.onnx.nets import ort_run, same_level
+from tests.helpers import with_fractional_biases
 from workloads.dense import mlp, small_cnn
 
 pytest.importorskip("onnxruntime")
@@ -80,3 +81,20 @@ def test_builtin_workloads_round_trip(tmp_path):
 def test_builtin_mlp_runs_exactly_in_onnxruntime():
     g = mlp(8, 8, seed=2)
     machine_vs_ort(g, np.random.default_rng(1).random((3, *g.tensors[g.input].shape[1:])))
+
+
+def test_fractional_biases_export_as_float32():
+    """An mlp whose biases carry 13..15 fractional bits (the importer's fold of random real
+    offsets): the file holds them as float32 values (no int32 DequantizeLinear, which
+    onnxruntime's optimizer would fuse at scale s_in * s_w[c]), and onnxruntime without graph
+    optimizations gives the machine's logits on every image. (With them it fuses QGemm, whose
+    int32 bias is whole accumulator units again.)"""
+    from onnx import numpy_helper
+
+    g = with_fractional_biases(mlp(8, 8, seed=2), seed=0)
+    fracs = [n.bias_frac_bits for n in g.nodes if hasattr(n, "bias_frac_bits")]
+    assert fracs and min(fracs) > 0
+    model = machine_vs_ort(g, np.random.default_rng(4).random((3, *g.tensors[g.input].shape[1:])))
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    biases = [v for k, v in inits.items() if k.split("__")[0].endswith("_b")]
+    assert len(biases) == len(fracs) and all(b.dtype == np.float32 for b in biases)

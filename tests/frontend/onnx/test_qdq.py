@@ -129,6 +129,25 @@ def test_rounding_ties_half_to_even():
     assert np.count_nonzero(half_up != ort_run(model, xin)[y]) == 4
 
 
+def test_float_bias_keeps_its_fraction_of_an_accumulator_unit():
+    """1x1 identity conv, s_in = 2**-3, s_w = 2**-2: one accumulator unit is 2**-5, and a float
+    bias of 0.375 units (dyadic: 3 * 2**-8, exact in float32) with an output step of half a
+    unit gives y = rne(2 acc + 0.75) = 2 acc + 1 on every element. The bias keeps F = 3
+    fractional bits; rounded to whole units (0) it would give 2 acc on every element."""
+    n = Net(13)
+    x = n.qdq("x", 2**-3, 0)
+    w = n.weight(np.eye(2, dtype=np.int64).reshape(2, 2, 1, 1), 2**-2)
+    b = n.const(np.full(2, 0.375 * 2**-5, np.float32))
+    y = n.qdq(n.node("Conv", [x, w, b]), 2**-6, 0)
+    q = np.arange(-20, 20).reshape(1, 2, 4, 5)
+    model = n.model("x", [1, 2, 4, 5], [y])
+    g = check(model, (q * 2**-3).astype(np.float32))
+    conv = next(v for v in g.nodes if type(v).__name__ == "QuantConv2d")
+    assert conv.bias_frac_bits == 3 and conv.bias.tolist() == [3, 3]
+    got = run_reference(g, (q * 2**-3).astype(np.float32), round_mode="rne")[y]
+    np.testing.assert_array_equal(got, (2 * q + 1) * 2.0**-6)
+
+
 def test_clip_relu6_folded_and_on_float_view():
     """Clip(0, 6) before a quantizer folds into the conv's clamp; Relu on a dequantized view
     followed by the same quantizer becomes a Clip node."""

@@ -1,7 +1,9 @@
 """The ONNX files shipped inside the qonnx wheel: the quantized Brevitas ESPCN with a nearest
-Resize runs exactly (qonnx executor = IR reference = machine); every other file is rejected
-with one error naming the node and the reason (float layers, FloatQuant, three inputs)."""
+Resize runs exactly (qonnx executor = IR reference = machine, on every output element); every
+other file is rejected with one error naming the node and the reason (float layers, FloatQuant,
+three inputs)."""
 
+import copy
 import warnings
 from pathlib import Path
 
@@ -11,8 +13,10 @@ import pytest
 
 from accelsim.errors import ModelFormatError
 from accelsim.frontend.onnx import load_onnx
-from accelsim.ir import conv_acc, rescale_params, run_node
-from tests.frontend.onnx.nets import check, qonnx_run
+from accelsim.frontend.onnx.export import to_onnx
+from accelsim.ir import QuantConv2d, run_node, run_reference
+from accelsim.numeric import BIAS_FRAC_MAX
+from tests.frontend.onnx.nets import check, ort_run, qonnx_run, same_level
 
 qonnx = pytest.importorskip("qonnx")
 DATA = Path(qonnx.__file__).parent / "data" / "onnx"
@@ -59,40 +63,50 @@ def test_unsupported_files_give_one_clear_error(name):
 def test_espcn_nearest_resize():
     """Brevitas ESPCN (Relu -> Quant uint8 -> 3 x [conv, BN, Relu, Quant 4/8 bit] -> nearest
     Resize x2 -> conv -> Relu -> Quant): BN folded into per-channel weight steps and biases,
-    the Resize on the machine's DMA. The machine equals the IR reference exactly.
-
-    Against the qonnx executor, each layer is fed qonnx's own input. Its float conv bias and BN
-    offset become whole int32 accumulator units here; where the output step is finer than
-    the accumulator grid (8-bit outputs of 4-bit x 4-bit layers: half a unit is up to 0.4 of
-    an output level) an output whose value lies within that rounding of a tie lands one level
-    off. Asserted: every difference is one level, and only where the rounded value is within
-    half an accumulator unit of a tie; the input layer and the Upsample agree exactly."""
+    the Resize on the machine's DMA. The float conv biases and BN offsets are no whole number
+    of accumulator units (s_in * s_w), so each layer's bias keeps fractional bits (RESCALE's
+    F). qonnx executor = IR reference = machine on every output, and each layer fed qonnx's
+    own input gives qonnx's own output on every element. The same graph with the biases
+    rounded to whole units (F = 0, as before F existed) differs from qonnx on this input:
+    in layer 3 one unit is 0.41 output levels, so half a unit moves values across ties."""
     model = with_input_shape(DATA / "bsd300x3-espcn/nn_resize/quant_model.onnx", SMALL)
     x = np.random.default_rng(0).uniform(-0.2, 1.2, SMALL).astype(np.float32)
-    g = check(model, x, runner=qonnx_run, input_shape=SMALL, exact=False)
+    g = check(model, x, runner=qonnx_run, input_shape=SMALL)
     kinds = [type(n).__name__ for n in g.nodes]
     assert kinds.count("QuantConv2d") == 4 and "Upsample" in kinds and "BatchNorm" not in kinds
     assert [type(n).__name__ for n in g.nodes[:2]] == ["HostUnary", "HostTranspose"]
+    convs = [n for n in g.nodes if isinstance(n, QuantConv2d)]
+    assert all(0 < n.bias_frac_bits <= BIAS_FRAC_MAX for n in convs)
     ctx = qonnx_context(model, x)
-    diffs = []
     for node in g.nodes:
         if type(node).__name__ not in ("QuantConv2d", "Upsample"):
             continue
-        src, dst = g.tensors[node.inputs[0]], g.tensors[node.output]
-        xin = levels(ctx[node.inputs[0].split("#")[0]], src)
-        got = run_node(node, [xin], g, round_mode="rne").astype(np.int64)
-        want = levels(ctx[node.output.split("#")[0]], dst)
-        bad = got != want
-        assert np.all(np.abs(got - want) <= 1), node.name
-        diffs.append(int(bad.sum()))
-        if type(node).__name__ == "QuantConv2d" and bad.any():
-            unit = src.scale * node.w_scale_per_channel() / dst.scale  # levels per acc unit
-            rp = rescale_params(node, g)
-            v = (conv_acc(node, xin, g) + rp.bias) * unit  # value in levels before rounding
-            tie_dist = np.abs(v - np.floor(v) - 0.5)
-            assert np.all((tie_dist <= unit / 2 + 1e-9)[bad]), node.name
-    assert diffs[0] == 0 and diffs[-2] == 0, diffs  # input layer and Upsample: exact
-    assert sum(diffs) > 0  # this input does hit the bias rounding (see the report)
+        xin = levels(ctx[node.inputs[0].split("#")[0]], g.tensors[node.inputs[0]])
+        got = run_node(node, [xin], g, round_mode="rne")
+        want = levels(ctx[node.output.split("#")[0]], g.tensors[node.output])
+        np.testing.assert_array_equal(got, want, err_msg=node.name)
+    whole = copy.deepcopy(g)
+    for n in whole.nodes:
+        if isinstance(n, QuantConv2d):
+            n.bias = np.rint(np.ldexp(n.bias, -n.bias_frac_bits)).astype(np.int32)
+            n.bias_frac_bits = 0
+    out = g.outputs[0]
+    ref = run_reference(whole, x, round_mode="rne")[out]
+    assert np.count_nonzero(ref != qonnx_run(model, x)[out]) > 0
+
+
+def test_espcn_exported_again_runs_exactly_in_onnxruntime():
+    """The imported ESPCN written back as ONNX QDQ (its fractional biases as float32, see
+    `accelsim.frontend.onnx.export`): onnxruntime, graph optimizations off, gives the IR
+    reference's outputs (which the machine equals, above) on every element."""
+    pytest.importorskip("onnxruntime")
+    model = with_input_shape(DATA / "bsd300x3-espcn/nn_resize/quant_model.onnx", SMALL)
+    g = load_onnx(model.SerializeToString(), input_shape=SMALL)
+    x = np.random.default_rng(1).uniform(-0.2, 1.2, SMALL).astype(np.float32)
+    got = ort_run(to_onnx(g), x)
+    ref = run_reference(g, x, round_mode="rne")
+    for name in g.outputs:
+        same_level(got[name], np.asarray(ref[name]).reshape(got[name].shape), name)
 
 
 def qonnx_context(model, x) -> dict:
