@@ -4,7 +4,8 @@ Mul, Sub, Div, BatchNormalization) folded into them before their requantization.
 A conv / linear on a machine tensor's float view and integer weights is an integer GEMM whose
 real result is s_in * s_w[c] * acc: a `Pending` value holding the IR op. A following affine
 (x * k[c] + o[c]) changes the weight step by |k| (negating weights where k < 0) and adds o to
-a real offset that becomes int32 bias at the requantization (`accelsim.ir.fold`). QLinearConv,
+a real offset that becomes the int32 bias at the requantization, with the fractional bits below
+the accumulator unit that `accelsim.ir.fold.bias_frac` chooses. QLinearConv,
 QLinearMatMul, QGemm, ConvInteger and MatMulInteger build the same value from their integers.
 """
 
