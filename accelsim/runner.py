@@ -68,12 +68,14 @@ def run_model(
     progress: bool = False,
     program: Program | None = None,
     engine: str = "event",
+    check_races: bool = True,
 ) -> RunResult:
     """Lower `graph` for `cfg` (unless `program` is given), simulate it on input `x` (see the
     module docstring for each graph kind) with the timing `engine` ("event" or "fast", see
     `accelsim.sim.simulate`) and return statistics and outputs; with `check=True` also compare
     every layer with the integer reference (`compare`). count_only: timing only (no datapath,
-    no outputs); the program is then lowered without its DRAM image and no input is placed."""
+    no outputs); the program is then lowered without its DRAM image and no input is placed.
+    check_races: run the simulator's race detector (see `accelsim.sim.simulate`)."""
     from accelsim.sim import simulate  # noqa: PLC0415
 
     kind = _KINDS[graph.kind]
@@ -88,6 +90,7 @@ def run_model(
         trace=trace,
         progress=progress,
         engine=engine,
+        check_races=check_races,
     )
     outputs = kind.read(graph, program, res.outputs, x)
     result = RunResult(graph, program, res.stats, outputs)

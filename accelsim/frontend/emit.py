@@ -18,7 +18,7 @@ import numpy as np
 
 from accelsim.config import HwConfig
 from accelsim.errors import AccelsimError, HardwareLimitError
-from accelsim.frontend.tokens import Access
+from accelsim.frontend.tokens import DRAM_SPACE, UNIT_CODE, Access, RegionLog
 from accelsim.isa import MODE_BY_NAME, Buf, Insn, Op, field_max
 from accelsim.numeric import INT32_MAX
 
@@ -35,6 +35,7 @@ def dma_bytes(d0: int, d1: int, d2: int, bits: int) -> int:
 
 MAX_D2 = min(field_max(Op.LOAD, "d2"), field_max(Op.STORE, "d2"))  # longest merged DMA row
 DRAM_ELEMENTS = field_max(Op.LOAD, "dram_addr") + 1  # elements the DMA addresses reach
+_LOAD_UNIT, _STORE_UNIT = UNIT_CODE[Op.LOAD], UNIT_CODE[Op.STORE]
 MODE_CODE = {name: int(m) for name, m in MODE_BY_NAME.items()}  # "signed" -> 0, ...
 ACC_BITS = 32  # accumulator width
 PARAM_BITS = 3 * 32  # per output channel in PARAM: bias, multiplier, shift (int32 each)
@@ -85,8 +86,10 @@ class Slots:
         return slot * self.rows
 
     def _touch(self, slot: int) -> None:
-        self.lru.remove(slot)
-        self.lru.append(slot)
+        lru = self.lru
+        if lru[-1] != slot:
+            lru.remove(slot)
+            lru.append(slot)
 
     def lookup(self, key):
         if key is not None and key in self.keys:
@@ -114,7 +117,7 @@ class Emitter:
         self.cfg = cfg
         self.row_bits = cfg.buffers.row_bits
         self.insns: list[Insn] = []
-        self.accesses: list[Access] = []
+        self.log = RegionLog()  # the regions each instruction reads and writes
         self.dram_bytes = 0
         self.tag = 0
         self.image = image
@@ -173,7 +176,26 @@ class Emitter:
         `insert_tokens` orders instructions by these regions."""
         insn.tag = self.tag
         self.insns.append(insn)
-        self.accesses.append(Access(reads, writes))
+        self.log.add(insn.op, reads, writes)
+
+    @property
+    def accesses(self) -> list[Access]:
+        """The regions of every instruction so far, one `Access` each."""
+        return self.log.accesses()
+
+    def _dma(self, insn: Insn, buf: Buf, base: int, rows: int, dram_lo: int, dram_hi: int):
+        """Append a LOAD or STORE with its DRAM and buffer regions (the hot path of
+        `emit`: the records `RegionLog.add` would make)."""
+        insn.tag = self.tag
+        self.insns.append(insn)
+        log = self.log
+        if insn.op is Op.LOAD:
+            log.flat.extend((DRAM_SPACE, dram_lo, dram_hi, 0, buf, base, base + rows, 1))
+            log.units.append(_LOAD_UNIT)
+        else:
+            log.flat.extend((buf, base, base + rows, 0, DRAM_SPACE, dram_lo, dram_hi, 1))
+            log.units.append(_STORE_UNIT)
+        log.ptr.append(len(log.flat) >> 2)
 
     def load(
         self,
@@ -218,7 +240,7 @@ class Emitter:
             "pad_right": pr,
             "pad_value": pad_value,
         }
-        self.emit(Insn.of(Op.LOAD, fields), [("dram", dram_addr, end)], [(buf, base, base + rows)])
+        self._dma(Insn.of(Op.LOAD, fields), int(buf), base, rows, dram_addr, end)
         return rows
 
     def store(
@@ -255,7 +277,7 @@ class Emitter:
             "bits": bits,
             "mode": MODE_CODE[mode],
         }
-        self.emit(Insn.of(Op.STORE, fields), [(buf, base, base + rows)], [("dram", dram_addr, end)])
+        self._dma(Insn.of(Op.STORE, fields), int(buf), base, rows, dram_addr, end)
 
     def check_slot(self, buf: Buf, end_row: int, what: str) -> None:
         """Raise AccelsimError if an access reaching `end_row` rows past a slot's first row
@@ -270,13 +292,18 @@ class Emitter:
     def compute(self, insn: Insn, reads, writes) -> None:
         """Add a compute instruction with its buffer regions [(buf, slot, rows)] (each from the
         slot's first row)."""
-        for b, _, r in (*reads, *writes):
-            self.check_slot(b, r, insn.op.name)
-        to_regions = [
-            [(b, self.slots[b].base(s), self.slots[b].base(s) + r) for b, s, r in lst]
-            for lst in (reads, writes)
-        ]
-        self.emit(insn, *to_regions)
+        slots, log = self.slots, self.log
+        put = log.flat.extend
+        for regions, write in ((reads, 0), (writes, 1)):
+            for b, s, r in regions:
+                size = slots[b].rows
+                if r > size:
+                    self.check_slot(b, r, insn.op.name)
+                put((b, s * size, s * size + r, write))
+        insn.tag = self.tag
+        self.insns.append(insn)
+        log.ptr.append(len(log.flat) >> 2)
+        log.units.append(UNIT_CODE[insn.op])
 
     def param_slot(self, key, dram_addr: int, n: int) -> int:
         """The PARAM slot holding the (bias, multiplier, shift) rows of `n` output channels
@@ -315,14 +342,13 @@ class Emitter:
         rb = self.row_bits
         m, n = d0 * d1, d2
         p_slot = self.param_slot(param_key, param_addr, n)
-        out_slot = self.slots[Buf.OUT].take()
+        slots = self.slots
+        out_slot = slots[Buf.OUT].take()
         self.check_slot(Buf.ACC, rows_for(m * n, ACC_BITS, rb), "RESCALE")
         lo, hi = clip if clip is not None else (0, 0)
-        acc_base, p_base = (
-            self.slots[Buf.ACC].base(acc_slot),
-            self.slots[Buf.PARAM].base(p_slot),
-        )
-        out_base = self.slots[Buf.OUT].base(out_slot)
+        acc_base = acc_slot * slots[Buf.ACC].rows
+        p_base = p_slot * slots[Buf.PARAM].rows
+        out_base = out_slot * slots[Buf.OUT].rows
         fields = {
             "acc_addr": acc_base,
             "param_addr": p_base,

@@ -20,6 +20,9 @@ from accelsim.frontend.padding import PAD_MAX
 from accelsim.frontend.tiling import GemmLayer, Tiling
 from accelsim.isa import Buf, Insn, Op
 
+INP, WGT, ACC = Buf.INP, Buf.WGT, Buf.ACC  # (enum attribute lookups cost in the tile loop)
+GEMM = Op.GEMM
+
 
 @dataclass(frozen=True)
 class GemmPlace:
@@ -61,6 +64,9 @@ def emit_gemm_layer(em: Emitter, L: GemmLayer, t: Tiling, P: GemmPlace, image: i
     else:
         steps = [(sp, nt) for nt in range(n_n) for sp in spatial]
     rb = em.row_bits
+    acc_slots = em.slots[ACC]  # the slot objects stay for the layer (`use_slots` runs between)
+    acc_rows_per_slot = acc_slots.rows
+    inp_rows_per_slot, wgt_rows_per_slot = em.slots[INP].rows, em.slots[WGT].rows
     layer_fields = {  # the GEMM fields every tile of the layer shares
         "a_bits": L.a_bits,
         "w_bits": L.w_bits,
@@ -77,7 +83,7 @@ def emit_gemm_layer(em: Emitter, L: GemmLayer, t: Tiling, P: GemmPlace, image: i
         oy0, ox0, n0 = i * t.oh_t, j * t.ow_t, nt * t.n_t
         oh, ow, n = min(t.oh_t, L.oh - oy0), min(t.ow_t, L.ow - ox0), min(t.n_t, L.cout - n0)
         m = oh * ow
-        acc_slot = em.slots[Buf.ACC].take()
+        acc_slot = acc_slots.take()
         acc_rows = rows_for(m * n, ACC_BITS, rb)
         for ct in range(n_ci):
             c0 = n0 if L.depthwise else ct * t.cin_t
@@ -87,14 +93,14 @@ def emit_gemm_layer(em: Emitter, L: GemmLayer, t: Tiling, P: GemmPlace, image: i
             wgt_slot, wgt_rows = _load_weights(em, L, P, n0, n, c0, cin)
             inp_slot, inp_rows, pw = _load_input(em, L, P, image, oy0, ox0, oh, ow, c0, cin)
             k = L.kh * L.kw * (1 if L.depthwise else cin)
-            reads = [(Buf.INP, inp_slot, inp_rows), (Buf.WGT, wgt_slot, wgt_rows)]
+            reads = [(INP, inp_slot, inp_rows), (WGT, wgt_slot, wgt_rows)]
             if ct:
-                reads.append((Buf.ACC, acc_slot, acc_rows))
+                reads.append((ACC, acc_slot, acc_rows))
             fields = {
                 **layer_fields,
-                "inp_addr": em.slots[Buf.INP].base(inp_slot),
-                "wgt_addr": em.slots[Buf.WGT].base(wgt_slot),
-                "acc_addr": em.slots[Buf.ACC].base(acc_slot),
+                "inp_addr": inp_slot * inp_rows_per_slot,
+                "wgt_addr": wgt_slot * wgt_rows_per_slot,
+                "acc_addr": acc_slot * acc_rows_per_slot,
                 "m": m,
                 "k": k,
                 "n": n,
@@ -102,7 +108,7 @@ def emit_gemm_layer(em: Emitter, L: GemmLayer, t: Tiling, P: GemmPlace, image: i
                 "ow": ow if L.conv else 1,
                 "patch_w": pw,
             }
-            em.compute(Insn.of(Op.GEMM, fields), reads, [(Buf.ACC, acc_slot, acc_rows)])
+            em.compute(Insn.of(GEMM, fields), reads, [(ACC, acc_slot, acc_rows)])
         c = P.out_c
         if L.conv:  # the tile's oh x ow pixels, n channels, in the NHWC output
             block = (P.out_addr + (oy0 * L.ow + ox0) * c + P.out_c_off + n0, oh, ow, n, L.ow * c, c)
@@ -124,7 +130,7 @@ def emit_gemm_layer(em: Emitter, L: GemmLayer, t: Tiling, P: GemmPlace, image: i
 
 def _load_input(em, L, P, image, oy0, ox0, oh, ow, c0, cin):
     """Input tile (patch with padding for conv, [m, cin] rows for linear) -> (slot, rows, pw)."""
-    inp = em.slots[Buf.INP]
+    inp = em.slots[INP]
     if not L.conv:
         # the key names the whole [oh, cin] block: another layer reading the same tensor
         # with other tiles must not take it for its own
@@ -134,7 +140,7 @@ def _load_input(em, L, P, image, oy0, ox0, oh, ow, c0, cin):
         if slot is None:
             slot = inp.take(key)
             em.load(
-                Buf.INP,
+                INP,
                 slot,
                 P.in_addr + oy0 * P.in_c + P.in_c_off + c0,
                 1,
@@ -169,7 +175,7 @@ def _load_input(em, L, P, image, oy0, ox0, oh, ow, c0, cin):
     if slot is None:
         slot = inp.take(key)
         addr = P.in_addr + ((iy0 + pads[0]) * L.w + ix0 + pads[2]) * P.in_c + P.in_c_off + c0
-        em.load(Buf.INP, slot, addr, d0, d1, cin, s0, s1, L.a_bits, P.a_mode, pads, P.pad_value)
+        em.load(INP, slot, addr, d0, d1, cin, s0, s1, L.a_bits, P.a_mode, pads, P.pad_value)
     return slot, rows, pw
 
 
@@ -177,7 +183,7 @@ def _load_weights(em, L, P, n0, n, c0, cin):
     """Weight tile [k, n] -> (slot, rows); for depthwise the [kh*kw, n] slice. Weights are
     stored in DRAM pre-packed tile by tile (`pack_weights`), so each tile is one contiguous
     block."""
-    wgt = em.slots[Buf.WGT]
+    wgt = em.slots[WGT]
     key = (P.key, "w", n0, c0)
     elems = L.kh * L.kw * (1 if L.depthwise else cin) * n
     rows = rows_for(elems, L.w_bits, em.row_bits)
@@ -186,10 +192,10 @@ def _load_weights(em, L, P, n0, n, c0, cin):
         slot = wgt.take(key)
         block = P.w_blocks[(n0, c0)] if P.w_blocks is not None else 0
         if isinstance(block, tuple):  # an activation operand, [cin, n] gathered by strides
-            em.load(Buf.WGT, slot, *block, L.w_bits, P.w_mode)
+            em.load(WGT, slot, *block, L.w_bits, P.w_mode)
         else:
             d1 = L.kh * L.kw * (1 if L.depthwise else cin)
-            em.load(Buf.WGT, slot, block, 1, d1, n, 0, n, L.w_bits, P.w_mode)
+            em.load(WGT, slot, block, 1, d1, n, 0, n, L.w_bits, P.w_mode)
     return slot, rows
 
 

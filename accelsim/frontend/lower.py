@@ -75,7 +75,7 @@ def _lower_dense(graph: Graph, cfg: HwConfig, batch: int | None, timing_only: bo
     #                                                          activations
     emit_nodes(em, g, plans, places, cfg, batch)  # 4. instructions per tile
     insns = em.finish()
-    insert_tokens(insns, em.accesses)  # 5. wait / signal bits from read-write analysis
+    insert_tokens(insns, em.log)  # 5. wait / signal bits from read-write analysis
     validate_stream(insns, cfg)  # 6. every word fits the ISA table, tokens balance
     return Program(
         insns,

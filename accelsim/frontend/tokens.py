@@ -29,7 +29,7 @@ from accelsim.jit import jit_disabled, jit_loaded
 
 N_UNITS = len(Unit)
 _UNIT_OF = {op: None if spec.unit is None else int(spec.unit) for op, spec in TABLE.items()}
-_UNIT_CODE = {op: -1 if u is None else u for op, u in _UNIT_OF.items()}  # FINISH: -1
+UNIT_CODE = {op: -1 if u is None else u for op, u in _UNIT_OF.items()}  # FINISH: -1
 
 
 @dataclass
@@ -82,10 +82,48 @@ class _Space:
             it[3].append(who)
 
 
+DRAM_SPACE = len(Buf)  # space id of "dram" in flat region records (buffers: int(Buf))
+_SPACE_ID = {b: int(b) for b in Buf} | {"dram": DRAM_SPACE}
+
+
+class RegionLog:
+    """The regions of a growing instruction stream, kept flat for the compiled token pass:
+    `flat` holds (space id, start, end, is_write) per region, `ptr[i]:ptr[i + 1]` indexes
+    instruction i's, `units` its unit code (-1: FINISH). The emitter appends to these lists
+    directly on its hot paths; `add` takes the (space, start, end) lists of `Access`."""
+
+    def __init__(self):
+        self.flat: list[int] = []
+        self.ptr: list[int] = [0]
+        self.units: list[int] = []
+
+    def add(self, op, reads, writes) -> None:
+        put = self.flat.extend
+        for space, start, end in reads:
+            put((_SPACE_ID[space], start, end, 0))
+        for space, start, end in writes:
+            put((_SPACE_ID[space], start, end, 1))
+        self.ptr.append(len(self.flat) >> 2)
+        self.units.append(UNIT_CODE[op])
+
+    def accesses(self) -> list[Access]:
+        """The same regions as one `Access` per instruction (for `insert_tokens_ref`)."""
+        names = {i: space for space, i in _SPACE_ID.items()}
+        out = []
+        for a, b in zip(self.ptr, self.ptr[1:]):
+            acc = Access()
+            for r in range(a, b):
+                sp, start, end, write = self.flat[4 * r : 4 * r + 4]
+                (acc.writes if write else acc.reads).append((names[sp], start, end))
+            out.append(acc)
+        return out
+
+
 def insert_tokens(
-    insns: list[Insn], accesses: list[Access], compiled: bool | None = None
+    insns: list[Insn], accesses: list[Access] | RegionLog, compiled: bool | None = None
 ) -> list[Insn]:
-    """Set `wait` / `signal` on `insns` (in place, also returned) from their accesses.
+    """Set `wait` / `signal` on `insns` (in place, also returned) from their accesses (one
+    `Access` per instruction, or the emitter's `RegionLog`).
 
     compiled=True runs the pass of `accelsim.frontend.token_kernel` (Numba) over flat arrays
     of the regions, False `insert_tokens_ref`; both give the same tokens. None chooses: the
@@ -94,29 +132,22 @@ def insert_tokens(
     if compiled is None:
         compiled = _use_jit(len(insns))
     if not compiled:
+        if isinstance(accesses, RegionLog):
+            accesses = accesses.accesses()
         return insert_tokens_ref(insns, accesses)
-    unit = np.array([_UNIT_CODE[insn.op] for insn in insns], np.int64)
-    ids = {b: int(b) for b in Buf} | {"dram": len(Buf)}  # space -> row of the kernel's tables
-    flat: list = []
-    ptr = [0]
-    put = flat.extend
-    for acc in accesses:
-        for space, start, end in acc.reads:
-            put(
-                (ids.get(space) if space in ids else ids.setdefault(space, len(ids)), start, end, 0)
-            )
-        for space, start, end in acc.writes:
-            put(
-                (ids.get(space) if space in ids else ids.setdefault(space, len(ids)), start, end, 1)
-            )
-        ptr.append(len(flat) // 4)
-    regions = np.array(flat, np.int64).reshape(-1, 4)
-    wait, signal = tokens(unit, np.array(ptr, np.int64), regions, len(ids), N_UNITS)
-    for insn, w, sg in zip(insns, wait.tolist(), signal.tolist()):
-        if w:
-            insn.wait |= w
-        if sg:
-            insn.signal |= sg
+    log = accesses
+    if not isinstance(log, RegionLog):
+        log = RegionLog()
+        for insn, acc in zip(insns, accesses):
+            log.add(insn.op, acc.reads, acc.writes)
+    unit = np.array(log.units, np.int64)
+    regions = np.array(log.flat, np.int64).reshape(-1, 4)
+    ptr = np.array(log.ptr, np.int64)
+    wait, signal = tokens(unit, ptr, regions, DRAM_SPACE + 1, N_UNITS)
+    for i in np.flatnonzero(wait | signal).tolist():
+        insn = insns[i]
+        insn.wait |= int(wait[i])
+        insn.signal |= int(signal[i])
     return insns
 
 

@@ -101,6 +101,9 @@ def run_point(point: Point, source: WorkloadSource, engine: str) -> dict:
                 count_only=point.timing_only,
                 program=_program(point, loaded),
                 engine=engine,
+                # lowered streams are checked race-free by the tests; the detector, a
+                # debugging aid, costs a sweep point about as much as its fast schedule
+                check_races=False,
             )
         else:
             result = loaded.run(point.config, point.timing_only, engine)

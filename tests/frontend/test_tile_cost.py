@@ -36,16 +36,11 @@ PRESETS = ("edge", "server", "scalesim32")
 DATAFLOWS = ("os", "ws", "is")
 
 
-class _Tally(Emitter):
-    """The real emitter, keeping a count per instruction shape (the fields the costs depend
-    on) and the largest region of each buffer instead of the instructions themselves."""
-
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        self.shapes: dict = {}
-        self.rows: dict = {}
-
-    def emit(self, insn, reads, writes) -> None:
+def _tally(em: Emitter) -> tuple[dict, dict]:
+    """What `em` emitted: a count per instruction shape (the fields the costs depend on) and
+    the largest region of each buffer."""
+    shapes: dict = {}
+    for insn in em.insns:
         f = insn.f
         if insn.op is Op.GEMM:
             key = (insn.op, f["m"], f["k"], f["n"], f["a_bits"], f["w_bits"])
@@ -53,23 +48,26 @@ class _Tally(Emitter):
             key = (insn.op, f["m"], f["n"])
         else:
             key = (insn.op, f["buf"], f["d0"], f["d1"], f["d2"], f["bits"])
-        self.shapes[key] = self.shapes.get(key, 0) + 1
-        for space, start, stop in (*reads, *writes):
-            if space != "dram" and stop - start > self.rows.get(space, 0):
-                self.rows[space] = stop - start
+        shapes[key] = shapes.get(key, 0) + 1
+    rows: dict = {}
+    for acc in em.accesses:
+        for space, start, stop in (*acc.reads, *acc.writes):
+            if space != "dram" and stop - start > rows.get(space, 0):
+                rows[space] = stop - start
+    return shapes, rows
 
 
 def emitted(L: GemmLayer, t: Tiling, cfgs: list, images: int) -> dict:
     """What emitting layer `L` alone with tiling `t` produces: {n: [TileCost per config]} for
     the first n = 1 .. `images` images (the configs differ in matmul cycles only), or {} if
     emission rejects a tile."""
-    em = _Tally(cfgs[0])
+    em = Emitter(cfgs[0])
     place = GemmPlace(0, L.cin, 0, L.cout, 0)
     out = {}
     try:
         for img in range(images):
             emit_gemm_layer(em, L, t, place, image=img)
-            out[img + 1] = _costs(em.shapes, em.rows, cfgs, img + 1)
+            out[img + 1] = _costs(*_tally(em), cfgs, img + 1)
     except AccelsimError:
         return {}
     return out
