@@ -36,6 +36,8 @@ def dma_bytes(d0: int, d1: int, d2: int, bits: int) -> int:
 MAX_D2 = min(field_max(Op.LOAD, "d2"), field_max(Op.STORE, "d2"))  # longest merged DMA row
 DRAM_ELEMENTS = field_max(Op.LOAD, "dram_addr") + 1  # elements the DMA addresses reach
 _LOAD_UNIT, _STORE_UNIT = UNIT_CODE[Op.LOAD], UNIT_CODE[Op.STORE]
+_RESCALE_UNIT = UNIT_CODE[Op.RESCALE]
+_ACC, _PARAM, _OUT = int(Buf.ACC), int(Buf.PARAM), int(Buf.OUT)
 MODE_CODE = {name: int(m) for name, m in MODE_BY_NAME.items()}  # "signed" -> 0, ...
 ACC_BITS = 32  # accumulator width
 PARAM_BITS = 3 * 32  # per output channel in PARAM: bias, multiplier, shift (int32 each)
@@ -216,12 +218,13 @@ class Emitter:
         """LOAD a padded block into `slot` of `buf`, `offset_rows` rows past the slot's first
         row (a slot filled by several LOADs); returns the rows it occupies."""
         pt, pb, pl, pr = pads
-        n = (d0 + pt + pb) * (d1 + pl + pr) * d2
-        rows = rows_for(n, bits, self.row_bits)
+        rows = -(-(d0 + pt + pb) * (d1 + pl + pr) * d2 * bits // self.row_bits)
         d0, d1, d2, s0, s1 = coalesce(d0, d1, d2, s0, s1, pads)
-        self.dram_bytes += dma_bytes(d0, d1, d2, bits)
-        self.check_slot(buf, offset_rows + rows, "LOAD")
-        base = self.slots[buf].base(slot) + offset_rows
+        self.dram_bytes += d0 * d1 * -(-d2 * bits // 8)  # dma_bytes
+        size = self.slots[buf].rows
+        if offset_rows + rows > size:
+            self.check_slot(buf, offset_rows + rows, "LOAD")
+        base = slot * size + offset_rows
         end = dram_addr + (d0 - 1) * s0 + (d1 - 1) * s1 + d2
         fields = {
             "buf": int(buf),
@@ -259,11 +262,13 @@ class Emitter:
     ) -> None:
         """STORE the d0 x d1 x d2 block held in `slot` of `buf`, from `offset_rows` rows past
         the slot's first row, to DRAM (strides s0, s1)."""
-        rows = rows_for(d0 * d1 * d2, bits, self.row_bits)
+        rows = -(-d0 * d1 * d2 * bits // self.row_bits)
         d0, d1, d2, s0, s1 = coalesce(d0, d1, d2, s0, s1)
-        self.dram_bytes += dma_bytes(d0, d1, d2, bits)
-        self.check_slot(buf, rows, "STORE")
-        base = self.slots[buf].base(slot) + offset_rows
+        self.dram_bytes += d0 * d1 * -(-d2 * bits // 8)  # dma_bytes
+        size = self.slots[buf].rows
+        if rows > size:
+            self.check_slot(buf, rows, "STORE")
+        base = slot * size + offset_rows
         end = dram_addr + (d0 - 1) * s0 + (d1 - 1) * s1 + d2
         fields = {
             "buf": int(buf),
@@ -364,14 +369,19 @@ class Emitter:
             "clip_hi": hi,
             "frac": frac,
         }
-        self.emit(
-            Insn.of(Op.RESCALE, fields),
-            [
-                (Buf.ACC, acc_base, acc_base + rows_for(m * n, ACC_BITS, rb)),
-                (Buf.PARAM, p_base, p_base + rows_for(n, PARAM_BITS, rb)),
-            ],
-            [(Buf.OUT, out_base, out_base + rows_for(m * n, bits, rb))],
+        insn = Insn.of(Op.RESCALE, fields)
+        insn.tag = self.tag
+        self.insns.append(insn)
+        log = self.log  # the regions `emit` would record: ACC and PARAM read, OUT written
+        log.flat.extend(
+            (
+                *(_ACC, acc_base, acc_base + rows_for(m * n, ACC_BITS, rb), 0),
+                *(_PARAM, p_base, p_base + rows_for(n, PARAM_BITS, rb), 0),
+                *(_OUT, out_base, out_base + rows_for(m * n, bits, rb), 1),
+            )
         )
+        log.ptr.append(len(log.flat) >> 2)
+        log.units.append(_RESCALE_UNIT)
         self.store(Buf.OUT, out_slot, dram_addr, d0, d1, d2, s0, s1, bits, mode)
 
     def finish(self) -> list[Insn]:
