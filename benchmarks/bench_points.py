@@ -15,7 +15,8 @@ Keys of benchmarks/results/points.json (besides `machine`):
 - points_per_min_event: the same points on the event (SimPy) engine;
 - lower_s_median: median seconds of lowering point 0 with an empty plan cache, in a process
   warmed up as the workers are;
-- startup_s: wall seconds of `accelsim run mlp --timing-only` (median of 3);
+- startup_s: wall seconds of `accelsim run mlp --timing-only` (median of 3, bytecode written
+  first: `bench_kernels.compile_bytecode`);
 - resnet18_timing_s: wall seconds of `accelsim run resnet18 --timing-only` (median of 3);
 - resnet18_functional_s: median in-process seconds of a datapath run of ResNet-18 224 int8 on
   `edge` (lowering with the DRAM image, simulation with every kernel);
@@ -39,7 +40,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from bench_kernels import machine_info
+from bench_kernels import compile_bytecode, machine_info
 
 from accelsim.config import load_config
 from accelsim.fileio import atomic_write_json
@@ -224,6 +225,7 @@ def main(argv=None) -> None:
     )
     print(f"largest latency difference between the engines: {worst:.2%}")
     cmd = _accelsim()
+    compile_bytecode()
     _warm(engine)  # this process too: Numba loaded, as in a worker
     result = {
         "points_per_min": round(ppm, 1),

@@ -48,10 +48,10 @@ def is_onnx(name: str | None) -> bool:
 def machine_config(args):
     """The config of a command: an ONNX model rounds half to even (its QuantizeLinear and
     requantization semantics) unless `--set rescale.round_mode=...` says otherwise."""
-    from accelsim.frontend.onnx import ONNX_ROUND_MODE  # noqa: PLC0415
-
     sets = list(args.set)
     if is_onnx(args.model) and not any(s.startswith("rescale.round_mode=") for s in sets):
+        from accelsim.frontend.onnx import ONNX_ROUND_MODE  # noqa: PLC0415
+
         sets.insert(0, f"rescale.round_mode={ONNX_ROUND_MODE}")
     return load_config(args.config, sets)
 

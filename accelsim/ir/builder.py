@@ -214,8 +214,11 @@ class GraphBuilder:
                 np.mean(np.abs(flat), axis=0).astype(np.float64),
                 mode,
             )
-        if dt == np.float64:  # column by column, as the recorded models were built
-            step = np.array([lsq_step(flat[:, c], bits, mode) for c in range(shape[-1])])
+        if dt == np.float64:  # lsq_step of each column, summed as the recorded models were:
+            # a row of the transposed copy sums in the same (pairwise) order as the column alone
+            qp = max(hi, 1)
+            mean = np.mean(np.ascontiguousarray(np.abs(flat).T), axis=1)
+            step = np.where(mean > 0, 2.0 * mean / np.sqrt(qp), 1.0)
         else:
             mean = np.add.reduce(np.abs(flat), axis=0, dtype=np.float64) / len(flat)
             qp = max(hi, 1)

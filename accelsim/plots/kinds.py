@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from accelsim.errors import AccelsimError
 from accelsim.plots.data import Results, bits_order, pareto_front
+from accelsim.plots.names import KIND_NAMES
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -370,3 +371,5 @@ KINDS = {
     "rescale": rescale,
 }
 POINT_KINDS = ("breakdown", "layers")  # plots of one point (--point)
+if tuple(KINDS) != KIND_NAMES:  # pragma: no cover - a kind added in one place only
+    raise ImportError("accelsim.plots.names.KIND_NAMES must list the keys of KINDS")
