@@ -288,7 +288,10 @@ class Stats:
     def layer_rows(self) -> list[dict]:
         """One row per layer tag: name, span cycles, busy cycles per unit, MACs, bytes, ..."""
         rows = []
-        for tag in sorted({t for t, _ in self.counters}):
+        busy: dict = {}  # tag -> [(unit, busy cycles)] in unit order
+        for (t, u), c in sorted(self.counters.items()):
+            busy.setdefault(t, []).append((u, c.get("busy_cycles", 0)))
+        for tag in sorted(busy):
             s = self.summed(tag)
             start, end = self.layer_span.get(tag, (0, 0))
             row = {
@@ -300,9 +303,8 @@ class Stats:
                 "macs": self.macs(tag),
                 "utilisation": self._utilisation(tag, end - start),
             }
-            for (t, u), c in sorted(self.counters.items()):
-                if t == tag:
-                    row[f"busy_cycles_{u}"] = c.get("busy_cycles", 0)
+            for u, cycles in busy[tag]:
+                row[f"busy_cycles_{u}"] = cycles
             row.update({k: v for k, v in sorted(s.items()) if k != "busy_cycles"})
             row.update(svge_derived(s, self.machine))
             rows.append(row)

@@ -9,7 +9,7 @@ recorded, and each run's median seconds per point in a worker (equal medians mea
 each had a core).
 
 Prints the figures and writes benchmarks/results/sweep.json.
-Usage: ``python benchmarks/bench_sweep.py [--points 48] [--out PATH]``
+Usage: ``python benchmarks/bench_sweep.py [--points 144] [--out PATH]``
 """
 
 import argparse
@@ -78,7 +78,7 @@ def run(points: int, jobs: int, folder: Path) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--points", type=int, default=48, help="configurations per run (<= 144)")
+    ap.add_argument("--points", type=int, default=144, help="configurations per run (<= 144)")
     ap.add_argument("--out", type=Path, default=RESULTS_PATH)
     args = ap.parse_args()
     load_before = os.getloadavg()

@@ -66,7 +66,7 @@ def run_rows(result, cfg: HwConfig) -> tuple[dict, list[dict]]:
     point["peak_macs_per_cycle"] = peak_macs_per_cycle(stats)
     point["peak_dram_bytes_per_cycle"] = float(stats.machine.get("peak_dram_bytes_per_cycle", 0))
     layers = []
-    for i, (row, counted) in enumerate(zip(summary["layers"], stats.layer_rows())):
-        tag = counted["tag"]
+    tags = sorted({t for t, _ in stats.counters})  # the order of `Stats.layer_rows`
+    for i, (row, tag) in enumerate(zip(summary["layers"], tags)):
         layers.append({"layer_index": i, "tag": tag, **row, **layer_energy.get(tag, {})})
     return point, layers
