@@ -76,7 +76,8 @@ def bench_gemm(results, size=1024, repeats=7):
     best = _interleaved_best(fns, repeats)
     a8, w8 = ints[8]
     out = np.zeros((size, size), np.int32)
-    numba_s = _interleaved_best({"numba": lambda: gemm_mod._gemm_int32(a8, w8, out)}, 2)["numba"]
+    w8t = np.ascontiguousarray(w8.T)
+    numba_s = _interleaved_best({"numba": lambda: gemm_mod._gemm_int32(a8, w8t, out)}, 2)["numba"]
     for name, seconds in best.items():
         results[name] = round(ops / seconds / 1e9, 2)
     results["int8_gemm_numba_1thread_gops"] = round(ops / numba_s / 1e9, 2)

@@ -77,13 +77,13 @@ def test_prefer_numpy_policy(monkeypatch):
 def test_gemm_small_tile_paths_agree(rng):
     """Small GEMMs take the compiled int32 kernel once Numba is loaded and the float32 BLAS
     block sum before: both equal the definition, also where int32 wraps."""
-    for m, k, n in ((1, 1, 1), (7, 33, 5), (16, 16, 16), (3, 300, 2)):
+    for m, k, n in ((1, 1, 1), (7, 33, 5), (16, 16, 16), (3, 300, 2), (2, 5, 1), (1, 4, 3)):
         a = rng.integers(-128, 128, (m, k)).astype(np.int8)
         w = rng.integers(-128, 128, (k, n)).astype(np.int8)
         acc = rng.integers(-(2**31), 2**31, (m, n)).astype(np.int32)
         want = G.gemm_ref(a, w, acc, a_bits=8, w_bits=8, overflow="wrap")
         small = acc.copy()
-        G._gemm_int32(a, w, small)
+        G._gemm_int32(a, np.ascontiguousarray(w.T), small)
         blocked = G._blocked_sum(a, w, 128 * 128, acc.copy())
         np.testing.assert_array_equal(small, want)
         np.testing.assert_array_equal(blocked, want)

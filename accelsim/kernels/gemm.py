@@ -103,20 +103,39 @@ def _buffer(name, shape):
 
 
 @lazy_njit(cache=True)
-def _gemm_int32(a, w, out):
-    """out += a @ w with int32 accumulators (wrap mod 2**32), one thread; for small tiles,
-    where waking BLAS threads costs more than the arithmetic."""
+def _gemm_int32(a, wt, out):
+    """out += a @ wt.T with int32 accumulators (wrap mod 2**32, so the order of the additions
+    does not matter), one thread; for small tiles, where waking BLAS threads costs more than
+    the arithmetic. wt is w transposed ([N, K], contiguous): each output element is a dot
+    product along k, computed for 2 rows x 2 columns at a time so that every loaded a and w
+    value is used twice. The explicit int32 casts keep the products and sums 32 bits wide
+    (Numba widens integer arithmetic to int64 otherwise, at half the vector width)."""
     M, K = a.shape
-    N = w.shape[1]
-    row = np.empty(N, np.int32)
-    for i in range(M):
-        row[:] = out[i]
-        for k in range(K):
-            av = np.int32(a[i, k])
-            if av != 0:
-                for j in range(N):
-                    row[j] += av * np.int32(w[k, j])
-        out[i] = row
+    N = wt.shape[0]
+    for i0 in range(0, M, 2):
+        i1 = min(i0 + 1, M - 1)
+        for j0 in range(0, N, 2):
+            j1 = min(j0 + 1, N - 1)
+            s00 = np.int32(0)
+            s01 = np.int32(0)
+            s10 = np.int32(0)
+            s11 = np.int32(0)
+            for k in range(K):
+                x0 = np.int32(a[i0, k])
+                x1 = np.int32(a[i1, k])
+                y0 = np.int32(wt[j0, k])
+                y1 = np.int32(wt[j1, k])
+                s00 = np.int32(s00 + np.int32(x0 * y0))
+                s01 = np.int32(s01 + np.int32(x0 * y1))
+                s10 = np.int32(s10 + np.int32(x1 * y0))
+                s11 = np.int32(s11 + np.int32(x1 * y1))
+            out[i0, j0] = np.int32(out[i0, j0] + s00)
+            if j1 != j0:
+                out[i0, j1] = np.int32(out[i0, j1] + s01)
+            if i1 != i0:
+                out[i1, j0] = np.int32(out[i1, j0] + s10)
+                if j1 != j0:
+                    out[i1, j1] = np.int32(out[i1, j1] + s11)
 
 
 def _blocked_sum(a, w, max_abs_product, out):
@@ -184,7 +203,7 @@ def gemm(a, w, acc=None, *, a_bits, w_bits, a_mode="signed", w_mode="signed", ov
     if M * N * K <= SMALL_GEMM_MACS and jit_loaded():
         out = acc.copy() if acc_given else np.zeros((M, N), np.int32)
         with np.errstate(over="ignore"):  # int32 wraps; matters only under NUMBA_DISABLE_JIT
-            _gemm_int32(a, w, out)
+            _gemm_int32(a, np.ascontiguousarray(w.T), out)
         return out
     return _blocked_sum(a, w, amax * wmax, acc.copy() if acc_given else None)
 
