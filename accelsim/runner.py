@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from accelsim.config import HwConfig
-from accelsim.errors import SparseInputError
+from accelsim.errors import AccelsimError, SparseInputError
 from accelsim.frontend.lower import lower
 from accelsim.ir.graph import Graph
 from accelsim.ir.host_ops import is_host, run_host, split_host
@@ -157,7 +157,12 @@ class _Kind(NamedTuple):
 
 
 def _dense_prepare(graph: Graph, x) -> np.ndarray:
-    return np.asarray(x)
+    if x is None:  # timing needs the shape only: the declared input, zeros
+        return np.zeros(graph.tensors[graph.input].shape)
+    x = np.asarray(x)
+    if x.ndim == 0:
+        raise AccelsimError(f"model {graph.name!r}: the input must be an array, not a scalar")
+    return x
 
 
 def _core(graph: Graph) -> Graph:

@@ -14,6 +14,8 @@ output tile, with its PARAM load).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from accelsim.config import HwConfig
@@ -43,15 +45,31 @@ ACC_BITS = 32  # accumulator width
 PARAM_BITS = 3 * 32  # per output channel in PARAM: bias, multiplier, shift (int32 each)
 
 
+@functools.lru_cache(maxsize=4096)
+def _merged_rows(count: int, row: int) -> int:
+    """How many of `count` contiguous rows of `row` elements one DMA row takes: the largest
+    divisor q of `count` with q * row <= MAX_D2 (1: none merge)."""
+    for q in range(min(count, MAX_D2 // row), 1, -1):
+        if count % q == 0:
+            return q
+    return 1
+
+
 def coalesce(d0: int, d1: int, d2: int, s0: int, s1: int, pads=(0, 0, 0, 0)):
     """The same block with contiguous dimensions merged into longer rows (the DMA moves whole
-    bursts per row, so short rows waste bandwidth). The element order is unchanged."""
+    bursts per row, so short rows waste bandwidth). The element order is unchanged. A run
+    longer than the d2 field holds is cut into equal rows of as many whole original rows as
+    fit (a 3x3x512 weight tile of 16 channels: 2 rows of 36,864 elements, not 4,608 of 16)."""
     pt, pb, pl, pr = pads
-    if d1 > 1 and s1 == d2 and not (pl or pr) and d1 * d2 <= MAX_D2:
-        d1, d2, s1 = 1, d1 * d2, d1 * d2
+    if d1 > 1 and s1 == d2 and not (pl or pr):
+        q = _merged_rows(d1, d2)
+        if q > 1:
+            d1, d2, s1 = d1 // q, q * d2, q * d2
     # rows merge only without padding: a padded block is (pt + d0 + pb) x (pl + d1 + pr) x d2
-    if d0 > 1 and d1 == 1 and s0 == d2 and not any(pads) and d0 * d2 <= MAX_D2:
-        d0, d2, s0 = 1, d0 * d2, d0 * d2
+    if d0 > 1 and d1 == 1 and s0 == d2 and not any(pads):
+        q = _merged_rows(d0, d2)
+        if q > 1:
+            d0, d2, s0 = d0 // q, q * d2, q * d2
     return d0, d1, d2, s0, s1
 
 
