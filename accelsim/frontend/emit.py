@@ -237,31 +237,17 @@ class Emitter:
         row (a slot filled by several LOADs); returns the rows it occupies."""
         pt, pb, pl, pr = pads
         rows = -(-(d0 + pt + pb) * (d1 + pl + pr) * d2 * bits // self.row_bits)
-        d0, d1, d2, s0, s1 = coalesce(d0, d1, d2, s0, s1, pads)
-        self.dram_bytes += d0 * d1 * -(-d2 * bits // 8)  # dma_bytes
-        size = self.slots[buf].rows
-        if offset_rows + rows > size:
-            self.check_slot(buf, offset_rows + rows, "LOAD")
-        base = slot * size + offset_rows
-        end = dram_addr + (d0 - 1) * s0 + (d1 - 1) * s1 + d2
-        fields = {
-            "buf": int(buf),
-            "sram_addr": base,
-            "dram_addr": dram_addr,
-            "d0": d0,
-            "d1": d1,
-            "d2": d2,
-            "s0": s0,
-            "s1": s1,
-            "bits": bits,
-            "mode": MODE_CODE[mode],
+        pad_fields = {
             "pad_top": pt,
             "pad_bottom": pb,
             "pad_left": pl,
             "pad_right": pr,
             "pad_value": pad_value,
         }
-        self._dma(Insn.of(Op.LOAD, fields), int(buf), base, rows, dram_addr, end)
+        block = coalesce(d0, d1, d2, s0, s1, pads)
+        self._transfer(
+            Op.LOAD, buf, slot, offset_rows, rows, dram_addr, block, bits, mode, pad_fields
+        )
         return rows
 
     def store(
@@ -281,11 +267,19 @@ class Emitter:
         """STORE the d0 x d1 x d2 block held in `slot` of `buf`, from `offset_rows` rows past
         the slot's first row, to DRAM (strides s0, s1)."""
         rows = -(-d0 * d1 * d2 * bits // self.row_bits)
-        d0, d1, d2, s0, s1 = coalesce(d0, d1, d2, s0, s1)
+        block = coalesce(d0, d1, d2, s0, s1)
+        self._transfer(Op.STORE, buf, slot, offset_rows, rows, dram_addr, block, bits, mode, {})
+
+    def _transfer(self, op, buf, slot, offset_rows, rows, dram_addr, block, bits, mode, extra):
+        """Append the LOAD or STORE of the coalesced `block` (d0, d1, d2, s0, s1) at
+        `dram_addr`, `rows` buffer rows from `offset_rows` past `slot`'s first row; `extra`:
+        the opcode's other fields."""
+        d0, d1, d2, s0, s1 = block
         self.dram_bytes += d0 * d1 * -(-d2 * bits // 8)  # dma_bytes
         size = self.slots[buf].rows
-        if rows > size:
-            self.check_slot(buf, rows, "STORE")
+        end_row = offset_rows + rows
+        if end_row > size:
+            self.check_slot(buf, end_row, op.name)
         base = slot * size + offset_rows
         end = dram_addr + (d0 - 1) * s0 + (d1 - 1) * s1 + d2
         fields = {
@@ -299,8 +293,9 @@ class Emitter:
             "s1": s1,
             "bits": bits,
             "mode": MODE_CODE[mode],
+            **extra,
         }
-        self._dma(Insn.of(Op.STORE, fields), int(buf), base, rows, dram_addr, end)
+        self._dma(Insn.of(op, fields), int(buf), base, rows, dram_addr, end)
 
     def check_slot(self, buf: Buf, end_row: int, what: str) -> None:
         """Raise AccelsimError if an access reaching `end_row` rows past a slot's first row
