@@ -8,6 +8,7 @@ can be read back and checked against the IR reference (`accelsim run --check`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import math
 
@@ -50,6 +51,28 @@ def lower(
 
             return lower_sparse(graph, cfg, coords, timing_only)
         return _lower_dense(graph, cfg, batch, timing_only)
+
+
+def lowering_key(cfg: HwConfig, kind: str = "dense") -> tuple:
+    """The configuration fields lowering a graph of `kind` reads: configs with equal keys
+    lower it to the same program, so a sweep lowers once per key and simulates every point
+    of it. A dense graph's program does not depend on the dataflow, the array's rows, DRAM,
+    clock, MAC model, rounding, energy table or unit timing. A sparse graph's does: its
+    lowering spreads the voxel tiles over the SVGE engines by their estimated cycles, so its
+    key is every field but the chip name and the energy table.
+    tests/frontend/test_lowering_key.py changes every other field and compares the programs."""
+    if kind == "sparse":
+        return tuple(
+            dataclasses.astuple(getattr(cfg, f.name))
+            for f in dataclasses.fields(cfg)
+            if f.name not in ("chip", "energy")
+        )
+    return (
+        cfg.matmul.cols,  # tile widths (`tiling.candidates`)
+        cfg.matmul.max_bits,  # operand width limit
+        cfg.rescale.mult_bits,  # rescale integers in DRAM
+        dataclasses.astuple(cfg.buffers),  # slots and tiles
+    )
 
 
 @contextlib.contextmanager

@@ -2,8 +2,8 @@
 program, simulate, and return the rows the parent writes.
 
 A worker keeps what points share: workloads built per (workload, bits, bits rules, seed),
-programs lowered per (workload, configuration fields lowering can depend on; the clock, preset
-name and energy table cannot; timing-only points without the DRAM image), and trained models'
+programs lowered per (workload, `lowering_key` of the configuration: the fields lowering reads;
+timing-only points without the DRAM image), and trained models'
 test-set accuracy per numeric setting.
 A point that fails comes back with status `error` and the message; the sweep goes on.
 """
@@ -17,6 +17,7 @@ import zlib
 from collections import OrderedDict
 
 from accelsim.errors import AccelsimError
+from accelsim.frontend.lower import lowering_key
 from accelsim.ir.builder import layer_bits
 from accelsim.runner import lower_for_input, run_model
 from accelsim.sweep.bits import check_overrides, layer_overrides
@@ -54,9 +55,7 @@ def _loaded(point: Point, source: WorkloadSource, rules=None) -> Loaded:
 
 
 def _program(point: Point, loaded: Loaded):
-    cfg = point.config.to_dict()
-    lowering = {k: v for k, v in cfg.items() if k not in ("chip", "energy")}
-    key = (id(loaded), point.timing_only, json.dumps(lowering, sort_keys=True))
+    key = (id(loaded), point.timing_only, lowering_key(point.config, loaded.graph.kind))
     if key in _programs:
         _programs.move_to_end(key)
     else:
