@@ -1,7 +1,10 @@
 """Sweep throughput: design points per minute of `accelsim sweep` on ResNet-18 at 224x224.
 
 Every point is a distinct configuration (array rows x cols x dataflow x weight buffer), 8/8
-bits, timing only, on the sweep's default timing engine (`fast`, recorded in the JSON). The
+bits, timing only, on the sweep's default timing engine (`fast`, recorded in the JSON). A
+worker lowers once per `lowering_key` (weight buffer x array columns: 12 programs for the 144
+configurations; the dataflow and the array's rows change the timing, not the program) and
+simulates each point; `bench_points.py` measures points that each need their own lowering. The
 rate is the whole sweep's wall time, worker start-up and graph builds included, as a user sees
 it: first with 2 jobs (`points_per_min`), then with 1 (the points in the calling process),
 whose ratio is `speedup_2_jobs`. The machine is shared: the load average before and after is
