@@ -47,17 +47,26 @@ def run_sequence(
     check: bool = False,
     progress: bool = False,
     engine: str = "event",
+    check_races: bool = True,
 ) -> SequenceResult:
     """Simulate each (graph, input) of `models` in turn on `cfg` with the timing `engine` and
     merge the statistics.
 
     Models are consumed one at a time, so a long topology never holds every layer's weights.
     With check=True every model's outputs are compared with its IR reference
-    (`accelsim.runner.compare`); the first failure is reported."""
+    (`accelsim.runner.compare`); the first failure is reported. check_races: run the race
+    detector (see `accelsim.sim.simulate`)."""
     stats, outputs, failed, n = Stats(), {}, None, 0
     for graph, x in models:
         r = run_model(
-            graph, cfg, x, count_only=count_only, check=check, progress=progress, engine=engine
+            graph,
+            cfg,
+            x,
+            count_only=count_only,
+            check=check,
+            progress=progress,
+            engine=engine,
+            check_races=check_races,
         )
         offset = max(stats.tags, default=0)
         stats = stats + r.stats.shift_tags(offset)
