@@ -56,7 +56,17 @@ class GemmPlace:
 
 
 def emit_gemm_layer(em: Emitter, L: GemmLayer, t: Tiling, P: GemmPlace, image: int = 0) -> None:
-    """Emit the tiles of layer `L` for one image with tiling `t` and placement `P`."""
+    """Emit the tiles of layer `L` for one image with tiling `t` and placement `P`: by the
+    compiled tile loop (`accelsim.frontend.gemm_kernel`) once Numba is loaded or for a very
+    long layer, else (and to raise a rejected tile's error) by `emit_gemm_layer_ref`."""
+    from accelsim.frontend import gemm_compiled  # noqa: PLC0415 (keeps Numba out of start-up)
+
+    if not gemm_compiled.emit(em, L, t, P, image):
+        emit_gemm_layer_ref(em, L, t, P, image)
+
+
+def emit_gemm_layer_ref(em: Emitter, L: GemmLayer, t: Tiling, P: GemmPlace, image: int = 0) -> None:
+    """The definition of the emission, in Python: what the compiled tile loop produces."""
     n_oh, n_ow, n_n, n_ci = t.counts(L)
     spatial = [(i, j) for i in range(n_oh) for j in range(n_ow)]
     if t.order == "spatial":
