@@ -215,7 +215,7 @@ class Emitter:
         else:
             log.flat.extend((buf, base, base + rows, 0, DRAM_SPACE, dram_lo, dram_hi, 1))
             log.units.append(_STORE_UNIT)
-        log.ptr.append(len(log.flat) >> 2)
+        log.ptr.append(log.end())
 
     def load(
         self,
@@ -320,7 +320,7 @@ class Emitter:
                 put((b, s * size, s * size + r, write))
         insn.tag = self.tag
         self.insns.append(insn)
-        log.ptr.append(len(log.flat) >> 2)
+        log.ptr.append(log.end())
         log.units.append(UNIT_CODE[insn.op])
 
     def param_slot(self, key, dram_addr: int, n: int) -> int:
@@ -393,7 +393,7 @@ class Emitter:
                 *(_OUT, out_base, out_base + rows_for(m * n, bits, rb), 1),
             )
         )
-        log.ptr.append(len(log.flat) >> 2)
+        log.ptr.append(log.end())
         log.units.append(_RESCALE_UNIT)
         self.store(Buf.OUT, out_slot, dram_addr, d0, d1, d2, s0, s1, bits, mode)
 

@@ -77,10 +77,7 @@ def _append(em: Emitter, rec: np.ndarray, reg: np.ndarray, ends: np.ndarray, dra
         insn = Insn.of(OPS[kind], dict(zip(NAMES[kind], row)))
         insn.tag = tag
         insns.append(insn)
-    base = len(log.flat) >> 2
-    log.flat.extend(reg.ravel().tolist())
-    log.ptr.extend((ends + base).tolist())
-    log.units.extend(UNITS[k] for k in kinds)
+    log.add_block(reg.copy(), ends, [UNITS[k] for k in kinds])
     em.dram_bytes += dram_bytes
 
 

@@ -88,14 +88,21 @@ _SPACE_ID = {b: int(b) for b in Buf} | {"dram": DRAM_SPACE}
 
 class RegionLog:
     """The regions of a growing instruction stream, kept flat for the compiled token pass:
-    `flat` holds (space id, start, end, is_write) per region, `ptr[i]:ptr[i + 1]` indexes
-    instruction i's, `units` its unit code (-1: FINISH). The emitter appends to these lists
-    directly on its hot paths; `add` takes the (space, start, end) lists of `Access`."""
+    (space id, start, end, is_write) per region, `ptr[i]:ptr[i + 1]` indexing instruction
+    i's, `units` its unit code (-1: FINISH). The emitter appends to the Python list `flat` on
+    its hot paths (an instruction's end is `end()`), `add` takes the (space, start, end)
+    lists of `Access`, and `add_block` a compiled loop's [r, 4] array of regions as it is."""
 
     def __init__(self):
-        self.flat: list[int] = []
+        self.flat: list[int] = []  # regions since the last block, four ints each
         self.ptr: list[int] = [0]
         self.units: list[int] = []
+        self.blocks: list[np.ndarray] = []  # [r, 4] regions before `flat`, in order
+        self.base = 0  # regions in `blocks`
+
+    def end(self) -> int:
+        """Index one past the last region recorded."""
+        return self.base + (len(self.flat) >> 2)
 
     def add(self, op, reads, writes) -> None:
         put = self.flat.extend
@@ -103,17 +110,34 @@ class RegionLog:
             put((_SPACE_ID[space], start, end, 0))
         for space, start, end in writes:
             put((_SPACE_ID[space], start, end, 1))
-        self.ptr.append(len(self.flat) >> 2)
+        self.ptr.append(self.end())
         self.units.append(UNIT_CODE[op])
+
+    def add_block(self, regions: np.ndarray, ends: np.ndarray, units: list[int]) -> None:
+        """Append instructions whose regions are the rows of `regions` ([r, 4] int64), the
+        k-th ending at row ends[k] of it."""
+        if self.flat:
+            self.blocks.append(np.array(self.flat, np.int64).reshape(-1, 4))
+            self.base += len(self.flat) >> 2
+            self.flat = []
+        self.blocks.append(regions)
+        self.ptr.extend((ends + self.base).tolist())
+        self.base += len(regions)
+        self.units.extend(units)
+
+    def regions(self) -> np.ndarray:
+        """All regions, [r, 4] int64."""
+        tail = np.array(self.flat, np.int64).reshape(-1, 4)
+        return np.concatenate([*self.blocks, tail]) if self.blocks else tail
 
     def accesses(self) -> list[Access]:
         """The same regions as one `Access` per instruction (for `insert_tokens_ref`)."""
         names = {i: space for space, i in _SPACE_ID.items()}
+        rows = self.regions().tolist()
         out = []
         for a, b in zip(self.ptr, self.ptr[1:]):
             acc = Access()
-            for r in range(a, b):
-                sp, start, end, write = self.flat[4 * r : 4 * r + 4]
+            for sp, start, end, write in rows[a:b]:
                 (acc.writes if write else acc.reads).append((names[sp], start, end))
             out.append(acc)
         return out
@@ -141,7 +165,7 @@ def insert_tokens(
         for insn, acc in zip(insns, accesses):
             log.add(insn.op, acc.reads, acc.writes)
     unit = np.array(log.units, np.int64)
-    regions = np.array(log.flat, np.int64).reshape(-1, 4)
+    regions = log.regions()
     ptr = np.array(log.ptr, np.int64)
     wait, signal = tokens(unit, ptr, regions, DRAM_SPACE + 1, N_UNITS)
     for i in np.flatnonzero(wait | signal).tolist():
