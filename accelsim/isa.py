@@ -436,12 +436,12 @@ class Insn:
         self.index = -1  # position in the program, set by the simulator
 
     @classmethod
-    def of(cls, op: Op, fields: dict) -> Insn:
+    def of(cls, op: Op, fields: dict, tag: int = 0) -> Insn:
         """An instruction from `fields`, a dict holding every field of `op`'s table row as an
         int, taken as is: the front end's fast path (`Insn(...)` checks names and converts
         values; `accelsim.frontend.validate.validate_stream` checks a lowered stream)."""
         insn = object.__new__(cls)
-        insn.op, insn.wait, insn.signal, insn.tag, insn.f, insn.index = op, 0, 0, 0, fields, -1
+        insn.op, insn.wait, insn.signal, insn.tag, insn.f, insn.index = op, 0, 0, tag, fields, -1
         return insn
 
     def __getattr__(self, name):

@@ -71,12 +71,12 @@ def emit(em: Emitter, L: GemmLayer, t: Tiling, P, image: int) -> bool:
 
 
 def _append(em: Emitter, rec: np.ndarray, reg: np.ndarray, ends: np.ndarray, dram_bytes: int):
-    tag, insns, log = em.tag, em.insns, em.log
+    tag, of = em.tag, Insn.of
     kinds = rec[:, 0].tolist()
-    for kind, row in zip(kinds, rec[:, 1:].tolist()):
-        insn = Insn.of(OPS[kind], dict(zip(NAMES[kind], row)))
-        insn.tag = tag
-        insns.append(insn)
+    em.insns.extend(
+        [of(OPS[k], dict(zip(NAMES[k], row)), tag) for k, row in zip(kinds, rec[:, 1:].tolist())]
+    )
+    log = em.log
     log.add_block(reg.copy(), ends, [UNITS[k] for k in kinds])
     em.dram_bytes += dram_bytes
 
