@@ -102,7 +102,7 @@ def _plan(program, cfg, units, chans) -> Plan:
     the static counts are summed per (profile, tag) at the end."""
     cap = [cfg.buffers.capacity_rows(b.name) for b in Buf] + [program.dram_size]  # [-1]: DRAM
     headers: dict = {}  # (op, wait, signal) -> (unit id, unit, wait FIFOs, signal FIFOs, key)
-    profiles: dict = {}  # (op, profile key) -> (id, cycles, template, range checks)
+    profiles: dict = {}  # op -> profile key -> (id, cycles, template, range checks)
     by_id: list = []  # (unit id, cycles, counts) per profile id
     flat: list = []  # unit, cycles, wait, signal, engine, profile id, tag of each instruction
     entries: list = []
@@ -122,12 +122,15 @@ def _plan(program, cfg, units, chans) -> Plan:
             entries.append(None)
             continue
         f = insn.f
-        pk = (op, key_of(f))
-        prof = profiles.get(pk)
+        of_op = profiles.get(op)
+        if of_op is None:
+            of_op = profiles[op] = {}
+        pk = key_of(f)
+        prof = of_op.get(pk)
         if prof is None:
             cyc, template, counts = unit.profile(insn)
             checks = tuple((field, cap[buf] - rows, buf, rows) for buf, field, rows, _ in template)
-            prof = profiles[pk] = (len(by_id), cyc, template, checks)
+            prof = of_op[pk] = (len(by_id), cyc, template, checks)
             by_id.append((u, cyc, counts))
         for field, limit, buf, rows in prof[3]:
             if f[field] > limit:

@@ -179,6 +179,7 @@ def transfers(L: GemmLayer, t: Tiling, images: int = 1):
     return out
 
 
+@lru_cache(maxsize=1 << 16)  # pure in (L, t, images); configs that differ in buffers share it
 def layer_dram_bytes(L: GemmLayer, t: Tiling, images: int = 1) -> int | None:
     """DRAM bytes (loads and stores) of layer `L` emitted with tiling `t` for `images` images;
     None if the emitter rejects one of its tiles (see `transfers`)."""
@@ -263,8 +264,9 @@ _PLANS: OrderedDict = OrderedDict()  # plan_key -> Tiling, least recently used f
 
 
 def clear_plan_cache() -> None:
-    """Forget every cached plan (benchmarks time the search from cold with it)."""
+    """Forget every cached plan and tile cost (benchmarks time the search from cold)."""
     _PLANS.clear()
+    layer_dram_bytes.cache_clear()
 
 
 def choose_tiling(L: GemmLayer, cfg: HwConfig, images: int = 1, name: str = "layer") -> Tiling:
