@@ -138,6 +138,8 @@ class Emitter:
         self.row_bits = cfg.buffers.row_bits
         self.insns: list[Insn] = []
         self.log = RegionLog()  # the regions each instruction reads and writes
+        # (first, end) instruction ranges whose fields the compiled GEMM loop range-checked
+        self.checked: list[tuple[int, int]] = []
         self.dram_bytes = 0
         self.tag = 0
         self.image = image

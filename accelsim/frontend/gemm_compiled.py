@@ -12,7 +12,7 @@ from accelsim.frontend.emit import ACC_BITS, MAX_D2, MODE_CODE, PARAM_BITS, Emit
 from accelsim.frontend.padding import PAD_MAX
 from accelsim.frontend.tiling import GemmLayer, Tiling
 from accelsim.frontend.tokens import DRAM_SPACE, UNIT_CODE
-from accelsim.isa import Buf, Insn, Op
+from accelsim.isa import TABLE, Buf, Insn, Op
 from accelsim.jit import jit_disabled, jit_loaded
 
 BUFS = (Buf.INP, Buf.WGT, Buf.ACC, Buf.OUT, Buf.PARAM)  # rows of the kernel's slot state
@@ -21,6 +21,18 @@ OPS = {K.LOAD: Op.LOAD, K.STORE: Op.STORE, K.GEMM: Op.GEMM, K.RESCALE: Op.RESCAL
 UNITS = {kind: UNIT_CODE[op] for kind, op in OPS.items()}
 NAMES = {kind: K.FIELDS[kind] for kind in OPS}
 MIN_INSNS = 20000  # a layer this long takes the compiled loop even before Numba is loaded
+# the kernel writes every field of the table row of each opcode (else it is not used)
+MATCHES_TABLE = all(
+    sorted(NAMES[k]) == sorted(f.name for f in TABLE[op].fields) for k, op in OPS.items()
+)
+_FIELD = {(op, f.name): f for op, spec in TABLE.items() for f in spec.fields}
+_RANGES = {  # kind -> (lowest, highest) legal value of each column after the opcode
+    k: tuple(
+        np.array([getattr(_FIELD[(op, name)], end) for name in NAMES[k]], np.int64)
+        for end in ("min", "max")
+    )
+    for k, op in OPS.items()
+}
 
 
 def emit(em: Emitter, L: GemmLayer, t: Tiling, P, image: int) -> bool:
@@ -31,7 +43,7 @@ def emit(em: Emitter, L: GemmLayer, t: Tiling, P, image: int) -> bool:
     steps = n_oh * n_ow * n_n
     most = steps * (3 * n_ci + 3)  # LOADs of weights and input and a GEMM per slice, then
     #                                 LOAD PARAM, RESCALE and STORE per output tile
-    if jit_disabled() or not (jit_loaded() or most >= MIN_INSNS):
+    if not MATCHES_TABLE or jit_disabled() or not (jit_loaded() or most >= MIN_INSNS):
         return False
     wblk = _weight_blocks(L, t, P, n_n, n_ci)
     if wblk is None:
@@ -61,12 +73,23 @@ def emit(em: Emitter, L: GemmLayer, t: Tiling, P, image: int) -> bool:
         reg,
         ptr,
     )
-    if err != K.OK:
-        return False
+    if err != K.OK or not _in_table_ranges(rec[:n]):
+        return False  # the Python emission raises the error, or validation names the field
+    em.checked.append((len(em.insns), len(em.insns) + n))
     _append(em, rec[:n], reg[: ptr[n]], ptr[1 : n + 1], int(dram_bytes))
     for i, s in enumerate(state):
         s.lru[:] = lru[i, : len(s.lru)].tolist()
         s.keys[:] = [_decode(i, keys[i, j], old, P, image) for j, old in enumerate(s.keys)]
+    return True
+
+
+def _in_table_ranges(rec: np.ndarray) -> bool:
+    """True if every field written lies in its ISA table range (so that `validate_stream`
+    need check only these instructions' headers)."""
+    for k, (lo, hi) in _RANGES.items():
+        rows = rec[rec[:, 0] == k, 1 : 1 + len(lo)]
+        if ((rows < lo) | (rows > hi)).any():
+            return False
     return True
 
 

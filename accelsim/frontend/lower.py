@@ -99,7 +99,7 @@ def _lower_dense(graph: Graph, cfg: HwConfig, batch: int | None, timing_only: bo
     emit_nodes(em, g, plans, places, cfg, batch)  # 4. instructions per tile
     insns = em.finish()
     insert_tokens(insns, em.log)  # 5. wait / signal bits from read-write analysis
-    validate_stream(insns, cfg)  # 6. every word fits the ISA table, tokens balance
+    validate_stream(insns, cfg, em.checked)  # 6. every word fits the ISA table, tokens balance
     return Program(
         insns,
         em.dram_image(),

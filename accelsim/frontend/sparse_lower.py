@@ -131,7 +131,7 @@ def lower_sparse(graph: SparseGraph, cfg, coords, timing_only: bool = False) -> 
             emit_vector_node(em, _dense_twin(op, graph), dense, places, cfg)
     insns = em.finish()
     insert_tokens(insns, em.log)  # 6. wait / signal bits from read-write analysis
-    validate_stream(insns, cfg)  # 7. every word fits the ISA table, tokens balance
+    validate_stream(insns, cfg, em.checked)  # 7. every word fits the ISA table, tokens balance
     return Program(
         insns,
         em.dram_image(),

@@ -56,24 +56,38 @@ class _Layout:
 
 
 _LAYOUTS = {op: _Layout(spec) for op, spec in TABLE.items()}
+_HEAD_LO, _HEAD_HI = (np.array([r[i] for r in HEADER_RANGES.values()]) for i in (0, 1))
 
 
-def validate_stream(insns: list[Insn], cfg: HwConfig) -> None:
-    """Raise `IsaError` naming the first instruction that breaks the ISA or token rules."""
+def validate_stream(insns: list[Insn], cfg: HwConfig, checked=()) -> None:
+    """Raise `IsaError` naming the first instruction that breaks the ISA or token rules.
+
+    checked: (first, end) index ranges of instructions whose table fields are already known to
+    lie in their ranges (the compiled GEMM loop checks the rows it writes, see
+    `accelsim.frontend.gemm_compiled`); only their headers and tokens are checked here."""
     n = len(Unit)
     codes = np.fromiter(map(_OPCODE, insns), np.int64, len(insns))
+    known = np.zeros(len(insns), bool)
+    for first, end in checked:
+        known[first:end] = True
     bad = len(insns)  # first offending instruction
     units = np.full(len(insns), -1, np.int64)  # -1: FINISH (or not known)
     masks = np.zeros((len(insns), 2), np.int64)  # wait, signal
     for op in np.unique(codes).tolist():
-        idx = np.flatnonzero(codes == op)
-        group = [insns[i] for i in idx.tolist()]
-        first, heads = _first_fault(_LAYOUTS[Op(op)], group)
-        if first is not None:
-            bad = min(bad, idx[first])
-        if heads is not None:
-            units[idx] = _UNIT[op]
-            masks[idx] = heads[:, :2]
+        every = np.flatnonzero(codes == op)
+        for idx, fields_known in ((every[~known[every]], False), (every[known[every]], True)):
+            if not idx.size:
+                continue
+            group = [insns[i] for i in idx.tolist()]
+            if fields_known:
+                first, heads = _first_header_fault(group)
+            else:
+                first, heads = _first_fault(_LAYOUTS[Op(op)], group)
+            if first is not None:
+                bad = min(bad, idx[first])
+            if heads is not None:
+                units[idx] = _UNIT[op]
+                masks[idx] = heads[:, :2]
     bad = min(bad, _first_token_fault(units, masks))
     if bad < len(insns):
         _check_one(bad, insns[bad])
@@ -115,6 +129,15 @@ def _first_fault(layout: _Layout, group: list) -> tuple[int | None, np.ndarray |
         wrong |= np.fromiter((s in odd for s in map(layout.shape, fields)), bool, len(group))
     found = np.flatnonzero(wrong)
     return (int(found[0]) if found.size else None), values[:, :3]
+
+
+def _first_header_fault(group: list) -> tuple[int | None, np.ndarray]:
+    """(position of the first instruction of `group` whose header is out of range or None,
+    the [n, 3] header array) for instructions whose fields are known to be in range."""
+    heads = np.array(list(map(_HEADER, group)), np.int64).reshape(-1, 3)
+    wrong = ((heads < _HEAD_LO) | (heads > _HEAD_HI)).any(axis=1)
+    found = np.flatnonzero(wrong)
+    return (int(found[0]) if found.size else None), heads
 
 
 def _first_by_hand(group: list) -> int:
