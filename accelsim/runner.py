@@ -79,6 +79,10 @@ def run_model(
     from accelsim.sim import simulate  # noqa: PLC0415
 
     kind = _KINDS[graph.kind]
+    if x is None and not count_only:
+        raise AccelsimError(
+            f"model {graph.name!r}: a functional run needs an input (x=None is for count_only)"
+        )
     x = kind.prepare(graph, x)
     if program is None:
         program = kind.lower(graph, cfg, x, count_only)

@@ -77,7 +77,17 @@ def test_prefer_numpy_policy(monkeypatch):
 def test_gemm_small_tile_paths_agree(rng):
     """Small GEMMs take the compiled int32 kernel once Numba is loaded and the float32 BLAS
     block sum before: both equal the definition, also where int32 wraps."""
-    for m, k, n in ((1, 1, 1), (7, 33, 5), (16, 16, 16), (3, 300, 2), (2, 5, 1), (1, 4, 3)):
+    for m, k, n in (
+        (1, 1, 1),
+        (7, 33, 5),
+        (16, 16, 16),
+        (3, 300, 2),
+        (2, 5, 1),
+        (1, 4, 3),
+        (3, 0, 2),
+        (0, 4, 3),
+        (2, 4, 0),
+    ):
         a = rng.integers(-128, 128, (m, k)).astype(np.int8)
         w = rng.integers(-128, 128, (k, n)).astype(np.int8)
         acc = rng.integers(-(2**31), 2**31, (m, n)).astype(np.int32)

@@ -139,7 +139,9 @@ def test_timing_run_without_input_and_narrow_weights_load_in_long_rows():
     assert latency[(4, 4)] < latency[(8, 8)]
 
 
-def test_scalar_input_is_refused():
+def test_scalar_or_missing_input_is_refused():
     g = mlp(4, 4, seed=2)
     with pytest.raises(AccelsimError, match="must be an array"):
         run_model(g, load_config("edge"), 3.0)
+    with pytest.raises(AccelsimError, match="needs an input"):
+        run_model(g, load_config("edge"), None)

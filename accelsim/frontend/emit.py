@@ -313,12 +313,13 @@ class Emitter:
         """Add a compute instruction with its buffer regions [(buf, slot, rows)] (each from the
         slot's first row)."""
         slots, log = self.slots, self.log
+        for b, _, r in (*reads, *writes):  # every region checked before any is recorded
+            if r > slots[b].rows:
+                self.check_slot(b, r, insn.op.name)
         put = log.flat.extend
         for regions, write in ((reads, 0), (writes, 1)):
             for b, s, r in regions:
                 size = slots[b].rows
-                if r > size:
-                    self.check_slot(b, r, insn.op.name)
                 put((b, s * size, s * size + r, write))
         insn.tag = self.tag
         self.insns.append(insn)

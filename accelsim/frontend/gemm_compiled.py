@@ -26,13 +26,17 @@ MATCHES_TABLE = all(
     sorted(NAMES[k]) == sorted(f.name for f in TABLE[op].fields) for k, op in OPS.items()
 )
 _FIELD = {(op, f.name): f for op, spec in TABLE.items() for f in spec.fields}
-_RANGES = {  # kind -> (lowest, highest) legal value of each column after the opcode
-    k: tuple(
-        np.array([getattr(_FIELD[(op, name)], end) for name in NAMES[k]], np.int64)
-        for end in ("min", "max")
-    )
-    for k, op in OPS.items()
-}
+_RANGES = (  # kind -> (lowest, highest) legal value of each column after the opcode
+    {
+        k: tuple(
+            np.array([getattr(_FIELD[(op, name)], end) for name in NAMES[k]], np.int64)
+            for end in ("min", "max")
+        )
+        for k, op in OPS.items()
+    }
+    if MATCHES_TABLE
+    else {}
+)
 
 
 def emit(em: Emitter, L: GemmLayer, t: Tiling, P, image: int) -> bool:
@@ -46,7 +50,8 @@ def emit(em: Emitter, L: GemmLayer, t: Tiling, P, image: int) -> bool:
     if not MATCHES_TABLE or jit_disabled() or not (jit_loaded() or most >= MIN_INSNS):
         return False
     wblk = _weight_blocks(L, t, P, n_n, n_ci)
-    if wblk is None:
+    geo, place = _geo(L, em.row_bits), _place(P, image)
+    if wblk is None or geo is None or place is None:
         return False
     state = [em.slots[b] for b in BUFS]
     n_slots = np.array([len(s.keys) for s in state], np.int64)
@@ -60,9 +65,9 @@ def emit(em: Emitter, L: GemmLayer, t: Tiling, P, image: int) -> bool:
     reg = np.empty((4 * most, 4), np.int64)
     ptr = np.zeros(most + 1, np.int64)
     err, n, dram_bytes = K.gemm_tiles(
-        _geo(L, em.row_bits),
+        geo,
         np.array([t.oh_t, t.ow_t, t.n_t, t.cin_t, int(t.order == "channel")], np.int64),
-        _place(P, image),
+        place,
         wblk,
         IDS,
         np.array([s.rows for s in state], np.int64),
@@ -104,8 +109,16 @@ def _append(em: Emitter, rec: np.ndarray, reg: np.ndarray, ends: np.ndarray, dra
     em.dram_bytes += dram_bytes
 
 
-def _geo(L: GemmLayer, row_bits: int) -> np.ndarray:
-    return np.array(
+def _ints(values: list) -> np.ndarray | None:
+    """`values` as an int64 array, or None if one is not an integer (the Python emission
+    then keeps it as it is, for the validation to name)."""
+    if all(type(v) is int or isinstance(v, (bool, np.integer)) for v in values):
+        return np.array(values, np.int64)
+    return None
+
+
+def _geo(L: GemmLayer, row_bits: int) -> np.ndarray | None:
+    return _ints(
         [
             L.h,
             L.w,
@@ -132,14 +145,13 @@ def _geo(L: GemmLayer, row_bits: int) -> np.ndarray:
             PAD_MAX,
             ACC_BITS,
             PARAM_BITS,
-        ],
-        np.int64,
+        ]
     )
 
 
-def _place(P, image: int) -> np.ndarray:
+def _place(P, image: int) -> np.ndarray | None:
     lo, hi = P.clip if P.clip is not None else (0, 0)
-    return np.array(
+    return _ints(
         [
             P.in_addr,
             P.in_c,
@@ -159,8 +171,7 @@ def _place(P, image: int) -> np.ndarray:
             hi,
             P.frac,
             image,
-        ],
-        np.int64,
+        ]
     )
 
 

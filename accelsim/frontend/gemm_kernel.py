@@ -78,7 +78,7 @@ FIELDS = {
 WIDTH = 1 + max(len(f) for f in FIELDS.values())
 # the slot state's buffer rows; `ids` maps them (and DRAM, index 5) to the ids written out
 INP, WGT, ACC, OUT, PARAM, DRAM = 0, 1, 2, 3, 4, 5
-# geo: the GemmLayer and row width; place: the GemmPlace and image (see gemm_layer._arrays)
+# geo: the GemmLayer and row width; place: the GemmPlace and image (gemm_compiled._geo, _place)
 (G_H, G_W, G_CIN, G_OH, G_OW, G_COUT, G_KH, G_KW, G_SX, G_DX, G_SY, G_DY, G_PT, G_PL) = range(14)
 (G_ABITS, G_WBITS, G_OBITS, G_CONV, G_DW, G_ONEPIX, G_RB, G_MAXD2, G_PADMAX) = range(14, 23)
 G_ACCB, G_PRMB = 23, 24  # accumulator bits, PARAM bits per channel (emit.ACC_BITS, PARAM_BITS)

@@ -134,7 +134,9 @@ def _first_fault(layout: _Layout, group: list) -> tuple[int | None, np.ndarray |
 def _first_header_fault(group: list) -> tuple[int | None, np.ndarray]:
     """(position of the first instruction of `group` whose header is out of range or None,
     the [n, 3] header array) for instructions whose fields are known to be in range."""
-    heads = np.array(list(map(_HEADER, group)), np.int64).reshape(-1, 3)
+    heads = np.array(list(map(_HEADER, group))).reshape(-1, 3)
+    if heads.dtype.kind not in "iu":  # a header that is not a (64-bit) integer
+        return _first_by_hand(group), None
     wrong = ((heads < _HEAD_LO) | (heads > _HEAD_HI)).any(axis=1)
     found = np.flatnonzero(wrong)
     return (int(found[0]) if found.size else None), heads

@@ -15,7 +15,13 @@ from workloads import registry
 
 pytestmark = pytest.mark.skipif(jit_disabled(), reason="the compiled loop needs Numba")
 
-MODELS = [("small_cnn", (4, 4)), ("mlp", (8, 8)), ("resnet18@32", (8, 8)), ("resnet18@32", (2, 3))]
+MODELS = [
+    ("small_cnn", (4, 4)),
+    ("mlp", (8, 8)),
+    ("resnet18@32", (8, 8)),
+    ("resnet18@32", (2, 3)),
+    ("mobilenet_v2@32", (4, 4)),  # depthwise layers
+]
 
 
 def _configs() -> list:
@@ -32,12 +38,23 @@ def _configs() -> list:
 
 
 def _lower(g, cfg, compiled: bool, monkeypatch, batch=None):
+    """The program, and how many GEMM layer calls the compiled loop emitted (it may hand a
+    layer back to the Python emission; the networks here must not)."""
+    kept = []
+    real = gemm_compiled.emit
+
+    def counting(*args):
+        done = real(*args)
+        kept.append(done)
+        return done
+
     with monkeypatch.context() as m:
         if compiled:
             m.setattr(gemm_compiled, "jit_loaded", lambda: True)
+            m.setattr(gemm_compiled, "emit", counting)
         else:
             m.setattr(gemm_compiled, "emit", lambda *a: False)
-        return lower(g, cfg, batch=batch, timing_only=True)
+        return lower(g, cfg, batch=batch, timing_only=True), kept
 
 
 @pytest.mark.parametrize("name, bits", MODELS)
@@ -46,9 +63,10 @@ def test_compiled_emission_equals_the_definition(name, bits, monkeypatch):
     g = registry.build(model, bits, 0, **({"image_size": int(size)} if size else {}))
     for i, cfg in enumerate(_configs()):
         for batch in (None, 2):
-            ref = _lower(g, cfg, False, monkeypatch, batch)
-            got = _lower(g, cfg, True, monkeypatch, batch)
+            ref, _ = _lower(g, cfg, False, monkeypatch, batch)
+            got, kept = _lower(g, cfg, True, monkeypatch, batch)
             where = f"{name} config {i} batch {batch}"
+            assert kept and all(kept), where  # every GEMM layer came from the compiled loop
             assert len(got.insns) == len(ref.insns), where
             for k, (a, b) in enumerate(zip(got.insns, ref.insns)):
                 assert a == b, f"{where}: instruction {k}: {a} != {b}"

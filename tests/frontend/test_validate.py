@@ -139,4 +139,8 @@ def test_checked_instructions_still_have_their_headers_and_tokens_checked(edge):
     insns[1].wait = 0
     with pytest.raises(IsaError, match="token FIFO load -> matmul: 1 pushed but 0 popped"):
         validate_stream(insns, edge, checked=[(0, 2)])
+    insns = _stream()
+    insns[1].wait = 1.5  # not an integer: named by the full check, not truncated
+    with pytest.raises(IsaError, match=r"instruction 1 \(GEMM"):
+        validate_stream(insns, edge, checked=[(0, 2)])
     validate_stream(_stream(), edge, checked=[(0, 2)])
