@@ -10,9 +10,11 @@ size, the three dataflows and five bit widths from 8/8 to 2/2. Each of the 4 x 3
 
 Keys of benchmarks/results/points.json (besides `machine`):
 - points_per_min: the list on the fast engine, 2 worker processes (`ProcessPoolExecutor`), warm
-  (graphs built and Numba loaded before the clock starts; plan caches empty); while the fast
+  (graphs built and Numba loaded before the clock starts; plan caches empty), the median of 3
+  runs interleaved with the event engine's (all runs under `points_per_min_runs`); while the fast
   engine is not on this branch the event engine stands in and `machine.points_engine` says so;
-- points_per_min_event: the same points on the event (SimPy) engine;
+- points_per_min_event: the same points on the event (SimPy) engine (runs:
+  `points_per_min_event_runs`);
 - lower_s_median: median seconds of lowering point 0 with an empty plan cache, in a process
   warmed up as the workers are;
 - startup_s: wall seconds of `accelsim run mlp --timing-only` (median of 3, bytecode written
@@ -60,6 +62,7 @@ SCALES = (0.25, 0.5, 1, 2, 4)  # of each buffer's size in edge
 N_POINTS = len(ARRAYS) * len(DATAFLOWS) * len(BITS)  # 60: every triple once
 FAST = "engine" in inspect.signature(simulate).parameters  # the fast engine is on this branch
 SIDES = (112, 224, 448)
+ROUNDS = 3  # runs of the list per engine
 # A sweep trusts the token pass (tests/frontend check lowered streams race-free); the race
 # detector, a debugging aid that costs as much as the fast schedule itself, stays off.
 CHECK_RACES = False
@@ -129,6 +132,11 @@ def points_per_min(points: list, engine: str, workers: int = 2) -> tuple[float, 
         results = list(pool.map(_evaluate, points, [engine] * len(points)))
         wall = time.perf_counter() - t0
     return len(points) / wall * 60, results
+
+
+def _median_run(runs: list) -> tuple[float, list]:
+    """The (points per minute, rows) run with the median rate."""
+    return sorted(runs, key=lambda r: r[0])[len(runs) // 2]
 
 
 def _median_wall(cmd: list, repeats: int = 3) -> float:
@@ -210,8 +218,13 @@ def main(argv=None) -> None:
     engine = "fast" if FAST else "event"
     if not FAST:
         print("the fast engine is not on this branch: points_per_min uses the event engine")
-    ppm, fast_rows = points_per_min(points, engine)
-    ppm_event, event_rows = points_per_min(points, "event")
+    # the shared machine's speed drifts by a third within minutes: each figure is the median
+    # of ROUNDS runs of the list, the engines interleaved
+    runs: dict = {engine: [], "event": []}
+    for _ in range(ROUNDS):
+        for eng in runs:
+            runs[eng].append(points_per_min(points, eng))
+    (ppm, fast_rows), (ppm_event, event_rows) = (_median_run(runs[e]) for e in (engine, "event"))
     for name, rows in (("points", fast_rows), ("event points", event_rows)):
         med = {k: statistics.median(r[k] for r in rows) for k in rows[0] if k.endswith("_s")}
         insns = statistics.median(r["instructions"] for r in rows)
@@ -230,6 +243,8 @@ def main(argv=None) -> None:
     result = {
         "points_per_min": round(ppm, 1),
         "points_per_min_event": round(ppm_event, 1),
+        "points_per_min_runs": [round(r[0], 1) for r in runs[engine]],
+        "points_per_min_event_runs": [round(r[0], 1) for r in runs["event"]],
         "lower_s_median": round(lower_median(points[0]), 4),
         "startup_s": round(_median_wall([*cmd, "run", "mlp", "--timing-only"]), 3),
         "resnet18_timing_s": round(_median_wall([*cmd, "run", "resnet18", "--timing-only"]), 3),
