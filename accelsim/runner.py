@@ -28,7 +28,7 @@ import numpy as np
 
 from accelsim.config import HwConfig
 from accelsim.errors import AccelsimError, SparseInputError
-from accelsim.frontend.lower import lower
+from accelsim.frontend.lower import Prepared, lower, prepare
 from accelsim.ir.graph import Graph
 from accelsim.ir.host_ops import is_host, run_host, split_host
 from accelsim.ir.reference import run_reference
@@ -174,10 +174,20 @@ def _core(graph: Graph) -> Graph:
     return split_host(graph).core if any(is_host(n) for n in graph.nodes) else graph
 
 
-def _dense_lower(graph: Graph, cfg: HwConfig, x: np.ndarray, timing_only: bool) -> Program:
-    core = _core(graph)
+def prepare_core(graph: Graph) -> Prepared:
+    """The part of a dense graph that runs on the machine, checked and folded once for
+    lowering on many configurations (`lower_for_input` takes it in place of the graph; see
+    `accelsim.frontend.lower.Prepared`)."""
+    return prepare(_core(graph))
+
+
+def _dense_lower(
+    graph: Graph | Prepared, cfg: HwConfig, x: np.ndarray, timing_only: bool
+) -> Program:
+    core = graph if isinstance(graph, Prepared) else _core(graph)
+    g = core.graph if isinstance(core, Prepared) else core
     batch = x.shape[0]
-    batch = None if batch == core.tensors[core.input].shape[0] else batch
+    batch = None if batch == g.tensors[g.input].shape[0] else batch
     return lower(core, cfg, batch=batch, timing_only=timing_only)
 
 

@@ -33,15 +33,36 @@ from accelsim.ir.transformer_ops import MatMul
 from accelsim.program import Program, TensorPlace
 
 
+class Prepared:
+    """A dense graph checked and with its batch norms folded once (`prepare`), to be lowered
+    on many configurations (a sweep's worker, `benchmarks/bench_points.py`). The caller
+    promises not to change the graph afterwards: lowering a `Prepared` neither checks the
+    graph again nor recomputes a layer's rescale integers at a multiplier width it has seen."""
+
+    kind = "dense"
+
+    def __init__(self, graph: Graph):
+        self.graph = fold_batchnorm(graph)
+        self.rescale: dict = {}  # (node name, multiplier bits) -> RescaleParams
+
+
+def prepare(graph: Graph) -> Prepared:
+    """`graph` checked and folded once, for lowering on many configurations (see `Prepared`)."""
+    if graph.kind != "dense":
+        raise AccelsimError(f"model {graph.name!r}: only a dense graph is prepared")
+    return Prepared(graph)
+
+
 def lower(
-    graph: Graph,
+    graph: Graph | Prepared,
     cfg: HwConfig,
     *,
     batch: int | None = None,
     coords=None,
     timing_only: bool = False,
 ) -> Program:
-    """Lower `graph` for hardware `cfg`. `batch` overrides the graph's batch size. A sparse
+    """Lower `graph` (or a `Prepared` one) for hardware `cfg`. `batch` overrides the graph's
+    batch size. A sparse
     graph (`graph.kind == "sparse"`, see `accelsim.frontend.sparse_lower`) is lowered for the
     input voxels `coords`. timing_only: the same instructions, but no DRAM image (weights,
     parameters) is built; such a program runs with `simulate(..., count_only=True)` only."""
@@ -89,14 +110,16 @@ def _collector_paused():
             gc.enable()
 
 
-def _lower_dense(graph: Graph, cfg: HwConfig, batch: int | None, timing_only: bool) -> Program:
-    g = fold_batchnorm(graph)  # 1. check shapes, bits and ranges; fold batch norm into the
-    #                               preceding conv / linear
+def _lower_dense(
+    graph: Graph | Prepared, cfg: HwConfig, batch: int | None, timing_only: bool
+) -> Program:
+    prepared = graph if isinstance(graph, Prepared) else Prepared(graph)  # 1. check shapes,
+    g = prepared.graph  #        bits and ranges; fold batch norm into the preceding conv / linear
     plans = plan_layers(g, cfg, batch)  # 2. rescale integers (zero points folded into bias),
     #                                      dataflow (loop order) and tiles per layer
     em, places = place_tensors(g, cfg, batch, timing_only)  # 3. lay out DRAM: weights, params,
     #                                                          activations
-    emit_nodes(em, g, plans, places, cfg, batch)  # 4. instructions per tile
+    emit_nodes(em, g, plans, places, cfg, batch, prepared.rescale)  # 4. instructions per tile
     insns = em.finish()
     insert_tokens(insns, em.log)  # 5. wait / signal bits from read-write analysis
     validate_stream(insns, cfg, em.checked)  # 6. every word fits the ISA table, tokens balance
@@ -216,13 +239,21 @@ def place_tensors(g: Graph, cfg: HwConfig, batch: int | None, timing_only: bool 
     return em, places
 
 
-def emit_nodes(em: Emitter, g: Graph, plans, places, cfg: HwConfig, batch: int | None) -> None:
+def emit_nodes(
+    em: Emitter, g: Graph, plans, places, cfg: HwConfig, batch: int | None, rescale=None
+) -> None:
+    """Emit every node of `g` in order; `rescale`: (node, multiplier bits) -> RescaleParams
+    already computed for this graph (filled in as they are computed)."""
+    rescale = {} if rescale is None else rescale
     for tag, op in enumerate(g.nodes, start=1):
         em.tag = tag
         if isinstance(op, (Quantize, Flatten)):
             continue  # host-side input quantization; Flatten is a DRAM alias
         if isinstance(op, (QuantConv2d, QuantLinear)):
-            _emit_gemm_node(em, op, g, plans[op.name], places, cfg, batch)
+            key = (op.name, cfg.rescale.mult_bits)
+            if key not in rescale:
+                rescale[key] = rescale_params(op, g, cfg.rescale.mult_bits)
+            _emit_gemm_node(em, op, g, plans[op.name], places, cfg, batch, rescale[key])
         elif isinstance(op, MatMul):
             emit_matmul(em, op, g, plans[op.name], places, cfg)
         else:
@@ -230,10 +261,9 @@ def emit_nodes(em: Emitter, g: Graph, plans, places, cfg: HwConfig, batch: int |
 
 
 def _emit_gemm_node(
-    em: Emitter, op, g: Graph, t: Tiling, places, cfg: HwConfig, batch: int | None
+    em: Emitter, op, g: Graph, t: Tiling, places, cfg: HwConfig, batch: int | None, rp
 ) -> None:
     src, dst = g.tensors[op.inputs[0]], g.tensors[op.output]
-    rp = rescale_params(op, g, cfg.rescale.mult_bits)
     L, images = gemm_layer_of(op, g, batch)
     p_addr = em.alloc_rescale_params(rp, op.name)
     pin, pout = places[op.inputs[0]], places[op.output]

@@ -168,3 +168,25 @@ def test_grouped_convs_read_their_own_channels(config):
     z = b.conv(y, 12, (3, 1), groups=6, padding=0, w_bits=2, bits=8, name="g6")
     name, sets = CONFIGS[config]
     _check(b.finish(z), load_config(name, sets))
+
+
+def test_a_prepared_graph_lowers_as_the_graph_itself():
+    """`prepare` checks and folds once and keeps the rescale integers per multiplier width:
+    the programs equal those of the graph, at every width, timing-only or with the image."""
+    from accelsim.frontend.lower import prepare
+    from workloads import registry
+
+    g = registry.build("small_cnn", (4, 4), 0)
+    prepared = prepare(g)
+    for sets in ([], ["rescale.mult_bits=16"], ["matmul.cols=8", "rescale.mult_bits=16"], []):
+        cfg = load_config("edge", sets)
+        for timing_only in (True, False):
+            a = lower(g, cfg, timing_only=timing_only)
+            b = lower(prepared, cfg, timing_only=timing_only)
+            assert encode_program(a.insns) == encode_program(b.insns), sets
+            assert a.dram_size == b.dram_size
+            if not timing_only:
+                assert np.array_equal(a.dram, b.dram), sets
+    assert {bits for _, bits in prepared.rescale} == {32, 16}
+    with pytest.raises(AccelsimError, match="only a dense graph"):
+        prepare(registry.build("sparse_tiny", (4, 4), 0))
