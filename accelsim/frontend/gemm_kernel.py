@@ -1,10 +1,12 @@
-"""The tile loop of `accelsim.frontend.gemm_layer.emit_gemm_layer` compiled with Numba.
+"""The tile loop of `accelsim.frontend.gemm_layer.emit_gemm_layer_ref` compiled with Numba.
 
-`gemm_tiles` follows the Python emission step by step (`emit_gemm_layer`, `_load_input`,
+`gemm_tiles` follows the Python emission step by step (`emit_gemm_layer_ref`, `_load_input`,
 `_load_weights`, `Emitter.load` / `store` / `param_slot` / `rescale_store`, `coalesce`, the
 slots' LRU) over integer arrays, and writes each instruction as a row of `rec` (opcode, then
 its fields in the order of `FIELDS`) and its regions as rows of `reg` (space, start, end,
-is_write). Slot keys are encoded as [kind, v0..v5] rows: kind 0 is no key, -1 a key this
+is_write), with the kinds LOAD / STORE / GEMM / RESCALE below in column 0 (the caller,
+`accelsim.frontend.gemm_compiled`, maps them to opcodes and builds the instructions). Slot keys
+are encoded as [kind, v0..v5] rows: kind 0 is no key, -1 a key this
 layer never looks up (another tensor, layer or image), 1 an input patch (iy0, ix0, ph, pw,
 channel, cin) or a weight tile (n0, c0) or a parameter block (n0), 2 input rows (oy0, oh,
 channel, cin). `tests/frontend/test_gemm_kernel.py` holds both emissions equal.
