@@ -99,3 +99,21 @@ def still_alive(pids, timeout_s: float = 10.0) -> set[int]:
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.05)
+
+
+def handworked_config():
+    """The machine the hand-worked cycle counts of tests/test_sim.py and test_fast_engine.py
+    assume: edge with DRAM latency 10 and 64 B/cycle (one cycle per 64 B burst) and a 4x4
+    fixed-precision array."""
+    from accelsim.config import load_config  # noqa: PLC0415
+
+    return load_config(
+        "edge",
+        [
+            "dram.latency_cycles=10",
+            "dram.bw_bytes_per_cycle=64.0",
+            "matmul.rows=4",
+            "matmul.cols=4",
+            "matmul.mac_model=fixed",
+        ],
+    )

@@ -12,6 +12,7 @@ from accelsim.errors import AccelsimError, DeadlockError, IsaError, RaceError
 from accelsim.isa import Buf, Op, Unit
 from accelsim.program import ProgramBuilder
 from accelsim.sim import simulate
+from tests.helpers import handworked_config
 from tests.programs import tiled_gemm_program
 from tests.test_sim import _chain_program, _contention_program
 
@@ -23,18 +24,8 @@ ENGINES = ("event", "fast")
 
 @pytest.fixture
 def cfg():
-    """The machine of tests/test_sim.py's hand-worked cycles: edge with DRAM latency 10 and
-    64 B/cycle (one cycle per 64 B burst) and a 4x4 fixed-precision array."""
-    return load_config(
-        "edge",
-        [
-            "dram.latency_cycles=10",
-            "dram.bw_bytes_per_cycle=64.0",
-            "matmul.rows=4",
-            "matmul.cols=4",
-            "matmul.mac_model=fixed",
-        ],
-    )
+    """The machine of tests/test_sim.py's hand-worked cycles."""
+    return handworked_config()
 
 
 def _same(a, b) -> None:

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from accelsim import isa
+from accelsim import asm, docs, isa
 from accelsim.config import load_config
 from accelsim.docs import resolve
 from accelsim.errors import IsaError
@@ -42,9 +42,9 @@ def test_program_binary_and_text_round_trip():
     prog = [_random_insn(rng, rng.choice(list(Op))) for _ in range(200)]
     data = isa.encode_program(prog)
     assert isa.decode_program(data) == prog
-    text = isa.disasm(prog)
-    assert isa.assemble(text) == prog
-    assert isa.disasm(isa.assemble(text)) == text
+    text = asm.disasm(prog)
+    assert asm.assemble(text) == prog
+    assert asm.disasm(asm.assemble(text)) == text
 
 
 def test_fuzz_random_words_decode_or_raise_isa_error():
@@ -103,11 +103,11 @@ def test_encode_rejects_out_of_range_fields():
 
 def test_assembler_errors_name_the_line():
     with pytest.raises(IsaError, match="line 2: unknown opcode 'NOPE'"):
-        isa.assemble("FINISH\nNOPE x=1\n")
+        asm.assemble("FINISH\nNOPE x=1\n")
     with pytest.raises(IsaError, match="line 1: GEMM has no field 'q'"):
-        isa.assemble("GEMM q=1")
+        asm.assemble("GEMM q=1")
     with pytest.raises(IsaError, match="line 1: unknown unit 'dsp'"):
-        isa.assemble("FINISH wait=dsp")
+        asm.assemble("FINISH wait=dsp")
 
 
 def test_truncated_binary_program():
@@ -116,10 +116,10 @@ def test_truncated_binary_program():
 
 
 def test_table_markdown_lists_every_opcode():
-    md = isa.table_markdown()
+    md = docs.table_markdown()
     for op in Op:
         assert f"| {op.name} |" in md
-    gemm = next(line for line in isa.table_markdown(resolve).splitlines() if "| GEMM |" in line)
+    gemm = next(line for line in docs.table_markdown(resolve).splitlines() if "| GEMM |" in line)
     assert "`units.matmul:matmul_cycles`: `cycles = ceil(m/R) * ceil(n/C)" in gemm
     assert "`kernels.gemm`: `gemm`, `im2col` (each with its NumPy `_ref` twin)" in gemm
 
@@ -133,7 +133,7 @@ def test_every_opcode_names_its_cost_function_and_datapath():
             continue
         assert spec.cost and spec.datapath, op
         cost = resolve(spec.cost)
-        assert callable(cost) and isa.cost_formula(cost.__doc__).startswith("cycles = "), op
+        assert callable(cost) and docs.cost_formula(cost.__doc__).startswith("cycles = "), op
         for path in spec.datapath:
             assert callable(resolve(path)), path
             if path.startswith("accelsim.kernels."):

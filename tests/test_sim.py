@@ -12,6 +12,7 @@ from accelsim.kernels.gemm import gemm_ref
 from accelsim.kernels.rescale import quantize_multiplier, rescale_ref
 from accelsim.program import Program, ProgramBuilder
 from accelsim.sim import simulate
+from tests.helpers import handworked_config
 from tests.programs import tiled_gemm_program
 
 L, S, MM, RS = (1 << Unit.LOAD, 1 << Unit.STORE, 1 << Unit.MATMUL, 1 << Unit.RESCALE)
@@ -20,16 +21,7 @@ L, S, MM, RS = (1 << Unit.LOAD, 1 << Unit.STORE, 1 << Unit.MATMUL, 1 << Unit.RES
 @pytest.fixture
 def cfg():
     """edge with DRAM latency 10 and 64 B/cycle (one cycle per 64 B burst), 4x4 fixed array."""
-    return load_config(
-        "edge",
-        [
-            "dram.latency_cycles=10",
-            "dram.bw_bytes_per_cycle=64.0",
-            "matmul.rows=4",
-            "matmul.cols=4",
-            "matmul.mac_model=fixed",
-        ],
-    )
+    return handworked_config()
 
 
 def _chain_program(rng):

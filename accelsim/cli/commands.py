@@ -252,7 +252,7 @@ def export(args) -> int:
 
 
 def disasm(args) -> int:
-    from accelsim.isa import disasm as disasm_text  # noqa: PLC0415
+    from accelsim.asm import disasm as disasm_text  # noqa: PLC0415
     from accelsim.program import Program  # noqa: PLC0415
 
     program = Program.load(args.program)

@@ -8,23 +8,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from accelsim.cli.args import positive_int
 from accelsim.errors import AccelsimError
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
 
 
 def add_sweep_args(p: argparse.ArgumentParser) -> None:
     """Options shared by `sweep` and `report`: workers, scheduler, resuming."""
     p.add_argument(
-        "--jobs", type=_positive, default=None, help="worker processes (default: every core)"
+        "--jobs", type=positive_int, default=None, help="worker processes (default: every core)"
     )
     p.add_argument(
         "--scheduler",

@@ -19,18 +19,8 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from accelsim.cli.args import bits_type
+from accelsim.cli.args import bits_type, positive_int
 from accelsim.errors import AccelsimError
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
 
 
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
@@ -59,13 +49,13 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="METRICS", help="write the metrics as JSON")
     p.add_argument(
         "--epochs",
-        type=_positive,
+        type=positive_int,
         default=None,
         help="epochs of this method (default: the recipe's)",
     )
     p.add_argument(
         "--fp-epochs",
-        type=_positive,
+        type=positive_int,
         default=None,
         help="epochs of the fp teacher when it is trained here (default: recipe's)",
     )
@@ -81,13 +71,13 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--sim-images",
-        type=_positive,
+        type=positive_int,
         default=None,
         help="simulate only the first N test images (default: all)",
     )
     p.add_argument(
         "--sim-batch",
-        type=_positive,
+        type=positive_int,
         default=512,
         help="test images per simulated program (default 512)",
     )

@@ -26,6 +26,7 @@ import numpy as np
 
 from accelsim.errors import AccelsimError, HardwareLimitError
 from accelsim.frontend.emit import MODE_BY_NAME, Emitter, rows_for
+from accelsim.frontend.tiling import halvings
 from accelsim.ir.ops import AvgPool, GlobalAvgPool
 from accelsim.ir.params import pool_params
 from accelsim.isa import AluOp, Buf, Insn, Op, field_max
@@ -153,23 +154,27 @@ def emit_pool(em: Emitter, op, g, places, cfg) -> None:
         _clipped_windows(pool)
 
 
-def _halvings(n: int) -> list[int]:
-    out = [n]
-    while out[-1] > 1:
-        out.append(-(-out[-1] // 2))
-    return out
+def _channel_tile(pool: _Pool, rows: int, cols: int, what: str, limit: str) -> int:
+    """The widest channel slice (a halving of the channels) of a rows x cols plane that fits
+    one averaging step; HardwareLimitError (`what`, `limit`) if one channel does not."""
+    c = pool.pin.shape[3]
+    c_t = next((t for t in halvings(c) if pool.fits(rows, cols, t, 1)), None)
+    if c_t is None:
+        raise HardwareLimitError(f"node {pool.op.name!r}: {what}", limit)
+    return c_t
 
 
 def _global(pool: _Pool) -> None:
     """GAP over each image's whole plane, in channel slices that fit."""
     n, h, w, c = pool.pin.shape
-    c_t = next((t for t in _halvings(c) if pool.fits(h, w, t, 1)), None)
-    if c_t is None:
-        raise HardwareLimitError(
-            f"node {pool.op.name!r}: one channel of the {h}x{w} plane does not fit half of "
-            f"INP (GlobalAvgPool reads the whole plane)",
-            "GlobalAvgPool plane larger than half of INP",
-        )
+    c_t = _channel_tile(
+        pool,
+        h,
+        w,
+        f"one channel of the {h}x{w} plane does not fit half of INP (GlobalAvgPool reads the "
+        "whole plane)",
+        "GlobalAvgPool plane larger than half of INP",
+    )
     p_slot = pool.params(h * w)
     for img in range(n):
         for c0 in range(0, c, c_t):
@@ -187,11 +192,11 @@ def _padded_tiles(pool: _Pool) -> None:
     _, oh, ow, _ = pool.pout.shape
     (kh, kw), (sy, sx), (pt, _, pl, pr) = op.kernel, op.stride, op.padding
     one_row = sy != sx or sy > STRIDE_MAX
-    cols_opts = [1] if sx > STRIDE_MAX else _halvings(ow)
+    cols_opts = [1] if sx > STRIDE_MAX else halvings(ow)
     best = None
     for ow_t in cols_opts:  # widest rows first, then the most channels, then the most rows
         pw = w + pl + pr if ow_t == ow else (ow_t - 1) * sx + kw
-        for c_t in _halvings(c):
+        for c_t in halvings(c):
             fit = [t for t in range(1, 2 if one_row else oh + 1)
                    if pool.fits((t - 1) * sy + kh, pw, c_t, t * ow_t)]  # fmt: skip
             if fit:
@@ -277,9 +282,9 @@ def _rectangle(pool: _Pool, img, oy0, oy1, ox0, ox1, y0, x0, lr, lc) -> None:
     sy, sx = op.stride
     n_r, n_c = oy1 - oy0, ox1 - ox0
     best = None
-    for c_t in _halvings(c):  # the most channels, then the most columns and rows
-        for t_c in [1] if sx > STRIDE_MAX else _halvings(n_c):
-            t_r = next((t for t in _halvings(n_r) if pool.fits(
+    for c_t in halvings(c):  # the most channels, then the most columns and rows
+        for t_c in [1] if sx > STRIDE_MAX else halvings(n_c):
+            t_r = next((t for t in halvings(n_r) if pool.fits(
                 (t - 1) * sy + lr, (t_c - 1) * sx + lc, c_t, t * t_c)), None)  # fmt: skip
             if t_r is not None:
                 best = (t_r, t_c, c_t)
@@ -316,13 +321,14 @@ def _big_window(pool: _Pool, img, oy, ox, y0, x0, lr, lc) -> None:
     em, op = pool.em, pool.op
     c = pool.pin.shape[3]
     if not pool.is_max:
-        c_t = next((t for t in _halvings(c) if pool.fits(lr, lc, t, 1)), None)
-        if c_t is None:
-            raise HardwareLimitError(
-                f"node {op.name!r}: one {lr}x{lc} window of one channel does not fit half of "
-                f"INP (its average is one GAP)",
-                "pooling window larger than half of INP",
-            )
+        c_t = _channel_tile(
+            pool,
+            lr,
+            lc,
+            f"one {lr}x{lc} window of one channel does not fit half of INP (its average is "
+            "one GAP)",
+            "pooling window larger than half of INP",
+        )
         p_slot = pool.params(lr * lc)
         for c0 in range(0, c, c_t):
             cc = min(c_t, c - c0)
@@ -334,7 +340,7 @@ def _big_window(pool: _Pool, img, oy, ox, y0, x0, lr, lc) -> None:
     parts = [(y, x, min(WINDOW_MAX, lr - y), min(WINDOW_MAX, lc - x))
              for y in range(0, lr, WINDOW_MAX) for x in range(0, lc, WINDOW_MAX)]  # fmt: skip
     r_max, q_max = min(lr, WINDOW_MAX), min(lc, WINDOW_MAX)
-    c_t = next((t for t in _halvings(c) if pool.fits(r_max, q_max, t, 1)), None)
+    c_t = next((t for t in halvings(c) if pool.fits(r_max, q_max, t, 1)), None)
     if c_t is None:
         raise HardwareLimitError(
             f"node {op.name!r}: one {r_max}x{q_max} window of one channel does not fit half of INP",

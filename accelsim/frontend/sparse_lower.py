@@ -51,6 +51,7 @@ from accelsim.frontend.emit import (
     clip_bounds,
     rows_for,
 )
+from accelsim.frontend.tiling import halvings
 from accelsim.frontend.tokens import insert_tokens
 from accelsim.frontend.validate import validate_stream
 from accelsim.frontend.vector_layer import emit_vector_node
@@ -191,13 +192,6 @@ def _segments(rows: np.ndarray, block_of: np.ndarray, align: int, gap_rows: int)
                 prev[1] = max(prev[1], seg[1])
                 continue
         out.append(seg)
-    return out
-
-
-def _halvings(n: int) -> list[int]:
-    out = [n]
-    while out[-1] > 1:
-        out.append(-(-out[-1] // 2))
     return out
 
 
@@ -355,7 +349,7 @@ class _SparseConvEmitter:
         # slots are E times larger, and then on fewer input channels at a time
         gap_rows = self.gap_rows
         for cin_t, engines, gap in itertools.product(
-            _halvings(self.cin), dict.fromkeys((self.E, 1)), (gap_rows, 0, None)
+            halvings(self.cin), dict.fromkeys((self.E, 1)), (gap_rows, 0, None)
         ):
             if engines != self.E:
                 self._engines(engines)

@@ -137,7 +137,8 @@ def fits(L: GemmLayer, t: Tiling, cfg: HwConfig) -> bool:
     return all(v <= GEMM_MAX[name] for name, v in dims.items())
 
 
-def _halvings(n: int) -> list[int]:
+def halvings(n: int) -> list[int]:
+    """n, then halved (rounding up) down to 1: the tile sizes tried along an axis."""
     out, v = [], n
     while True:
         out.append(v)
@@ -158,12 +159,12 @@ def candidates(L: GemmLayer, cfg: HwConfig) -> list[Tiling]:
     }
     out = _candidates(L, half, n_opts)
     if not out:  # channel tiles narrower than the array leave columns idle, but they fit
-        out = _candidates(L, half, _halvings(min(L.cout, cols))[1:])
+        out = _candidates(L, half, halvings(min(L.cout, cols))[1:])
     return out
 
 
 def _candidates(L: GemmLayer, half: dict, n_opts: list[int]) -> list[Tiling]:
-    cin_opts = [L.cin] if L.depthwise else _halvings(L.cin)
+    cin_opts = [L.cin] if L.depthwise else halvings(L.cin)
     out = []
     for n_t in n_opts:
         fitting = 0  # input-channel slices beyond the widest that fits add passes, not reuse:
@@ -191,7 +192,7 @@ def _add_spatial(L: GemmLayer, half: dict, n_t: int, cin_t: int, out: list) -> N
     ):
         return
     span_h = (L.kh - 1) * L.dy + 1  # input rows of one output row
-    for ow_t in [1] if L.one_pixel else _halvings(L.ow):
+    for ow_t in [1] if L.one_pixel else halvings(L.ow):
         ph_1, pw = L.patch(1, ow_t)
         if pw > GEMM_MAX["patch_w"]:
             continue
