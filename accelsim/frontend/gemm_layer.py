@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from accelsim.errors import AccelsimError
+from accelsim.frontend import gemm_compiled
 from accelsim.frontend.emit import ACC_BITS, MODE_CODE, Emitter, rows_for
 from accelsim.frontend.padding import PAD_MAX
 from accelsim.frontend.tiling import GemmLayer, Tiling
@@ -59,8 +60,6 @@ def emit_gemm_layer(em: Emitter, L: GemmLayer, t: Tiling, P: GemmPlace, image: i
     """Emit the tiles of layer `L` for one image with tiling `t` and placement `P`: by the
     compiled tile loop (`accelsim.frontend.gemm_kernel`) once Numba is loaded or for a very
     long layer, else (and to raise a rejected tile's error) by `emit_gemm_layer_ref`."""
-    from accelsim.frontend import gemm_compiled  # noqa: PLC0415 (keeps Numba out of start-up)
-
     if not gemm_compiled.emit(em, L, t, P, image):
         emit_gemm_layer_ref(em, L, t, P, image)
 
