@@ -337,12 +337,14 @@ def unit_kinds(units: dict, n_units: int) -> tuple[list, list]:
     return kind, init_seq
 
 
-def run_fast(cfg, units, chans, rows, entries, rec, races, mem) -> None:
-    """The fast engine in place of the event loop: schedule `rows` on `units` (each says its
-    discipline in `timing`), fill the recorder `rec`, then run the race detector and the
-    datapaths (when `races` / `mem` are given) in the event engine's issue order, and leave
-    the FIFO counts and unit positions as the event engine would (tokens left, deadlock)."""
+def run_fast(cfg, units, chans, plan, rec, races, mem) -> None:
+    """The fast engine in place of the event loop: schedule `plan.rows` (an
+    `accelsim.plan.Plan`) on `units` (each says its discipline in `timing`), fill the recorder
+    `rec`, then run the race detector and the datapaths (when `races` / `mem` are given; they
+    need the plan's entries) in the event engine's issue order, and leave the FIFO counts and
+    unit positions as the event engine would (tokens left, deadlock)."""
     n_units = len(chans)
+    rows, entries = plan.rows, plan.entries
     sch = schedule(rows, *unit_kinds(units, n_units), cfg)
     rec.start, rec.end = sch.start, sch.end
     rec.stall_token, rec.stall_dram = sch.stall_token, sch.stall_dram
@@ -366,4 +368,4 @@ def run_fast(cfg, units, chans, rows, entries, rec, races, mem) -> None:
             ch.count = ch.pushed - int(sch.popped[s * n_units + d])
     for u, unit in units.items():
         unit.pos = int(sch.pos[int(u)])
-        unit.done = unit.pos == len(unit.plan)
+        unit.done = unit.pos == int(plan.queue_len[int(u)])

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from accelsim import insn_table
 from accelsim.errors import AccelsimError, IsaError, ModelFormatError
 from accelsim.fileio import atomic_write
 from accelsim.isa import Insn, Op, decode_program, encode_program
@@ -65,22 +66,34 @@ def _place(name, value, where) -> TensorPlace:
 class Program:
     """Instructions, DRAM image and the placement of named inputs and outputs.
 
-    `insns`: decoded instructions in program order. `dram`: flat int32 DRAM image (element
-    addressed), or None for a timing-only program, which keeps only the image's size,
-    `dram_size` (elements). `inputs` / `outputs`: name -> `TensorPlace` (or a (dram_addr,
-    shape, bits, mode) tuple, converted on construction). `tags`: instruction tag -> layer
-    name. `meta`: free JSON-serialisable metadata (config name, workload, ...).
+    `insns`: decoded instructions in program order, or None when `table` holds them: the
+    lowered stream as an `accelsim.insn_table` table, turned into `Insn` objects only when
+    `insns` is first read (from then on the list is the program: the table is dropped).
+    `dram`: flat int32 DRAM image (element addressed), or None for a timing-only program,
+    which keeps only the image's size, `dram_size` (elements). `inputs` / `outputs`: name ->
+    `TensorPlace` (or a (dram_addr, shape, bits, mode) tuple, converted on construction).
+    `tags`: instruction tag -> layer name. `meta`: free JSON-serialisable metadata (config
+    name, workload, ...).
     """
 
-    insns: list
+    insns: list | None
     dram: np.ndarray | None
     inputs: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
     tags: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
     dram_size: int | None = None
+    table: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
+        if self.insns is None:
+            if self.table is None:
+                raise AccelsimError("a program needs its instructions (insns or table)")
+            del self.insns  # read through __getattr__, which builds the list once
+        else:
+            self.table = None
+            for i, insn in enumerate(self.insns):
+                insn.index = i
         if self.dram is None:
             if self.dram_size is None or self.dram_size < 0:
                 raise AccelsimError("a program without a DRAM image needs its dram_size")
@@ -94,8 +107,6 @@ class Program:
         self.inputs = {k: _place(k, v, "program inputs") for k, v in self.inputs.items()}
         self.outputs = {k: _place(k, v, "program outputs") for k, v in self.outputs.items()}
         self.tags = {int(k): str(v) for k, v in self.tags.items()}
-        for i, insn in enumerate(self.insns):
-            insn.index = i
         for kind, table in (("input", self.inputs), ("output", self.outputs)):
             for name, p in table.items():
                 if p.dram_addr + p.size > self.dram_size:
@@ -104,6 +115,24 @@ class Program:
                         f"{p.dram_addr + p.size}) lies beyond the "
                         f"{self.dram_size}-element DRAM image"
                     )
+
+    def __getattr__(self, name):
+        # reached only for `insns` while the instructions live in `table` alone
+        if name != "insns" or "table" not in self.__dict__:
+            raise AttributeError(name)
+        self.insns = insn_table.insns(self.table)
+        self.table = None  # the list may be changed from here on: it is the program
+        return self.insns
+
+    @property
+    def n_insns(self) -> int:
+        """Instructions in the program (FINISH included), without building `insns`."""
+        return len(self.table) if self.table is not None else len(self.insns)
+
+    def rows(self) -> np.ndarray:
+        """The instructions as an `accelsim.insn_table` table (the lowered one as it is, else
+        made from `insns`; raises `IsaError` if a value is not a table integer)."""
+        return self.table if self.table is not None else insn_table.rows_of(self.insns)
 
     def place_inputs(self, dram: np.ndarray, arrays: dict) -> None:
         """Write named input arrays into `dram` (range-checked against their bits and mode)."""

@@ -29,11 +29,13 @@ import numpy as np
 
 from accelsim.errors import AccelsimError, DeadlockError, IsaError
 from accelsim.fileio import atomic_write_json
-from accelsim.isa import TABLE, Buf, Op, Unit
+from accelsim.insn_table import insn_at
+from accelsim.isa import Buf, Unit
 from accelsim.memory import Memory
+from accelsim.plan import Plan, _mask_units, plan_objects, plan_table
 from accelsim.races import RaceDetector
 from accelsim.stats import MacWidths, Recorder, Stats
-from accelsim.units.base import DRAM, Channel
+from accelsim.units.base import Channel
 from accelsim.units.dma import DramBus, LoadEngine, StoreEngine
 from accelsim.units.matmul import Matmul
 from accelsim.units.quantizer import Quantizer
@@ -53,7 +55,6 @@ UNITS: dict = {
 }
 
 
-_OP_UNIT = {op: spec.unit for op, spec in TABLE.items()}
 ENGINES = ("event", "fast")  # timing engines of `simulate` (event: SimPy, the reference)
 
 
@@ -70,84 +71,11 @@ class SimResult:
     end_cycles: np.ndarray
 
 
-def _mask_units(mask: int):
-    return [j for j in range(len(Unit)) if mask >> j & 1]
-
-
-def _check_header(insn, u: int) -> None:
-    if (insn.wait | insn.signal) >> u & 1:
-        raise IsaError(
-            f"insn {insn.index} {insn.op.name}: waits on or signals its own unit "
-            f"({Unit(u).name.lower()}); a unit is already ordered with itself"
-        )
-
-
-@dataclass
-class Plan:
-    """What the planning pass gives both engines: `counters` per (tag, unit), `rows` [n, 5]
-    int64 per instruction (unit, cycles, wait mask, signal mask, SVGE engine; unit -1 for
-    FINISH), `tags` [n] and `entries`, each instruction's unit-queue entry (None for FINISH)."""
-
-    counters: dict
-    rows: np.ndarray
-    tags: np.ndarray
-    entries: list
-
-
-def _plan(program, cfg, units, chans) -> Plan:
-    """Cost every instruction, check capacities, fill the unit queues.
-
-    Profiles are cached by the instructions' non-address fields (tiled programs repeat a few
-    tile shapes), so the per-instruction work here is two key lookups and the range checks;
-    the static counts are summed per (profile, tag) at the end."""
-    cap = [cfg.buffers.capacity_rows(b.name) for b in Buf] + [program.dram_size]  # [-1]: DRAM
-    headers: dict = {}  # (op, wait, signal) -> (unit id, unit, wait FIFOs, signal FIFOs, key)
-    profiles: dict = {}  # op -> profile key -> (id, cycles, template, range checks)
-    by_id: list = []  # (unit id, cycles, counts) per profile id
-    flat: list = []  # unit, cycles, wait, signal, engine, profile id, tag of each instruction
-    entries: list = []
-    finished = False
-    for idx, insn in enumerate(program.insns):
-        insn.index = idx
-        if finished:
-            raise IsaError(f"insn {idx} {insn.op.name} follows FINISH")
-        op = insn.op
-        hdr = headers.get((op, insn.wait, insn.signal))
-        if hdr is None:
-            hdr = headers[(op, insn.wait, insn.signal)] = _header(insn, units, chans)
-        u, unit, waits, sigs, key_of = hdr
-        if unit is None:  # FINISH
-            finished = True
-            flat.extend((-1, 0, 0, 0, 0, -1, 0))
-            entries.append(None)
-            continue
-        f = insn.f
-        of_op = profiles.get(op)
-        if of_op is None:
-            of_op = profiles[op] = {}
-        pk = key_of(f)
-        prof = of_op.get(pk)
-        if prof is None:
-            cyc, template, counts = unit.profile(insn)
-            checks = tuple((field, cap[buf] - rows, buf, rows) for buf, field, rows, _ in template)
-            prof = of_op[pk] = (len(by_id), cyc, template, checks)
-            by_id.append((u, cyc, counts))
-        for field, limit, buf, rows in prof[3]:
-            if f[field] > limit:
-                _capacity_error(insn, cfg, buf, f[field], rows, cap[buf])
-        entry = (insn, prof[1], waits, sigs, prof[2])
-        unit.plan.append(entry)
-        entries.append(entry)
-        flat.extend((u, prof[1], insn.wait, insn.signal, f.get("engine", 0), prof[0], insn.tag))
-    table = np.array(flat, np.int64).reshape(-1, 7)
-    return Plan(_counters(table[:, 5], table[:, 6], by_id), table[:, :5], table[:, 6], entries)
-
-
 def plan_program(program, cfg) -> tuple[Plan, dict]:
     """The planning pass alone (costs, capacity checks, counts) on a machine built without
     an event loop: (plan, units). For benchmarks and the fast engine's callers."""
-    units, chans = _build(None, cfg, UNITS, Recorder(len(program.insns)))
-    return _plan(program, cfg, units, chans), units
+    units, chans = _build(None, cfg, UNITS, Recorder(program.n_insns))
+    return plan_objects(program, cfg, units, chans), units
 
 
 def _build(env, cfg, classes: dict, rec) -> tuple[dict, list]:
@@ -156,71 +84,16 @@ def _build(env, cfg, classes: dict, rec) -> tuple[dict, list]:
     return units, [[Channel(s, d) for d in range(len(Unit))] for s in range(len(Unit))]
 
 
-def _header(insn, units, chans):
-    """(unit id, unit, wait FIFOs, signal FIFOs, profile key getter) of an instruction header;
-    unit None for FINISH. Raises IsaError for a bad header."""
-    if insn.op == Op.FINISH:
-        if insn.wait or insn.signal:
-            raise IsaError(f"insn {insn.index} FINISH must not wait or signal (every unit runs it)")
-        return None, None, (), (), None
-    u = _OP_UNIT[insn.op]
-    if u not in units:
-        raise IsaError(
-            f"insn {insn.index} {insn.op.name}: no {u.name.lower()} unit is "
-            f"registered in accelsim.sim.UNITS"
-        )
-    _check_header(insn, u)
-    return (
-        u,
-        units[u],
-        tuple(chans[j][u] for j in _mask_units(insn.wait)),
-        tuple(chans[u][j] for j in _mask_units(insn.signal)),
-        units[u].key_getter(insn.op),
-    )
-
-
-def _counters(pid, tags, by_id) -> dict:
-    """(tag, unit) -> counters: each profile's counts times its instructions per tag (rows in
-    order of the profiles' first use, tags in order of first use within a profile)."""
-    real = pid >= 0
-    pid, tags = pid[real], tags[real]
-    span = int(tags.max()) + 1 if tags.size else 1
-    uniq, first, times = np.unique(pid * span + tags, return_index=True, return_counts=True)
-    counters: dict = {}
-    for q in np.lexsort((first, uniq // span)).tolist():
-        p, tag = divmod(int(uniq[q]), span)
-        u, cyc, counts = by_id[p]
-        n = int(times[q])
-        row = counters.setdefault((tag, u), {"instructions": 0, "busy_cycles": 0})
-        row["instructions"] += n
-        row["busy_cycles"] += cyc * n
-        for k, v in counts:
-            if v:
-                row[k] = row.get(k, 0) + v * n
-    return counters
-
-
-def _capacity_error(insn, cfg, buf, addr, rows, cap):
-    if buf == DRAM:
-        raise IsaError(
-            f"insn {insn.index} {insn.op.name}: DRAM block [{addr}, {addr + rows}) "
-            f"lies beyond the {cap}-element DRAM image"
-        )
-    name = Buf(buf).name
-    raise IsaError(
-        f"insn {insn.index} {insn.op.name}: {name} rows [{addr}, {addr + rows}) "
-        f"exceed the buffer's {cap} rows ({name.lower()}_bytes = "
-        f"{getattr(cfg.buffers, name.lower() + '_bytes')}, row_bits = "
-        f"{cfg.buffers.row_bits})"
-    )
-
-
-def _deadlock_message(units, chans) -> str:
+def _deadlock_message(program, plan: Plan, units, chans) -> str:
     lines = []
     for unit in units.values():
         if unit.done:
             continue
-        insn = unit.current()
+        if plan.entries is not None:
+            insn = unit.current()
+        else:  # a columnar plan: the unit's queue is its rows of the table
+            queue = np.flatnonzero(plan.rows[:, 0] == int(unit.unit))
+            insn = insn_at(program.rows(), int(queue[unit.pos]))
         waits = ", ".join(
             f"{chans[j][int(unit.unit)].name} ({chans[j][int(unit.unit)].count} tokens)"
             for j in _mask_units(insn.wait)
@@ -336,10 +209,14 @@ def simulate(
         from accelsim import event_engine  # noqa: PLC0415 (the fast engine does without SimPy)
 
         env = event_engine.environment()
-    n = len(program.insns)
+    n = program.n_insns
     rec = Recorder(n)
     units, chans = _build(env, cfg, UNITS if units is None else units, rec)
-    plan = _plan(program, cfg, units, chans)
+    plan = None
+    if engine == "fast" and count_only and not check_races:  # nothing runs per instruction
+        plan = plan_table(program, cfg, units, chans)
+    if plan is None:
+        plan = plan_objects(program, cfg, units, chans)
     bus = DramBus(cfg)
     dram = mem = None
     if not count_only:
@@ -360,11 +237,11 @@ def simulate(
     if engine == "fast":
         from accelsim.fast_engine import run_fast  # noqa: PLC0415 (loads Numba)
 
-        run_fast(cfg, units, chans, plan.rows, plan.entries, rec, races, mem)
+        run_fast(cfg, units, chans, plan, rec, races, mem)
     else:
         event_engine.run_event(env, units, n, trace if trace_path is None else None, progress)
     if not all(u.done for u in units.values()):
-        raise DeadlockError(_deadlock_message(units, chans))
+        raise DeadlockError(_deadlock_message(program, plan, units, chans))
     stats = _stats(program, cfg, plan, rec, chans, units)
     if strict_tokens and stats.tokens_left:
         raise IsaError(

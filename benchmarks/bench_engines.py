@@ -70,7 +70,7 @@ def resnet18_program(cfg):
 
 def measure(program, cfg, repeats: int, races: bool = True) -> dict:
     """One row: times and instruction rates of both engines on `program` (module docstring)."""
-    n = len(program.insns)
+    n = program.n_insns
     plan, units = plan_program(program, cfg)
     kinds = unit_kinds(units, 7)
     row = {"instructions": n}

@@ -137,7 +137,7 @@ def bench_sim(results, size=512, tile=16, repeats=3):
     prog = tiled_gemm_program(
         cfg, (size, size), w, 0, 1 << 30, 31, a_bits=4, w_bits=4, tm=tile, tk=tile, tn=tile
     )
-    n = len(prog.insns)
+    n = prog.n_insns
     for key, races in (
         ("sim_instructions_per_s", True),
         ("sim_instructions_per_s_no_races", False),

@@ -104,7 +104,7 @@ def _evaluate(point: dict, engine: str) -> dict:
     out = {
         "latency_cycles": s["latency_cycles"],
         "energy_pj": s["energy_pj"],
-        "instructions": len(program.insns),
+        "instructions": program.n_insns,
     }
     for stage, (a, b) in zip(("lower", "simulate", "summarize"), zip(clock, clock[1:])):
         out[f"{stage}_s"] = b[0] - a[0]
@@ -200,7 +200,7 @@ def scaling(cmd: list) -> dict:
             "shell_timing_s": round(shell, 3),
             "lower_s": round(t1 - t0, 4),
             "simulate_s": round(t2 - t1, 4),
-            "instructions": len(program.insns),
+            "instructions": program.n_insns,
             "latency_cycles": res.stats.latency_cycles,
         }
     return out

@@ -52,7 +52,7 @@ def bench_network(name: str, preset: str) -> dict:
         "macs": totals["macs"],
         "latency_cycles": totals["latency_cycles"],
         "latency_ms": totals["latency_s"] * 1e3,
-        "instructions": len(program.insns),
+        "instructions": program.n_insns,
         "build_s": round(build_s, 2),
         "lower_s": round(lower_s, 2),
         "simulate_s": round(sim_s, 3),

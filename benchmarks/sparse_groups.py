@@ -65,7 +65,7 @@ def sim_figures(voxel_m: float, crop_m, seed: int, config: str = "edge") -> dict
             "svge_conv_cycles": s.total("svge_conv_cycles"),
             "dram_bytes": s.totals()["dram_bytes"],
             "energy_uj": e.total_pj / 1e6,
-            "instructions": len(res.program.insns),
+            "instructions": res.program.n_insns,
             "wall_s": round(time.perf_counter() - t0, 1),
         }
     return {

@@ -218,9 +218,7 @@ def compile(args) -> int:  # noqa: A001 (the command is called compile)
     # a dense program at the model's batch; a sparse one for the workload's generated scene
     program = lower_for_input(graph, cfg, make_input(graph, None, args.seed))
     program.save(args.output)
-    print(
-        f"wrote {args.output}: {len(program.insns)} instructions, {program.dram_size} DRAM elements"
-    )
+    print(f"wrote {args.output}: {program.n_insns} instructions, {program.dram_size} DRAM elements")
     return 0
 
 

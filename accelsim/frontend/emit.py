@@ -1,6 +1,7 @@
 """Instruction emission: the DRAM image, buffer slots and the instructions of each tile.
 
-`Emitter` owns the growing program: the list of instructions, the regions each one reads and
+`Emitter` owns the growing program: the instructions (`Insn` objects and compiled rows,
+`stream()` gives them as one `accelsim.insn_table` table), the regions each one reads and
 writes (for `insert_tokens`), and the DRAM image being laid out. Buffers are split into slots
 (two for double buffering, more where a step needs several operands at once); a slot remembers
 the key of the tile it holds (`Slots.lookup`), so the emitter skips reloading a tile that is
@@ -19,8 +20,10 @@ import functools
 import numpy as np
 
 from accelsim.config import HwConfig
-from accelsim.errors import AccelsimError, HardwareLimitError
+from accelsim.errors import AccelsimError, HardwareLimitError, IsaError
 from accelsim.frontend.tokens import DRAM_SPACE, UNIT_CODE, Access, RegionLog
+from accelsim.frontend.validate import first_fault_by_hand
+from accelsim.insn_table import rows_of
 from accelsim.isa import MODE_BY_NAME, Buf, Insn, Op, field_max
 from accelsim.numeric import INT32_MAX
 
@@ -136,10 +139,11 @@ class Emitter:
     def __init__(self, cfg: HwConfig, image: bool = True):
         self.cfg = cfg
         self.row_bits = cfg.buffers.row_bits
-        self.insns: list[Insn] = []
+        self.insns: list[Insn] = []  # instructions emitted since the last compiled block
+        # the stream so far, in order: lists of `Insn` (the last one is `insns`) and the
+        # `accelsim.insn_table` rows of compiled blocks (`add_rows`)
+        self.parts: list = [self.insns]
         self.log = RegionLog()  # the regions each instruction reads and writes
-        # (first, end) instruction ranges whose fields the compiled GEMM loop range-checked
-        self.checked: list[tuple[int, int]] = []
         self.dram_bytes = 0
         self.tag = 0
         self.image = image
@@ -400,7 +404,35 @@ class Emitter:
         log.units.append(_RESCALE_UNIT)
         self.store(Buf.OUT, out_slot, dram_addr, d0, d1, d2, s0, s1, bits, mode)
 
-    def finish(self) -> list[Insn]:
-        """End the program with FINISH; returns the instruction list."""
+    def add_rows(self, rows: np.ndarray, regions: np.ndarray, ends: np.ndarray, units) -> None:
+        """Append instructions built elsewhere (a compiled tile loop) as `accelsim.insn_table`
+        rows, their regions ([r, 4] records, see `RegionLog.add_block`; the k-th instruction's
+        end at row ends[k]) and unit codes."""
+        self.parts.append(rows)
+        self.insns = []
+        self.parts.append(self.insns)
+        self.log.add_block(regions, ends, units)
+
+    @property
+    def n_insns(self) -> int:
+        """Instructions emitted so far."""
+        return sum(len(p) for p in self.parts)
+
+    def stream(self) -> np.ndarray:
+        """Every instruction so far as one `accelsim.insn_table` table. Raises `IsaError`
+        naming the first instruction with a value that is not a table integer."""
+        tables, done = [], 0
+        for part in self.parts:
+            if isinstance(part, list):
+                try:
+                    part = rows_of(part)
+                except IsaError:
+                    first_fault_by_hand(part, done)
+            tables.append(part)
+            done += len(part)
+        return np.concatenate(tables) if len(tables) > 1 else tables[0]
+
+    def finish(self) -> np.ndarray:
+        """End the program with FINISH; returns the stream (`stream`)."""
         self.emit(Insn(Op.FINISH), [], [])
-        return self.insns
+        return self.stream()

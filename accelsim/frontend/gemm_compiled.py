@@ -12,7 +12,8 @@ from accelsim.frontend.emit import ACC_BITS, MAX_D2, MODE_CODE, PARAM_BITS, Emit
 from accelsim.frontend.padding import PAD_MAX
 from accelsim.frontend.tiling import GemmLayer, Tiling
 from accelsim.frontend.tokens import DRAM_SPACE, UNIT_CODE
-from accelsim.isa import TABLE, Buf, Insn, Op
+from accelsim.insn_table import COLS, COLUMN, OP, TAG
+from accelsim.isa import TABLE, Buf, Op
 from accelsim.jit import jit_disabled, jit_loaded
 
 BUFS = (Buf.INP, Buf.WGT, Buf.ACC, Buf.OUT, Buf.PARAM)  # rows of the kernel's slot state
@@ -25,18 +26,10 @@ MIN_INSNS = 20000  # a layer this long takes the compiled loop even before Numba
 MATCHES_TABLE = all(
     sorted(NAMES[k]) == sorted(f.name for f in TABLE[op].fields) for k, op in OPS.items()
 )
-_FIELD = {(op, f.name): f for op, spec in TABLE.items() for f in spec.fields}
-_RANGES = (  # kind -> (lowest, highest) legal value of each column after the opcode
-    {
-        k: tuple(
-            np.array([getattr(_FIELD[(op, name)], end) for name in NAMES[k]], np.int64)
-            for end in ("min", "max")
-        )
-        for k, op in OPS.items()
-    }
-    if MATCHES_TABLE
-    else {}
-)
+# kind -> the table columns of the kernel's fields, and the opcode and unit of each kind
+_COLUMNS = {k: np.array([COLUMN[op][name] for name in NAMES[k]], np.int64) for k, op in OPS.items()}
+_OPCODE = np.array([int(OPS[k]) for k in range(len(OPS))], np.int64)
+_UNIT = np.array([UNITS[k] for k in range(len(OPS))], np.int64)
 
 
 def emit(em: Emitter, L: GemmLayer, t: Tiling, P, image: int) -> bool:
@@ -78,35 +71,29 @@ def emit(em: Emitter, L: GemmLayer, t: Tiling, P, image: int) -> bool:
         reg,
         ptr,
     )
-    if err != K.OK or not _in_table_ranges(rec[:n]):
-        return False  # the Python emission raises the error, or validation names the field
-    em.checked.append((len(em.insns), len(em.insns) + n))
-    _append(em, rec[:n], reg[: ptr[n]], ptr[1 : n + 1], int(dram_bytes))
+    if err != K.OK:
+        return False  # the Python emission raises the error
+    kinds = rec[:n, 0]
+    em.add_rows(_rows(rec[:n], em.tag), reg[: ptr[n]].copy(), ptr[1 : n + 1], _UNIT[kinds].tolist())
+    em.dram_bytes += int(dram_bytes)
     for i, s in enumerate(state):
         s.lru[:] = lru[i, : len(s.lru)].tolist()
         s.keys[:] = [_decode(i, keys[i, j], old, P, image) for j, old in enumerate(s.keys)]
     return True
 
 
-def _in_table_ranges(rec: np.ndarray) -> bool:
-    """True if every field written lies in its ISA table range (so that `validate_stream`
-    need check only these instructions' headers)."""
-    for k, (lo, hi) in _RANGES.items():
-        rows = rec[rec[:, 0] == k, 1 : 1 + len(lo)]
-        if ((rows < lo) | (rows > hi)).any():
-            return False
-    return True
-
-
-def _append(em: Emitter, rec: np.ndarray, reg: np.ndarray, ends: np.ndarray, dram_bytes: int):
-    tag, of = em.tag, Insn.of
-    kinds = rec[:, 0].tolist()
-    em.insns.extend(
-        [of(OPS[k], dict(zip(NAMES[k], row)), tag) for k, row in zip(kinds, rec[:, 1:].tolist())]
-    )
-    log = em.log
-    log.add_block(reg.copy(), ends, [UNITS[k] for k in kinds])
-    em.dram_bytes += dram_bytes
+def _rows(rec: np.ndarray, tag: int) -> np.ndarray:
+    """The kernel's records ([kind, fields in `gemm_kernel.FIELDS` order]) as
+    `accelsim.insn_table` rows tagged `tag` (no tokens yet)."""
+    out = np.zeros((len(rec), COLS), np.int64)
+    kinds = rec[:, 0]
+    out[:, OP] = _OPCODE[kinds]
+    out[:, TAG] = tag
+    for k, cols in _COLUMNS.items():
+        sel = np.flatnonzero(kinds == k)
+        if sel.size:
+            out[sel[:, None], cols] = rec[sel, 1 : 1 + len(cols)]
+    return out
 
 
 def _ints(values: list) -> np.ndarray | None:

@@ -120,13 +120,14 @@ def _lower_dense(
     em, places = place_tensors(g, cfg, batch, timing_only)  # 3. lay out DRAM: weights, params,
     #                                                          activations
     emit_nodes(em, g, plans, places, cfg, batch, prepared.rescale)  # 4. instructions per tile
-    insns = em.finish()
-    insert_tokens(insns, em.log)  # 5. wait / signal bits from read-write analysis
-    validate_stream(insns, cfg, em.checked)  # 6. every word fits the ISA table, tokens balance
+    table = em.finish()
+    insert_tokens(table, em.log)  # 5. wait / signal bits from read-write analysis
+    validate_stream(table, cfg)  # 6. every word fits the ISA table, tokens balance
     return Program(
-        insns,
+        None,
         em.dram_image(),
         dram_size=em.dram_size,
+        table=table,
         inputs={g.input: places[_first_quantized(g)]},
         outputs={name: p for name, p in places.items() if name != g.input},
         tags={i + 1: n.name for i, n in enumerate(g.nodes)},

@@ -112,13 +112,14 @@ def lower_sparse(graph: SparseGraph, cfg, coords, timing_only: bool = False) -> 
             emit_to_bev(em, op, graph, hw, places)
         else:
             emit_vector_node(em, _dense_twin(op, graph), dense, places, cfg)
-    insns = em.finish()
-    insert_tokens(insns, em.log)  # 6. wait / signal bits from read-write analysis
-    validate_stream(insns, cfg, em.checked)  # 7. every word fits the ISA table, tokens balance
+    table = em.finish()
+    insert_tokens(table, em.log)  # 6. wait / signal bits from read-write analysis
+    validate_stream(table, cfg)  # 7. every word fits the ISA table, tokens balance
     return Program(
-        insns,
+        None,
         em.dram_image(),
         dram_size=em.dram_size,
+        table=table,
         inputs={graph.input: places[first]},
         outputs=places,
         tags={i + 1: n.name for i, n in enumerate(graph.nodes)},

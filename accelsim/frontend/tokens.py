@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from accelsim import insn_table
 from accelsim.frontend.token_kernel import tokens
-from accelsim.isa import TABLE, Buf, Insn, Unit
+from accelsim.isa import TABLE, Buf, Insn, Op, Unit
 from accelsim.jit import jit_disabled, jit_loaded
 
 N_UNITS = len(Unit)
@@ -143,11 +144,10 @@ class RegionLog:
         return out
 
 
-def insert_tokens(
-    insns: list[Insn], accesses: list[Access] | RegionLog, compiled: bool | None = None
-) -> list[Insn]:
+def insert_tokens(insns, accesses: list[Access] | RegionLog, compiled: bool | None = None):
     """Set `wait` / `signal` on `insns` (in place, also returned) from their accesses (one
-    `Access` per instruction, or the emitter's `RegionLog`).
+    `Access` per instruction, or the emitter's `RegionLog`). `insns`: a list of `Insn` or an
+    `accelsim.insn_table` table (its wait and signal columns are set).
 
     compiled=True runs the pass of `accelsim.frontend.token_kernel` (Numba) over flat arrays
     of the regions, False `insert_tokens_ref`; both give the same tokens. None chooses: the
@@ -158,16 +158,28 @@ def insert_tokens(
     if not compiled:
         if isinstance(accesses, RegionLog):
             accesses = accesses.accesses()
+        if isinstance(insns, np.ndarray):  # the definition works on objects
+            objs = insn_table.insns(insns)
+            insert_tokens_ref(objs, accesses)
+            insns[:, insn_table.WAIT] = [i.wait for i in objs]
+            insns[:, insn_table.SIGNAL] = [i.signal for i in objs]
+            return insns
         return insert_tokens_ref(insns, accesses)
     log = accesses
     if not isinstance(log, RegionLog):
         log = RegionLog()
-        for insn, acc in zip(insns, accesses):
-            log.add(insn.op, acc.reads, acc.writes)
+        table = isinstance(insns, np.ndarray)
+        ops = [Op(c) for c in insns[:, insn_table.OP].tolist()] if table else [i.op for i in insns]
+        for op, acc in zip(ops, accesses):
+            log.add(op, acc.reads, acc.writes)
     unit = np.array(log.units, np.int64)
     regions = log.regions()
     ptr = np.array(log.ptr, np.int64)
     wait, signal = tokens(unit, ptr, regions, DRAM_SPACE + 1, N_UNITS)
+    if isinstance(insns, np.ndarray):
+        insns[:, insn_table.WAIT] |= wait
+        insns[:, insn_table.SIGNAL] |= signal
+        return insns
     for i in np.flatnonzero(wait | signal).tolist():
         insn = insns[i]
         insn.wait |= int(wait[i])

@@ -15,6 +15,7 @@ import time
 import numpy as np
 import pytest
 
+from accelsim import insn_table
 from accelsim.config import load_config
 from accelsim.errors import AccelsimError
 from accelsim.frontend import tile_cost as tc
@@ -40,7 +41,7 @@ def _tally(em: Emitter) -> tuple[dict, dict]:
     """What `em` emitted: a count per instruction shape (the fields the costs depend on) and
     the largest region of each buffer."""
     shapes: dict = {}
-    for insn in em.insns:
+    for insn in insn_table.insns(em.stream()):  # compiled blocks included
         f = insn.f
         if insn.op is Op.GEMM:
             key = (insn.op, f["m"], f["k"], f["n"], f["a_bits"], f["w_bits"])

@@ -8,6 +8,7 @@ from accelsim.config import load_config
 from accelsim.errors import IsaError
 from accelsim.frontend.lower import lower
 from accelsim.frontend.validate import validate_stream
+from accelsim.insn_table import rows_of
 from accelsim.isa import Insn, Op, Unit
 from workloads.dense import random_cnn
 
@@ -128,19 +129,34 @@ def test_an_odd_value_in_a_later_instruction_of_an_opcode_names_that_one(edge):
         validate_stream(insns, edge)
 
 
-def test_checked_instructions_still_have_their_headers_and_tokens_checked(edge):
-    """Instructions in a `checked` range (fields range-checked by the compiled GEMM loop)
-    skip the field check only: a header out of range or an unbalanced token is named."""
+def _message(stream, cfg) -> str:
+    with pytest.raises(IsaError) as err:
+        validate_stream(stream, cfg)
+    return str(err.value)
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda s: s[1].f.__setitem__("m", 0),
+        lambda s: s[0].f.__setitem__("dram_addr", -1),
+        lambda s: setattr(s[1], "tag", 1 << 30),
+        lambda s: setattr(s[1], "wait", 0),
+        lambda s: setattr(s[1], "signal", MM),
+        lambda s: setattr(s[2], "wait", LOAD),
+        lambda s: s.pop(),
+    ],
+)
+def test_the_table_form_is_named_as_the_list(edge, spoil):
+    """A lowered stream is checked as an `accelsim.insn_table` table: each fault gives the
+    message the list of the same instructions gives."""
     insns = _stream()
-    insns[1].tag = 1 << 30
-    with pytest.raises(IsaError, match=r"instruction 1 \(GEMM"):
-        validate_stream(insns, edge, checked=[(0, 2)])
-    insns = _stream()
-    insns[1].wait = 0
-    with pytest.raises(IsaError, match="token FIFO load -> matmul: 1 pushed but 0 popped"):
-        validate_stream(insns, edge, checked=[(0, 2)])
-    insns = _stream()
-    insns[1].wait = 1.5  # not an integer: named by the full check, not truncated
-    with pytest.raises(IsaError, match=r"instruction 1 \(GEMM"):
-        validate_stream(insns, edge, checked=[(0, 2)])
-    validate_stream(_stream(), edge, checked=[(0, 2)])
+    spoil(insns)
+    assert _message(rows_of(insns), edge) == _message(insns, edge)
+
+
+def test_a_code_that_is_no_opcode_is_named_in_a_table(edge):
+    table = rows_of(_stream())
+    table[1, 0] = 31
+    with pytest.raises(IsaError, match="instruction 1"):
+        validate_stream(table, edge)
