@@ -195,13 +195,17 @@ def energy_report(stats: Stats, table: EnergyTable) -> EnergyReport:
     )
     # the 32-bit accumulator times the m-bit multiplier: energy ~ the operands' widths' product
     rescale_pj = t.int32_mult_pj * m.get("rescale_mult_bits", 32) / 32 + 2 * t.int32_add_pj
+    grouped = stats.per_tag()  # tag -> (summed counters, (unit, widths) -> MACs)
     tags = sorted({tag for tag, _ in stats.counters})
-    busy = {tag: stats.total("busy_cycles", tag=tag) for tag in tags}
+    busy = {tag: grouped[tag][0].get("busy_cycles", 0) for tag in tags}
     all_busy = sum(busy.values())
     per_layer = {}
     for tag in tags:
-        c = stats.summed(tag)
-        comp = {"mac": sum(n * t.mac_pj(*w) for w, n in stats.macs_by_width(tag).items())}
+        c, by_unit = grouped[tag]
+        widths: dict = {}  # MACs per width over units, summed in `macs_by_width` order
+        for (_, w), n in by_unit.items():
+            widths[w] = widths.get(w, 0) + n
+        comp = {"mac": sum(n * t.mac_pj(*w) for w, n in widths.items())}
         for b in buf_bytes:
             bits_r = c.get(f"sram_read_bits_{b}", 0)
             bits_w = c.get(f"sram_write_bits_{b}", 0)

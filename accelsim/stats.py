@@ -223,6 +223,17 @@ class Stats:
                 _add_into(out, c)
         return out
 
+    def per_tag(self) -> dict:
+        """tag -> (its counters summed over units, its (unit name, MacWidths) -> MACs), in
+        one pass over the rows: what `summed(tag)` and the MAC queries give, for code that
+        asks for every layer."""
+        out: dict = {}
+        for (t, _), c in self.counters.items():
+            _add_into(out.setdefault(t, ({}, {}))[0], c)
+        for (t, u), c in self.mac_counts.items():
+            _add_into(out.setdefault(t, ({}, {}))[1], {(u, w): n for w, n in c.items()})
+        return out
+
     def _macs_by_unit(self, tag: int | None = None) -> dict:
         """(unit name, MacWidths) -> MACs, summed over tags (or of one tag)."""
         out: dict = {}
@@ -246,11 +257,13 @@ class Stats:
     def latency_s(self) -> float:
         return self.latency_cycles * 1e-6 / self.machine.get("clock_mhz", 1.0)
 
-    def _utilisation(self, tag: int | None, cycles: int) -> float:
-        """Array-cycles the MACs took over the array-cycles available (see FIELDS)."""
+    def _utilisation(self, tag: int | None, cycles: int, by_unit: dict | None = None) -> float:
+        """Array-cycles the MACs took over the array-cycles available (see FIELDS); `by_unit`:
+        the tag's `_macs_by_unit`, if at hand."""
         arrays = self.machine.get("mac_arrays", {})
         used, units = 0.0, set()
-        for (u, w), n in self._macs_by_unit(tag).items():
+        by_unit = self._macs_by_unit(tag) if by_unit is None else by_unit
+        for (u, w), n in by_unit.items():
             peak = self.peak_macs_per_cycle.get((u, *w))
             if peak:
                 used += n / peak * arrays.get(u, 1)
@@ -291,8 +304,9 @@ class Stats:
         busy: dict = {}  # tag -> [(unit, busy cycles)] in unit order
         for (t, u), c in sorted(self.counters.items()):
             busy.setdefault(t, []).append((u, c.get("busy_cycles", 0)))
+        grouped = self.per_tag()
         for tag in sorted(busy):
-            s = self.summed(tag)
+            s, by_unit = grouped[tag]
             start, end = self.layer_span.get(tag, (0, 0))
             row = {
                 "tag": tag,
@@ -300,8 +314,8 @@ class Stats:
                 "layer_cycles": end - start,
                 "start_cycle": start,
                 "end_cycle": end,
-                "macs": self.macs(tag),
-                "utilisation": self._utilisation(tag, end - start),
+                "macs": sum(by_unit.values()),
+                "utilisation": self._utilisation(tag, end - start, by_unit),
             }
             for u, cycles in busy[tag]:
                 row[f"busy_cycles_{u}"] = cycles
