@@ -26,8 +26,11 @@ MIN_INSNS = 20000  # a layer this long takes the compiled loop even before Numba
 MATCHES_TABLE = all(
     sorted(NAMES[k]) == sorted(f.name for f in TABLE[op].fields) for k, op in OPS.items()
 )
-# kind -> the table columns of the kernel's fields, and the opcode and unit of each kind
-_COLUMNS = {k: np.array([COLUMN[op][name] for name in NAMES[k]], np.int64) for k, op in OPS.items()}
+# kind -> the table column of each of the kernel's columns after the kind (COLS: none, a
+# column dropped), and the opcode and unit of each kind
+_SCATTER = np.full((len(OPS), K.WIDTH - 1), COLS, np.int64)
+for _k, _op in OPS.items():
+    _SCATTER[_k, : len(NAMES[_k])] = [COLUMN[_op][name] for name in NAMES[_k]]
 _OPCODE = np.array([int(OPS[k]) for k in range(len(OPS))], np.int64)
 _UNIT = np.array([UNITS[k] for k in range(len(OPS))], np.int64)
 
@@ -85,15 +88,13 @@ def emit(em: Emitter, L: GemmLayer, t: Tiling, P, image: int) -> bool:
 def _rows(rec: np.ndarray, tag: int) -> np.ndarray:
     """The kernel's records ([kind, fields in `gemm_kernel.FIELDS` order]) as
     `accelsim.insn_table` rows tagged `tag` (no tokens yet)."""
-    out = np.zeros((len(rec), COLS), np.int64)
+    n = len(rec)
+    out = np.zeros((n, COLS + 1), np.int64)  # the last column takes the unused record columns
     kinds = rec[:, 0]
+    out[np.arange(n)[:, None], _SCATTER[kinds]] = rec[:, 1:]
     out[:, OP] = _OPCODE[kinds]
     out[:, TAG] = tag
-    for k, cols in _COLUMNS.items():
-        sel = np.flatnonzero(kinds == k)
-        if sel.size:
-            out[sel[:, None], cols] = rec[sel, 1 : 1 + len(cols)]
-    return out
+    return out[:, :COLS]
 
 
 def _ints(values: list) -> np.ndarray | None:

@@ -220,10 +220,11 @@ def pack_weights(em: Emitter, L: GemmLayer, t: Tiling, w: np.ndarray) -> dict:
         n0 = nt * t.n_t
         n = min(t.n_t, L.cout - n0)
         if L.depthwise:
-            blocks[(n0, n0)] = em.alloc(taps * n, w[:, 0, n0 : n0 + n])
+            blocks[(n0, n0)] = em.alloc(taps * n, w[:, 0, n0 : n0 + n] if em.image else None)
             continue
         for ct in range(n_ci):
             c0 = ct * t.cin_t
             cin = min(t.cin_t, L.cin - c0)
-            blocks[(n0, c0)] = em.alloc(taps * cin * n, w[:, c0 : c0 + cin, n0 : n0 + n])
+            tile = w[:, c0 : c0 + cin, n0 : n0 + n] if em.image else None  # timing-only: none
+            blocks[(n0, c0)] = em.alloc(taps * cin * n, tile)
     return blocks

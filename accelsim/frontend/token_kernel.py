@@ -31,6 +31,8 @@ def tokens(unit, ptr, regions, n_spaces, n_units):
     signal = np.zeros(n, np.int64)
     needs = np.zeros(n_units, np.int64)
     needed = np.zeros(n_units, np.bool_)
+    piece = np.zeros((2 * cap + 1, 5), np.int64)  # scratch of `_write` (start, end, src, wu, ws)
+    piece_rd = np.zeros((2 * cap + 1, n_units), np.int64)
     for i in range(n):
         c = unit[i]
         if c < 0:
@@ -88,7 +90,11 @@ def tokens(unit, ptr, regions, n_spaces, n_units):
             if count[sp] + 3 > st.shape[1]:  # room for the pieces of one write
                 cap = 2 * st.shape[1]
                 st, en, wu, ws, rd = _grow(st, en, wu, ws, rd, cap)
-            _write(st[sp], en[sp], wu[sp], ws[sp], rd[sp], count, sp, a, b, c, seq[c])
+                piece = np.zeros((2 * cap + 1, 5), np.int64)
+                piece_rd = np.zeros((2 * cap + 1, n_units), np.int64)
+            _write(
+                st[sp], en[sp], wu[sp], ws[sp], rd[sp], count, sp, a, b, c, seq[c], piece, piece_rd
+            )
     return wait, signal
 
 
@@ -105,42 +111,44 @@ def _grow(st, en, wu, ws, rd, cap):
 
 
 @lazy_njit(cache=True)
-def _write(st, en, wu, ws, rd, count, sp, a, b, unit, seq):
+def _write(st, en, wu, ws, rd, count, sp, a, b, unit, seq, piece, piece_rd):
     """`_Space.write` on the arrays of one space: [a, b) now written by (unit, seq); the parts
-    of overlapped intervals outside it keep their writer and readers."""
+    of overlapped intervals outside it keep their writer and readers. `piece` / `piece_rd`:
+    scratch rows for the pieces replacing the overlapped items (at least 2 * items + 1)."""
     m = count[sp]
     lo = max(np.searchsorted(st[:m], a, side="right") - 1, 0)
     hi = lo
-    n_units = rd.shape[1]
-    p_st = np.empty(2 * (m - lo) + 1, np.int64)  # pieces replacing items lo:hi
-    p_en = np.empty_like(p_st)
-    p_src = np.empty_like(p_st)  # the item whose writer and readers a piece keeps (-1: new)
-    n_p = 0
+    n_p = 0  # pieces replacing items lo:hi: start, end, the item they keep (-1: new)
     while hi < m and st[hi] < b:
         if en[hi] > a:
             if st[hi] < a:
-                p_st[n_p], p_en[n_p], p_src[n_p] = st[hi], a, hi
+                piece[n_p, 0], piece[n_p, 1], piece[n_p, 2] = st[hi], a, hi
                 n_p += 1
             if b < en[hi]:
-                p_st[n_p], p_en[n_p], p_src[n_p] = b, en[hi], hi
+                piece[n_p, 0], piece[n_p, 1], piece[n_p, 2] = b, en[hi], hi
                 n_p += 1
         else:
-            p_st[n_p], p_en[n_p], p_src[n_p] = st[hi], en[hi], hi
+            piece[n_p, 0], piece[n_p, 1], piece[n_p, 2] = st[hi], en[hi], hi
             n_p += 1
         hi += 1
-    p_st[n_p], p_en[n_p], p_src[n_p] = a, b, -1
+    piece[n_p, 0], piece[n_p, 1], piece[n_p, 2] = a, b, -1
     n_p += 1
-    order = np.argsort(p_st[:n_p], kind="mergesort")  # stable, as list.sort
-    p_wu = np.empty(n_p, np.int64)
-    p_ws = np.empty(n_p, np.int64)
-    p_rd = np.zeros((n_p, n_units), np.int64)
-    for j in range(n_p):
-        src = p_src[j]
+    for j in range(n_p):  # writer and readers kept, read before the items move
+        src = piece[j, 2]
         if src < 0:
-            p_wu[j], p_ws[j] = unit, seq
+            piece[j, 3], piece[j, 4] = unit, seq
+            piece_rd[j] = 0
         else:
-            p_wu[j], p_ws[j] = wu[src], ws[src]
-            p_rd[j] = rd[src]
+            piece[j, 3], piece[j, 4] = wu[src], ws[src]
+            piece_rd[j] = rd[src]
+    for j in range(1, n_p):  # stable insertion sort by start, as list.sort
+        k = j
+        while k > 0 and piece[k - 1, 0] > piece[k, 0]:
+            for col in range(5):
+                piece[k - 1, col], piece[k, col] = piece[k, col], piece[k - 1, col]
+            for u in range(piece_rd.shape[1]):
+                piece_rd[k - 1, u], piece_rd[k, u] = piece_rd[k, u], piece_rd[k - 1, u]
+            k -= 1
     shift = n_p - (hi - lo)
     if shift > 0:  # move the tail right, from its end
         for k in range(m - 1, hi - 1, -1):
@@ -151,7 +159,7 @@ def _write(st, en, wu, ws, rd, count, sp, a, b, unit, seq):
             st[k + shift], en[k + shift], wu[k + shift], ws[k + shift] = st[k], en[k], wu[k], ws[k]
             rd[k + shift] = rd[k]
     for j in range(n_p):
-        o = order[j]
-        st[lo + j], en[lo + j], wu[lo + j], ws[lo + j] = p_st[o], p_en[o], p_wu[o], p_ws[o]
-        rd[lo + j] = p_rd[o]
+        st[lo + j], en[lo + j] = piece[j, 0], piece[j, 1]
+        wu[lo + j], ws[lo + j] = piece[j, 3], piece[j, 4]
+        rd[lo + j] = piece_rd[j]
     count[sp] = m + shift

@@ -35,6 +35,9 @@ for _op, _spec in TABLE.items():
         _LO[int(_op), FIRST_FIELD + _i], _HI[int(_op), FIRST_FIELD + _i] = _f.min, _f.max
 
 
+_MASK_BITS = (np.arange(HEADER_RANGES["wait"][1] + 1)[:, None] >> np.arange(len(Unit))) & 1
+
+
 def validate_stream(insns, cfg: HwConfig) -> None:
     """Raise `IsaError` naming the first instruction that breaks the ISA or token rules.
     `insns`: a list of `Insn` or an `accelsim.insn_table` table."""
@@ -64,12 +67,15 @@ def validate_table(table: np.ndarray, cfg: HwConfig, insns: list | None = None) 
             raise IsaError(f"instruction {bad}: bad opcode {codes[bad]}")
         _check_one(bad, insns[bad] if insns is not None else insn_at(table, bad))
         raise IsaError(f"instruction {bad}: rejected")  # pragma: no cover
-    bits = (masks[:, :, None] >> np.arange(n)) & 1  # [insn, wait/signal, unit j]
     real = units >= 0
-    pushed = np.zeros((n, n), np.int64)  # [producer, consumer]
-    popped = np.zeros((n, n), np.int64)  # [consumer, producer]
-    np.add.at(pushed, units[real], bits[real, 1])
-    np.add.at(popped, units[real], bits[real, 0])
+    n_masks = len(_MASK_BITS)  # every mask is in range here
+
+    def tokens(mask: np.ndarray) -> np.ndarray:  # [unit, other unit]: tokens named
+        per_mask = np.bincount(units[real] * n_masks + mask[real], minlength=n * n_masks)
+        return per_mask.reshape(n, n_masks) @ _MASK_BITS
+
+    pushed = tokens(masks[:, 1])  # [producer, consumer]
+    popped = tokens(masks[:, 0])  # [consumer, producer]
     for p, c in zip(*np.nonzero(pushed != popped.T)):
         raise IsaError(
             f"token FIFO {Unit(p).name.lower()} -> {Unit(c).name.lower()}: "
