@@ -234,20 +234,20 @@ def _profiles(table, idx, op, unit, cap):
     capacities checked; None if a profile raises or an access exceeds its capacity."""
     cols = [COLUMN[op][name] for name in NAMES[op] if name not in unit.ADDR_FIELDS]
     first, inverse = _distinct_rows(table[idx[:, None], cols])
-    found, limits = [], {}  # limits: address column -> highest legal address per profile
-    for j, at in enumerate(first.tolist()):
+    found, limits = [], {}  # limits: address field -> profile -> highest legal address
+    for j, i in enumerate(idx[first].tolist()):
         try:
-            cyc, template, counts = unit.profile(insn_at(table, int(idx[at])))
+            cyc, template, counts = unit.profile(insn_at(table, i))
         except AccelsimError:  # plan_objects raises it for the first such instruction
             return None
-        found.append((int(idx[at]), cyc, counts))
+        found.append((i, cyc, counts))
         for buf, field, rows, _ in template:
-            lim = limits.get(COLUMN[op][field])
-            if lim is None:
-                lim = limits[COLUMN[op][field]] = np.full(len(first), _NO_LIMIT, np.int64)
-            lim[j] = min(lim[j], cap[buf] - rows)
-    for col, lim in limits.items():
-        if (table[idx, col] > lim[inverse]).any():
+            of_field = limits.setdefault(field, {})
+            of_field[j] = min(of_field.get(j, _NO_LIMIT), cap[buf] - rows)
+    for field, of_field in limits.items():
+        lim = np.full(len(first), _NO_LIMIT, np.int64)
+        lim[list(of_field)] = list(of_field.values())
+        if (table[idx, COLUMN[op][field]] > lim[inverse]).any():
             return None
     return idx, inverse, found
 
