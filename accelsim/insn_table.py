@@ -60,13 +60,17 @@ def insn_at(table: np.ndarray, i: int) -> Insn:
     return insn
 
 
+_BY_CODE = {int(op): (op, names) for op, names in NAMES.items()}
+
+
 def insns(table: np.ndarray) -> list[Insn]:
     """Every row of `table` as an `Insn` (indices set), in order."""
-    of, names = Insn.of, NAMES
+    new, by_code = object.__new__, _BY_CODE
     out = []
     for i, row in enumerate(table.tolist()):
-        op = Op(row[OP])
-        insn = of(op, dict(zip(names[op], row[FIRST_FIELD:])), row[TAG])
-        insn.wait, insn.signal, insn.index = row[WAIT], row[SIGNAL], i
+        op, names = by_code[row[OP]]
+        insn = new(Insn)
+        insn.op, insn.wait, insn.signal, insn.tag, insn.index = op, row[1], row[2], row[3], i
+        insn.f = dict(zip(names, row[FIRST_FIELD:]))
         out.append(insn)
     return out

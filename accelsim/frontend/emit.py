@@ -23,7 +23,7 @@ from accelsim.config import HwConfig
 from accelsim.errors import AccelsimError, HardwareLimitError, IsaError
 from accelsim.frontend.tokens import DRAM_SPACE, UNIT_CODE, Access, RegionLog
 from accelsim.frontend.validate import first_fault_by_hand
-from accelsim.insn_table import rows_of
+from accelsim.insn_table import COLUMN, OP, rows_of
 from accelsim.isa import MODE_BY_NAME, Buf, Insn, Op, field_max
 from accelsim.numeric import INT32_MAX
 
@@ -38,6 +38,9 @@ def dma_bytes(d0: int, d1: int, d2: int, bits: int) -> int:
     return d0 * d1 * -(-d2 * bits // 8)
 
 
+_FIELD = COLUMN[Op.LOAD]  # LOAD and STORE share the columns of their common fields
+_DRAM_ADDR = _FIELD["dram_addr"]
+assert all(COLUMN[Op.STORE][k] == v for k, v in _FIELD.items() if k in COLUMN[Op.STORE])
 MAX_D2 = min(field_max(Op.LOAD, "d2"), field_max(Op.STORE, "d2"))  # longest merged DMA row
 DRAM_ELEMENTS = field_max(Op.LOAD, "dram_addr") + 1  # elements the DMA addresses reach
 _LOAD_UNIT, _STORE_UNIT = UNIT_CODE[Op.LOAD], UNIT_CODE[Op.STORE]
@@ -120,6 +123,14 @@ class Slots:
             self._touch(slot)
             return slot
         return None
+
+    def advance(self, takes: int) -> None:
+        """The state after `takes` more `take()`s with no lookup between (they go round)."""
+        n = len(self.lru)
+        for slot in self.lru[: min(takes, n)]:
+            self.keys[slot] = None
+        k = takes % n
+        self.lru[:] = self.lru[k:] + self.lru[:k]
 
     def take(self, key=None) -> int:
         """The least recently used slot, now holding `key`."""
@@ -412,6 +423,46 @@ class Emitter:
         self.insns = []
         self.parts.append(self.insns)
         self.log.add_block(regions, ends, units)
+
+    def repeat(self, per_tile: int, period: int, shifts: np.ndarray) -> None:
+        """Append copies of the last `period` tiles (each `per_tile` instructions added since
+        the last `add_rows`), copy i a copy of tile i % period with its DRAM addresses (LOAD
+        and STORE blocks, and their regions) moved by shifts[i] elements: the middle tiles of
+        a layer whose tiles differ only there. The caller takes the slots the copies use."""
+        n = per_tile * period
+        rows = rows_of(self.insns[-n:]).reshape(period, per_tile, -1)
+        regions, ends = self.log.last(n)
+        per_regions = len(regions) // period
+        rel = ends.reshape(period, per_tile) - np.arange(period)[:, None] * per_regions
+        if per_regions * period != len(regions) or (rel != rel[0]).any():
+            raise AccelsimError("lowering error: repeated tiles differ in their regions")
+        if (rows[:, :, OP] != rows[0, :, OP]).any():
+            raise AccelsimError("lowering error: repeated tiles differ in their opcodes")
+        regions = regions.reshape(period, per_regions, 4)
+        which = np.arange(len(shifts)) % period
+        shifts = np.asarray(shifts, np.int64)
+        on_dram = np.isin(rows[0, :, OP], (int(Op.LOAD), int(Op.STORE)))  # same ops every tile
+        new_rows = rows[which]
+        new_rows[:, on_dram, _DRAM_ADDR] += shifts[:, None]
+        in_dram = regions[0, :, 0] == DRAM_SPACE
+        new_regions = regions[which]
+        new_regions[:, in_dram, 1:3] += shifts[:, None, None]
+        new_ends = (np.arange(len(shifts))[:, None] * per_regions + rel[0]).reshape(-1)
+        units = self.log.units[-per_tile:] * len(shifts)
+        self.dram_bytes += self._tile_dram_bytes(rows[0]) * len(shifts)
+        self.add_rows(
+            new_rows.reshape(-1, rows.shape[2]), new_regions.reshape(-1, 4), new_ends, units
+        )
+
+    @staticmethod
+    def _tile_dram_bytes(rows: np.ndarray) -> int:
+        """DRAM bytes the LOAD and STORE rows of one tile move (as `_transfer` counts them)."""
+        total = 0
+        for row in rows.tolist():
+            if row[OP] in (int(Op.LOAD), int(Op.STORE)):
+                d0, d1, d2, bits = (row[_FIELD[name]] for name in ("d0", "d1", "d2", "bits"))
+                total += dma_bytes(d0, d1, d2, bits)
+        return total
 
     @property
     def n_insns(self) -> int:

@@ -126,6 +126,15 @@ class RegionLog:
         self.base += len(regions)
         self.units.extend(units)
 
+    def last(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(regions [r, 4], each one's end within them) of the last `n` instructions, which
+        must all have been added by `add` (none in a block)."""
+        lo = self.ptr[-n - 1]
+        if lo < self.base:
+            raise ValueError("the instructions asked for lie in a block")
+        flat = self.flat[(lo - self.base) * 4 :]
+        return np.array(flat, np.int64).reshape(-1, 4), np.array(self.ptr[-n:], np.int64) - lo
+
     def regions(self) -> np.ndarray:
         """All regions, [r, 4] int64."""
         tail = np.array(self.flat, np.int64).reshape(-1, 4)

@@ -13,6 +13,8 @@ ALU parameter layouts are those of `accelsim.units.vector` (int32 words in PARAM
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from accelsim.config import HwConfig
@@ -26,6 +28,7 @@ from accelsim.ir.transformer_ops import Gelu, LayerNorm, Softmax
 from accelsim.ir.transformer_params import gelu_params, layernorm_params, softmax_params
 from accelsim.isa import AluOp, Buf, Insn, Op, field_max
 
+REPEAT_TILES = True  # middle tiles of row-tiled nodes copied from the first (False: emitted)
 # most [rows, C] rows one tile moves: d1 of its LOAD / STORE, w of its ALU op, m of its RESCALE
 MAX_TILE_ROWS = min(
     field_max(Op.LOAD, "d1"),
@@ -125,44 +128,72 @@ def _elementwise(em: Emitter, op, g: Graph, places, cfg: HwConfig) -> None:
     p_slot = param_words(em, alu_params(em, words), len(words))
     in_bits, in_mode = _common_format(srcs)
     step = _rows_per_tile(em, c, [in_bits], out_t.bits, rows)
-    for r0 in range(0, rows, step):
-        n = min(step, rows - r0)
+    fmt = (in_bits, in_mode, out_t.bits, out_t.mode)
+
+    def tile(r0: int, n: int) -> None:
+        """Emit the tile of rows [r0, r0 + n)."""
         slots = []
         for name in op.inputs:
             slot = em.slots[Buf.INP].take()
             em.load(Buf.INP, slot, places[name].dram_addr + r0 * c, 1, n, c, 0, c, in_bits, in_mode)
             slots.append((slot, rows_for(n * c, in_bits, em.row_bits)))
-        b_slot = slots[1][0] if len(slots) > 1 else slots[0][0]
         out_slot = em.slots[Buf.OUT].take()
-        em.compute(
-            Insn(
-                Op.ALU,
-                alu_op=alu_op,
-                a_buf=Buf.INP,
-                a_addr=em.slots[Buf.INP].base(slots[0][0]),
-                b_buf=Buf.INP,
-                b_addr=em.slots[Buf.INP].base(b_slot),
-                dst_buf=Buf.OUT,
-                dst_addr=em.slots[Buf.OUT].base(out_slot),
-                param_addr=em.slots[Buf.PARAM].base(p_slot),
-                h=1,
-                w=n,
-                c=c,
-                in_bits=in_bits,
-                in_mode=MODE_BY_NAME[in_mode],
-                bits=out_t.bits,
-                mode=MODE_BY_NAME[out_t.mode],
-                zp=zp,
-                imm=imm,
-            ),
-            [(Buf.INP, s, r) for s, r in slots]
-            + [(Buf.PARAM, p_slot, rows_for(len(words), 32, em.row_bits))],
-            [(Buf.OUT, out_slot, rows_for(n * c, out_t.bits, em.row_bits))],
-        )
+        _alu_rows(em, (alu_op, imm, zp, len(words)), slots, p_slot, out_slot, n, c, fmt)
         em.store(Buf.OUT, out_slot, pout.dram_addr + r0 * c, 1, n, c, 0, c, out_t.bits, out_t.mode)
+
+    tiles = -(-rows // step)
+    # Every tile takes the least recently used INP slot per input and OUT slot, and PARAM stays:
+    # the slots go round, so the tiles repeat every `period` tiles with their DRAM addresses
+    # moved, and the middle ones are copied (`Emitter.repeat`) from the first.
+    period = math.lcm(4 // math.gcd(4, len(op.inputs)), len(em.slots[Buf.OUT].keys))
+    if not REPEAT_TILES or tiles <= 2 * period:
+        for r0 in range(0, rows, step):
+            tile(r0, min(step, rows - r0))
+    else:
+        for k in range(period):
+            tile(k * step, step)
+        middle = np.arange(period, tiles - 1)
+        em.repeat(len(op.inputs) + 2, period, middle // period * period * step * c)
+        em.slots[Buf.INP].advance(len(middle) * len(op.inputs))  # the slots the copies took
+        em.slots[Buf.OUT].advance(len(middle))
+        r0 = (tiles - 1) * step
+        tile(r0, rows - r0)
     em.use_slots(Buf.INP, 2)
     if whole_param:
         em.use_slots(Buf.PARAM, 2)
+
+
+def _alu_rows(em: Emitter, what: tuple, slots: list, p_slot: int, out_slot: int, n, c, fmt):
+    """The ALU instruction of a row tile: `what` (ALU op, imm, zero point, PARAM words) over
+    the INP `slots` [(slot, rows)] (a unary op reads its one input twice) into `out_slot`."""
+    alu_op, imm, zp, n_words = what
+    in_bits, in_mode, bits, mode = fmt
+    b_slot = slots[1][0] if len(slots) > 1 else slots[0][0]
+    em.compute(
+        Insn(
+            Op.ALU,
+            alu_op=alu_op,
+            a_buf=Buf.INP,
+            a_addr=em.slots[Buf.INP].base(slots[0][0]),
+            b_buf=Buf.INP,
+            b_addr=em.slots[Buf.INP].base(b_slot),
+            dst_buf=Buf.OUT,
+            dst_addr=em.slots[Buf.OUT].base(out_slot),
+            param_addr=em.slots[Buf.PARAM].base(p_slot),
+            h=1,
+            w=n,
+            c=c,
+            in_bits=in_bits,
+            in_mode=MODE_BY_NAME[in_mode],
+            bits=bits,
+            mode=MODE_BY_NAME[mode],
+            zp=zp,
+            imm=imm,
+        ),
+        [(Buf.INP, s, r) for s, r in slots]
+        + [(Buf.PARAM, p_slot, rows_for(n_words, 32, em.row_bits))],
+        [(Buf.OUT, out_slot, rows_for(n * c, bits, em.row_bits))],
+    )
 
 
 def _concat(em: Emitter, op: Concat, g: Graph, places, cfg: HwConfig) -> None:

@@ -23,6 +23,7 @@ the window's element count (ints for global pooling).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -209,6 +210,13 @@ def pool_params(op: AvgPool | GlobalAvgPool, graph: Graph, mult_bits: int = 32) 
     )
 
 
+@functools.lru_cache(maxsize=4096)
+def _add_multipliers(real_a: float, real_b: float, mult_bits: int) -> tuple[int, int, int]:
+    """`add_multipliers`, remembered: a pure function of the two ratios (lowering a network
+    on many configurations asks for the same ones again)."""
+    return add_multipliers(real_a, real_b, mult_bits)
+
+
 def add_params(op, graph: Graph, mult_bits: int = 32) -> AddParams:
     """Integers of a residual Add: (ma, mb, t) from s_a/s_out and s_b/s_out by
     `accelsim.kernels.alu.add_multipliers` (the larger ratio gets a normalised multiplier)."""
@@ -216,7 +224,7 @@ def add_params(op, graph: Graph, mult_bits: int = 32) -> AddParams:
     dst = graph.tensors[op.output]
     so = float(dst.scale)
     try:
-        ma, mb, t = add_multipliers(float(a.scale) / so, float(b.scale) / so, mult_bits)
+        ma, mb, t = _add_multipliers(float(a.scale) / so, float(b.scale) / so, mult_bits)
     except HardwareLimitError as e:  # a real multiplier too large for the multiplier width
         raise HardwareLimitError(f"node {op.name!r}: {e}", e.limit) from None
     return AddParams(

@@ -106,3 +106,20 @@ def test_alloc_rescale_params_lays_out_channel_rows(edge):
     rp.mult = np.array([1 << 31, 3])
     with pytest.raises(AccelsimError, match="node 'conv': rescale parameters do not fit int32"):
         em.alloc_rescale_params(rp, "conv")
+
+
+@pytest.mark.parametrize("n, takes", [(2, 0), (2, 5), (4, 3), (4, 9), (3, 7)])
+def test_slots_advance_equals_that_many_takes(edge, n, takes):
+    """`Slots.advance(k)` leaves the LRU order and keys `take()` k times would (after a
+    lookup that reorders them)."""
+    from accelsim.frontend.emit import Slots  # noqa: PLC0415
+
+    a, b = Slots(Buf.INP, edge, n), Slots(Buf.INP, edge, n)
+    for s in (a, b):
+        s.take("x")
+        s.take("y")
+        s.lookup("x")
+    for _ in range(takes):
+        a.take()
+    b.advance(takes)
+    assert (a.lru, a.keys) == (b.lru, b.keys)
