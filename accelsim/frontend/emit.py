@@ -189,10 +189,10 @@ class Emitter:
     def alloc_rescale_params(self, rp, node: str) -> int:
         """Lay out the [channels, 3] int32 rows (bias, multiplier, shift) RESCALE reads for
         `node` (`rp`: its `RescaleParams`); returns their DRAM address."""
-        params = np.stack([rp.bias, rp.mult, rp.shift], axis=1).astype(np.int64)
+        params = rp.dram_words
         if np.any(np.abs(params) > INT32_MAX):
             raise AccelsimError(f"node {node!r}: rescale parameters do not fit int32")
-        return self.alloc(params.size, params.astype(np.int32))
+        return self.alloc(params.size, params.astype(np.int32) if self.image else None)
 
     def dram_image(self) -> np.ndarray | None:
         """The int32 DRAM image laid out so far (None when built with image=False)."""

@@ -5,6 +5,8 @@ regions, DRAM bytes and new slot state come back and are appended as
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from accelsim.frontend import gemm_kernel as K
@@ -46,7 +48,7 @@ def emit(em: Emitter, L: GemmLayer, t: Tiling, P, image: int) -> bool:
     if not MATCHES_TABLE or jit_disabled() or not (jit_loaded() or most >= MIN_INSNS):
         return False
     wblk = _weight_blocks(L, t, P, n_n, n_ci)
-    geo, place = _geo(L, em.row_bits), _place(P, image)
+    geo, place = _geo(L, em.row_bits), _place(P, image)  # geo: cached, never written
     if wblk is None or geo is None or place is None:
         return False
     state = [em.slots[b] for b in BUFS]
@@ -57,6 +59,7 @@ def emit(em: Emitter, L: GemmLayer, t: Tiling, P, image: int) -> bool:
         lru[i, : len(s.lru)] = s.lru
         for j, key in enumerate(s.keys):
             keys[i, j] = _encode(i, key, P, image)
+    before = keys.copy()
     rec = np.empty((most, K.WIDTH), np.int64)
     reg = np.empty((4 * most, 4), np.int64)
     ptr = np.zeros(most + 1, np.int64)
@@ -79,9 +82,12 @@ def emit(em: Emitter, L: GemmLayer, t: Tiling, P, image: int) -> bool:
     kinds = rec[:n, 0]
     em.add_rows(_rows(rec[:n], em.tag), reg[: ptr[n]].copy(), ptr[1 : n + 1], _UNIT[kinds].tolist())
     em.dram_bytes += int(dram_bytes)
+    changed = (keys != before).any(axis=2).tolist()  # the slots the layer filled
     for i, s in enumerate(state):
         s.lru[:] = lru[i, : len(s.lru)].tolist()
-        s.keys[:] = [_decode(i, keys[i, j], old, P, image) for j, old in enumerate(s.keys)]
+        for j, old in enumerate(s.keys):
+            if changed[i][j]:
+                s.keys[j] = _decode(i, keys[i, j], old, P, image)
     return True
 
 
@@ -105,6 +111,7 @@ def _ints(values: list) -> np.ndarray | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def _geo(L: GemmLayer, row_bits: int) -> np.ndarray | None:
     return _ints(
         [

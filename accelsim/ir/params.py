@@ -58,6 +58,12 @@ class RescaleParams:
     pad_value: int = 0
     frac: int = 0
 
+    @functools.cached_property
+    def dram_words(self) -> np.ndarray:
+        """The [C, 3] int64 rows (bias, multiplier, shift) RESCALE reads from DRAM (made once:
+        a prepared graph is lowered on many configurations)."""
+        return np.stack([self.bias, self.mult, self.shift], axis=1).astype(np.int64)
+
     def kwargs(self) -> dict:
         """Keyword arguments for rescale_ref / rescale (add `mode` and `mult_bits`)."""
         return {

@@ -3,13 +3,12 @@ param_slot, rescale_store and alloc_rescale_params. Addresses, rows and DRAM byt
 out by hand for the `edge` fixture: 128-bit rows; PARAM 8 KB = 512 rows, ACC 64 KB = 4096
 rows, OUT 32 KB = 2048 rows, COORD 128 KB = 8192 rows; two slots per buffer unless re-cut."""
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 
 from accelsim.errors import AccelsimError
 from accelsim.frontend.emit import Emitter
+from accelsim.ir.params import RescaleParams
 from accelsim.isa import AluOp, Buf, Insn, Mode, Op
 
 
@@ -98,12 +97,14 @@ def test_alloc_rescale_params_lays_out_channel_rows(edge):
     int32 is refused naming the node."""
     em = Emitter(edge)
     em.alloc(5)
-    rp = SimpleNamespace(
-        bias=np.array([-7, 8]), mult=np.array([1 << 30, 3]), shift=np.array([4, 5])
-    )
-    assert em.alloc_rescale_params(rp, "conv") == 5
+
+    def params(mult):
+        shift = np.array([4, 5])
+        return RescaleParams(np.array([-7, 8]), np.array(mult), shift, 0, 8, True)
+
+    assert em.alloc_rescale_params(params([1 << 30, 3]), "conv") == 5
     np.testing.assert_array_equal(em.dram_image()[5:], [-7, 1 << 30, 4, 8, 3, 5])
-    rp.mult = np.array([1 << 31, 3])
+    rp = params([1 << 31, 3])
     with pytest.raises(AccelsimError, match="node 'conv': rescale parameters do not fit int32"):
         em.alloc_rescale_params(rp, "conv")
 
