@@ -176,3 +176,32 @@ def tiled_gemm_program(
         )
     b.emit(Op.FINISH)
     return b.build()
+
+
+BAD_STREAMS = ("capacity", "dram", "self", "finish_wait", "after_finish", "svge")
+
+
+def bad_stream(case: str, cfg) -> Program:
+    """A short program the simulator must refuse (`case` from BAD_STREAMS): rows past a
+    buffer, a DMA block past the DRAM image, a unit signalling itself, FINISH with a token, an
+    instruction after FINISH, an SVGE engine beyond `svge.engines`."""
+    b = ProgramBuilder()
+    b.alloc(64)
+    rows = cfg.buffers.capacity_rows("inp")
+    if case == "capacity":  # the second LOAD's rows run past the buffer
+        b.emit(Op.LOAD, buf=Buf.INP, d0=1, d1=1, d2=16, bits=8)
+        b.emit(Op.LOAD, buf=Buf.INP, sram_addr=rows - 1, d0=2, d1=1, d2=16, bits=8)
+    elif case == "dram":
+        b.emit(Op.LOAD, buf=Buf.INP, dram_addr=60, d0=1, d1=1, d2=16, bits=8)
+    elif case == "self":
+        b.emit(Op.LOAD, signal=L, buf=Buf.INP, d0=1, d1=1, d2=1, bits=8)
+    elif case == "finish_wait":
+        b.emit(Op.FINISH, wait=L)
+    elif case == "after_finish":
+        b.emit(Op.FINISH)
+        b.emit(Op.LOAD, buf=Buf.INP, d0=1, d1=1, d2=1, bits=8)
+    elif case == "svge":
+        b.emit(Op.SVG_MAP, engine=7)
+    else:
+        raise ValueError(case)
+    return b.build()

@@ -11,10 +11,11 @@ from accelsim.config import load_config
 from accelsim.errors import AccelsimError, DeadlockError
 from accelsim.isa import Buf, Op, Unit
 from accelsim.plan import plan_objects, plan_table
-from accelsim.program import Program, ProgramBuilder
+from accelsim.program import ProgramBuilder
 from accelsim.runner import lower_for_input
 from accelsim.sim import UNITS, _build, simulate
 from accelsim.stats import Recorder
+from tests.programs import BAD_STREAMS, bad_stream
 
 L, MM, RS = (1 << int(u) for u in (Unit.LOAD, Unit.MATMUL, Unit.RESCALE))
 
@@ -52,34 +53,11 @@ def _outcome(program, cfg, **kw):
         return type(exc), str(exc)
 
 
-def _bad(case, cfg) -> Program:
-    b = ProgramBuilder()
-    b.alloc(64)
-    rows = cfg.buffers.capacity_rows("inp")
-    if case == "capacity":  # the second LOAD's rows run past the buffer
-        b.emit(Op.LOAD, buf=Buf.INP, d0=1, d1=1, d2=16, bits=8)
-        b.emit(Op.LOAD, buf=Buf.INP, sram_addr=rows - 1, d0=2, d1=1, d2=16, bits=8)
-    elif case == "dram":
-        b.emit(Op.LOAD, buf=Buf.INP, dram_addr=60, d0=1, d1=1, d2=16, bits=8)
-    elif case == "self":
-        b.emit(Op.LOAD, signal=L, buf=Buf.INP, d0=1, d1=1, d2=1, bits=8)
-    elif case == "finish_wait":
-        b.emit(Op.FINISH, wait=L)
-    elif case == "after_finish":
-        b.emit(Op.FINISH)
-        b.emit(Op.LOAD, buf=Buf.INP, d0=1, d1=1, d2=1, bits=8)
-    elif case == "svge":
-        b.emit(Op.SVG_MAP, engine=7)  # an engine beyond svge.engines
-    return b.build()
-
-
-@pytest.mark.parametrize(
-    "case", ["capacity", "dram", "self", "finish_wait", "after_finish", "svge"]
-)
+@pytest.mark.parametrize("case", BAD_STREAMS)
 def test_a_faulty_stream_is_handed_to_the_object_plan(case):
     """plan_table returns None; the fast count-only run raises what the event engine raises."""
     cfg = load_config("edge")
-    program = _bad(case, cfg)
+    program = bad_stream(case, cfg)
     units, chans = _build(None, cfg, UNITS, Recorder(program.n_insns))
     assert plan_table(program, cfg, units, chans) is None
     fast = _outcome(program, cfg, engine="fast", check_races=False)

@@ -13,7 +13,7 @@ from accelsim.kernels.rescale import quantize_multiplier, rescale_ref
 from accelsim.program import Program, ProgramBuilder
 from accelsim.sim import simulate
 from tests.helpers import handworked_config
-from tests.programs import tiled_gemm_program
+from tests.programs import bad_stream, tiled_gemm_program
 
 L, S, MM, RS = (1 << Unit.LOAD, 1 << Unit.STORE, 1 << Unit.MATMUL, 1 << Unit.RESCALE)
 
@@ -230,19 +230,8 @@ def test_capacity_and_range_errors(cfg):
 
 @pytest.mark.parametrize("case", ["self", "finish_wait", "after_finish", "svge"])
 def test_bad_streams(cfg, case):
-    b = ProgramBuilder()
-    b.alloc(64)
-    if case == "self":
-        b.emit(Op.LOAD, signal=L, buf=Buf.INP, d0=1, d1=1, d2=1, bits=8)
-    elif case == "finish_wait":
-        b.emit(Op.FINISH, wait=L)
-    elif case == "after_finish":
-        b.emit(Op.FINISH)
-        b.emit(Op.LOAD, buf=Buf.INP, d0=1, d1=1, d2=1, bits=8)
-    else:
-        b.emit(Op.SVG_MAP, engine=7)  # an engine beyond svge.engines
     with pytest.raises(IsaError):
-        simulate(b.build(), cfg, count_only=True)
+        simulate(bad_stream(case, cfg), cfg, count_only=True)
 
 
 def test_unbalanced_tokens_reported_or_raised(cfg):
