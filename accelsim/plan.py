@@ -23,6 +23,7 @@ from accelsim.units.base import DRAM
 _OP_UNIT = {op: spec.unit for op, spec in TABLE.items()}
 _N_CODES = 1 + max(int(op) for op in TABLE)
 _UNIT_OF_CODE = np.full(_N_CODES, -1, np.int64)  # opcode -> unit id (-1: FINISH)
+_IS_OPCODE = np.isin(np.arange(_N_CODES), [int(op) for op in TABLE])
 for _op, _u in _OP_UNIT.items():
     if _u is not None:
         _UNIT_OF_CODE[int(_op)] = int(_u)
@@ -34,7 +35,8 @@ def capacities(cfg, program) -> list[int]:
     return [cfg.buffers.capacity_rows(b.name) for b in Buf] + [program.dram_size]
 
 
-def _mask_units(mask: int):
+def mask_units(mask: int) -> list[int]:
+    """The unit ids whose bits are set in a wait or signal mask."""
     return [j for j in range(len(Unit)) if mask >> j & 1]
 
 
@@ -130,8 +132,8 @@ def _header(insn, units, chans):
     return (
         u,
         units[u],
-        tuple(chans[j][u] for j in _mask_units(insn.wait)),
-        tuple(chans[u][j] for j in _mask_units(insn.signal)),
+        tuple(chans[j][u] for j in mask_units(insn.wait)),
+        tuple(chans[u][j] for j in mask_units(insn.signal)),
         units[u].key_getter(insn.op),
     )
 
@@ -176,15 +178,15 @@ def plan_table(program, cfg, units, chans) -> Plan | None:
     """`plan_objects` from the program's table, without entries (`Plan.entries` None) and
     without filling the units' queues; None if the stream is not one it plans as is (a value
     that is not a table integer, an instruction after FINISH, a bad header, an unregistered
-    unit, a profile that raises or an access beyond a capacity): `plan_objects` then raises
-    the error naming the first such instruction."""
+    unit, a profile that cannot be computed or an access beyond a capacity): `plan_objects`
+    then raises the error naming the first such instruction."""
     try:
         table = program.rows()
     except IsaError:
         return None
     n = len(table)
     codes = table[:, OP]
-    if n == 0 or codes.min() < 0 or codes.max() >= _N_CODES:
+    if n == 0 or codes.min() < 0 or codes.max() >= _N_CODES or not _IS_OPCODE[codes].all():
         return None
     unit_of = _UNIT_OF_CODE[codes]
     finish = np.flatnonzero(codes == int(Op.FINISH))
@@ -238,12 +240,13 @@ def _profiles(table, idx, op, unit, cap):
     for j, i in enumerate(idx[first].tolist()):
         try:
             cyc, template, counts = unit.profile(insn_at(table, i))
-        except AccelsimError:  # plan_objects raises it for the first such instruction
-            return None
+        except (AccelsimError, ArithmeticError, LookupError, TypeError, ValueError):
+            return None  # a field a unit cannot cost: plan_objects names the first such insn
         found.append((i, cyc, counts))
         for buf, field, rows, _ in template:
             of_field = limits.setdefault(field, {})
-            of_field[j] = min(of_field.get(j, _NO_LIMIT), cap[buf] - rows)
+            limit = min(max(cap[buf] - rows, _LOWEST), _NO_LIMIT)  # within int64
+            of_field[j] = min(of_field.get(j, _NO_LIMIT), limit)
     for field, of_field in limits.items():
         lim = np.full(len(first), _NO_LIMIT, np.int64)
         lim[list(of_field)] = list(of_field.values())
@@ -253,6 +256,7 @@ def _profiles(table, idx, op, unit, cap):
 
 
 _NO_LIMIT = np.iinfo(np.int64).max
+_LOWEST = np.iinfo(np.int64).min  # the limit of a block larger than any capacity
 
 
 def _distinct_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

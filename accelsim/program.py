@@ -76,7 +76,7 @@ class Program:
     name, workload, ...).
     """
 
-    insns: list | None
+    insns: list | None = field(repr=False)
     dram: np.ndarray | None
     inputs: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
@@ -116,12 +116,16 @@ class Program:
                         f"{self.dram_size}-element DRAM image"
                     )
 
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        if name == "insns" and "table" in self.__dict__:  # a new list is the program now
+            object.__setattr__(self, "table", None)
+
     def __getattr__(self, name):
         # reached only for `insns` while the instructions live in `table` alone
         if name != "insns" or "table" not in self.__dict__:
             raise AttributeError(name)
-        self.insns = insn_table.insns(self.table)
-        self.table = None  # the list may be changed from here on: it is the program
+        self.insns = insn_table.insns(self.table)  # the list is the program from here on
         return self.insns
 
     @property

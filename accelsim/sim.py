@@ -13,7 +13,10 @@ a max-plus recurrence in one Numba pass (`accelsim.fast_engine`, for sweeps). Ev
 Before the run every instruction is costed once with its unit's pure cost model and its buffer
 accesses are checked against the buffer capacities (rows = ceil(elements * bits / row_bits)).
 Static counts (MACs, bytes, bits, element operations) are summed then, so the event loop does
-only timing: `count_only=True` skips the datapath and gives identical cycles.
+only timing: `count_only=True` skips the datapath and gives identical cycles. The planning
+pass is `accelsim.plan`: per instruction (`plan_objects`, filling the queues), or, for a
+count-only fast run without the race detector, which runs nothing per instruction, from the
+program's table with one profile per distinct instruction shape (`plan_table`; the same plan).
 
 At the end: a unit left waiting with no events pending is a deadlock (`DeadlockError` naming
 each blocked unit, its instruction and the channels it waits on with their token counts);
@@ -32,7 +35,7 @@ from accelsim.fileio import atomic_write_json
 from accelsim.insn_table import insn_at
 from accelsim.isa import Buf, Unit
 from accelsim.memory import Memory
-from accelsim.plan import Plan, _mask_units, plan_objects, plan_table
+from accelsim.plan import Plan, mask_units, plan_objects, plan_table
 from accelsim.races import RaceDetector
 from accelsim.stats import MacWidths, Recorder, Stats
 from accelsim.units.base import Channel
@@ -71,11 +74,15 @@ class SimResult:
     end_cycles: np.ndarray
 
 
-def plan_program(program, cfg) -> tuple[Plan, dict]:
-    """The planning pass alone (costs, capacity checks, counts) on a machine built without
-    an event loop: (plan, units). For benchmarks and the fast engine's callers."""
+def plan_program(program, cfg, table: bool = False) -> tuple[Plan, dict]:
+    """The planning pass alone (costs, capacity checks, counts) on a machine built without an
+    event loop: (plan, units). For benchmarks. table=False: per instruction, filling the
+    queues (`plan_objects`; it reads `program.insns`, so a lowered program keeps its
+    instructions as a list from then on); True: from the table (`plan_table`), as a fast
+    count-only run plans."""
     units, chans = _build(None, cfg, UNITS, Recorder(program.n_insns))
-    return plan_objects(program, cfg, units, chans), units
+    plan = plan_table(program, cfg, units, chans) if table else None
+    return plan or plan_objects(program, cfg, units, chans), units
 
 
 def _build(env, cfg, classes: dict, rec) -> tuple[dict, list]:
@@ -96,7 +103,7 @@ def _deadlock_message(program, plan: Plan, units, chans) -> str:
             insn = insn_at(program.rows(), int(queue[unit.pos]))
         waits = ", ".join(
             f"{chans[j][int(unit.unit)].name} ({chans[j][int(unit.unit)].count} tokens)"
-            for j in _mask_units(insn.wait)
+            for j in mask_units(insn.wait)
         )
         lines.append(
             f"  {unit.name} blocked at insn {insn.index} {insn.op.name} (tag "

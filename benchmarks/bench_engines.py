@@ -8,7 +8,9 @@ Programs (count_only timing runs, `edge` preset):
 For each, best of `--repeats` wall times of:
 - ``event_s`` / ``fast_s``: `simulate(program, cfg, count_only=True, engine=...)`, race
   detector off (the design-point setting) and ``*_races_s`` with it on (the default);
-- ``plan_s``: the planning pass both engines share (`accelsim.sim.plan_program`);
+- ``plan_s``: the per-instruction planning pass (`accelsim.plan.plan_objects`, the event
+  engine's) and ``plan_table_s`` the one from the program's table (`plan_table`, the fast
+  engine's count-only runs'); the fast runs get the program as lowered, a table;
 - ``schedule_s``: the fast engine's schedule alone (`accelsim.fast_engine.schedule`), the
   part that replaces SimPy's event loop.
 Rates are instructions / seconds. ``scaling`` runs the GEMM at 128, 256 and 512 and ResNet-18
@@ -22,6 +24,7 @@ Usage: python benchmarks/bench_engines.py [--repeats 5] [--out PATH]
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -31,6 +34,7 @@ from pathlib import Path
 import numpy as np
 from bench_kernels import machine_info
 
+from accelsim import insn_table
 from accelsim.config import load_config
 from accelsim.fast_engine import schedule, unit_kinds
 from accelsim.fileio import atomic_write_json
@@ -71,20 +75,26 @@ def resnet18_program(cfg):
 def measure(program, cfg, repeats: int, races: bool = True) -> dict:
     """One row: times and instruction rates of both engines on `program` (module docstring)."""
     n = program.n_insns
-    plan, units = plan_program(program, cfg)
+    # the program as lowered (a table) for the fast runs, one with instruction objects for
+    # the event engine and the per-instruction plan
+    table = program.rows()
+    tabled = dataclasses.replace(program, insns=None, table=table)
+    listed = dataclasses.replace(program, insns=insn_table.insns(table), table=None)
+    plan, units = plan_program(tabled, cfg, table=True)
     kinds = unit_kinds(units, 7)
     row = {"instructions": n}
     runs = {
-        "plan_s": lambda: plan_program(program, cfg),
+        "plan_s": lambda: plan_program(listed, cfg),
+        "plan_table_s": lambda: plan_program(tabled, cfg, table=True),
         "schedule_s": lambda: schedule(plan.rows, *kinds, cfg),
     }
-    for engine in ("event", "fast"):
-        runs[f"{engine}_s"] = lambda e=engine: simulate(
-            program, cfg, count_only=True, check_races=False, engine=e
+    for engine, prog in (("event", listed), ("fast", tabled)):
+        runs[f"{engine}_s"] = lambda e=engine, p=prog: simulate(
+            p, cfg, count_only=True, check_races=False, engine=e
         )
         if races:
-            runs[f"{engine}_races_s"] = lambda e=engine: simulate(
-                program, cfg, count_only=True, engine=e
+            runs[f"{engine}_races_s"] = lambda e=engine, p=prog: simulate(
+                p, cfg, count_only=True, engine=e
             )
     for key, fn in runs.items():
         seconds = _best(fn, repeats)

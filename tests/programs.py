@@ -178,13 +178,23 @@ def tiled_gemm_program(
     return b.build()
 
 
-BAD_STREAMS = ("capacity", "dram", "self", "finish_wait", "after_finish", "svge")
+BAD_STREAMS = (
+    "capacity",
+    "dram",
+    "self",
+    "finish_wait",
+    "after_finish",
+    "svge",
+    "uncostable",
+    "huge",
+)
 
 
 def bad_stream(case: str, cfg) -> Program:
     """A short program the simulator must refuse (`case` from BAD_STREAMS): rows past a
     buffer, a DMA block past the DRAM image, a unit signalling itself, FINISH with a token, an
-    instruction after FINISH, an SVGE engine beyond `svge.engines`."""
+    instruction after FINISH, an SVGE engine beyond `svge.engines`, rows past a buffer before
+    a GEMM no cost model can cost (a 0-tap conv), a block too large for int64 arithmetic."""
     b = ProgramBuilder()
     b.alloc(64)
     rows = cfg.buffers.capacity_rows("inp")
@@ -202,6 +212,11 @@ def bad_stream(case: str, cfg) -> Program:
         b.emit(Op.LOAD, buf=Buf.INP, d0=1, d1=1, d2=1, bits=8)
     elif case == "svge":
         b.emit(Op.SVG_MAP, engine=7)
+    elif case == "uncostable":
+        b.emit(Op.GEMM, inp_addr=10**6, m=1, k=1, n=1)
+        b.emit(Op.GEMM, m=1, k=1, n=1, conv=1, kh=0)
+    elif case == "huge":
+        b.emit(Op.LOAD, buf=Buf.INP, d0=1 << 40, d1=1 << 40, d2=1, bits=8)
     else:
         raise ValueError(case)
     return b.build()

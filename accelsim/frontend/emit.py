@@ -464,11 +464,6 @@ class Emitter:
                 total += dma_bytes(d0, d1, d2, bits)
         return total
 
-    @property
-    def n_insns(self) -> int:
-        """Instructions emitted so far."""
-        return sum(len(p) for p in self.parts)
-
     def stream(self) -> np.ndarray:
         """Every instruction so far as one `accelsim.insn_table` table. Raises `IsaError`
         naming the first instruction with a value that is not a table integer."""
@@ -478,7 +473,8 @@ class Emitter:
                 try:
                     part = rows_of(part)
                 except IsaError:
-                    first_fault_by_hand(part, done)
+                    first_fault_by_hand(part, done)  # names the instruction and field
+                    raise
             tables.append(part)
             done += len(part)
         return np.concatenate(tables) if len(tables) > 1 else tables[0]

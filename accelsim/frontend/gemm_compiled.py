@@ -1,7 +1,7 @@
 """Running the compiled tile loop of a GEMM layer (`accelsim.frontend.gemm_kernel`) on an
-`Emitter`: the layer, placement and slot state go in as integer arrays, the instructions,
-regions, DRAM bytes and new slot state come back and are appended as
-`accelsim.frontend.gemm_layer.emit_gemm_layer_ref` would append them."""
+`Emitter`: the layer, placement and slot state go in as integer arrays; the instructions come
+back as `accelsim.insn_table` rows (`Emitter.add_rows`), with their regions, DRAM bytes and
+the new slot state, equal to what `accelsim.frontend.gemm_layer.emit_gemm_layer_ref` appends."""
 
 from __future__ import annotations
 

@@ -109,7 +109,7 @@ def _check_one(i: int, insn: Insn) -> None:
     where = f"instruction {i} ({insn.op.name}, tag {insn.tag})"
     try:
         back, _ = decode(encode(insn))
-    except (IsaError, TypeError, KeyError, AttributeError) as exc:
+    except (IsaError, TypeError, KeyError, AttributeError, OverflowError, ValueError) as exc:
         raise IsaError(f"{where}: {exc}") from None
     if back != insn:
         raise IsaError(f"{where}: does not survive encode/decode")

@@ -145,7 +145,8 @@ def _elementwise(em: Emitter, op, g: Graph, places, cfg: HwConfig) -> None:
     # Every tile takes the least recently used INP slot per input and OUT slot, and PARAM stays:
     # the slots go round, so the tiles repeat every `period` tiles with their DRAM addresses
     # moved, and the middle ones are copied (`Emitter.repeat`) from the first.
-    period = math.lcm(4 // math.gcd(4, len(op.inputs)), len(em.slots[Buf.OUT].keys))
+    inp_slots = len(em.slots[Buf.INP].keys)
+    period = math.lcm(inp_slots // math.gcd(inp_slots, len(op.inputs)), len(em.slots[Buf.OUT].keys))
     if not REPEAT_TILES or tiles <= 2 * period:
         for r0 in range(0, rows, step):
             tile(r0, min(step, rows - r0))

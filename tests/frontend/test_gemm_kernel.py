@@ -146,3 +146,25 @@ def test_regions_dram_bytes_and_slot_state_equal_layer_by_layer(name, monkeypatc
 
 def test_kernel_writes_every_table_field():
     assert gemm_compiled.MATCHES_TABLE
+
+
+def test_a_compiled_row_outside_its_field_range_is_named(monkeypatch):
+    """Compiled rows go into the stream as they are; the stream check names a field out of
+    its table range as it names one from the Python emission."""
+    from accelsim.errors import IsaError  # noqa: PLC0415
+    from accelsim.insn_table import COLUMN, OP  # noqa: PLC0415
+    from accelsim.isa import Op  # noqa: PLC0415
+
+    real = gemm_compiled._rows
+
+    def spoiled(rec, tag):
+        rows = real(rec, tag)
+        gemm = np.flatnonzero(rows[:, OP] == int(Op.GEMM))[0]
+        rows[gemm, COLUMN[Op.GEMM]["k"]] = 0
+        return rows
+
+    monkeypatch.setattr(gemm_compiled, "jit_loaded", lambda: True)
+    monkeypatch.setattr(gemm_compiled, "_rows", spoiled)
+    g = registry.build("small_cnn", (4, 4), 0)
+    with pytest.raises(IsaError, match=r"\(GEMM, tag \d+\): GEMM.k = 0 is out of range"):
+        lower(g, load_config("edge"), timing_only=True)
