@@ -198,6 +198,7 @@ def plan_table(program, cfg, units, chans) -> Plan | None:
         return None  # an instruction waits on or signals its own unit
     cap = capacities(cfg, program)
     cycles = np.zeros(n, np.int64)
+    engine = np.zeros(n, np.int64)  # SVGE engine of SVG_* instructions
     pid = np.full(n, -1, np.int64)
     first_use: list = []  # first instruction of each profile
     by_id: list = []  # (unit id, cycles, counts) per profile
@@ -210,6 +211,8 @@ def plan_table(program, cfg, units, chans) -> Plan | None:
             return None
         idx, inverse, found = profiles
         cycles[idx] = np.array([c for _, c, _ in found], np.int64)[inverse]
+        if "engine" in COLUMN[op]:
+            engine[idx] = table[idx, COLUMN[op]["engine"]]
         pid[idx] = len(by_id) + inverse
         first_use.extend(first for first, _, _ in found)
         by_id.extend((u, c, counts) for _, c, counts in found)
@@ -218,12 +221,6 @@ def plan_table(program, cfg, units, chans) -> Plan | None:
     rank[np.argsort(first_use, kind="stable")] = np.arange(len(by_id))
     pid[real] = rank[pid[real]]
     by_id = [by_id[i] for i in np.argsort(rank).tolist()]
-    engine = np.zeros(n, np.int64)
-    for code in np.unique(codes[real]).tolist():
-        col = COLUMN[Op(code)].get("engine")
-        if col is not None:
-            sel = codes == code
-            engine[sel] = table[sel, col]
     rows = np.stack([unit_of, cycles, table[:, WAIT], table[:, SIGNAL], engine], axis=1)
     tags = np.where(real, table[:, TAG], 0)  # FINISH: tag 0, as `plan_objects` records it
     queue_len = np.bincount(unit_of[real], minlength=len(Unit)).astype(np.int64)
